@@ -1,0 +1,3 @@
+"""adapters (skeleton)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+from porting.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""yolov5_core (skeleton)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""yolov5_ms (skeleton)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""yolov5_pt (skeleton)."""
+
+__all__: list[str] = []
