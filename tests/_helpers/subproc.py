@@ -1,0 +1,40 @@
+"""Run python snippets in fresh interpreters (optionally with torch made unimportable)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Makes `import torch` (and its submodules) fail the way it does when torch is not installed.
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)", name=name)
+        return None
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def run_python(code: str, *, block_torch: bool = False, env: dict | None = None, timeout: float = 300) -> str:
+    """Run ``code`` in a new interpreter and return its stdout; raise with stderr on failure."""
+    src = (BLOCK_TORCH if block_torch else "") + textwrap.dedent(code)
+    full_env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", src], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"subprocess failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def run_json(code: str, **kwargs) -> object:
+    """Run ``code`` (which prints one JSON document as its last stdout line) and parse it."""
+    out = run_python(code, **kwargs)
+    return json.loads(out.strip().splitlines()[-1])
