@@ -1,0 +1,126 @@
+"""to_mindspore vs torch's real DataLoader: bit-identical batches over epochs, samplers and workers."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+from torch.utils.data.distributed import DistributedSampler
+
+import adapters
+from porting import assert_equivalent
+from tests.adapters._torch_side import seed_all, RandomAugDataset, ms_epochs, torch_epochs
+
+EPOCHS = 2
+
+
+def _both(make_loader, *, seed=0, epochs=EPOCHS, set_epoch=True):
+    """Run torch's loader and to_mindspore(loader) from the same global seed state."""
+    seed_all(seed)
+    expected = torch_epochs(make_loader(), epochs, set_epoch=set_epoch)
+    seed_all(seed)
+    ds = adapters.to_mindspore(make_loader(), set_epoch=set_epoch)
+    actual = ms_epochs(ds, epochs)
+    return actual, expected
+
+
+class GlobalRngSampler(Sampler):
+    """A user-written sampler whose __iter__ is a plain function: it draws before the base seed."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n).tolist())
+
+    def __len__(self):
+        return self.n
+
+
+class PairBatchSampler(Sampler):
+    """A user-written batch sampler: uneven batches, drawn lazily from the global RNG."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        order = torch.randperm(self.n).tolist()
+        sizes = [1, 2, 3]
+        i = 0
+        while i < self.n:
+            size = sizes[i % 3]
+            yield order[i : i + size]
+            i += size
+
+    def __len__(self):
+        i = count = 0
+        while i < self.n:
+            i += [1, 2, 3][i % 3]
+            count += 1
+        return count
+
+
+N = 23
+SAMPLERS = {
+    "sequential": lambda ds, g: dict(sampler=SequentialSampler(ds)),
+    "shuffle": lambda ds, g: dict(shuffle=True),
+    "random_replacement": lambda ds, g: dict(sampler=RandomSampler(ds, replacement=True, num_samples=30, generator=g)),
+    "random_num_samples": lambda ds, g: dict(sampler=RandomSampler(ds, num_samples=50, generator=g)),
+    "subset_random": lambda ds, g: dict(sampler=SubsetRandomSampler(list(range(3, 20)), generator=g)),
+    "weighted": lambda ds, g: dict(sampler=WeightedRandomSampler([0.1 * (i % 5 + 1) for i in range(N)], 30, generator=g)),
+    "weighted_no_replacement": lambda ds, g: dict(
+        sampler=WeightedRandomSampler([i + 1.0 for i in range(N)], 12, replacement=False, generator=g)
+    ),
+    "distributed_rank1": lambda ds, g: dict(sampler=DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=5)),
+    "user_sampler": lambda ds, g: dict(sampler=GlobalRngSampler(N)),
+    "user_batch_sampler": lambda ds, g: dict(batch_sampler=PairBatchSampler(N)),
+}
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("with_generator", [True, False], ids=["generator", "global"])
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_samplers_match_torch(sampler, with_generator, num_workers):
+    def make():
+        ds = RandomAugDataset(N)
+        g = torch.Generator().manual_seed(123) if with_generator else None
+        kwargs = SAMPLERS[sampler](ds, g)
+        if "batch_sampler" not in kwargs:
+            kwargs["batch_size"] = 4
+        return DataLoader(ds, num_workers=num_workers, generator=g, **kwargs)
+
+    actual, expected = _both(make)
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("num_workers", [1, 3, 4])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_worker_counts_and_persistence_match_torch(num_workers, persistent):
+    def make():
+        return DataLoader(
+            RandomAugDataset(N), batch_size=3, shuffle=True, num_workers=num_workers, persistent_workers=persistent,
+            generator=torch.Generator().manual_seed(7),
+        )
+
+    actual, expected = _both(make, epochs=3)
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+def test_kwargs_form_equals_loader_form_and_drop_last():
+    seed_all(1)
+    expected = torch_epochs(DataLoader(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2), 2)
+    seed_all(1)
+    ds = adapters.to_mindspore(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2)
+    assert_equivalent(ms_epochs(ds, 2), expected, rtol=0, atol=0)
+    assert all(len(epoch) == N // 5 for epoch in expected)
