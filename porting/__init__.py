@@ -13,9 +13,24 @@ from porting._environment import (
 
 check_environment()
 
+from porting._compare import Comparison, Mismatch, assert_equivalent, compare  # noqa: E402
+from porting._pipelines import (  # noqa: E402
+    BatchMismatch,
+    PipelineReport,
+    assert_pipelines_equivalent,
+    compare_pipelines,
+)
 from porting._seed import SeedReport, seed_everything  # noqa: E402
 
 __all__ = [
+    "BatchMismatch",
+    "PipelineReport",
+    "assert_pipelines_equivalent",
+    "compare_pipelines",
+    "Comparison",
+    "Mismatch",
+    "assert_equivalent",
+    "compare",
     "EnvironmentReport",
     "IncompatibleEnvironmentError",
     "SeedReport",
