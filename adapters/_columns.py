@@ -1,0 +1,498 @@
+"""Flatten a collated batch into named numpy columns, and rebuild the identical nested batch from them.
+
+A MindSpore ``GeneratorDataset`` row is a flat tuple of numpy arrays, one per column; a torch batch is any
+nesting of dicts, lists, tuples and namedtuples. :class:`Structure` is the bridge: inferred from the first
+batch, it names the columns, checks that every later batch has the same nesting, and turns a row back into
+the batch the torch code expects.
+
+Column names (unless ``column_names`` is given):
+
+- the path to the leaf, joined with ``"."``: dict keys as they are, list/tuple positions as ``"0"``,
+  ``"1"``, ..., namedtuple fields by name: ``{"img": a, "meta": {"size": b}}`` → ``"img"``, ``"meta.size"``;
+  ``(a, [b, c])`` → ``"0"``, ``"1.0"``, ``"1.1"``;
+- a batch that is a single leaf is the column ``"0"``;
+- dict keys must be non-empty ``str`` and the names must not collide (``{"a.b": x, "a": {"b": y}}``):
+  both are errors that name the key; give ``column_names`` to name the columns yourself.
+
+Leaves and how they come back:
+
+- ``np.ndarray`` (and torch tensors, converted): the array itself;
+- python ``bool`` / ``int`` / ``float`` (``batch_size=None`` leaves them, as ``default_convert``): a 0-d
+  bool / int64 / float64 array (default_collate's dtypes), rebuilt as the python number;
+- numpy scalars: a 0-d array of their dtype, rebuilt as the numpy scalar;
+- ``str`` / ``bytes``: a 0-d ``<U`` / ``S`` array, rebuilt as ``str`` / ``bytes``;
+- a non-empty list or tuple made only of ``str`` (or only of ``bytes``), as default_collate leaves them:
+  one 1-d ``<U`` / ``S`` column, rebuilt as the same list or tuple.
+
+numpy's fixed-width strings drop trailing NUL characters, so a string ending in ``"\\0"`` is refused rather
+than changed. Dict key order is taken from the first batch; later batches may list the same keys in another
+order.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import dataclasses
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from adapters._collate import _is_tensor, to_numpy
+
+__all__ = ["Structure", "StructureMismatchError", "flatten", "unflatten"]
+
+_ROOT_NAME = "0"
+
+
+class StructureMismatchError(ValueError):
+    """A later batch is nested differently from the batch the :class:`Structure` was inferred from."""
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    kind: str  # "array" | "number" | "numpy_scalar" | "str" | "bytes" | "strings"
+    container: type | None = None  # list or tuple, for "strings"
+    item: type | None = None  # str or bytes, for "strings"
+
+    def describe(self) -> str:
+        if self.kind == "strings":
+            return f"a {self.container.__name__} of {self.item.__name__}"
+        return {"array": "an array", "number": "a python number", "numpy_scalar": "a numpy scalar"}.get(
+            self.kind, f"a {self.kind}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sequence:
+    cls: type  # list, tuple or a namedtuple class
+    children: tuple
+
+    def describe(self) -> str:
+        return f"a {self.cls.__name__} of {len(self.children)} items"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mapping:
+    cls: type
+    keys: tuple
+    children: tuple
+    # An emptied copy of the first batch's mapping, for mutable mappings other than dict: copying it keeps what
+    # the type carries besides its items (defaultdict's default_factory). Data, not a closure: it pickles.
+    template: Any = dataclasses.field(default=None, compare=False)
+
+    def describe(self) -> str:
+        return f"a {self.cls.__name__} with keys {list(self.keys)!r}"
+
+    def build(self, items: dict) -> Any:
+        if self.cls is dict:
+            return items
+        if self.template is not None:
+            out = copy.copy(self.template)
+            out.update(items)
+            return out
+        return self.cls(items)
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _render(path: tuple) -> str:
+    """``(("key", "meta"), ("index", 0), ("field", "x"))`` → ``['meta'][0].x``."""
+    parts = (f"[{p!r}]" if kind == "key" else f"[{p}]" if kind == "index" else f".{p}" for kind, p in path)
+    return "".join(parts) or "<top level>"
+
+
+def _mapping_node(m: collections.abc.Mapping, children: tuple, path: tuple) -> _Mapping:
+    """The node for ``m``, after checking that it rebuilds ``type(m)`` with the same keys."""
+    node = _Mapping(type(m), tuple(m), children)
+    try:
+        if type(m) is not dict and isinstance(m, collections.abc.MutableMapping):
+            template = copy.copy(m)
+            template.clear()
+            node = dataclasses.replace(node, template=template)
+        rebuilt = node.build(dict(m))
+        ok = type(rebuilt) is type(m) and list(rebuilt) == list(m)
+    except Exception:
+        ok = False
+    if not ok:
+        raise TypeError(
+            f"flatten: cannot rebuild the {type(m).__qualname__} at {_render(path)} from its items (tried a "
+            "copy updated with them, or the type called with a dict); use a dict or a MutableMapping"
+        )
+    return node
+
+
+# --------------------------------------------------------------------------- leaves
+
+
+def _leaf_of(obj: Any) -> _Leaf | None:
+    """The leaf kind of ``obj``, or None when it is a container."""
+    if isinstance(obj, np.ndarray) or _is_tensor(obj):
+        return _Leaf("array")
+    if isinstance(obj, (str, bytes)):  # before np.generic: np.str_ is rebuilt as str
+        return _Leaf("str" if isinstance(obj, str) else "bytes")
+    if isinstance(obj, np.generic):
+        return _Leaf("numpy_scalar")
+    if isinstance(obj, (bool, int, float)):
+        return _Leaf("number")
+    if type(obj) in (list, tuple) and obj:
+        for item in (str, bytes):
+            if all(isinstance(s, item) for s in obj):
+                return _Leaf("strings", type(obj), item)
+    return None
+
+
+def _no_trailing_nul(values: Sequence, item: type, path: tuple) -> None:
+    nul = "\0" if item is str else b"\0"
+    bad = next((i for i, s in enumerate(values) if s.endswith(nul)), None)
+    if bad is not None:
+        raise ValueError(
+            f"flatten: {values[bad]!r} at {_render(path)} (item {bad}) ends in a NUL character, which numpy's "
+            f"fixed-width {item.__name__} arrays drop; it cannot be stored as a column unchanged"
+        )
+
+
+def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
+    kind = leaf.kind
+    if kind == "array":
+        arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"flatten: expected an array or a tensor at {_render(path)}, got {type(obj)!r}")
+        if arr.dtype.kind not in "biufcUS":
+            raise TypeError(
+                f"flatten: the array at {_render(path)} has dtype {arr.dtype}, which cannot be a MindSpore column "
+                "(only bool, integer, float, complex, str and bytes arrays can)"
+            )
+        return arr
+    if kind == "number":
+        dtype = np.bool_ if isinstance(obj, bool) else np.int64 if isinstance(obj, int) else np.float64
+        try:
+            return np.array(obj, dtype=dtype)
+        except OverflowError:
+            raise OverflowError(f"flatten: the python int {obj} at {_render(path)} does not fit int64") from None
+    if kind == "numpy_scalar":
+        if obj.dtype.kind not in "biufc":
+            raise TypeError(f"flatten: a numpy {obj.dtype} scalar at {_render(path)} cannot be a MindSpore column")
+        return np.asarray(obj)
+    if kind in ("str", "bytes"):
+        _no_trailing_nul([obj], type(obj) if kind == "bytes" else str, path)
+        return np.array(str(obj) if kind == "str" else bytes(obj))
+    _no_trailing_nul(obj, leaf.item, path)
+    return np.array([leaf.item(s) for s in obj])
+
+
+def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
+    if not isinstance(arr, np.ndarray):
+        arr = arr.asnumpy() if hasattr(arr, "asnumpy") else arr  # MindSpore Tensor
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"unflatten: column {name!r} is a {type(arr)!r}, expected a numpy array")
+    kind = leaf.kind
+    if kind == "array":
+        return arr
+    expected = {"strings": 1}.get(kind, 0)
+    string_kind = {"str": "U", "bytes": "S", "strings": "U" if leaf.item is str else "S"}.get(kind)
+    if arr.ndim != expected or arr.dtype.kind not in (string_kind or "biufc"):
+        raise ValueError(
+            f"unflatten: column {name!r} holds {leaf.describe()}, so it must be a {expected}-d "
+            f"{'string' if string_kind else 'numeric'} array; got shape {arr.shape} dtype {arr.dtype}"
+        )
+    if kind == "numpy_scalar":
+        return arr[()]
+    if kind == "strings":
+        return leaf.container(arr.tolist())
+    return arr.item()
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def _infer(obj: Any, path: tuple, out: list) -> Any:
+    leaf = _leaf_of(obj)
+    if leaf is not None:
+        out.append((path, _leaf_array(obj, leaf, path)))
+        return leaf
+    if isinstance(obj, collections.abc.Mapping):
+        children = tuple(_infer(obj[k], path + (("key", k),), out) for k in obj)
+        return _mapping_node(obj, children, path)
+    if _is_namedtuple(obj):
+        return _Sequence(type(obj), tuple(_infer(v, path + (("field", f),), out) for f, v in zip(obj._fields, obj)))
+    if type(obj) in (list, tuple):
+        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out) for i, v in enumerate(obj)))
+    raise TypeError(
+        f"flatten: a batch may hold only arrays, tensors, numbers, numpy scalars, str, bytes, dicts (mappings), "
+        f"lists, tuples and namedtuples; found {type(obj)!r} at {_render(path)}"
+    )
+
+
+def _mismatch(batch_index: int | None, path: tuple, node: Any, got: str) -> StructureMismatchError:
+    which = "this batch" if batch_index is None else f"batch {batch_index}"
+    return StructureMismatchError(
+        f"{which} is not nested like the first batch at {_render(path)} (columns {_prefix(path)!r}...): "
+        f"expected {node.describe()}, got {got}"
+    )
+
+
+def _prefix(path: tuple) -> str:
+    return ".".join(str(p) for _, p in path) or "<all>"
+
+
+def _describe(obj: Any) -> str:
+    leaf = _leaf_of(obj)
+    if leaf is not None:
+        return leaf.describe()
+    if isinstance(obj, collections.abc.Mapping):
+        return f"a {type(obj).__name__} with keys {list(obj)!r}"
+    if isinstance(obj, (list, tuple)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return repr(type(obj))
+
+
+def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | None) -> None:
+    if isinstance(node, _Leaf):
+        leaf = _leaf_of(obj)
+        if leaf != node:
+            raise _mismatch(batch_index, path, node, _describe(obj))
+        out.append(_leaf_array(obj, leaf, path))
+    elif isinstance(node, _Mapping):
+        if type(obj) is not node.cls:
+            raise _mismatch(batch_index, path, node, _describe(obj))
+        if obj.keys() != set(node.keys):
+            new = [k for k in obj if k not in node.keys]
+            missing = [k for k in node.keys if k not in obj]
+            raise _mismatch(batch_index, path, node, f"{_describe(obj)} (new keys {new!r}, missing keys {missing!r})")
+        for k, child in zip(node.keys, node.children):
+            _extract(obj[k], child, path + (("key", k),), out, batch_index)
+    else:
+        if type(obj) is not node.cls or len(obj) != len(node.children) or _leaf_of(obj) is not None:
+            raise _mismatch(batch_index, path, node, _describe(obj))
+        steps = [("field", f) for f in obj._fields] if _is_namedtuple(obj) else [("index", i) for i in range(len(obj))]
+        for step, v, child in zip(steps, obj, node.children):
+            _extract(v, child, path + (step,), out, batch_index)
+
+
+def _rebuild(node: Any, columns: Iterator, names: Iterator) -> Any:
+    if isinstance(node, _Leaf):
+        return _leaf_value(next(columns), node, next(names))
+    values = [_rebuild(child, columns, names) for child in node.children]
+    if isinstance(node, _Mapping):
+        return node.build(dict(zip(node.keys, values)))
+    return node.cls(*values) if _is_namedtuple_type(node.cls) else node.cls(values)
+
+
+def _is_namedtuple_type(cls: type) -> bool:
+    return issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def _auto_names(paths: list[tuple], root_is_leaf: bool) -> tuple[str, ...]:
+    if root_is_leaf:
+        return (_ROOT_NAME,)
+    names = []
+    for path in paths:
+        for kind, p in path:
+            if kind != "key":
+                continue
+            if not isinstance(p, str):
+                raise TypeError(
+                    f"flatten: the dict key {p!r} ({type(p).__name__}) at {_render(path)} cannot name a column: "
+                    "column names are built from str keys; pass column_names=[...] to name the columns yourself"
+                )
+            if p == "":
+                raise ValueError(f"flatten: the empty dict key at {_render(path)} cannot name a column; pass column_names")
+        names.append(".".join(str(p) for _, p in path))
+    seen: dict[str, tuple] = {}
+    for name, path in zip(names, paths):
+        if name in seen:
+            raise ValueError(
+                f"flatten: the leaves at {_render(seen[name])} and {_render(path)} would both be column {name!r} "
+                "(a key contains '.'); rename the key or pass column_names=[...]"
+            )
+        seen[name] = path
+    return tuple(names)
+
+
+def _checked_names(column_names: Sequence[str], auto: list[str]) -> tuple[str, ...]:
+    names = list(column_names)
+    if len(names) != len(auto):
+        raise ValueError(
+            f"column_names has {len(names)} names {names!r}, but the batch has {len(auto)} leaves: {auto!r}"
+        )
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise TypeError(f"column_names must be non-empty str; got {bad!r} in {names!r}")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"column_names must be unique; {dup!r} repeat in {names!r}")
+    return tuple(names)
+
+
+# --------------------------------------------------------------------------- public
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """How a batch is nested, and the name of the column each leaf becomes.
+
+    Attributes:
+        names: the column names, in column order.
+        paths: for each column, where its leaf sits in the batch (``['meta']['size']``), for messages.
+    """
+
+    root: Any = dataclasses.field(repr=False)
+    names: tuple[str, ...]
+    paths: tuple[str, ...] = dataclasses.field(repr=False)
+
+    @classmethod
+    def infer(cls, batch: Any, column_names: Sequence[str] | None = None) -> Structure:
+        """Infer the structure of ``batch`` (see the module docstring for names and leaves).
+
+        Args:
+            batch: one collated batch.
+            column_names: names for the columns, in leaf order; default: derived from the nesting.
+
+        Returns:
+            The structure.
+
+        Raises:
+            TypeError: an unsupported value (None, a set, an object array, ...) or a non-str dict key, naming its path.
+            ValueError: colliding or empty names, strings ending in NUL, or ``column_names`` of the wrong length.
+
+        Example:
+            >>> Structure.infer({"img": np.zeros(2), "meta": (1, "a")}).names
+            ('img', 'meta.0', 'meta.1')
+        """
+        return _infer_with_columns(batch, column_names)[0]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def flatten(self, batch: Any, batch_index: int | None = None) -> list[tuple[str, np.ndarray]]:
+        """The columns of ``batch``, checking that it is nested like the batch this structure came from.
+
+        Args:
+            batch: a collated batch.
+            batch_index: its position in the stream, only for the error message.
+
+        Returns:
+            ``[(name, array), ...]`` in column order.
+
+        Raises:
+            StructureMismatchError: (a ValueError) naming the batch index, the path and the column prefix,
+                what was expected and what was found (new or missing keys, another length or type).
+
+        Example:
+            >>> s = Structure.infer({"x": np.zeros(1)})
+            >>> s.flatten({"x": np.ones(1)})
+            [('x', array([1.]))]
+        """
+        return list(zip(self.names, self.to_row(batch, batch_index)))
+
+    def to_row(self, batch: Any, batch_index: int | None = None) -> tuple[np.ndarray, ...]:
+        """The arrays of :meth:`flatten` without their names: one ``GeneratorDataset`` row.
+
+        Example:
+            >>> Structure.infer([np.zeros(1), 2]).to_row([np.ones(1), 3])
+            (array([1.]), array(3))
+        """
+        arrays: list[np.ndarray] = []
+        _extract(batch, self.root, (), arrays, batch_index)
+        return tuple(arrays)
+
+    def rebuild(self, columns: Sequence[Any] | collections.abc.Mapping) -> Any:
+        """The nested batch back from its columns (see :func:`unflatten`)."""
+        return unflatten(columns, self)
+
+
+def _infer_with_columns(batch: Any, column_names: Sequence[str] | None) -> tuple[Structure, list[np.ndarray]]:
+    found: list[tuple[tuple, np.ndarray]] = []
+    root = _infer(batch, (), found)
+    paths = [p for p, _ in found]
+    if column_names is None:
+        names = _auto_names(paths, isinstance(root, _Leaf))
+    else:
+        auto = [_render(p) for p in paths]
+        names = _checked_names(column_names, auto)
+    return Structure(root, names, tuple(_render(p) for p in paths)), [a for _, a in found]
+
+
+def flatten(
+    batch: Any,
+    structure: Structure | None = None,
+    *,
+    column_names: Sequence[str] | None = None,
+    batch_index: int | None = None,
+) -> tuple[list[tuple[str, np.ndarray]], Structure]:
+    """Flatten a collated batch into named numpy columns.
+
+    Args:
+        batch: a collated batch: arrays/tensors/numbers/strings nested in dicts, lists, tuples, namedtuples.
+        structure: the structure of earlier batches; ``batch`` must match it. Default: infer it from ``batch``.
+        column_names: names for the columns when inferring (in leaf order); not allowed with ``structure``.
+        batch_index: the batch's position in the stream, named in a mismatch error.
+
+    Returns:
+        ``([(name, array), ...], structure)``.
+
+    Raises:
+        StructureMismatchError: ``batch`` is nested differently from ``structure``.
+        TypeError, ValueError: see :meth:`Structure.infer`.
+
+    Example:
+        >>> cols, s = flatten({"img": np.zeros((2, 3)), "meta": {"size": np.array([3, 3])}})
+        >>> [name for name, _ in cols]
+        ['img', 'meta.size']
+        >>> cols, _ = flatten({"img": np.ones((1, 3)), "meta": {"size": np.array([3])}}, s, batch_index=1)
+    """
+    if structure is None:
+        structure, arrays = _infer_with_columns(batch, column_names)
+        return list(zip(structure.names, arrays)), structure
+    if column_names is not None:
+        raise ValueError("flatten: column_names only applies when the structure is inferred (structure=None)")
+    return structure.flatten(batch, batch_index), structure
+
+
+def unflatten(columns: Sequence[Any] | collections.abc.Mapping, structure: Structure) -> Any:
+    """Rebuild the nested batch from its columns: the inverse of :func:`flatten`.
+
+    Args:
+        columns: the arrays in column order, or ``(name, array)`` pairs, or a ``{name: array}`` mapping
+            (as MindSpore's dict iterator gives); MindSpore Tensors are accepted (``.asnumpy()``).
+        structure: the structure from :func:`flatten`.
+
+    Returns:
+        The batch: same containers (dict types, lists vs tuples, namedtuple classes), arrays as given, python
+        numbers, numpy scalars, str and bytes rebuilt from their 0-d/1-d columns.
+
+    Raises:
+        ValueError: wrong number of columns, names that differ from the structure's, or a column whose shape
+            or dtype cannot hold its leaf (e.g. a 2-d array where a python number was).
+
+    Example:
+        >>> cols, s = flatten([np.zeros(2), ("a", "b"), 3])
+        >>> unflatten([a for _, a in cols], s)
+        [array([0., 0.]), ('a', 'b'), 3]
+    """
+    names = structure.names
+    if isinstance(columns, collections.abc.Mapping):
+        if set(columns) != set(names):
+            raise ValueError(f"unflatten: got columns {sorted(columns)!r}, the structure has {list(names)!r}")
+        arrays = [columns[n] for n in names]
+    else:
+        items = list(columns)
+        pairs = [c for c in items if isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str)]
+        if items and len(pairs) == len(items):
+            given = [n for n, _ in pairs]
+            if given != list(names):
+                raise ValueError(f"unflatten: got columns {given!r}, the structure has {list(names)!r}")
+            items = [a for _, a in pairs]
+        if len(items) != len(names):
+            raise ValueError(f"unflatten: got {len(items)} columns, the structure has {len(names)}: {list(names)!r}")
+        arrays = items
+    return _rebuild(structure.root, iter(arrays), iter(names))
