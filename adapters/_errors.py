@@ -37,7 +37,8 @@ def wrap_exception(exc: BaseException, where: str) -> SourceError:
         tail = f" {_MARK}{payload}>>"
     except Exception:  # unpicklable exception: the text (with the traceback) still reaches the user
         tail = ""
-    return SourceError(f"{type(exc).__name__}: {exc} [{where}]{tail}\n{tb}")
+    # MindSpore keeps only the text from the last "Traceback" on, so the payload goes last.
+    return SourceError(f"{type(exc).__name__}: {exc} [{where}]\n{tb}{tail}")
 
 
 def unwrap_exception(err: BaseException) -> BaseException | None:

@@ -20,8 +20,12 @@ class _Iterator:
         return self
 
     def __next__(self):
+        watch = getattr(self._owner._batch_source, "death_watch", None)
         try:
-            return next(self._inner)
+            if watch is None:
+                return next(self._inner)
+            with watch.armed(self._terminate):
+                return next(self._inner)
         except StopIteration:
             self._owner.epochs_completed += 1
             raise
@@ -30,6 +34,19 @@ class _Iterator:
             if original is None:
                 raise
             raise original from None
+
+    def _terminate(self):
+        # Called from the watchdog thread: ask MindSpore's result-collecting thread to stop waiting
+        # for the dead worker (an Event, safe across threads), which unblocks the main thread.
+        stack = [getattr(self._inner, "dataset", None)]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            sample_fn = getattr(node, "sample_fn", None)
+            if sample_fn is not None and getattr(sample_fn, "eof", None) is not None:
+                sample_fn.eof.set()
+            stack.extend(getattr(node, "children", []) or [])
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

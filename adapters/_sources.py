@@ -16,6 +16,7 @@ import copy
 import os
 from typing import Callable
 
+from adapters._death_watch import DeathWatch
 from adapters._epochs import EpochPlanner, call_set_epoch, draw_base_seed
 from adapters._fetch import collate, fetch_iterable, fetch_map
 from adapters._workers import VirtualWorker
@@ -36,13 +37,17 @@ class MapBatchSource:
         in_process: MindSpore runs this source in worker processes (not the main process).
     """
 
-    def __init__(self, spec, planner: EpochPlanner, to_row: RowFn, num_batches: int, *, isolate: bool, in_process: bool):
+    def __init__(
+        self, spec, planner: EpochPlanner, to_row: RowFn, num_batches: int, *, isolate: bool, processes: int
+    ):
         self._spec = spec
         self._planner = planner
         self._to_row = to_row
         self._num_batches = num_batches
         self._isolate = isolate
-        self._in_process = in_process
+        self._processes = processes
+        self._in_process = processes > 1
+        self.death_watch = DeathWatch(processes) if self._in_process else None
         self._workers: dict[int, VirtualWorker] = {}
         self._start_epoch = 0
         self.reset(0)
@@ -100,6 +105,8 @@ class MapBatchSource:
         if worker.epoch != epoch:
             worker.begin_epoch(epoch, plan.base_seed)
         where = f"batch {k} of epoch {epoch}, torch worker {worker.id} of {self._spec.num_workers}"
+        if self.death_watch is not None:
+            self.death_watch.record(k % self._processes, f"{where}, indices {plan.batches[k]!r}")
         with worker.active():
             batch = self._fetch(plan.batches[k], where)
         return self._to_row(batch, k)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import multiprocessing
 
-from adapters._columns_bridge import infer_structure
+from adapters._columns import Structure
 from adapters._epochs import EpochPlanner
+from adapters._errors import SourceError, unwrap_exception
 from adapters._rng_streams import capture_streams, restore_streams
 from adapters._sources import MapBatchSource, SerialSource
 from adapters._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
@@ -47,25 +48,34 @@ def _probe_first_batch(spec: LoaderSpec, planner: EpochPlanner):
     """
     saved = capture_streams()
     try:
-        plan = copy.deepcopy(planner).plan(0)
-        dataset = spec.dataset if spec.kind == "map" else copy.deepcopy(spec.dataset)
-        worker = VirtualWorker(0, max(spec.num_workers, 1), dataset, spec.worker_init_fn, persistent=False, isolate=True)
-        worker.begin_epoch(0, plan.base_seed)
-        with worker.active():
-            where = "batch 0 of epoch 0 (probe for column names)"
-            if spec.kind == "map":
-                if not plan.batches:
-                    raise ValueError("to_mindspore: the sampler yields no batch, so there are no columns to declare")
-                data = fetch_map(dataset, plan.batches[0], spec.auto_collation, where)
-            else:
-                index = [None] * spec.batch_size if spec.auto_collation else None
-                try:
-                    data = fetch_iterable(iter(dataset), index, spec.auto_collation, spec.drop_last, where)
-                except StopIteration:
-                    raise ValueError("to_mindspore: the IterableDataset yields no batch, so there are no columns") from None
-            return collate(spec.collate_fn, data, where)
+        return _first_batch(spec, planner)
+    except SourceError as err:
+        original = unwrap_exception(err)
+        if original is None:
+            raise
+        raise original from None
     finally:
         restore_streams(saved)
+
+
+def _first_batch(spec: LoaderSpec, planner: EpochPlanner):
+    plan = copy.deepcopy(planner).plan(0)
+    dataset = spec.dataset if spec.kind == "map" else copy.deepcopy(spec.dataset)
+    worker = VirtualWorker(0, max(spec.num_workers, 1), dataset, spec.worker_init_fn, persistent=False, isolate=True)
+    worker.begin_epoch(0, plan.base_seed)
+    with worker.active():
+        where = "batch 0 of epoch 0 (probe for column names)"
+        if spec.kind == "map":
+            if not plan.batches:
+                raise ValueError("to_mindspore: the sampler yields no batch, so there are no columns to declare")
+            data = fetch_map(dataset, plan.batches[0], spec.auto_collation, where)
+        else:
+            index = [None] * spec.batch_size if spec.auto_collation else None
+            try:
+                data = fetch_iterable(iter(dataset), index, spec.auto_collation, spec.drop_last, where)
+            except StopIteration:
+                raise ValueError("to_mindspore: the IterableDataset yields no batch, so there are no columns") from None
+        return collate(spec.collate_fn, data, where)
 
 
 def to_mindspore(
@@ -135,7 +145,7 @@ def to_mindspore(
         spec = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
 
     planner = EpochPlanner(spec, capture_streams(), set_epoch=set_epoch)
-    structure = infer_structure(_probe_first_batch(spec, planner), column_names)
+    structure = Structure.infer(_probe_first_batch(spec, planner), column_names)
 
     if spec.num_workers == 0 or spec.kind == "iterable":
         source = SerialSource(spec, planner, structure.to_row, set_epoch=set_epoch)
@@ -153,12 +163,12 @@ def to_mindspore(
             structure.to_row,
             len(spec.index_sampler),
             isolate=spec.num_workers != workers or workers == 1,
-            in_process=workers > 1,
+            processes=workers,
         )
         multiprocess = workers > 1
     return TorchLoaderDataset(
         source,
-        structure.names,
+        list(structure.names),
         structure,
         num_parallel_workers=workers,
         python_multiprocessing=multiprocess,

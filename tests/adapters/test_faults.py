@@ -1,0 +1,114 @@
+"""Bad input and faults: torch's option errors, errors from workers with their type and index, dead workers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+import adapters
+from adapters import WorkerError
+from tests.adapters._torch_side import RandomAugDataset
+
+
+class Boom:
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        if i == 5:
+            raise KeyError(f"no sample {i}")
+        return np.array([i])
+
+
+def _drain(ds, epochs=1):
+    it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
+    return [[row for row in it] for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
+def test_dataset_error_keeps_type_and_names_the_sample(num_workers):
+    ds = adapters.to_mindspore(Boom(), batch_size=2, num_workers=num_workers)
+    with pytest.raises(KeyError, match="no sample 5") as info:
+        _drain(ds)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "Raised by dataset[5] (sample of batch 2 of epoch 0" in notes
+    assert "Traceback in the worker" in notes
+
+
+def test_ragged_default_collate_names_batch_entries_and_shapes():
+    class Ragged:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return {"img": np.zeros((3, 4 + (i == 3)))}
+
+    with pytest.raises(RuntimeError) as info:  # found while probing the first batch for its columns
+        adapters.to_mindspore(Ragged(), batch_size=4, num_workers=2)
+    text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+    assert "[3, 4]" in text and "[3, 5]" in text and "img" in text
+
+
+@pytest.mark.timeout(120)
+def test_dead_worker_process_raises_naming_the_batch_instead_of_killing_us():
+    class Die:
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, i):
+            if i == 13:
+                os._exit(3)
+            return np.array([i])
+
+    ds = adapters.to_mindspore(Die(), batch_size=2, num_workers=2)
+    with pytest.raises(WorkerError, match="exited unexpectedly") as info:
+        _drain(ds)
+    assert "indices [12, 13]" in str(info.value)
+
+
+class LyingSampler(Sampler):
+    def __iter__(self):
+        return iter(range(10))
+
+    def __len__(self):
+        return 8
+
+
+@pytest.mark.parametrize("num_workers", [2])
+def test_sampler_that_yields_more_than_its_len_is_an_error_not_a_silent_drop(num_workers):
+    ds = adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers)
+    with pytest.raises(RuntimeError, match=r"yielded 5 batches in epoch 0 but len\(sampler\) is 4"):
+        _drain(ds)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, message",
+    [
+        (dict(shuffle=True, sampler=[0, 1]), ValueError, "sampler option is mutually exclusive with shuffle"),
+        (dict(batch_sampler=[[0, 1]], batch_size=2), ValueError, "batch_sampler option is mutually exclusive"),
+        (dict(batch_size=None, drop_last=True), ValueError, "batch_size=None option disables auto-batching"),
+        (dict(num_workers=-1), ValueError, "num_workers option should be non-negative"),
+        (dict(persistent_workers=True), ValueError, "persistent_workers option needs num_workers > 0"),
+        (dict(prefetch_factor=2), ValueError, "prefetch_factor option could only be specified in multiprocessing"),
+        (dict(batch_szie=2), TypeError, r"unexpected keyword argument\(s\) \['batch_szie'\]"),
+        (dict(seed=1, generator=torch.Generator()), ValueError, "either seed= or generator="),
+        (dict(num_workers=3, num_parallel_workers=2), ValueError, "num_parallel_workers=2 must divide num_workers=3"),
+    ],
+)
+def test_option_errors_match_torch_and_name_the_options(kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        adapters.to_mindspore(RandomAugDataset(6), **kwargs)
+
+
+def test_loader_plus_options_is_rejected():
+    with pytest.raises(TypeError, match=r"extra keyword arguments \['batch_size'\]"):
+        adapters.to_mindspore(DataLoader(RandomAugDataset(4)), batch_size=2)
+
+
+def test_mindspore_worker_count_divides_num_workers():
+    assert [adapters.mindspore_worker_count(n, limit=2) for n in range(6)] == [1, 1, 2, 1, 2, 1]
+    assert [adapters.mindspore_worker_count(n, limit=8) for n in range(1, 9)] == [1, 2, 3, 4, 5, 6, 7, 8]
