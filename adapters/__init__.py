@@ -10,6 +10,7 @@ from porting._environment import check_environment
 check_environment()
 
 from adapters._collate import default_collate, default_convert, to_numpy  # noqa: E402
+from adapters._columns import Structure, StructureMismatchError  # noqa: E402
 from adapters._datasets import Dataset, IterableDataset  # noqa: E402
 from adapters._errors import WorkerError  # noqa: E402
 from adapters._pipeline import TorchLoaderDataset  # noqa: E402
@@ -36,6 +37,8 @@ __all__ = [
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
+    "Structure",
+    "StructureMismatchError",
     "SubsetRandomSampler",
     "TorchLoaderDataset",
     "WeightedRandomSampler",

@@ -2,9 +2,17 @@
 
 Dataset construction mirrors upstream ultralytics YOLOv5 v7.0 (``yolov5/utils/dataloaders.py``): image
 discovery, label paths, the dataset hash, image/label verification and the ``*.cache`` label cache. Also:
-a deterministic synthetic dataset for tests and demos, and upstream's hyperparameter files.
+a deterministic synthetic dataset for tests and demos, and upstream's hyperparameter files. The training
+``__getitem__`` (mosaic, mixup, copy-paste, random_perspective, letterbox, albumentations, HSV, flips) lives
+here too, as numpy, in ``YoloDatasetCore``: ``yolov5_pt`` wraps it for torch and ``yolov5_ms`` for MindSpore.
+No module here imports torch.
 """
 
+from yolov5_core._albumentations import Albumentations, default_transforms
+from yolov5_core._augment import augment_hsv, box_candidates, copy_paste, mixup, random_perspective
+from yolov5_core._boxes import __all__ as _boxes_all
+from yolov5_core._boxes import *  # noqa: F401,F403  (the ten box-format helpers, listed in _boxes.__all__)
+from yolov5_core._dataset import HYP_KEYS, MOSAIC_HYP_KEYS, YoloDatasetCore
 from yolov5_core._files import HELP_URL, IMG_FORMATS, get_hash, img2label_paths, list_image_files
 from yolov5_core._hyp import HYP_NAMES, load_hyp
 from yolov5_core._labels import (
@@ -17,6 +25,9 @@ from yolov5_core._labels import (
     load_label_cache,
     verify_image_label,
 )
+from yolov5_core._images import cache_images_to_disk, check_cache_ram, load_image, read_image, resize_image
+from yolov5_core._letterbox import letterbox
+from yolov5_core._mosaic import load_mosaic
 from yolov5_core._synthetic import CLASS_NAMES, Fault, SyntheticDataset, make_synthetic_dataset
 
 __all__ = [
@@ -39,4 +50,22 @@ __all__ = [
     "load_label_cache",
     "make_synthetic_dataset",
     "verify_image_label",
+    "Albumentations",
+    "default_transforms",
+    "augment_hsv",
+    "box_candidates",
+    "copy_paste",
+    "mixup",
+    "random_perspective",
+    "HYP_KEYS",
+    "MOSAIC_HYP_KEYS",
+    "YoloDatasetCore",
+    "cache_images_to_disk",
+    "check_cache_ram",
+    "load_image",
+    "read_image",
+    "resize_image",
+    "letterbox",
+    "load_mosaic",
+    *_boxes_all,
 ]

@@ -1,0 +1,64 @@
+"""Pin each package's public surface: a change here must be deliberate (and documented)."""
+
+import importlib
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+SURFACE = {
+    "porting": [
+        "BatchMismatch", "Comparison", "EnvironmentReport", "IncompatibleEnvironmentError", "Mismatch",
+        "PipelineReport", "SeedReport", "assert_equivalent", "assert_pipelines_equivalent", "check_environment",
+        "compare", "compare_pipelines", "environment_report", "seed_everything",
+    ],
+    "adapters": [
+        "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
+        "SequentialSampler", "Structure", "StructureMismatchError", "SubsetRandomSampler", "TorchLoaderDataset",
+        "WeightedRandomSampler", "WorkerError", "WorkerInfo", "default_collate", "default_convert",
+        "default_generator", "generate_state", "get_worker_info", "mindspore_worker_count", "to_mindspore", "to_numpy",
+    ],
+    "yolov5_core": [
+        "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "HELP_URL", "HYP_KEYS", "HYP_NAMES", "IMG_FORMATS",
+        "LabelSummary", "MOSAIC_HYP_KEYS", "NUM_THREADS", "SyntheticDataset", "YoloDatasetCore", "augment_hsv",
+        "bbox_ioa", "box_candidates", "cache_images_to_disk", "cache_labels", "check_cache_ram", "clip_boxes",
+        "copy_paste", "default_transforms", "exif_size", "get_hash", "img2label_paths", "label_cache_path",
+        "letterbox", "list_image_files", "load_hyp", "load_image", "load_label_cache", "load_mosaic",
+        "make_synthetic_dataset", "mixup", "random_perspective", "read_image", "resample_segments", "resize_image",
+        "segment2box", "segments2boxes", "verify_image_label", "xyn2xy", "xywh2xyxy", "xywhn2xyxy", "xyxy2xywh",
+        "xyxy2xywhn",
+    ],
+    "yolov5_pt": [
+        "InfiniteDataLoader", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "seed_worker",
+        "torch_distributed_zero_first",
+    ],
+    "yolov5_ms": [],
+}
+
+
+@pytest.mark.parametrize("package", sorted(SURFACE))
+def test_public_surface_is_pinned(package):
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(SURFACE[package])
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name} is listed but not defined"
+
+
+@pytest.mark.parametrize("package", sorted(SURFACE))
+def test_private_modules_declare_all(package):
+    for path in sorted((ROOT / package).glob("_*.py")):
+        if path.name in {"__init__.py", "__main__.py"}:
+            continue
+        module = importlib.import_module(f"{package}.{path.stem}")
+        assert isinstance(getattr(module, "__all__", None), (list, tuple)), f"{package}/{path.name} has no __all__"
+
+
+@pytest.mark.parametrize("package", ["porting", "adapters", "yolov5_core", "yolov5_ms"])
+def test_mindspore_side_imports_without_torch(package):
+    from tests._helpers.subproc import run_python
+
+    out = run_python(f"import sys, {package}; print('torch' in sys.modules)", block_torch=True)
+    assert out.strip() == "False"
