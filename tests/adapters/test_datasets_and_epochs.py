@@ -84,3 +84,44 @@ def test_separate_iterators_continue_epoch_after_epoch():
     for _ in range(3):  # a new one-epoch iterator each time, not one iterator with num_epochs=3
         actual.append([ds.structure.rebuild(r) for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)])
     assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+def test_model_train_consumption_sees_torchs_batches():
+    """MindSpore's Model.train (one iterator over all epochs) feeds the network torch's batches."""
+    from mindspore import nn
+    from mindspore.train import Callback, Model
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(3, 1)
+
+        def construct(self, x, y):
+            return ((self.dense(x).squeeze(-1) - y) ** 2).mean()
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_step_end(self, run_context):
+            self.seen.append([t.asnumpy() for t in run_context.original_args().train_dataset_element])
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return np.random.rand(3).astype(np.float32), np.float32(i)
+
+    def make():
+        return DataLoader(Pairs(), batch_size=4, shuffle=True, num_workers=2,
+                          generator=torch.Generator().manual_seed(4))
+
+    expected = [b for epoch in torch_epochs(make(), 3) for b in epoch]
+    ds = adapters.to_mindspore(make())
+    net = Net()
+    recorder = Recorder()
+    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.01)).train(3, ds, callbacks=[recorder],
+                                                                       dataset_sink_mode=False)
+    assert len(recorder.seen) == len(expected) == 9
+    assert_equivalent(recorder.seen, expected, rtol=0, atol=0)
