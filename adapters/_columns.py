@@ -211,7 +211,25 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
 # --------------------------------------------------------------------------- walking
 
 
+class _NoneNode:
+    """A ``None`` in the batch (e.g. YOLOv5's ``shapes`` under mosaic): no column; rebuilt as None."""
+
+    def describe(self) -> str:
+        return "None"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _NoneNode)
+
+    def __hash__(self) -> int:
+        return hash(_NoneNode)
+
+
+_NONE = _NoneNode()
+
+
 def _infer(obj: Any, path: tuple, out: list) -> Any:
+    if obj is None:
+        return _NONE
     leaf = _leaf_of(obj)
     if leaf is not None:
         out.append((path, _leaf_array(obj, leaf, path)))
@@ -242,6 +260,8 @@ def _prefix(path: tuple) -> str:
 
 
 def _describe(obj: Any) -> str:
+    if obj is None:
+        return "None"
     leaf = _leaf_of(obj)
     if leaf is not None:
         return leaf.describe()
@@ -253,7 +273,10 @@ def _describe(obj: Any) -> str:
 
 
 def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | None) -> None:
-    if isinstance(node, _Leaf):
+    if isinstance(node, _NoneNode) or obj is None:
+        if not (isinstance(node, _NoneNode) and obj is None):
+            raise _mismatch(batch_index, path, node, _describe(obj))
+    elif isinstance(node, _Leaf):
         leaf = _leaf_of(obj)
         if leaf != node:
             raise _mismatch(batch_index, path, node, _describe(obj))
@@ -276,6 +299,8 @@ def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | Non
 
 
 def _rebuild(node: Any, columns: Iterator, names: Iterator) -> Any:
+    if isinstance(node, _NoneNode):
+        return None
     if isinstance(node, _Leaf):
         return _leaf_value(next(columns), node, next(names))
     values = [_rebuild(child, columns, names) for child in node.children]

@@ -261,9 +261,22 @@ def test_tensors_are_flattened_as_numpy():
         flatten({"x": torch.ones(1, dtype=torch.bfloat16)})
 
 
+def test_none_is_kept_without_a_column_and_must_stay_none():
+    # YOLOv5's collate_fn returns shapes=(None, ...) under mosaic: no column, rebuilt as None.
+    batch = (np.zeros((2, 3)), (None, None), ["a.jpg", "b.jpg"])
+    columns, s = flatten(batch)
+    assert [n for n, _ in columns] == ["0", "2"]
+    rebuilt = unflatten([a for _, a in columns], s)
+    assert rebuilt[1] == (None, None) and rebuilt[2] == ["a.jpg", "b.jpg"]
+    with pytest.raises(StructureMismatchError, match=re.escape("batch 4 is not nested like the first batch at [1][0]")):
+        s.flatten((np.zeros((2, 3)), ((1, 2), None), ["a.jpg", "b.jpg"]), batch_index=4)
+    with pytest.raises(StructureMismatchError, match="expected an array, got None"):
+        flatten([np.zeros(1)])[1].flatten([None], batch_index=1)
+
+
 @pytest.mark.parametrize("value, message", [
-    (None, "flatten: a batch may hold only arrays, tensors, numbers, numpy scalars, str, bytes, dicts (mappings), "
-           "lists, tuples and namedtuples; found <class 'NoneType'> at ['meta'][1]"),
+    (object(), "flatten: a batch may hold only arrays, tensors, numbers, numpy scalars, str, bytes, dicts (mappings), "
+               "lists, tuples and namedtuples; found <class 'object'> at ['meta'][1]"),
     ({1, 2}, "found <class 'set'> at ['meta'][1]"),
     (1j, "found <class 'complex'> at ['meta'][1]"),
     (np.array([1], dtype=object), "flatten: the array at ['meta'][1] has dtype object, which cannot be a MindSpore column"),
