@@ -64,7 +64,7 @@ class EpochPlanner:
         )
         self._backend = spec.backend
         self._kind = spec.kind
-        self._persistent = spec.persistent_workers
+        self._persistent = spec.persistent_workers or spec.continuous
         self._set_epoch = set_epoch
         self._streams = streams
         self._plans: dict[int, EpochPlan] = {}

@@ -100,7 +100,7 @@ class MapBatchSource:
         self._last_k = k
         epoch = self._epoch
         plan = self._batch_indices(epoch)
-        worker = self._worker(k % self._spec.num_workers)
+        worker = self._worker(self._worker_of(epoch, k))
         self._catch_up(worker, epoch)
         if worker.epoch != epoch:
             worker.begin_epoch(epoch, plan.base_seed)
@@ -111,6 +111,12 @@ class MapBatchSource:
             batch = self._fetch(plan.batches[k], where)
         return self._to_row(batch, k)
 
+    def _worker_of(self, epoch: int, k: int) -> int:
+        # torch: batch k of an epoch → worker k % N, restarting at worker 0 each epoch; one
+        # continuous iterator (InfiniteDataLoader) keeps cycling across epochs instead.
+        offset = epoch * self._num_batches if self._spec.continuous else 0
+        return (offset + k) % self._spec.num_workers
+
     def _fetch(self, index, where: str):
         data = fetch_map(self._spec.dataset, index, self._spec.auto_collation, where)
         return collate(self._spec.collate_fn, data, where)
@@ -119,13 +125,13 @@ class MapBatchSource:
         """A persistent worker first met after epoch 0 replays its earlier batches (to advance its streams)."""
         if not self._spec.persistent_workers or worker.started or epoch == 0:
             return
-        n = self._spec.num_workers
         for past in range(epoch):
             plan = self._batch_indices(past)
             worker.begin_epoch(past, plan.base_seed)
             with worker.active():
-                for k in range(worker.id, self._num_batches, n):
-                    self._fetch(plan.batches[k], f"replay of batch {k} of epoch {past}")
+                for k in range(self._num_batches):
+                    if self._worker_of(past, k) == worker.id:
+                        self._fetch(plan.batches[k], f"replay of batch {k} of epoch {past}")
 
     @staticmethod
     def _limit_threads() -> None:
@@ -161,6 +167,7 @@ class SerialSource:
 
     def reset(self, start_epoch: int) -> None:
         self._next_epoch = start_epoch
+        self._first_epoch = start_epoch
 
     def __iter__(self):
         epoch = self._next_epoch
@@ -175,7 +182,8 @@ class SerialSource:
         if self._set_epoch:
             call_set_epoch((self._sampler, self._index_sampler), epoch)
         index_iter = iter(self._index_sampler)
-        draw_base_seed(self._generator, spec.backend)  # torch draws it even without workers
+        if not (spec.continuous and epoch > self._first_epoch):
+            draw_base_seed(self._generator, spec.backend)  # torch draws it even without workers
         ds_iter = iter(spec.dataset) if spec.kind == "iterable" else None
         for k, index in enumerate(index_iter):
             where = f"batch {k} of epoch {epoch}, main process"

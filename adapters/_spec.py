@@ -59,6 +59,9 @@ class LoaderSpec:
     persistent_workers: bool
     backend: str  # "torch": torch's samplers and global generator; "numpy": adapters' emulation
     default_collate: bool  # collate_fn is (torch's or our) default_collate / default_convert
+    # One iterator over all epochs, like YOLOv5's InfiniteDataLoader: base seed drawn once, workers
+    # persist, and batch dispatch keeps cycling over workers across epoch boundaries.
+    continuous: bool = False
 
     @property
     def auto_collation(self) -> bool:
@@ -103,6 +106,14 @@ def spec_from_loader(loader) -> LoaderSpec:
     from torch.utils.data import IterableDataset
 
     _check_in_order(getattr(loader, "in_order", True))
+    if type(loader.batch_sampler).__name__ == "_RepeatSampler" or hasattr(loader, "iterator"):
+        raise TypeError(
+            f"to_mindspore: {type(loader).__name__} starts its iterator (drawing the base seed and the first "
+            "sampler order) when it is constructed, so its stream cannot be replayed from the loader object. "
+            "Pass the dataset with the same DataLoader keyword arguments plus infinite=True instead, e.g. "
+            "to_mindspore(dataset, batch_size=..., shuffle=True, num_workers=..., collate_fn=..., "
+            "worker_init_fn=..., generator=<a generator seeded as the loader's was>, infinite=True)"
+        )
     kind = "iterable" if isinstance(loader.dataset, IterableDataset) else "map"
     collate_fn, is_default = _numpy_collate_for(loader.collate_fn, loader.batch_sampler is not None, torch)
     return LoaderSpec(

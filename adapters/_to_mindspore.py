@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import multiprocessing
 
 from adapters._columns import Structure
@@ -85,6 +86,7 @@ def to_mindspore(
     seed: int | None = None,
     set_epoch: bool = True,
     num_parallel_workers: int | None = None,
+    infinite: bool = False,
     **dataloader_kwargs,
 ):
     """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
@@ -112,6 +114,9 @@ def to_mindspore(
             DistributedSampler), as a torch training loop does.
         num_parallel_workers: MindSpore worker processes (default: :func:`mindspore_worker_count`);
             must divide ``num_workers``.
+        infinite: reproduce YOLOv5's ``InfiniteDataLoader`` (one torch iterator over all epochs: the
+            base seed is drawn once, workers persist, and batches keep cycling over the workers across
+            epoch boundaries instead of restarting at worker 0). Implies ``persistent_workers``.
         **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
             ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
             ``worker_init_fn``, ``generator``, ``persistent_workers``, ...); not allowed with a
@@ -143,6 +148,11 @@ def to_mindspore(
                 raise ValueError("to_mindspore: give either seed= or generator=, not both")
             dataloader_kwargs["generator"] = _seeded_generator(seed)
         spec = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
+    if infinite:
+        if spec.kind == "iterable":
+            raise ValueError("to_mindspore: infinite=True is for map-style datasets (YOLOv5's InfiniteDataLoader)")
+        spec.continuous = True
+        spec.persistent_workers = spec.num_workers > 0
 
     planner = EpochPlanner(spec, capture_streams(), set_epoch=set_epoch)
     structure = Structure.infer(_probe_first_batch(spec, planner), column_names)
@@ -151,17 +161,21 @@ def to_mindspore(
         source = SerialSource(spec, planner, structure.to_row, set_epoch=set_epoch)
         workers, multiprocess = 1, False
     else:
-        workers = num_parallel_workers or mindspore_worker_count(spec.num_workers)
-        if spec.num_workers % workers:
+        num_batches = len(spec.index_sampler)
+        # Continuous dispatch shifts by num_batches each epoch: the process must divide that too.
+        divisor = math.gcd(spec.num_workers, num_batches) if spec.continuous else spec.num_workers
+        workers = num_parallel_workers or mindspore_worker_count(divisor)
+        if divisor % workers:
             raise ValueError(
-                f"to_mindspore: num_parallel_workers={workers} must divide num_workers={spec.num_workers} "
-                "(torch worker k % num_workers must always land in the same MindSpore process)"
+                f"to_mindspore: num_parallel_workers={workers} must divide num_workers={spec.num_workers}"
+                + (f" and the {num_batches} batches per epoch" if spec.continuous else "")
+                + " (each torch worker's batches must always land in the same MindSpore process)"
             )
         source = MapBatchSource(
             spec,
             planner,
             structure.to_row,
-            len(spec.index_sampler),
+            num_batches,
             isolate=spec.num_workers != workers or workers == 1,
             processes=workers,
         )

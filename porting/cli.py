@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="side-by-side equivalence demo on a generated dataset")
     p_demo.add_argument("--out", default="demo_out", help="folder for the generated dataset and report")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--images", type=int, default=16, help="synthetic images to generate")
+    p_demo.add_argument("--imgsz", type=int, default=320, help="training image size")
+    p_demo.add_argument("--batch", type=int, default=4)
+    p_demo.add_argument("--workers", type=int, default=2, help="DataLoader workers on both sides")
+    p_demo.add_argument("--epochs", type=int, default=2)
     p_demo.set_defaults(func=_cmd_demo)
     return parser
 
