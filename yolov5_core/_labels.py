@@ -21,6 +21,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from tqdm import tqdm
 
+from yolov5_core._boxes import segments2boxes
 from yolov5_core._files import HELP_URL, IMG_FORMATS, get_hash, img2label_paths
 
 __all__ = [
@@ -73,24 +74,6 @@ def exif_size(img: Image.Image) -> tuple[int, int]:
     return s
 
 
-def _xyxy2xywh(x: np.ndarray) -> np.ndarray:
-    # Same float32 operations, in the same order, as upstream's xyxy2xywh, so boxes are bit-identical.
-    y = np.copy(x)
-    y[..., 0] = (x[..., 0] + x[..., 2]) / 2
-    y[..., 1] = (x[..., 1] + x[..., 3]) / 2
-    y[..., 2] = x[..., 2] - x[..., 0]
-    y[..., 3] = x[..., 3] - x[..., 1]
-    return y
-
-
-def _segments2boxes(segments: list[np.ndarray]) -> np.ndarray:
-    boxes = []
-    for s in segments:
-        x, y = s.T
-        boxes.append([x.min(), y.min(), x.max(), y.max()])
-    return _xyxy2xywh(np.array(boxes))
-
-
 def _check(cond: Any, message: str) -> None:
     # Upstream uses `assert` (gone under `python -O`); this always checks, with the same message text.
     if not cond:
@@ -115,7 +98,7 @@ def _read_label_file(lb_file: str) -> tuple[np.ndarray, list[np.ndarray]]:
     if any(len(x) > 6 for x in rows):  # polygon rows: cls x1 y1 x2 y2 ...
         classes = np.array([x[0] for x in rows], dtype=np.float32)
         segments = [np.array(x[1:], dtype=np.float32).reshape(-1, 2) for x in rows]
-        rows = np.concatenate((classes.reshape(-1, 1), _segments2boxes(segments)), 1)
+        rows = np.concatenate((classes.reshape(-1, 1), segments2boxes(segments)), 1)
     return np.array(rows, dtype=np.float32), segments
 
 
