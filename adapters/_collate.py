@@ -445,7 +445,10 @@ def _collate(batch: Any, path: tuple) -> Any:
         if all(type(x) is np.ndarray and x.dtype == elem.dtype for x in batch) and elem.dtype in _SUPPORTED_SET:
             # the common case: one dtype, nothing to convert; only the strides need a look per element
             if all(s >= 0 for x in batch for s in x.strides):
-                return _stack(batch, path)
+                try:  # same dtype in and out: no promotion or cast to look at
+                    return np.stack(batch)
+                except ValueError:
+                    return _stack(batch, path)  # for torch's message naming both shapes
         return _stack([_as_array(x, i, path) for i, x in enumerate(batch)], path)
     if isinstance(elem, (np.bool_, np.number)):
         return _collate_numbers(batch, path, None)  # torch.as_tensor(batch)
