@@ -124,3 +124,32 @@ def test_kwargs_form_equals_loader_form_and_drop_last():
     ds = adapters.to_mindspore(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2)
     assert_equivalent(ms_epochs(ds, 2), expected, rtol=0, atol=0)
     assert all(len(epoch) == N // 5 for epoch in expected)
+
+
+class IndexOnly(torch.utils.data.Dataset):
+    def __len__(self):
+        return N
+
+    def __getitem__(self, i):
+        return i
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_counts_reconcile_no_sample_dropped_or_duplicated(sampler, num_workers):
+    """Every index the sampler yields comes out exactly once per epoch, in torch's order."""
+    def make():
+        g = torch.Generator().manual_seed(11)
+        kwargs = SAMPLERS[sampler](IndexOnly(), g)
+        if "batch_sampler" not in kwargs:
+            kwargs["batch_size"] = 5
+        return DataLoader(IndexOnly(), num_workers=num_workers, generator=g, **kwargs)
+
+    seed_all(3)
+    loader = make()
+    expected = [[int(i) for b in loader for i in b] for _ in range(2)]
+    seed_all(3)
+    ds = adapters.to_mindspore(make(), set_epoch=False)
+    got = [[int(i) for b in epoch for i in b] for epoch in ms_epochs(ds, 2)]
+    assert [len(e) for e in got] == [len(e) for e in expected] == [len(loader.sampler)] * 2
+    assert got == expected

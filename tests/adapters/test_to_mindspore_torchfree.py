@@ -20,10 +20,12 @@ class Plain:  # only __getitem__ / __len__: no torch anywhere
         return 19
 
     def __getitem__(self, i):
-        return {"i": i, "py": random.random(), "np": np.random.rand(2)}
+        info = get_worker_info()  # adapters' in the torch-free child, torch's in the parent
+        worker = np.array([-1, -1] if info is None else [info.id, info.seed])
+        return {"i": i, "py": random.random(), "np": np.random.rand(2), "worker": worker}
 """
 
-CHILD = PLAIN + """
+CHILD = "from adapters import get_worker_info\n" + PLAIN + """
 import json, sys
 import adapters, porting
 porting.seed_everything(SEED)  # seeds adapters.default_generator in place of torch's
@@ -38,7 +40,7 @@ print(json.dumps(epochs))
 
 
 def _torch_expected(seed, num_workers, persistent, generator_seed):
-    namespace: dict = {}
+    namespace: dict = {"get_worker_info": torch.utils.data.get_worker_info}
     exec(PLAIN, namespace)
     random.seed(seed)
     np.random.seed(seed)
