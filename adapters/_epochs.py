@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
 
 from adapters import _torch_generator
 from adapters._rng_streams import StreamState, capture_streams, restore_streams

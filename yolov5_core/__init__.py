@@ -10,8 +10,18 @@ No module here imports torch.
 
 from yolov5_core._albumentations import Albumentations, default_transforms
 from yolov5_core._augment import augment_hsv, box_candidates, copy_paste, mixup, random_perspective
-from yolov5_core._boxes import __all__ as _boxes_all
-from yolov5_core._boxes import *  # noqa: F401,F403  (the ten box-format helpers, listed in _boxes.__all__)
+from yolov5_core._boxes import (
+    bbox_ioa,
+    clip_boxes,
+    resample_segments,
+    segment2box,
+    segments2boxes,
+    xyn2xy,
+    xywh2xyxy,
+    xywhn2xyxy,
+    xyxy2xywh,
+    xyxy2xywhn,
+)
 from yolov5_core._dataset import HYP_KEYS, MOSAIC_HYP_KEYS, YoloDatasetCore
 from yolov5_core._files import HELP_URL, IMG_FORMATS, get_hash, img2label_paths, list_image_files
 from yolov5_core._hyp import HYP_NAMES, load_hyp
@@ -67,5 +77,14 @@ __all__ = [
     "resize_image",
     "letterbox",
     "load_mosaic",
-    *_boxes_all,
+    "bbox_ioa",
+    "clip_boxes",
+    "resample_segments",
+    "segment2box",
+    "segments2boxes",
+    "xyn2xy",
+    "xywh2xyxy",
+    "xywhn2xyxy",
+    "xyxy2xywh",
+    "xyxy2xywhn",
 ]
