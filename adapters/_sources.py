@@ -203,10 +203,10 @@ class SerialSource:
         plan = self._planner.plan(epoch)
         active = []
         for w in range(n):
-            worker, _ = self._workers.get(w) or (
-                VirtualWorker(w, n, copy.deepcopy(spec.dataset), spec.worker_init_fn,
-                              persistent=spec.persistent_workers, isolate=True),
-                None,
+            # A new torch worker gets a fresh copy of the dataset; a persistent one keeps its own.
+            kept = self._workers.get(w) if spec.persistent_workers else None
+            worker = kept[0] if kept else VirtualWorker(
+                w, n, copy.deepcopy(spec.dataset), spec.worker_init_fn, persistent=spec.persistent_workers, isolate=True
             )
             worker.begin_epoch(epoch, plan.base_seed)
             with worker.active():  # torch creates the worker's iterator after worker_init_fn
