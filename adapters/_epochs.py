@@ -17,7 +17,7 @@ import dataclasses
 from adapters import _torch_generator
 from adapters._rng_streams import StreamState, capture_streams, restore_streams
 
-__all__ = ["EpochPlan", "EpochPlanner", "draw_base_seed", "call_set_epoch"]
+__all__ = ["EpochPlan", "EpochPlanner", "draw_base_seed", "call_set_epoch", "copy_sampling_state"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +47,15 @@ def call_set_epoch(samplers, epoch: int) -> None:
             return
 
 
+def copy_sampling_state(spec):
+    """Deep-copy ``(sampler, index_sampler, generator)`` in one go, keeping their shared identities.
+
+    BatchSampler → sampler → generator is ``loader.generator``: copied together they stay one object,
+    so the copy draws exactly as the loader would, and iterating the loader does not disturb it.
+    """
+    return copy.deepcopy((spec.sampler, spec.index_sampler, spec.generator))
+
+
 class EpochPlanner:
     """Replays the main process's per-epoch draws from a snapshot; memoises recent epochs.
 
@@ -57,10 +66,7 @@ class EpochPlanner:
     """
 
     def __init__(self, spec, streams: StreamState, *, set_epoch: bool) -> None:
-        # One deepcopy keeps shared identities (BatchSampler → sampler → generator is loader.generator).
-        self._sampler, self._index_sampler, self._generator = copy.deepcopy(
-            (spec.sampler, spec.index_sampler, spec.generator)
-        )
+        self._sampler, self._index_sampler, self._generator = copy_sampling_state(spec)
         self._backend = spec.backend
         self._kind = spec.kind
         self._persistent = spec.persistent_workers or spec.continuous

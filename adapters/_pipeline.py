@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import mindspore.dataset as msds
 
 from adapters._errors import unwrap_exception
@@ -22,9 +24,7 @@ class _Iterator:
     def __next__(self):
         watch = getattr(self._owner._batch_source, "death_watch", None)
         try:
-            if watch is None:
-                return next(self._inner)
-            with watch.armed(self._terminate):
+            with contextlib.nullcontext() if watch is None else watch.armed(self._terminate):
                 return next(self._inner)
         except StopIteration:
             self._owner.epochs_completed += 1

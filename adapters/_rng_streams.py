@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from adapters import _torch_generator
-from adapters._worker_seeding import generate_state
+from adapters._worker_seeding import worker_seeds
 
 __all__ = ["StreamState", "capture_streams", "restore_streams", "seed_streams_like_torch_worker"]
 
@@ -66,11 +66,11 @@ def seed_streams_like_torch_worker(base_seed: int, worker_id: int) -> int:
     Returns:
         The worker seed (what ``get_worker_info().seed`` reports).
     """
-    seed = base_seed + worker_id
-    random.seed(seed)
+    seeds = worker_seeds(base_seed, worker_id)
+    random.seed(seeds.python)
     torch = _torch()
     if torch is not None:
-        torch.manual_seed(seed)
-    _torch_generator.default_generator.manual_seed(seed)
-    np.random.seed(generate_state(base_seed, worker_id))
-    return seed
+        torch.manual_seed(seeds.torch)
+    _torch_generator.default_generator.manual_seed(seeds.torch)
+    np.random.seed(seeds.numpy)
+    return seeds.torch

@@ -17,7 +17,7 @@ import os
 from typing import Callable
 
 from adapters._death_watch import DeathWatch
-from adapters._epochs import EpochPlanner, call_set_epoch, draw_base_seed
+from adapters._epochs import EpochPlanner, call_set_epoch, copy_sampling_state, draw_base_seed
 from adapters._fetch import collate, fetch_iterable, fetch_map
 from adapters._workers import VirtualWorker
 
@@ -159,9 +159,7 @@ class SerialSource:
         self._to_row = to_row
         self._set_epoch = set_epoch
         # Copies, so iterating the original loader in torch does not advance ours (and vice versa).
-        self._sampler, self._index_sampler, self._generator = copy.deepcopy(
-            (spec.sampler, spec.index_sampler, spec.generator)
-        )
+        self._sampler, self._index_sampler, self._generator = copy_sampling_state(spec)
         self._workers: dict[int, tuple[VirtualWorker, object]] = {}
         self.reset(0)
 
@@ -218,7 +216,7 @@ class SerialSource:
                     raise wrap_exception(exc, f"iter(dataset) in torch worker {w} of {n}, epoch {epoch}") from None
             self._workers[w] = (worker, ds_iter)
             active.append(w)
-        index = [None] * spec.batch_size if spec.auto_collation else None
+        index = spec.iterable_index
         k = 0
         while active:
             for w in list(active):

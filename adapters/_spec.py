@@ -70,6 +70,11 @@ class LoaderSpec:
     def index_sampler(self):
         return self.batch_sampler if self.auto_collation else self.sampler
 
+    @property
+    def iterable_index(self):
+        """What torch's fetcher gets per batch from an IterableDataset's sampler: ``[None] * batch_size``."""
+        return [None] * self.batch_size if self.auto_collation else None
+
 
 def _is_torch_default(fn, torch) -> bool:
     if torch is None:

@@ -71,9 +71,8 @@ def _first_batch(spec: LoaderSpec, planner: EpochPlanner):
                 raise ValueError("to_mindspore: the sampler yields no batch, so there are no columns to declare")
             data = fetch_map(dataset, plan.batches[0], spec.auto_collation, where)
         else:
-            index = [None] * spec.batch_size if spec.auto_collation else None
             try:
-                data = fetch_iterable(iter(dataset), index, spec.auto_collation, spec.drop_last, where)
+                data = fetch_iterable(iter(dataset), spec.iterable_index, spec.auto_collation, spec.drop_last, where)
             except StopIteration:
                 raise ValueError("to_mindspore: the IterableDataset yields no batch, so there are no columns") from None
         return collate(spec.collate_fn, data, where)

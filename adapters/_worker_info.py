@@ -9,6 +9,7 @@ from adapters._worker_seeding import WorkerInfo
 __all__ = ["get_worker_info", "set_worker_info"]
 
 _current: WorkerInfo | None = None
+_torch_synced = False  # torch's _worker_info reflects _current
 
 
 def get_worker_info() -> WorkerInfo | None:
@@ -27,9 +28,12 @@ def get_worker_info() -> WorkerInfo | None:
 
 def set_worker_info(info: WorkerInfo | None) -> None:
     """Make ``info`` what both ``adapters.get_worker_info`` and torch's ``get_worker_info`` return."""
-    global _current
-    _current = info
+    global _current, _torch_synced
     torch = sys.modules.get("torch")
+    if info is _current and (_torch_synced or torch is None):
+        return  # called around every batch: nothing to rebuild when the worker did not change
+    _current = info
+    _torch_synced = False
     if torch is not None:
         from torch.utils.data._utils import worker as torch_worker
 
@@ -38,3 +42,4 @@ def set_worker_info(info: WorkerInfo | None) -> None:
             if info is None
             else torch_worker.WorkerInfo(id=info.id, num_workers=info.num_workers, seed=info.seed, dataset=info.dataset)
         )
+        _torch_synced = True
