@@ -88,7 +88,7 @@ def _seed_torch(seed: int, deterministic: bool, report: SeedReport) -> None:
     if torch is None:
         report.skipped["torch"] = why
         # Without torch, adapters' numpy emulation of torch's CPU generator stands in for it.
-        emulated, why2 = _optional("adapters._torch_generator")
+        emulated, why2 = _optional("adapters.torch_data._torch_generator")
         if emulated is None:
             report.skipped["adapters.default_generator"] = why2
         else:

@@ -19,7 +19,17 @@ SURFACE = {
         "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
         "SequentialSampler", "Structure", "StructureMismatchError", "SubsetRandomSampler", "TorchLoaderDataset",
         "WeightedRandomSampler", "WorkerError", "WorkerInfo", "default_collate", "default_convert",
-        "default_generator", "generate_state", "get_worker_info", "mindspore_worker_count", "to_mindspore", "to_numpy",
+        "default_generator", "generate_state", "get_worker_info", "to_mindspore", "to_numpy",
+    ],
+    "adapters.torch_data": [
+        "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
+        "SequentialSampler", "SubsetRandomSampler", "WeightedRandomSampler", "WorkerInfo", "WorkerSeeds",
+        "default_collate", "default_convert", "default_generator", "draw_base_seed", "generate_state",
+        "get_worker_info", "to_numpy", "worker_seeds",
+    ],
+    "adapters.engine": [
+        "LoaderSpec", "Schedule", "Structure", "StructureMismatchError", "TorchLoaderDataset", "WorkerError",
+        "build_engine", "reachable_samplers", "spec_from_dataset", "spec_from_loader", "to_mindspore",
     ],
     "yolov5_core": [
         "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "HELP_URL", "HYP_KEYS", "HYP_NAMES", "IMG_FORMATS",
@@ -49,7 +59,8 @@ def test_public_surface_is_pinned(package):
 
 @pytest.mark.parametrize("package", sorted(SURFACE))
 def test_private_modules_declare_all(package):
-    for path in sorted((ROOT / package).glob("_*.py")):
+    folder = ROOT.joinpath(*package.split("."))
+    for path in sorted(folder.glob("_*.py")):
         if path.name in {"__init__.py", "__main__.py"}:
             continue
         module = importlib.import_module(f"{package}.{path.stem}")
@@ -62,3 +73,29 @@ def test_mindspore_side_imports_without_torch(package):
 
     out = run_python(f"import sys, {package}; print('torch' in sys.modules)", block_torch=True)
     assert out.strip() == "False"
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    "lower, upper",
+    [
+        ("adapters/torch_data", ("adapters.engine", "adapters._", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore")),
+        ("adapters/engine", ("porting._compare", "porting._pipelines", "porting._demo", "porting.cli", "yolov5_")),
+        ("yolov5_core", ("adapters", "porting", "yolov5_pt", "yolov5_ms", "torch", "mindspore")),
+    ],
+)
+def test_lower_layers_never_import_upper_ones(lower, upper):
+    for path in sorted((ROOT / lower).glob("*.py")):
+        bad = sorted(n for n in _imports(path) if n.startswith(upper) or n in {u.rstrip("._") for u in upper})
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad} (a layer above it)"

@@ -1,4 +1,4 @@
-"""adapters._collate against torch's real default_collate / default_convert (torch 2.13).
+"""adapters.torch_data._collate against torch's real default_collate / default_convert (torch 2.13).
 
 Every comparison runs torch's own function on the same input: either both raise the same exception type, or
 the outputs have the same structure (container types included) and every tensor equals our array in dtype,
@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 from torch.utils.data import default_collate as torch_collate  # noqa: E402
 from torch.utils.data import default_convert as torch_convert  # noqa: E402
 
-from adapters._collate import default_collate, default_convert, to_numpy  # noqa: E402
+from adapters.torch_data._collate import default_collate, default_convert, to_numpy  # noqa: E402
 
 Pair = collections.namedtuple("Pair", "a b")
 Single = collections.namedtuple("Single", "x")

@@ -1,4 +1,4 @@
-"""adapters._columns: flatten a collated batch into named columns and rebuild it identically."""
+"""adapters.engine._columns: flatten a collated batch into named columns and rebuild it identically."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from adapters._collate import default_collate, default_convert
-from adapters._columns import Structure, StructureMismatchError, flatten, unflatten
+from adapters.torch_data._collate import default_collate, default_convert
+from adapters.engine._columns import Structure, StructureMismatchError, flatten, unflatten
 
 Point = collections.namedtuple("Point", "x y")
 Box = collections.namedtuple("Box", "lo hi label")
@@ -379,8 +379,8 @@ def test_works_without_torch_and_gives_torchs_batch():
     child = textwrap.dedent("""
         import json, sys
         import numpy as np
-        from adapters._collate import default_collate, default_convert
-        from adapters._columns import flatten, unflatten
+        from adapters.torch_data._collate import default_collate, default_convert
+        from adapters.engine._columns import flatten, unflatten
     """) + SAMPLES_SRC + textwrap.dedent("""
         columns, structure = flatten(default_collate(samples))
         back = unflatten([a for _, a in columns], structure)

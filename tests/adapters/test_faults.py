@@ -78,11 +78,23 @@ class LyingSampler(Sampler):
         return 8
 
 
-@pytest.mark.parametrize("num_workers", [2])
+@pytest.mark.parametrize("num_workers", [0, 2])
 def test_sampler_that_yields_more_than_its_len_is_an_error_not_a_silent_drop(num_workers):
-    ds = adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers)
-    with pytest.raises(RuntimeError, match=r"yielded 5 batches in epoch 0 but len\(sampler\) is 4"):
-        _drain(ds)
+    # MindSpore datasets have one size (torch's len(loader)); a batch beyond it is refused, by name.
+    # With workers the plan is known up front, so it is refused when to_mindspore() is called.
+    with pytest.raises(RuntimeError, match=r"yielded (5|more than 4) batches in epoch 0 but len\(sampler\) is 4"):
+        _drain(adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_sampler_with_lying_len_matches_torch_when_fixed_length_is_off(num_workers):
+    torch.manual_seed(0)
+    expected = [b["index"].tolist() for b in DataLoader(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2)]
+    ds = adapters.to_mindspore(
+        RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers, fixed_length=False
+    )
+    got = [ds.structure.rebuild(r)["index"].tolist() for r in _drain(ds)[0]]
+    assert got == expected and len(got) == 5
 
 
 @pytest.mark.parametrize(
@@ -96,7 +108,9 @@ def test_sampler_that_yields_more_than_its_len_is_an_error_not_a_silent_drop(num
         (dict(prefetch_factor=2), ValueError, "prefetch_factor option could only be specified in multiprocessing"),
         (dict(batch_szie=2), TypeError, r"unexpected keyword argument\(s\) \['batch_szie'\]"),
         (dict(seed=1, generator=torch.Generator()), ValueError, "either seed= or generator="),
-        (dict(num_workers=3, num_parallel_workers=2), ValueError, "num_parallel_workers=2 must divide num_workers=3"),
+        (dict(infinite=True, steps_per_epoch=3), ValueError, "infinite=True or steps_per_epoch=, not both"),
+        (dict(steps_per_epoch=0), ValueError, "steps_per_epoch must be a positive int"),
+        (dict(set_epoch="yes"), TypeError, "set_epoch must be True, False or a callable"),
     ],
 )
 def test_option_errors_match_torch_and_name_the_options(kwargs, exc, message):
@@ -107,8 +121,3 @@ def test_option_errors_match_torch_and_name_the_options(kwargs, exc, message):
 def test_loader_plus_options_is_rejected():
     with pytest.raises(TypeError, match=r"extra keyword arguments \['batch_size'\]"):
         adapters.to_mindspore(DataLoader(RandomAugDataset(4)), batch_size=2)
-
-
-def test_mindspore_worker_count_divides_num_workers():
-    assert [adapters.mindspore_worker_count(n, limit=2) for n in range(6)] == [1, 1, 2, 1, 2, 1]
-    assert [adapters.mindspore_worker_count(n, limit=8) for n in range(1, 9)] == [1, 2, 3, 4, 5, 6, 7, 8]

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from torch.utils.data._utils.worker import WorkerInfo as TorchWorkerInfo
 from torch.utils.data._utils.worker import _generate_state
 
-from adapters import _samplers as ours
-from adapters._torch_generator import Generator, default_generator
-from adapters._worker_seeding import WorkerInfo, generate_state, worker_seeds
+from adapters.torch_data import _samplers as ours
+from adapters.torch_data._torch_generator import Generator, default_generator
+from adapters.torch_data._worker_seeding import WorkerInfo, generate_state, worker_seeds
 
 SEEDS = st.integers(min_value=0, max_value=2**64 - 1)
 FAST = settings(max_examples=40, deadline=None)

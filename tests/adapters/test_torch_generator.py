@@ -12,8 +12,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from adapters import _torch_generator
-from adapters._torch_generator import DEFAULT_SEED, Generator, _topk_indices
+from adapters.torch_data import _torch_generator
+from adapters.torch_data._torch_generator import DEFAULT_SEED, Generator, _topk_indices
 from tests._helpers.subproc import run_json
 
 SEEDS = st.integers(min_value=0, max_value=2**64 - 1)

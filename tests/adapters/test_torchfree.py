@@ -19,9 +19,9 @@ except ImportError:
 else:
     raise SystemExit("torch is importable: this test would prove nothing")
 
-from adapters._samplers import BatchSampler, RandomSampler
-from adapters._torch_generator import Generator, default_generator
-from adapters._worker_seeding import worker_seeds
+from adapters.torch_data._samplers import BatchSampler, RandomSampler
+from adapters.torch_data._torch_generator import Generator, default_generator
+from adapters.torch_data._worker_seeding import worker_seeds
 
 
 class MapDataset:  # only __getitem__ and __len__, as a user's dataset may be

@@ -6,8 +6,8 @@ import dataclasses
 import warnings
 from typing import Any, Callable
 
-from adapters import _collate, _datasets, _samplers
-from adapters._torch_generator import Generator
+from adapters.torch_data import _collate, _datasets, _samplers
+from adapters.torch_data._torch_generator import Generator
 
 __all__ = ["LoaderSpec", "DATALOADER_DEFAULTS", "spec_from_loader", "spec_from_dataset", "torch_or_none"]
 
@@ -58,9 +58,8 @@ class LoaderSpec:
     persistent_workers: bool
     backend: str  # "torch": torch's samplers and global generator; "numpy": adapters' emulation
     default_collate: bool  # collate_fn is (torch's or our) default_collate / default_convert
-    # One iterator over all epochs, like YOLOv5's InfiniteDataLoader: base seed drawn once, workers
-    # persist, and batch dispatch keeps cycling over workers across epoch boundaries.
-    continuous: bool = False
+    timeout: float = 0
+    prefetch_factor: int | None = None
 
     @property
     def auto_collation(self) -> bool:
@@ -95,6 +94,25 @@ def _numpy_collate_for(fn, auto_collation: bool, torch) -> tuple[Callable, bool]
     return fn, False
 
 
+def _warn_unmapped(pin_memory: bool, multiprocessing_context) -> None:
+    """Options with no meaning for a MindSpore pipeline: said once, never silently dropped."""
+    if pin_memory:
+        warnings.warn(
+            "to_mindspore: pin_memory=True has no effect: batches go to MindSpore as numpy arrays "
+            "(MindSpore moves them to the device); the values are the same.",
+            stacklevel=4,
+        )
+    if multiprocessing_context is not None:
+        method = getattr(multiprocessing_context, "get_start_method", lambda: multiprocessing_context)()
+        if method != "fork":
+            warnings.warn(
+                f"to_mindspore: multiprocessing_context={method!r} is not used: the pipeline forks its "
+                "worker processes (as torch's default on Linux); datasets and worker_init_fn see the same "
+                "values, but objects are not pickled into the workers.",
+                stacklevel=4,
+            )
+
+
 def _check_in_order(in_order: bool) -> None:
     if not in_order:
         warnings.warn(
@@ -119,6 +137,7 @@ def spec_from_loader(loader) -> LoaderSpec:
             "worker_init_fn=..., generator=<a generator seeded as the loader's was>, infinite=True)"
         )
     kind = "iterable" if isinstance(loader.dataset, IterableDataset) else "map"
+    _warn_unmapped(loader.pin_memory, loader.multiprocessing_context)
     collate_fn, is_default = _numpy_collate_for(loader.collate_fn, loader.batch_sampler is not None, torch)
     return LoaderSpec(
         dataset=loader.dataset,
@@ -134,6 +153,8 @@ def spec_from_loader(loader) -> LoaderSpec:
         persistent_workers=loader.persistent_workers,
         backend="torch",
         default_collate=is_default,
+        timeout=loader.timeout,
+        prefetch_factor=loader.prefetch_factor,
     )
 
 
@@ -197,6 +218,7 @@ def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:
     if o["persistent_workers"] and o["num_workers"] == 0:
         raise ValueError("persistent_workers option needs num_workers > 0")
     _check_in_order(o["in_order"])
+    _warn_unmapped(o["pin_memory"], o["multiprocessing_context"])
     shuffle, sampler, batch_sampler = o["shuffle"], o["sampler"], o["batch_sampler"]
     batch_size, drop_last, generator = o["batch_size"], o["drop_last"], o["generator"]
     if generator is not None and not isinstance(generator, Generator):
@@ -256,6 +278,8 @@ def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:
         persistent_workers=o["persistent_workers"],
         backend="numpy",
         default_collate=is_default,
+        timeout=o["timeout"],
+        prefetch_factor=(2 if o["num_workers"] > 0 else None) if o["prefetch_factor"] is None else o["prefetch_factor"],
     )
 
 

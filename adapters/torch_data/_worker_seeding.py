@@ -2,7 +2,7 @@
 
 torch's ``_worker_loop`` (``torch/utils/data/_utils/worker.py``) does, for worker ``w`` and the
 iterator's ``base_seed`` (one ``random_()`` int64 draw from the loader's generator, see
-``adapters._torch_generator.Generator.random_``)::
+``adapters.torch_data._torch_generator.Generator.random_``)::
 
     seed = base_seed + w
     random.seed(seed); torch.manual_seed(seed); np.random.seed(_generate_state(base_seed, w))
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["WorkerInfo", "WorkerSeeds", "generate_state", "worker_seeds"]
+__all__ = ["WorkerInfo", "WorkerSeeds", "draw_base_seed", "generate_state", "worker_seeds"]
 
 
 def _check(base_seed: int, worker_id: int) -> tuple[int, int]:
@@ -115,3 +115,28 @@ class WorkerInfo:
     dataset: Any
     rng: Any = None
     worker_method: str | None = "multiprocessing"
+
+
+def draw_base_seed(generator, backend: str) -> int:
+    """Draw the int64 base seed ``iter(DataLoader)`` draws, from ``generator`` or the global generator.
+
+    torch: ``torch.empty((), dtype=torch.int64).random_(generator=loader.generator).item()``.
+
+    Args:
+        generator: the loader's generator (torch's, or :class:`adapters.Generator`), or ``None``.
+        backend: ``"torch"`` (draw with torch, from its global generator when ``generator`` is None)
+            or ``"numpy"`` (the emulation; :data:`adapters.default_generator` when None).
+
+    Example:
+        >>> from adapters import Generator
+        >>> draw_base_seed(Generator().manual_seed(0), "numpy") == draw_base_seed(Generator().manual_seed(0), "numpy")
+        True
+    """
+    if backend == "torch":
+        import torch
+
+        return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+    from adapters.torch_data import _torch_generator
+
+    gen = generator if generator is not None else _torch_generator.default_generator
+    return int(gen.random_())

@@ -38,7 +38,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from adapters._collate import _is_tensor, to_numpy
+from adapters.torch_data._collate import _is_tensor, to_numpy
 
 __all__ = ["Structure", "StructureMismatchError", "flatten", "unflatten"]
 

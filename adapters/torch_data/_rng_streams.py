@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters import _torch_generator
-from adapters._worker_seeding import worker_seeds
+from adapters.torch_data import _torch_generator
+from adapters.torch_data._worker_seeding import worker_seeds
 
 __all__ = ["StreamState", "capture_streams", "restore_streams", "seed_streams_like_torch_worker"]
 

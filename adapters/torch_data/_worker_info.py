@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from adapters._worker_seeding import WorkerInfo
+from adapters.torch_data._worker_seeding import WorkerInfo
 
 __all__ = ["get_worker_info", "set_worker_info"]
 

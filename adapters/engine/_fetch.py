@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters._errors import wrap_exception
+from adapters.engine._errors import wrap_exception
 
 __all__ = ["fetch_map", "fetch_iterable", "collate"]
 

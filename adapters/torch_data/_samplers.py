@@ -1,7 +1,7 @@
 """torch's samplers (``torch.utils.data.sampler`` / ``distributed``), torch-free, same draws.
 
 Names, signatures, validation messages and the order of random draws follow torch 2.13, with
-:class:`adapters._torch_generator.Generator` in place of ``torch.Generator``: the same seed gives
+:class:`adapters.torch_data._torch_generator.Generator` in place of ``torch.Generator``: the same seed gives
 the same index stream as torch's sampler (``tests/adapters/test_samplers.py`` checks each one
 against torch over several epochs). A sampler's draws happen lazily, on the first ``next()``,
 exactly where torch's generator-function ``__iter__`` makes them.
@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from adapters._torch_generator import Generator, default_generator
+from adapters.torch_data._torch_generator import Generator, default_generator
 
 __all__ = [
     "BatchSampler",

@@ -1,0 +1,548 @@
+"""The caller-side half of the pipeline: torch's DataLoader iterator, as rows for MindSpore.
+
+:class:`Engine` runs in the thread MindSpore calls the source from. It never runs user code and
+never draws from a random stream: it asks the loader process for each epoch's base seed and index
+batches, hands tasks to the torch-worker processes in torch's order (:class:`Schedule`), and
+receives the collated batches. The iterators that :class:`~adapters.TorchLoaderDataset` hands out
+report how far the training loop got (:class:`Consumer`): that is what continuing after a partial
+epoch exactly as torch would needs.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import threading
+import time
+import weakref
+
+from adapters.engine._errors import SourceError, WorkerError, wrap_exception
+from adapters.engine._processes import EpochRunner, format_worker_death, loader_loop, worker_loop
+from adapters.engine._schedule import Schedule
+from adapters.engine._transport import recv, send
+
+__all__ = ["Engine", "Consumer"]
+
+_POLL = 0.05  # seconds between liveness / abandonment checks while waiting
+
+
+class _Abandoned(Exception):
+    """The epoch being produced was given up (a newer iterator took over)."""
+
+
+class Consumer:
+    """What one iterator of the dataset tells the engine: how many rows of each epoch it took."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = engine
+        self.epochs: list[int] = []  # engine epochs produced for this iterator, in order
+        self.position = 0  # index into ``epochs`` of the epoch being consumed
+        self.thread: int | None = None
+        self.closed = False
+
+    def took_row(self) -> None:
+        self._engine._note(self, "row")
+
+    def saw_end(self) -> None:
+        self._engine._note(self, "end")
+
+    def close(self) -> None:
+        self._engine._note(self, "close")
+
+
+class _Epoch:
+    def __init__(self, number: int, consumer: Consumer | None, start: int) -> None:
+        self.number = number
+        self.consumer = consumer
+        self.start = start  # global number of its first batch (continuous modes)
+        self.total: int | None = None
+        self.produced = 0  # rows handed to MindSpore
+        self.consumed = 0  # rows the consumer took
+        self.exhausted = False  # produced to its end
+        self.stream_ended = False  # num_workers=0: the loader's end marker was received
+        self.finished = False  # the consumer saw its end
+        self.closed = False
+        self.aborted = False
+        self.what = "plan"
+
+
+class Engine:
+    """Produces the rows of every epoch, in torch's order, from processes it owns.
+
+    Args:
+        spec: the resolved :class:`~adapters.engine._spec.LoaderSpec`.
+        schedule: torch's dispatch rules for it.
+        set_epoch: ``callable(epoch)`` run in the loader process where torch's loop sets the epoch.
+        steps_per_epoch: batches per epoch for ``mode="steps"``.
+    """
+
+    def __init__(self, spec, schedule: Schedule, set_epoch, *, steps_per_epoch: int | None = None,
+                 python_state=None) -> None:
+        self.spec = spec
+        self.schedule = schedule
+        self.structure = None  # set once the first batch is known
+        self.length: int | None = None  # batches every epoch must have (MindSpore's dataset size)
+        self._steps = steps_per_epoch
+        self._ctx = multiprocessing.get_context("fork")
+        self._cv = threading.Condition()
+        self._io = threading.RLock()  # one producer at a time talks to the processes
+        self._next_epoch = 0
+        self._current: _Epoch | None = None
+        self._pending_consumer: Consumer | None = None
+        self._consumers: list[Consumer] = []
+        self._workers: dict[int, tuple] = {}
+        self._outstanding: dict[int, collections.deque] = {}
+        # continuous modes
+        self._global = 0  # next global batch number to produce
+        self._global_consumed = 0
+        self._queued = 0  # index batches received from the loader so far
+        self._index_queue: collections.deque = collections.deque()
+        self._history: collections.deque = collections.deque()  # (g, row) produced, maybe not consumed
+        self._passes = 0
+        self._stream_open = False
+        self._base_seed: int | None = None
+        self._probe = None  # epoch 0's generator, started to learn the columns
+        self._closed = False
+        runner = EpochRunner(spec, schedule, set_epoch)
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        self._loader = self._ctx.Process(
+            target=loader_loop, args=(theirs, runner, (ours,), python_state), daemon=True, name="torch2ms-loader"
+        )
+        self._loader.start()
+        theirs.close()
+        self._conn = ours
+        self._finalizer = weakref.finalize(self, _shutdown, self._conn, self._workers)
+
+    def close(self) -> None:
+        """Stop every process of the pipeline."""
+        self._closed = True
+        self._finalizer()
+
+    # ------------------------------------------------------------------ consumers
+    def new_consumer(self) -> Consumer:
+        """Register the consumer of the next MindSpore launch; older consumers are abandoned."""
+        consumer = Consumer(self)
+        with self._cv:
+            for old in self._consumers:
+                old.closed = True
+            self._consumers = [consumer]
+            self._pending_consumer = consumer
+            self._cv.notify_all()
+        return consumer
+
+    def _note(self, consumer: Consumer, what: str) -> None:
+        with self._cv:
+            if what == "close":
+                consumer.closed = True
+            else:
+                e = consumer.epochs[consumer.position] if consumer.position < len(consumer.epochs) else None
+                cur = self._current
+                if cur is not None and cur.number == e:
+                    if what == "row":
+                        cur.consumed += 1
+                        if self.schedule.continuous:
+                            self._global_consumed = cur.start + cur.consumed
+                    else:
+                        cur.finished = True
+                if what == "end":
+                    consumer.position += 1
+            self._cv.notify_all()
+
+    def _claim_consumer(self, thread: int) -> Consumer | None:
+        pending = self._pending_consumer
+        if pending is not None and pending.thread is None and not pending.closed:
+            pending.thread = thread
+            self._pending_consumer = None
+            return pending
+        for c in self._consumers:
+            if c.thread == thread and not c.closed:
+                return c
+        return None
+
+    # ------------------------------------------------------------------ the source
+    def first_batch(self):
+        """Start epoch 0 and return its first batch (as collated, numpy leaves), or None if it has none.
+
+        The batch is computed once: it is also row 0 of epoch 0 for the first MindSpore iterator.
+        """
+        self._probe = self._rows(probe=True)
+        try:
+            return next(self._probe)
+        except StopIteration:
+            self._probe = None
+            return None
+
+    def rows(self):
+        """Generator for one MindSpore epoch (MindSpore calls ``iter(source)`` once per epoch)."""
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with self._cv:
+                consumer = self._claim_consumer(threading.get_ident())
+                self._current.consumer = consumer
+                if consumer is not None:
+                    consumer.epochs.append(self._current.number)
+            yield self.structure.to_row(self._first, 0)
+            yield from probe
+            return
+        yield from self._rows(probe=False)
+
+    def _rows(self, *, probe: bool):
+        epoch = self._open_epoch(None if probe else threading.get_ident())
+        self._io.acquire()
+        try:
+            yield from self._produce(epoch)
+        except _Abandoned:
+            return
+        except SourceError:
+            raise
+        except Exception as exc:
+            # Raised here, in MindSpore's thread: packed so the iterator re-raises it with its own type.
+            raise wrap_exception(exc, f"epoch {epoch.number} of the pipeline") from None
+        finally:
+            self._io.release()
+
+    def _yield(self, epoch: _Epoch, row):
+        """Hand a row to MindSpore, letting other producers use the processes meanwhile."""
+        epoch.produced += 1
+        self._io.release()
+        try:
+            yield row
+        finally:
+            self._io.acquire()
+        if epoch.aborted:
+            raise _Abandoned
+
+    def _emit(self, epoch: _Epoch, batch, k: int):
+        if self.structure is None:  # the probe: the raw batch, the columns are not known yet
+            self._first = batch
+            epoch.produced += 1
+            self._io.release()
+            try:
+                yield batch
+            finally:
+                self._io.acquire()
+            return
+        yield from self._yield(epoch, self.structure.to_row(batch, k))
+
+    # ------------------------------------------------------------------ epochs
+    def _open_epoch(self, thread: int | None) -> _Epoch:
+        with self._cv:
+            consumer = None if thread is None else self._claim_consumer(thread)
+            prev = self._current
+            if prev is not None and not prev.closed:
+                prev.aborted = True
+                self._cv.notify_all()
+                c = prev.consumer
+                while c is not None and not (prev.finished or c.closed or self._closed):
+                    self._cv.wait(_POLL)
+            number = self._next_epoch
+            self._next_epoch += 1
+            start = self._global_consumed if self.schedule.continuous else 0
+            epoch = _Epoch(number, consumer, start)
+            if consumer is not None:
+                consumer.epochs.append(number)
+        with self._io:
+            if prev is not None and not prev.closed:
+                self._close(prev)
+            with self._cv:
+                self._current = epoch
+        return epoch
+
+    def _close(self, prev: _Epoch) -> None:
+        """Settle ``prev`` as torch would after the consumer stopped where it did."""
+        prev.closed = True
+        if prev.consumer is None:
+            if not prev.exhausted and prev.produced > 0:
+                raise RuntimeError(
+                    f"to_mindspore: epoch {prev.number} was left after {prev.produced} of its batches had been "
+                    "produced, by an iterator this dataset cannot see (a chained pipeline such as ds.map(...), "
+                    "or a getter such as output_shapes() on one). MindSpore prefetches, so how many batches were "
+                    "used is unknown and the next epoch cannot be reproduced exactly. Consume whole epochs "
+                    "through chained pipelines, or break out of iterators made by this dataset's own "
+                    "create_tuple_iterator()/create_dict_iterator()."
+                )
+            consumed, finished = prev.produced, prev.exhausted
+        else:
+            consumed, finished = prev.consumed, prev.finished
+        if self.schedule.continuous:
+            if prev.consumer is None:
+                self._global_consumed = prev.start + prev.produced
+            return
+        if prev.what == "seed":
+            verdict = ("commit",)  # IterableDataset with workers: the loader only drew the seed
+        elif prev.what == "stream":
+            verdict = ("commit",) if finished else ("rewind", consumed)
+        else:
+            total = prev.total if prev.total is not None else prev.produced
+            dispatched = self.schedule.dispatched(consumed=consumed, total=total, finished=finished)
+            verdict = ("commit",) if dispatched == total + 1 else ("rewind", dispatched)
+        send(self._conn, verdict)
+        if prev.what == "stream" and not prev.stream_ended:
+            while self._recv_loader(None, "the end of an epoch left early")[0] != "end":
+                pass  # batches played ahead of the consumer: dropped
+        self._recv_loader(None, f"settling epoch {prev.number}")
+
+    def _produce(self, epoch: _Epoch):
+        spec, sched = self.spec, self.schedule
+        if sched.continuous:
+            yield from self._produce_continuous(epoch)
+            return
+        if spec.num_workers == 0:
+            epoch.what = "stream"
+            send(self._conn, ("epoch", epoch.number, "stream", None))
+            k = 0
+            while True:
+                msg = self._recv_loader(epoch, f"batch {k} of epoch {epoch.number}")
+                if msg[0] == "end":
+                    epoch.stream_ended = True
+                    epoch.total = msg[1]
+                    self._check_length(epoch, msg[1])
+                    break
+                if self.length is not None and k >= self.length:
+                    self._check_length(epoch, k + 1, at_least=True)
+                yield from self._emit(epoch, msg[2], k)
+                k += 1
+        elif spec.kind == "iterable":
+            epoch.what = "seed"
+            send(self._conn, ("epoch", epoch.number, "seed", None))
+            _, _, base_seed = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
+            self._begin_workers(epoch, base_seed)
+            yield from self._iterable_rows(epoch)
+        else:
+            send(self._conn, ("epoch", epoch.number, "plan", None))
+            _, _, base_seed, batches = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
+            epoch.total = len(batches)
+            self._check_length(epoch, len(batches))
+            self._begin_workers(epoch, base_seed)
+            yield from self._map_rows(epoch, batches)
+        epoch.exhausted = True
+
+    def _check_length(self, epoch: _Epoch, count: int, *, at_least: bool = False) -> None:
+        if self.length is None or count == self.length:
+            return
+        sampler = type(self.spec.index_sampler).__name__
+        raise RuntimeError(
+            f"to_mindspore: the sampler yielded {'more than ' + str(count - 1) if at_least else count} batches in "
+            f"epoch {epoch.number} but len(sampler) is {self.length} ({sampler}); a MindSpore dataset has one "
+            "size, and no batch may be dropped or invented. If your sampler's batch count changes from epoch to "
+            "epoch (bucketing), pass fixed_length=False."
+        )
+
+    def _map_rows(self, epoch: _Epoch, batches):
+        n = self.spec.num_workers
+        sched = self.schedule
+        wheres: dict[int, str] = {}
+        sent = 0
+        for k in range(len(batches)):
+            while sent < len(batches) and sent < k + sched.max_outstanding:
+                self._gate(epoch, sent)
+                w = sched.worker_of(start=0, k=sent)
+                wheres[sent] = f"batch {sent} of epoch {epoch.number}, torch worker {w} of {n}, indices {batches[sent]!r}"
+                self._dispatch(w, sent, batches[sent], wheres[sent])
+                sent += 1
+            w = sched.worker_of(start=0, k=k)
+            msg = self._recv_worker(w, epoch, wheres.pop(k))
+            self._outstanding[w].popleft()
+            yield from self._emit(epoch, msg[2], k)
+
+    def _iterable_rows(self, epoch: _Epoch):
+        # torch: tasks go round-robin to the workers still active; a worker whose shard ended
+        # drops out, so the others' batches follow on (in-order, one batch per task).
+        n = self.spec.num_workers
+        active = list(range(n))
+        k = 0
+        while active:
+            for w in list(active):
+                where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
+                send(self._workers[w][1], ("next", k, where))
+                msg = self._recv_worker(w, epoch, where)
+                if msg[0] == "end":
+                    active.remove(w)
+                    continue
+                yield from self._emit(epoch, msg[2], k)
+                k += 1
+        epoch.total = k
+
+    def _gate(self, epoch: _Epoch, dispatched: int) -> None:
+        """Persistent workers + a known consumer: dispatch no further ahead than torch would."""
+        if epoch.consumer is None or not self.schedule.keeps_workers:
+            return
+        limit = self.schedule.max_outstanding
+        self._io.release()
+        try:
+            with self._cv:
+                while dispatched >= limit + epoch.consumed:
+                    if epoch.aborted or epoch.consumer.closed:
+                        break
+                    self._cv.wait(_POLL)
+        finally:
+            self._io.acquire()
+        if epoch.aborted or epoch.consumer.closed:
+            raise _Abandoned
+
+    # ------------------------------------------------------------------ continuous modes
+    def _produce_continuous(self, epoch: _Epoch):
+        """One torch iterator over all epochs: global order kept; rows left unconsumed come first."""
+        length = self._steps if self.schedule.mode == "steps" else len(self.spec.index_sampler)
+        start = epoch.start
+        self._history = collections.deque((g, r) for g, r in self._history if g >= start)
+        for g, row in list(self._history):
+            if epoch.produced >= length:
+                return
+            yield from self._yield(epoch, row)
+        g = start + epoch.produced
+        while epoch.produced < length:
+            batch = self._next_continuous_batch(epoch, g)
+            if self.structure is None:
+                yield from self._emit(epoch, batch, g)
+                row = self.structure.to_row(batch, g)
+            else:
+                row = self.structure.to_row(batch, g - start)
+            self._history.append((g, row))
+            while self._history and self._history[0][0] < self._global_consumed:
+                self._history.popleft()
+            g += 1
+            self._global = g
+            if epoch.produced < g - start:  # the probe already counted this row
+                yield from self._yield(epoch, row)
+        epoch.exhausted = True
+        epoch.total = epoch.produced
+
+    def _next_continuous_batch(self, epoch: _Epoch, g: int):
+        n = self.spec.num_workers
+        if n == 0:
+            while True:
+                if not self._stream_open:
+                    count = self._steps if self.schedule.mode == "steps" else None
+                    op = "epoch" if (self.schedule.mode == "repeat" or self._passes == 0) else "more"
+                    send(self._conn, (op, self._passes, "stream", count))
+                    self._passes += 1
+                    self._stream_open = True
+                msg = self._recv_loader(epoch, f"batch {g} of the loader's stream")
+                if msg[0] == "end":
+                    self._stream_open = False
+                    continue
+                return msg[2]
+        if not self._workers:
+            self._request_indices(epoch)
+            self._begin_workers(epoch, self._base_seed)
+        while sum(len(d) for d in self._outstanding.values()) < self.schedule.max_outstanding:
+            if not self._index_queue:
+                self._request_indices(epoch)
+            gi, index = self._index_queue.popleft()
+            w = gi % n
+            self._dispatch(w, gi, index, f"batch {gi} of the loader's stream, torch worker {w} of {n}, indices {index!r}")
+        w = g % n
+        msg = self._recv_worker(w, epoch, f"batch {g} of the loader's stream, torch worker {w} of {n}")
+        self._outstanding[w].popleft()
+        return msg[2]
+
+    def _request_indices(self, epoch: _Epoch) -> None:
+        if self.schedule.mode == "repeat":
+            send(self._conn, ("epoch", self._passes, "plan", None))
+        else:
+            send(self._conn, ("epoch" if self._passes == 0 else "more", self._passes, "plan", self._steps))
+        _, _, base_seed, batches = self._recv_loader(epoch, "the loader's next index batches")
+        if not batches:
+            raise RuntimeError("to_mindspore: the sampler yields no batch")
+        self._passes += 1
+        self._base_seed = base_seed
+        self._index_queue.extend((self._queued + i, b) for i, b in enumerate(batches))
+        self._queued += len(batches)
+
+    # ------------------------------------------------------------------ processes
+    def _recv_loader(self, epoch: _Epoch | None, what: str):
+        while not self._conn.poll(_POLL):
+            if epoch is not None and epoch.aborted:
+                raise _Abandoned
+            if self._closed:
+                raise RuntimeError("to_mindspore: the dataset was closed")
+        try:
+            msg = recv(self._conn)
+        except (EOFError, OSError):
+            raise WorkerError(f"the pipeline's loader process exited unexpectedly while waiting for {what}") from None
+        if msg[0] == "error":
+            raise msg[1]
+        return msg
+
+    def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):
+        proc, conn = self._workers[w]
+        timeout = self.spec.timeout or None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ready = multiprocessing.connection.wait([conn, proc.sentinel], _POLL)
+            if conn in ready:
+                try:
+                    msg = recv(conn)
+                except (EOFError, OSError):
+                    proc.join(0.5)
+                    raise WorkerError(format_worker_death(proc, where)) from None
+                if msg[0] == "error":
+                    raise msg[1]
+                return msg
+            if proc.sentinel in ready:
+                proc.join(0.5)
+                raise WorkerError(format_worker_death(proc, where))
+            if epoch is not None and epoch.aborted:
+                raise _Abandoned
+            if deadline is not None and time.monotonic() > deadline:
+                raise RuntimeError(f"DataLoader timed out after {timeout} seconds (waiting for {where})")
+
+    def _dispatch(self, w: int, k: int, index, where: str) -> None:
+        send(self._workers[w][1], ("task", k, index, where))
+        self._outstanding[w].append(k)
+
+    def _start_worker(self, w: int) -> None:
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        inherited = [c for _, c in self._workers.values()] + [self._conn, ours]
+        proc = self._ctx.Process(
+            target=worker_loop, args=(theirs, self.spec, w, inherited), daemon=True, name=f"torch2ms-worker-{w}"
+        )
+        proc.start()
+        theirs.close()
+        self._workers[w] = (proc, ours)
+        self._outstanding[w] = collections.deque()
+
+    def _stop_workers(self) -> None:
+        _stop(self._workers)
+        self._outstanding.clear()
+
+    def _begin_workers(self, epoch: _Epoch, base_seed: int) -> None:
+        fresh = self.schedule.starts_workers(epoch.number) or not self._workers
+        if fresh:
+            self._stop_workers()
+            for w in range(self.spec.num_workers):
+                self._start_worker(w)
+        for w in range(self.spec.num_workers):
+            while self._outstanding[w]:  # persistent workers after an epoch left early: drop its results
+                self._outstanding[w].popleft()
+                with contextlib.suppress(Exception):
+                    self._recv_worker(w, None, "a result of an epoch left early")
+            send(self._workers[w][1], ("begin", epoch.number, base_seed, fresh))
+        for w in range(self.spec.num_workers):
+            self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
+
+
+def _stop(workers: dict) -> None:
+    for w in list(workers):
+        proc, conn = workers.pop(w)
+        with contextlib.suppress(Exception):
+            send(conn, ("exit",))
+        conn.close()
+        threading.Thread(target=_reap, args=(proc,), daemon=True).start()
+
+
+def _reap(proc) -> None:
+    proc.join(2)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
+def _shutdown(conn, workers: dict) -> None:
+    _stop(workers)
+    with contextlib.suppress(Exception):
+        send(conn, ("exit",))
+    conn.close()

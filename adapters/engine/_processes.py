@@ -1,0 +1,353 @@
+"""Processes the pipeline owns: where user code (samplers, datasets, collate, worker_init_fn) runs.
+
+Nothing of the caller's process is touched: its random streams, its dataset and sampler objects,
+its ``get_worker_info()`` and its signal handlers stay as they were. Two kinds of process:
+
+* a **torch worker** (``worker_loop``), one process per torch worker, forked from the caller when
+  torch would start it (each epoch, or once with persistent workers): its own copy of the dataset
+  (fork, as torch's workers get theirs), streams seeded from ``base_seed + id``, ``WorkerInfo`` and
+  ``worker_init_fn``, then torch's fetcher for each task it is sent;
+* the **loader process** (``loader_loop``), torch's main-process side, forked once when
+  ``to_mindspore`` is called: it owns a snapshot of the sampler, the generator and the global
+  streams (and, for ``num_workers=0``, runs the whole single-process loop). For each epoch it forks a
+  runner that plays the epoch ahead; once the consumer's position is known the runner either becomes
+  the loader (the epoch was consumed as played) or is dropped, and the loader replays exactly as much
+  of the epoch as torch would have drawn (a partial epoch).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import random
+import signal
+import sys
+
+from adapters.engine._errors import WorkerError, wrap_exception
+from adapters.torch_data._worker_seeding import draw_base_seed
+from adapters.engine._fetch import collate, fetch_iterable, fetch_map
+from adapters.torch_data._rng_streams import seed_streams_like_torch_worker
+from adapters.torch_data._worker_info import set_worker_info
+from adapters.torch_data._worker_seeding import WorkerInfo
+from adapters.engine._transport import numpy_tree, recv, send
+
+__all__ = ["worker_loop", "loader_loop", "EpochRunner"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the process that forked it exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: the pipe's EOF still ends the loops
+        pass
+
+
+def _child_setup() -> None:
+    # Ctrl-C goes to the whole process group: the caller handles it, the pipeline's processes
+    # must not print tracebacks of their own (torch's workers do the same).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)  # as torch's workers
+
+
+def _error(exc: BaseException, where: str):
+    return ("error", wrap_exception(exc, where))
+
+
+def _fetch_and_collate(spec, index, where: str):
+    data = fetch_map(spec.dataset, index, spec.auto_collation, where)
+    return numpy_tree(collate(spec.collate_fn, data, where))
+
+
+# ----------------------------------------------------------------------------------- torch worker
+
+
+def worker_loop(conn, spec, worker_id: int, close_fds=()) -> None:
+    """Body of one torch worker process.
+
+    Messages in: ``("begin", epoch, base_seed, restart)``, ``("task", k, index, where)`` (map-style),
+    ``("next", k, where)`` (iterable), ``("exit",)``. Out: ``("batch", k, batch)``, ``("end", k)``
+    (iterable shard exhausted), ``("error", SourceError)``.
+    """
+    _die_with_parent()
+    _child_setup()
+    for c in close_fds:
+        c.close()
+    n = spec.num_workers
+    ds_iter = None
+    epoch = None
+    while True:
+        try:
+            msg = recv(conn)
+        except (EOFError, OSError):
+            return
+        op = msg[0]
+        try:
+            if op == "begin":
+                _, epoch, base_seed, restart = msg
+                if restart:
+                    seed = seed_streams_like_torch_worker(base_seed, worker_id)
+                    set_worker_info(WorkerInfo(id=worker_id, num_workers=n, seed=seed, dataset=spec.dataset))
+                    if spec.worker_init_fn is not None:
+                        try:
+                            spec.worker_init_fn(worker_id)
+                        except Exception as exc:
+                            send(conn, _error(exc, f"worker_init_fn({worker_id}) in torch worker {worker_id} of {n}, epoch {epoch}"))
+                            continue
+                if spec.kind == "iterable":
+                    try:
+                        ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
+                    except Exception as exc:
+                        send(conn, _error(exc, f"iter(dataset) in torch worker {worker_id} of {n}, epoch {epoch}"))
+                        continue
+                send(conn, ("ready", worker_id))
+            elif op == "task":
+                _, k, index, where = msg
+                try:
+                    batch = _fetch_and_collate(spec, index, where)
+                except Exception as exc:
+                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
+                    continue
+                send(conn, ("batch", k, batch))
+            elif op == "next":
+                _, k, where = msg
+                try:
+                    data = fetch_iterable(ds_iter, spec.iterable_index, spec.auto_collation, spec.drop_last, where)
+                except StopIteration:
+                    send(conn, ("end", k))
+                    continue
+                except Exception as exc:
+                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
+                    continue
+                try:
+                    batch = numpy_tree(collate(spec.collate_fn, data, where))
+                except Exception as exc:
+                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
+                    continue
+                send(conn, ("batch", k, batch))
+            elif op == "exit":
+                return
+        except (BrokenPipeError, EOFError, OSError):
+            return
+        except Exception as exc:  # a batch that cannot be sent (unpicklable leaf, ...)
+            try:
+                send(conn, _error(exc, f"sending batch from torch worker {worker_id} of {n}, epoch {epoch}"))
+            except Exception:
+                return
+
+
+# ----------------------------------------------------------------------------------- loader process
+
+
+class EpochRunner:
+    """torch's main-process side of one epoch: sampler iterators, base seed, (num_workers=0) fetches.
+
+    Lives in the loader process. ``start(epoch)`` does what ``iter(loader)`` does; the caller then
+    takes index batches (or, without workers, whole batches) from it.
+    """
+
+    def __init__(self, spec, schedule, set_epoch) -> None:
+        self.spec = spec
+        self.schedule = schedule
+        self.set_epoch = set_epoch
+        self.base_seed: int | None = None
+        self._it = None  # the index iterator of the running epoch / pass
+        self._ds_iter = None  # num_workers=0, IterableDataset
+
+    def start(self, epoch: int) -> int:
+        """Begin ``epoch`` as ``iter(loader)`` would; return the base seed in force."""
+
+        before, after = self.schedule.iter_calls(epoch)
+        if before or after:
+            self.set_epoch(epoch)
+        if before:
+            self._it = iter(self.spec.index_sampler)
+        if self.schedule.draws_base_seed(epoch):
+            self.base_seed = draw_base_seed(self.spec.generator, self.spec.backend)
+        if after:
+            self._it = iter(self.spec.index_sampler)
+        if self.spec.num_workers == 0 and self.spec.kind == "iterable" and (before or after):
+            self._ds_iter = iter(self.spec.dataset)
+        return self.base_seed
+
+    def next_index(self):
+        """The next index batch (``StopIteration`` at the end of the sampler)."""
+        return next(self._it)
+
+    def restart_pass(self, epoch: int) -> None:
+        """Repeat mode (InfiniteDataLoader): the sampler is exhausted, start its next pass."""
+        self.set_epoch(epoch)
+        self._it = iter(self.spec.index_sampler)
+
+    def next_batch(self, k: int, epoch: int):
+        """num_workers=0: torch's single-process ``__next__`` (index, then fetch and collate)."""
+        index = self.next_index()
+        where = f"batch {k} of epoch {epoch}, main process"
+        spec = self.spec
+        if spec.kind == "iterable":
+            data = fetch_iterable(self._ds_iter, index, spec.auto_collation, spec.drop_last, where)
+            return numpy_tree(collate(spec.collate_fn, data, where))
+        return _fetch_and_collate(spec, index, where)
+
+
+def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
+    """Play one epoch ahead, sending what the engine asked for.
+
+    ``("epoch", e, what, count)`` starts epoch ``e`` as ``iter(loader)`` would; ``("more", ...)``
+    continues the running iterator (``steps_per_epoch``). In ``"stream"`` mode a message from the
+    engine arriving between two batches (its verdict on an epoch left early) stops the stream.
+    """
+    op, epoch, what, count = msg
+    try:
+        base_seed = runner.start(epoch) if op == "epoch" else runner.base_seed
+        if what == "seed":  # workers fetch (IterableDataset / map-style): only the seed and indices
+            send(conn, ("seed", epoch, base_seed))
+        elif what == "plan":
+            batches = []
+            while count is None or len(batches) < count:
+                try:
+                    batches.append(runner.next_index())
+                except StopIteration:
+                    if count is None:
+                        break
+                    if runner.schedule.mode == "repeat":
+                        runner.restart_pass(epoch)
+                        continue
+                    raise RuntimeError(
+                        f"to_mindspore: the sampler ended after {len(batches)} batches, but steps_per_epoch asks "
+                        f"for {count} per epoch (an infinite sampler must never end)"
+                    ) from None
+            send(conn, ("plan", epoch, base_seed, batches))
+        elif what == "stream":  # num_workers == 0: the whole single-process loop
+            k = 0
+            while count is None or k < count:
+                try:
+                    batch = runner.next_batch(k, epoch)
+                except StopIteration:
+                    if count is not None and runner.schedule.mode == "repeat" and runner.spec.kind == "map":
+                        runner.restart_pass(epoch)
+                        continue
+                    break
+                send(conn, ("batch", k, batch))
+                k += 1
+                if conn.poll(0):
+                    break  # the engine gave its verdict early: the consumer left this epoch
+            send(conn, ("end", k))
+    except (BrokenPipeError, EOFError):
+        raise
+    except Exception as exc:
+        err = exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, f"epoch {epoch}, main process")
+        send(conn, ("error", err))
+
+
+def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None:
+    """Redo, without sending, exactly what torch drew in a partially consumed epoch."""
+    runner.start(epoch)
+    for k in range(dispatched):
+        try:
+            if what == "stream":
+                runner.next_batch(k, epoch)
+            else:
+                runner.next_index()
+        except StopIteration:
+            return
+
+
+def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> None:
+    """Body of the loader process (see the module docstring).
+
+    Messages in: ``("epoch", e, what, count)`` — play epoch ``e`` in a runner (``what``: ``"plan"``
+    index batches, ``"seed"`` only the base seed, ``"stream"`` whole batches); ``("more", e, "more",
+    count)`` — continuous modes, more index batches from the same iterator; ``("commit",)`` /
+    ``("rewind", dispatched)`` — the verdict on the runner's epoch; ``("exit",)``.
+    """
+    _die_with_parent()
+    _child_setup()
+    for c in close_fds:
+        c.close()
+    if python_state is not None:
+        random.setstate(python_state)  # python's random reseeds itself in a forked child
+    while True:
+        try:
+            msg = recv(conn)
+        except (EOFError, OSError):
+            os._exit(0)
+        op = msg[0]
+        if op == "exit":
+            os._exit(0)
+        if op == "more":
+            try:
+                _serve_epoch(conn, runner, msg)
+            except (BrokenPipeError, EOFError, OSError):
+                os._exit(0)
+            continue
+        if op != "epoch":
+            continue
+        if runner.schedule.mode != "epochs":
+            # One torch iterator over all epochs: nothing to rewind, play in place.
+            try:
+                _serve_epoch(conn, runner, msg)
+            except (BrokenPipeError, EOFError, OSError):
+                os._exit(0)
+            continue
+        read_fd, write_fd = os.pipe()
+        python_state = random.getstate()
+        pid = os.fork()
+        if pid == 0:  # the runner: play the epoch, then wait for the verdict
+            random.setstate(python_state)
+            os.close(read_fd)
+            try:
+                _serve_epoch(conn, runner, msg)
+                verdict = recv(conn)
+            except (BrokenPipeError, EOFError, OSError):
+                os._exit(0)
+            if verdict[0] == "commit":
+                os.write(write_fd, b"C")
+                os.close(write_fd)
+                send(conn, ("committed",))
+                continue  # this process is the loader now
+            os.write(write_fd, pickle.dumps(verdict))
+            os._exit(0)
+        os.close(write_fd)
+        chunks = []
+        while True:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        data = b"".join(chunks)
+        if data == b"C":
+            os._exit(0)  # the runner carries on as the loader
+        if data:
+            verdict = pickle.loads(data)
+            if verdict[0] != "rewind":
+                os._exit(0)  # ("exit",): the pipeline is shutting down
+            try:
+                _replay(runner, msg[1], msg[2], verdict[1])
+                send(conn, ("rewound",))
+            except (BrokenPipeError, EOFError, OSError):
+                os._exit(0)
+            except Exception as exc:
+                send(conn, ("error", wrap_exception(exc, f"replaying epoch {msg[1]} in the loader process")))
+            continue
+        # The runner died before a verdict (killed, segfault in user code).
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
+        try:
+            send(conn, ("error", WorkerError(f"the loader process running epoch {msg[1]} died ({how})")))
+        except Exception:
+            os._exit(0)
+
+
+def format_worker_death(process, where: str) -> str:
+    code = process.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return f"DataLoader worker (pid {process.pid}) exited unexpectedly ({how}) while producing {where}"
+

@@ -1,0 +1,246 @@
+"""``to_mindspore``: a torch DataLoader's exact stream as a MindSpore dataset."""
+
+from __future__ import annotations
+
+import random
+
+from adapters.engine._columns import Structure
+from adapters.engine._errors import SourceError, unwrap_exception
+from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
+from adapters.engine._engine import Engine
+from adapters.engine._schedule import Schedule
+
+__all__ = ["to_mindspore", "build_engine", "reachable_samplers"]
+
+
+def _is_torch_loader(obj) -> bool:
+    torch = torch_or_none()
+    return torch is not None and isinstance(obj, torch.utils.data.DataLoader)
+
+
+def reachable_samplers(spec: LoaderSpec) -> list:
+    """Every distinct sampler a training loop could call ``set_epoch`` on, outermost first.
+
+    ``loader.batch_sampler``, ``loader.sampler`` and, recursively, the ``sampler`` /
+    ``batch_sampler`` attributes of those (a ``BatchSampler(DistributedSampler(...))`` given as
+    ``batch_sampler=``, an mmdet-style grouping batch sampler wrapping a sampler, ...).
+
+    Example:
+        >>> import adapters
+        >>> from adapters.engine._spec import spec_from_dataset
+        >>> inner = adapters.DistributedSampler(list(range(8)), num_replicas=2, rank=0)
+        >>> spec = spec_from_dataset(list(range(8)), batch_sampler=adapters.BatchSampler(inner, 2, True))
+        >>> [type(s).__name__ for s in reachable_samplers(spec)]
+        ['BatchSampler', 'DistributedSampler']
+    """
+    found: list = []
+    seen: set[int] = set()
+    stack = [spec.batch_sampler, spec.sampler]
+    while stack:
+        s = stack.pop(0)
+        if s is None or id(s) in seen or s is spec.dataset:
+            continue
+        seen.add(id(s))
+        found.append(s)
+        stack.extend(getattr(s, name, None) for name in ("batch_sampler", "sampler"))
+    return found
+
+
+def _epoch_hook(spec: LoaderSpec, set_epoch):
+    """What runs (in the loader process, on its snapshot) where a training loop sets the epoch."""
+    if set_epoch is False or set_epoch is None:
+        return lambda epoch: None
+    if callable(set_epoch):
+        return lambda epoch: set_epoch(spec, epoch)
+    if set_epoch is not True:
+        raise TypeError(f"to_mindspore: set_epoch must be True, False or a callable(loader, epoch); got {set_epoch!r}")
+
+    def hook(epoch: int) -> None:
+        for sampler in reachable_samplers(spec):
+            method = getattr(sampler, "set_epoch", None)
+            if callable(method):
+                method(epoch)
+
+    return hook
+
+
+def build_engine(
+    spec: LoaderSpec,
+    *,
+    set_epoch=True,
+    mode: str = "epochs",
+    steps_per_epoch: int | None = None,
+    length: int | None = None,
+):
+    """Start the pipeline's processes for ``spec`` and learn its columns from epoch 0's first batch.
+
+    The public entry point for packages that build their own MindSpore dataset on the engine
+    (``yolov5_ms``): returns ``(engine, first_batch)``; ``engine.rows()`` is one epoch's generator.
+    ``length``: the batches every epoch must have (``None``: epochs may differ).
+
+    Raises:
+        ValueError: the loader yields no batch in epoch 0.
+        Exception: whatever the first batch raised, with its original type.
+    """
+    prefetch = spec.prefetch_factor if spec.prefetch_factor is not None else 2
+    schedule = Schedule(spec.num_workers, spec.persistent_workers, mode, prefetch if spec.num_workers else 0)
+    # The loader process is forked now: python's random reseeds itself in a forked child, so the
+    # snapshot of that stream is taken here and put back there.
+    engine = Engine(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
+                    python_state=random.getstate())
+    engine.length = length
+    try:
+        first = engine.first_batch()
+    except SourceError as err:
+        engine.close()
+        original = unwrap_exception(err)
+        if original is None:
+            raise
+        raise original from None
+    except BaseException:
+        engine.close()
+        raise
+    if first is None:
+        engine.close()
+        raise ValueError(
+            "to_mindspore: the loader yields no batch in epoch 0, so there are no columns to declare "
+            f"(sampler {type(spec.sampler).__name__}, batch_sampler {type(spec.batch_sampler).__name__})"
+        )
+    return engine, first
+
+
+def to_mindspore(
+    loader_or_dataset,
+    *,
+    column_names=None,
+    seed: int | None = None,
+    set_epoch=True,
+    infinite: bool = False,
+    steps_per_epoch: int | None = None,
+    fixed_length: bool = True,
+    **dataloader_kwargs,
+):
+    """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
+
+    Every row of the returned dataset is one batch, bit-identical to what
+    ``torch.utils.data.DataLoader`` yields from the same state: same sample order (every sampler,
+    with or without ``generator``), same collated values and dtypes, same per-worker random
+    streams (python ``random``, numpy, torch: seeded from the loader's ``base_seed`` exactly as
+    torch's workers are), ``worker_init_fn`` and ``get_worker_info()``, epoch after epoch.
+
+    One rule, for every ``num_workers``: ``to_mindspore`` takes a snapshot of the loader — its
+    sampler, generator and the global random streams (python, numpy, torch) — when it is called,
+    like ``os.fork``; the pipeline then runs torch's loader from that snapshot in processes it owns
+    (a loader process for the main-process side, one process per torch worker, forked when torch
+    would start it). Your process is never touched: its random streams, dataset and sampler objects,
+    ``get_worker_info()`` and signal handlers stay as they are, so iterating the torch loader
+    afterwards gives the same batches as the MindSpore dataset. Torch workers see the dataset as it is
+    when their epoch starts (as torch's non-persistent workers do); with ``num_workers=0`` the
+    dataset is the snapshot's.
+
+    Epochs: each MindSpore epoch is the next ``iter(loader)``. Leaving an epoch early (``break``) on
+    an iterator of this dataset continues as torch's next ``iter(loader)`` would (the sampler and
+    persistent workers are advanced exactly as far as torch's prefetching would have advanced them).
+
+    Args:
+        loader_or_dataset: a ``torch.utils.data.DataLoader``, or a dataset (map-style: ``__getitem__``
+            and ``__len__``; iterable: ``__iter__``) — torch's classes or plain python ones.
+        column_names: names for the flattened leaves of a batch (default: inferred, see
+            :class:`adapters.Structure`).
+        seed: shorthand for ``generator=Generator().manual_seed(seed)`` (torch's Generator when
+            torch is installed).
+        set_epoch: what the training loop calls before each epoch. ``True`` (default):
+            ``set_epoch(epoch)`` on every sampler reachable from the loader that has it
+            (``loader.batch_sampler``, ``loader.sampler``, and their ``sampler`` / ``batch_sampler``
+            attributes, e.g. the DistributedSampler inside a ``BatchSampler``). ``False``: nothing. A
+            callable ``fn(loader_spec, epoch)``: your own (it runs in the pipeline's loader process on
+            the snapshot, whose ``.sampler``, ``.batch_sampler``, ``.dataset`` it can use).
+        infinite: reproduce YOLOv5's ``InfiniteDataLoader`` (one torch iterator over all epochs: the
+            base seed is drawn once, workers persist, batches keep cycling over the workers across
+            epoch boundaries, the sampler is iterated again whenever it ends).
+        steps_per_epoch: for an infinite sampler (detectron2's ``TrainingSampler``, mmengine's
+            ``InfiniteSampler``): one torch iterator over all epochs, each MindSpore epoch being the
+            next ``steps_per_epoch`` batches. The sampler is never drained.
+        fixed_length: every epoch has ``len(loader)`` batches, which MindSpore reads as the dataset
+            size (an epoch that does not is an error naming it). ``False`` for a sampler whose batch
+            count changes per epoch (bucketing): the dataset then declares no size.
+        **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
+            ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
+            ``worker_init_fn``, ``generator``, ``persistent_workers``, ``timeout``, ``prefetch_factor``,
+            ...); not allowed with a DataLoader. ``pin_memory`` and a non-fork
+            ``multiprocessing_context`` have no meaning here and warn.
+
+    Returns:
+        A :class:`~adapters.TorchLoaderDataset` (a ``mindspore.dataset.GeneratorDataset``); its
+        ``structure.rebuild(row)`` gives back torch's nested batch.
+
+    Raises:
+        TypeError / ValueError: the same option errors as torch's DataLoader, naming the options;
+            what cannot be mirrored exactly, with the reason and what to do.
+
+    Example:
+        >>> ds = to_mindspore(list(range(10)), batch_size=4, shuffle=True, seed=0)
+        >>> [row[0].tolist() for row in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+        [[4, 1, 7, 5], [3, 9, 0, 8], [6, 2]]
+    """
+    from adapters.engine._pipeline import TorchLoaderDataset
+
+    if _is_torch_loader(loader_or_dataset):
+        if dataloader_kwargs or seed is not None:
+            raise TypeError(
+                "to_mindspore(loader): DataLoader options come from the loader; got extra keyword arguments "
+                f"{sorted(dataloader_kwargs) + (['seed'] if seed is not None else [])}"
+            )
+        spec = spec_from_loader(loader_or_dataset)
+    else:
+        if seed is not None:
+            if dataloader_kwargs.get("generator") is not None:
+                raise ValueError("to_mindspore: give either seed= or generator=, not both")
+            dataloader_kwargs["generator"] = _seeded_generator(seed)
+        spec = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
+    mode = "epochs"
+    if infinite and steps_per_epoch is not None:
+        raise ValueError("to_mindspore: give infinite=True or steps_per_epoch=, not both")
+    if infinite:
+        if spec.kind == "iterable":
+            raise ValueError("to_mindspore: infinite=True is for map-style datasets (YOLOv5's InfiniteDataLoader)")
+        mode = "repeat"
+    if steps_per_epoch is not None:
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+            raise ValueError(f"to_mindspore: steps_per_epoch must be a positive int, got {steps_per_epoch!r}")
+        if spec.kind == "iterable" and spec.num_workers > 0:
+            raise ValueError(
+                "to_mindspore: steps_per_epoch with an IterableDataset and num_workers > 0 is not supported "
+                "(use num_workers=0, or let the dataset end its epochs)"
+            )
+        mode = "steps"
+    length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
+    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length)
+    try:
+        structure = Structure.infer(first, column_names)
+        engine.structure = structure
+        first_row = structure.to_row(first, 0)
+        return TorchLoaderDataset(engine, structure, first_row, length)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _epoch_length(spec: LoaderSpec, mode: str, steps: int | None) -> int | None:
+    if mode == "steps":
+        return steps
+    if spec.kind == "iterable":
+        return None
+    try:
+        return len(spec.index_sampler)
+    except TypeError:
+        return None
+
+
+def _seeded_generator(seed: int):
+    torch = torch_or_none()
+    if torch is not None:
+        return torch.Generator().manual_seed(seed)
+    from adapters.torch_data._torch_generator import Generator
+
+    return Generator().manual_seed(seed)
