@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections.abc
 import copy
 import dataclasses
+import pickle
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -61,6 +62,8 @@ class _Leaf:
     def describe(self) -> str:
         if self.kind == "strings":
             return f"a {self.container.__name__} of {self.item.__name__}"
+        if self.kind == "packed":
+            return "a list (packed column)"
         return {"array": "an array", "number": "a python number", "numpy_scalar": "a numpy scalar"}.get(
             self.kind, f"a {self.kind}"
         )
@@ -157,8 +160,17 @@ def _no_trailing_nul(values: Sequence, item: type, path: tuple) -> None:
         )
 
 
+_PACKED = _Leaf("packed", list)
+
+
 def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
     kind = leaf.kind
+    if kind == "packed":
+        try:
+            data = pickle.dumps(obj, protocol=5)
+        except Exception as exc:
+            raise TypeError(f"flatten: the per-sample list at {_render(path)} cannot be packed: {exc}") from None
+        return np.frombuffer(data, dtype=np.uint8)
     if kind == "array":
         arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
         if not isinstance(arr, np.ndarray):
@@ -194,6 +206,10 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
     kind = leaf.kind
     if kind == "array":
         return arr
+    if kind == "packed":
+        if arr.dtype != np.uint8 or arr.ndim != 1:
+            raise ValueError(f"unflatten: column {name!r} is a packed list, so it must be 1-d uint8; got {arr.dtype} {arr.shape}")
+        return pickle.loads(arr.tobytes())
     expected = {"strings": 1}.get(kind, 0)
     string_kind = {"str": "U", "bytes": "S", "strings": "U" if leaf.item is str else "S"}.get(kind)
     if arr.ndim != expected or arr.dtype.kind not in (string_kind or "biufc"):
@@ -227,20 +243,24 @@ class _NoneNode:
 _NONE = _NoneNode()
 
 
-def _infer(obj: Any, path: tuple, out: list) -> Any:
+def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
     if obj is None:
         return _NONE
     leaf = _leaf_of(obj)
+    if leaf is None and pack is not None and type(obj) is list and len(obj) == pack:
+        leaf = _PACKED
     if leaf is not None:
         out.append((path, _leaf_array(obj, leaf, path)))
         return leaf
     if isinstance(obj, collections.abc.Mapping):
-        children = tuple(_infer(obj[k], path + (("key", k),), out) for k in obj)
+        children = tuple(_infer(obj[k], path + (("key", k),), out, pack) for k in obj)
         return _mapping_node(obj, children, path)
     if _is_namedtuple(obj):
-        return _Sequence(type(obj), tuple(_infer(v, path + (("field", f),), out) for f, v in zip(obj._fields, obj)))
+        return _Sequence(
+            type(obj), tuple(_infer(v, path + (("field", f),), out, pack) for f, v in zip(obj._fields, obj))
+        )
     if type(obj) in (list, tuple):
-        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out) for i, v in enumerate(obj)))
+        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack) for i, v in enumerate(obj)))
     raise TypeError(
         f"flatten: a batch may hold only arrays, tensors, numbers, numpy scalars, str, bytes, dicts (mappings), "
         f"lists, tuples and namedtuples; found {type(obj)!r} at {_render(path)}"
@@ -276,6 +296,10 @@ def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | Non
     if isinstance(node, _NoneNode) or obj is None:
         if not (isinstance(node, _NoneNode) and obj is None):
             raise _mismatch(batch_index, path, node, _describe(obj))
+    elif node == _PACKED:
+        if type(obj) is not list:
+            raise _mismatch(batch_index, path, node, _describe(obj))
+        out.append(_leaf_array(obj, node, path))
     elif isinstance(node, _Leaf):
         leaf = _leaf_of(obj)
         if leaf != node:
@@ -375,12 +399,16 @@ class Structure:
     paths: tuple[str, ...] = dataclasses.field(repr=False)
 
     @classmethod
-    def infer(cls, batch: Any, column_names: Sequence[str] | None = None) -> Structure:
+    def infer(cls, batch: Any, column_names: Sequence[str] | None = None, *, pack_lists_of: int | None = None) -> Structure:
         """Infer the structure of ``batch`` (see the module docstring for names and leaves).
 
         Args:
             batch: one collated batch.
             column_names: names for the columns, in leaf order; default: derived from the nesting.
+            pack_lists_of: python lists of exactly this many items (one per sample, as custom collates
+                return: NLP ``lengths``, detection ``targets``, mmengine's ``pseudo_collate``) become one
+                packed column each, so later batches may hold any number of items (a short last batch, a
+                bucketing sampler); ``rebuild`` gives the list back exactly.
 
         Returns:
             The structure.
@@ -393,7 +421,7 @@ class Structure:
             >>> Structure.infer({"img": np.zeros(2), "meta": (1, "a")}).names
             ('img', 'meta.0', 'meta.1')
         """
-        return _infer_with_columns(batch, column_names)[0]
+        return _infer_with_columns(batch, column_names, pack_lists_of)[0]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -435,9 +463,11 @@ class Structure:
         return unflatten(columns, self)
 
 
-def _infer_with_columns(batch: Any, column_names: Sequence[str] | None) -> tuple[Structure, list[np.ndarray]]:
+def _infer_with_columns(
+    batch: Any, column_names: Sequence[str] | None, pack: int | None = None
+) -> tuple[Structure, list[np.ndarray]]:
     found: list[tuple[tuple, np.ndarray]] = []
-    root = _infer(batch, (), found)
+    root = _infer(batch, (), found, pack)
     paths = [p for p, _ in found]
     if column_names is None:
         names = _auto_names(paths, isinstance(root, _Leaf))

@@ -19,7 +19,7 @@ import time
 import weakref
 
 from adapters.engine._errors import SourceError, WorkerError, wrap_exception
-from adapters.engine._processes import EpochRunner, format_worker_death, loader_loop, worker_loop
+from adapters.engine._processes import EpochRunner, format_worker_death, loader_loop
 from adapters.engine._schedule import Schedule
 from adapters.engine._transport import recv, send
 
@@ -83,6 +83,7 @@ class Engine:
         self.spec = spec
         self.schedule = schedule
         self.structure = None  # set once the first batch is known
+        self.first_samples: int | None = None  # samples in the first batch
         self.length: int | None = None  # batches every epoch must have (MindSpore's dataset size)
         self._steps = steps_per_epoch
         self._ctx = multiprocessing.get_context("fork")
@@ -131,6 +132,15 @@ class Engine:
             self._pending_consumer = consumer
             self._cv.notify_all()
         return consumer
+
+    def detach_consumers(self) -> None:
+        """A chained pipeline's iterator starts: the dataset's own iterators are left (abandoned)."""
+        with self._cv:
+            for old in self._consumers:
+                old.closed = True
+            self._consumers = []
+            self._pending_consumer = None
+            self._cv.notify_all()
 
     def _note(self, consumer: Consumer, what: str) -> None:
         with self._cv:
@@ -214,9 +224,11 @@ class Engine:
         if epoch.aborted:
             raise _Abandoned
 
-    def _emit(self, epoch: _Epoch, batch, k: int):
+    def _emit(self, epoch: _Epoch, msg, k: int):
+        batch = msg[2]
         if self.structure is None:  # the probe: the raw batch, the columns are not known yet
             self._first = batch
+            self.first_samples = msg[3]
             epoch.produced += 1
             self._io.release()
             try:
@@ -302,7 +314,7 @@ class Engine:
                     break
                 if self.length is not None and k >= self.length:
                     self._check_length(epoch, k + 1, at_least=True)
-                yield from self._emit(epoch, msg[2], k)
+                yield from self._emit(epoch, msg, k)
                 k += 1
         elif spec.kind == "iterable":
             epoch.what = "seed"
@@ -345,7 +357,7 @@ class Engine:
             w = sched.worker_of(start=0, k=k)
             msg = self._recv_worker(w, epoch, wheres.pop(k))
             self._outstanding[w].popleft()
-            yield from self._emit(epoch, msg[2], k)
+            yield from self._emit(epoch, msg, k)
 
     def _iterable_rows(self, epoch: _Epoch):
         # torch: tasks go round-robin to the workers still active; a worker whose shard ended
@@ -361,7 +373,7 @@ class Engine:
                 if msg[0] == "end":
                     active.remove(w)
                     continue
-                yield from self._emit(epoch, msg[2], k)
+                yield from self._emit(epoch, msg, k)
                 k += 1
         epoch.total = k
 
@@ -394,9 +406,10 @@ class Engine:
             yield from self._yield(epoch, row)
         g = start + epoch.produced
         while epoch.produced < length:
-            batch = self._next_continuous_batch(epoch, g)
+            msg = self._next_continuous_batch(epoch, g)
+            batch = msg[2]
             if self.structure is None:
-                yield from self._emit(epoch, batch, g)
+                yield from self._emit(epoch, msg, g)
                 row = self.structure.to_row(batch, g)
             else:
                 row = self.structure.to_row(batch, g - start)
@@ -424,7 +437,7 @@ class Engine:
                 if msg[0] == "end":
                     self._stream_open = False
                     continue
-                return msg[2]
+                return msg
         if not self._workers:
             self._request_indices(epoch)
             self._begin_workers(epoch, self._base_seed)
@@ -437,7 +450,7 @@ class Engine:
         w = g % n
         msg = self._recv_worker(w, epoch, f"batch {g} of the loader's stream, torch worker {w} of {n}")
         self._outstanding[w].popleft()
-        return msg[2]
+        return msg
 
     def _request_indices(self, epoch: _Epoch) -> None:
         if self.schedule.mode == "repeat":
@@ -468,23 +481,18 @@ class Engine:
         return msg
 
     def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):
-        proc, conn = self._workers[w]
+        pid, conn = self._workers[w]
         timeout = self.spec.timeout or None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            ready = multiprocessing.connection.wait([conn, proc.sentinel], _POLL)
-            if conn in ready:
+            if conn.poll(_POLL):
                 try:
                     msg = recv(conn)
                 except (EOFError, OSError):
-                    proc.join(0.5)
-                    raise WorkerError(format_worker_death(proc, where)) from None
+                    raise WorkerError(format_worker_death(pid, where)) from None
                 if msg[0] == "error":
                     raise msg[1]
                 return msg
-            if proc.sentinel in ready:
-                proc.join(0.5)
-                raise WorkerError(format_worker_death(proc, where))
             if epoch is not None and epoch.aborted:
                 raise _Abandoned
             if deadline is not None and time.monotonic() > deadline:
@@ -494,16 +502,16 @@ class Engine:
         send(self._workers[w][1], ("task", k, index, where))
         self._outstanding[w].append(k)
 
-    def _start_worker(self, w: int) -> None:
-        ours, theirs = self._ctx.Pipe(duplex=True)
-        inherited = [c for _, c in self._workers.values()] + [self._conn, ours]
-        proc = self._ctx.Process(
-            target=worker_loop, args=(theirs, self.spec, w, inherited), daemon=True, name=f"torch2ms-worker-{w}"
-        )
-        proc.start()
-        theirs.close()
-        self._workers[w] = (proc, ours)
-        self._outstanding[w] = collections.deque()
+    def _start_workers(self) -> None:
+        """Have the loader process fork the torch workers (see ``spawn_workers``) and take their pipes."""
+        from multiprocessing.reduction import recv_handle
+
+        send(self._conn, ("spawn", self.spec.num_workers))
+        for _ in range(self.spec.num_workers):
+            _, w, pid = self._recv_loader(None, "the start of the torch workers")
+            conn = multiprocessing.connection.Connection(recv_handle(self._conn))
+            self._workers[w] = (pid, conn)
+            self._outstanding[w] = collections.deque()
 
     def _stop_workers(self) -> None:
         _stop(self._workers)
@@ -513,8 +521,7 @@ class Engine:
         fresh = self.schedule.starts_workers(epoch.number) or not self._workers
         if fresh:
             self._stop_workers()
-            for w in range(self.spec.num_workers):
-                self._start_worker(w)
+            self._start_workers()
         for w in range(self.spec.num_workers):
             while self._outstanding[w]:  # persistent workers after an epoch left early: drop its results
                 self._outstanding[w].popleft()
@@ -526,19 +533,12 @@ class Engine:
 
 
 def _stop(workers: dict) -> None:
+    """Ask the workers to exit; closing their pipe ends one blocked in sending, too."""
     for w in list(workers):
-        proc, conn = workers.pop(w)
+        _, conn = workers.pop(w)
         with contextlib.suppress(Exception):
             send(conn, ("exit",))
         conn.close()
-        threading.Thread(target=_reap, args=(proc,), daemon=True).start()
-
-
-def _reap(proc) -> None:
-    proc.join(2)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
 
 
 def _shutdown(conn, workers: dict) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import mindspore.dataset as msds
 
 from adapters.engine._errors import unwrap_exception
@@ -31,9 +33,9 @@ class _SizedSource(_Source):
 
 
 class _Iterator:
-    """Wraps a MindSpore iterator: tells the engine how far the loop got; original error types."""
+    """Wraps a MindSpore iterator: original error types; for the dataset's own iterators, how far the loop got."""
 
-    def __init__(self, inner, consumer, owner: "TorchLoaderDataset") -> None:
+    def __init__(self, inner, consumer=None, owner: "TorchLoaderDataset | None" = None) -> None:
         self._inner = inner
         self._consumer = consumer
         self._owner = owner
@@ -45,20 +47,23 @@ class _Iterator:
         try:
             row = next(self._inner)
         except StopIteration:
-            self._consumer.saw_end()
-            self._owner.epochs_completed += 1
+            if self._consumer is not None:
+                self._consumer.saw_end()
+                self._owner.epochs_completed += 1
             raise
         except RuntimeError as err:
             original = unwrap_exception(err)
             if original is None:
                 raise
             raise original from None
-        self._consumer.took_row()
+        if self._consumer is not None:
+            self._consumer.took_row()
         return row
 
     def stop(self) -> None:
         """Stop this iterator (MindSpore's ``stop``); the engine then knows where the loop stopped."""
-        self._consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()
         stop = getattr(self._inner, "stop", None)
         if stop is not None:
             stop()
@@ -70,6 +75,59 @@ class _Iterator:
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
+
+
+# MindSpore operations whose result is a dataset built on this one: their iterators must give
+# errors from the torch side back with their own type too.
+_CHAINED_OPS = (
+    "map", "batch", "padded_batch", "bucket_batch_by_length", "shuffle", "repeat", "project", "rename", "take",
+    "skip", "filter", "zip", "concat", "split", "sync_wait", "apply",
+)
+_CHAINED_CLASSES: dict[type, type] = {}
+
+
+def _chained(result, engine):
+    """Give a dataset derived from a TorchLoaderDataset iterators that re-raise original errors."""
+    if isinstance(result, (list, tuple)):  # split()
+        return type(result)(_chained(r, engine) for r in result)
+    if not hasattr(result, "create_tuple_iterator") or isinstance(result, TorchLoaderDataset):
+        return result
+    base = type(result)
+    cls = _CHAINED_CLASSES.get(base)
+    if cls is None:
+        cls = type(base.__name__, (_ChainedMixin, base), {"__module__": base.__module__})
+        _CHAINED_CLASSES[base] = cls
+    result.__class__ = cls
+    # A weak reference: MindSpore deep-copies dataset trees, and copy treats weakrefs as atoms.
+    result._torch2ms_engine = weakref.ref(engine)
+    return result
+
+
+class _ChainedMixin:
+    def _detach(self):
+        engine = self._torch2ms_engine()
+        if engine is not None:
+            engine.detach_consumers()
+
+    def create_tuple_iterator(self, *args, **kwargs):
+        self._detach()
+        return _Iterator(super().create_tuple_iterator(*args, **kwargs))
+
+    def create_dict_iterator(self, *args, **kwargs):
+        self._detach()
+        return _Iterator(super().create_dict_iterator(*args, **kwargs))
+
+
+def _chaining(name):
+    def op(self, *args, **kwargs):
+        return _chained(getattr(super(_ChainedMixin, self), name)(*args, **kwargs), self._torch2ms_engine())
+
+    op.__name__ = name
+    return op
+
+
+for _name in _CHAINED_OPS:
+    setattr(_ChainedMixin, _name, _chaining(_name))
 
 
 class TorchLoaderDataset(msds.GeneratorDataset):
@@ -109,6 +167,9 @@ class TorchLoaderDataset(msds.GeneratorDataset):
     def create_dict_iterator(self, *args, **kwargs):
         return self._wrap(super().create_dict_iterator, args, kwargs)
 
+    def _chain(self, name, *args, **kwargs):
+        return _chained(getattr(super(), name)(*args, **kwargs), self._engine)
+
     # Answered from the first batch: MindSpore would otherwise run the pipeline (an epoch) to find out.
     def output_shapes(self, estimate=False):
         return [list(a.shape) for a in self._first_row]
@@ -136,3 +197,16 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         return self.__safe_deepcopy__(
             memodict, exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length")
         )
+
+
+def _ts_op(name):
+    def op(self, *args, **kwargs):
+        return self._chain(name, *args, **kwargs)
+
+    op.__name__ = name
+    op.__doc__ = getattr(msds.GeneratorDataset, name).__doc__
+    return op
+
+
+for _name in _CHAINED_OPS:
+    setattr(TorchLoaderDataset, _name, _ts_op(_name))

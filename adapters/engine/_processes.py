@@ -18,10 +18,13 @@ its ``get_worker_info()`` and its signal handlers stay as they were. Two kinds o
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import pickle
 import random
+import multiprocessing.connection
 import signal
+import socket
 import sys
 
 from adapters.engine._errors import WorkerError, wrap_exception
@@ -47,6 +50,10 @@ def _die_with_parent() -> None:
 
 
 def _child_setup() -> None:
+    # Objects inherited from the caller must not be finalised here: a garbage cycle that was not yet
+    # collected there (a torch DataLoader iterator, say, whose __del__ stops *its* workers through
+    # shared queues) would otherwise be collected, and its __del__ run, in this process.
+    gc.freeze()
     # Ctrl-C goes to the whole process group: the caller handles it, the pipeline's processes
     # must not print tracebacks of their own (torch's workers do the same).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -60,6 +67,11 @@ def _error(exc: BaseException, where: str):
     return ("error", wrap_exception(exc, where))
 
 
+def _count(spec, items) -> int | None:
+    """Samples in a batch (what a custom collate's per-sample lists are as long as)."""
+    return len(items) if spec.auto_collation else None
+
+
 def _fetch_and_collate(spec, index, where: str):
     data = fetch_map(spec.dataset, index, spec.auto_collation, where)
     return numpy_tree(collate(spec.collate_fn, data, where))
@@ -68,17 +80,13 @@ def _fetch_and_collate(spec, index, where: str):
 # ----------------------------------------------------------------------------------- torch worker
 
 
-def worker_loop(conn, spec, worker_id: int, close_fds=()) -> None:
+def worker_loop(conn, spec, worker_id: int) -> None:
     """Body of one torch worker process.
 
     Messages in: ``("begin", epoch, base_seed, restart)``, ``("task", k, index, where)`` (map-style),
     ``("next", k, where)`` (iterable), ``("exit",)``. Out: ``("batch", k, batch)``, ``("end", k)``
     (iterable shard exhausted), ``("error", SourceError)``.
     """
-    _die_with_parent()
-    _child_setup()
-    for c in close_fds:
-        c.close()
     n = spec.num_workers
     ds_iter = None
     epoch = None
@@ -114,7 +122,7 @@ def worker_loop(conn, spec, worker_id: int, close_fds=()) -> None:
                 except Exception as exc:
                     send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
                     continue
-                send(conn, ("batch", k, batch))
+                send(conn, ("batch", k, batch, _count(spec, index)))
             elif op == "next":
                 _, k, where = msg
                 try:
@@ -130,7 +138,7 @@ def worker_loop(conn, spec, worker_id: int, close_fds=()) -> None:
                 except Exception as exc:
                     send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
                     continue
-                send(conn, ("batch", k, batch))
+                send(conn, ("batch", k, batch, _count(spec, data)))
             elif op == "exit":
                 return
         except (BrokenPipeError, EOFError, OSError):
@@ -192,8 +200,8 @@ class EpochRunner:
         spec = self.spec
         if spec.kind == "iterable":
             data = fetch_iterable(self._ds_iter, index, spec.auto_collation, spec.drop_last, where)
-            return numpy_tree(collate(spec.collate_fn, data, where))
-        return _fetch_and_collate(spec, index, where)
+            return numpy_tree(collate(spec.collate_fn, data, where)), _count(spec, data)
+        return _fetch_and_collate(spec, index, where), _count(spec, index)
 
 
 def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
@@ -228,13 +236,13 @@ def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
             k = 0
             while count is None or k < count:
                 try:
-                    batch = runner.next_batch(k, epoch)
+                    batch, samples = runner.next_batch(k, epoch)
                 except StopIteration:
                     if count is not None and runner.schedule.mode == "repeat" and runner.spec.kind == "map":
                         runner.restart_pass(epoch)
                         continue
                     break
-                send(conn, ("batch", k, batch))
+                send(conn, ("batch", k, batch, samples))
                 k += 1
                 if conn.poll(0):
                     break  # the engine gave its verdict early: the consumer left this epoch
@@ -273,6 +281,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
         c.close()
     if python_state is not None:
         random.setstate(python_state)  # python's random reseeds itself in a forked child
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers forked here are reaped automatically
     while True:
         try:
             msg = recv(conn)
@@ -281,6 +290,9 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
         op = msg[0]
         if op == "exit":
             os._exit(0)
+        if op == "spawn":
+            spawn_workers(conn, runner.spec, msg[1])
+            continue
         if op == "more":
             try:
                 _serve_epoch(conn, runner, msg)
@@ -300,11 +312,15 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
         python_state = random.getstate()
         pid = os.fork()
         if pid == 0:  # the runner: play the epoch, then wait for the verdict
+            gc.freeze()
             random.setstate(python_state)
             os.close(read_fd)
             try:
                 _serve_epoch(conn, runner, msg)
                 verdict = recv(conn)
+                while verdict[0] == "spawn":
+                    spawn_workers(conn, runner.spec, verdict[1], (write_fd,))
+                    verdict = recv(conn)
             except (BrokenPipeError, EOFError, OSError):
                 os._exit(0)
             if verdict[0] == "commit":
@@ -322,7 +338,6 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
                 break
             chunks.append(chunk)
         os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
         data = b"".join(chunks)
         if data == b"C":
             os._exit(0)  # the runner carries on as the loader
@@ -339,15 +354,41 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
                 send(conn, ("error", wrap_exception(exc, f"replaying epoch {msg[1]} in the loader process")))
             continue
         # The runner died before a verdict (killed, segfault in user code).
-        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
         try:
-            send(conn, ("error", WorkerError(f"the loader process running epoch {msg[1]} died ({how})")))
+            send(conn, ("error", WorkerError(f"the loader process running epoch {msg[1]} (pid {pid}) died")))
         except Exception:
             os._exit(0)
 
 
-def format_worker_death(process, where: str) -> str:
-    code = process.exitcode
-    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    return f"DataLoader worker (pid {process.pid}) exited unexpectedly ({how}) while producing {where}"
+def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
+    """Fork ``count`` torch workers from this (single-threaded) loader process; hand their pipes over.
+
+    Forking here, not in the caller: the caller runs MindSpore's threads, and a process forked from
+    one of them loses every other thread's frames, running finalizers of the caller's objects (a
+    torch DataLoader iterator's ``__del__`` stops *its* workers) in the child.
+    For each worker the engine gets ``("worker", id, pid)`` and then the pipe's file descriptor.
+    """
+    from multiprocessing.reduction import send_handle
+
+    for w in range(count):
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _child_setup()
+                ours.close()
+                conn.close()  # the engine's pipe to the loader: only the loader uses it
+                for fd in close_fds:  # the runner's pipe to its loader: its EOF says the runner ended
+                    os.close(fd)
+                worker_loop(multiprocessing.connection.Connection(theirs.detach()), spec, w)
+            finally:
+                os._exit(0)
+        theirs.close()
+        send(conn, ("worker", w, pid))
+        send_handle(conn, ours.fileno(), 0)
+        ours.close()
+
+
+def format_worker_death(pid: int, where: str) -> str:
+    return f"DataLoader worker (pid {pid}) exited unexpectedly while producing {where}"
 

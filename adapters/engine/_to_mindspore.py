@@ -217,7 +217,10 @@ def to_mindspore(
     length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
     engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length)
     try:
-        structure = Structure.infer(first, column_names)
+        # A custom collate's python lists with one item per sample are carried as packed columns, so
+        # that a short last batch or a bucketing sampler (a different count) is carried exactly.
+        pack = None if spec.default_collate else engine.first_samples
+        structure = Structure.infer(first, column_names, pack_lists_of=pack)
         engine.structure = structure
         first_row = structure.to_row(first, 0)
         return TorchLoaderDataset(engine, structure, first_row, length)
