@@ -39,8 +39,13 @@ class Consumer:
         self._engine = engine
         self.epochs: list[int] = []  # engine epochs produced for this iterator, in order
         self.position = 0  # index into ``epochs`` of the epoch being consumed
+        self.arrived = 0  # epochs whose first row the loop has asked for
         self.thread: int | None = None
         self.closed = False
+
+    def arrives(self) -> None:
+        """The loop asks for the first row of its next epoch (called in the loop's own thread)."""
+        self._engine._arrive(self)
 
     def took_row(self) -> None:
         self._engine._note(self, "row")
@@ -105,6 +110,7 @@ class Engine:
         self._stream_open = False
         self._base_seed: int | None = None
         self._probe = None  # epoch 0's generator, started to learn the columns
+        self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
         self._closed = False
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
@@ -114,7 +120,7 @@ class Engine:
         self._loader.start()
         theirs.close()
         self._conn = ours
-        self._finalizer = weakref.finalize(self, _shutdown, self._conn, self._workers)
+        self._finalizer = weakref.finalize(self, _shutdown, self._conn, self._workers, self._holder)
 
     def close(self) -> None:
         """Stop every process of the pipeline."""
@@ -132,6 +138,37 @@ class Engine:
             self._pending_consumer = consumer
             self._cv.notify_all()
         return consumer
+
+    def _arrive(self, consumer: Consumer) -> None:
+        # Fresh (non-persistent) torch workers see the dataset as it is when their epoch starts:
+        # fork the process they will be forked from now, from the training loop's own thread.
+        cur = self._current
+        # The first consumer consumes epoch 0, whose workers were started with the columns' probe.
+        probe_epoch = consumer.arrived == 0 and (
+            self._probe is not None or (cur is not None and cur.number == 0 and cur.consumer is consumer)
+        )
+        if self.spec.num_workers > 0 and not self.schedule.keeps_workers and not probe_epoch:
+            self._refresh_spawner()
+        with self._cv:
+            consumer.arrived += 1
+            self._cv.notify_all()
+
+    def _refresh_spawner(self) -> None:
+        from adapters.engine._processes import spawner_loop
+
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        inherited = [self._conn, ours] + [c for _, c in self._workers.values()]
+        if self._holder["spawner"] is not None:
+            inherited.append(self._holder["spawner"][1])
+        proc = self._ctx.Process(
+            target=spawner_loop, args=(theirs, self.spec, inherited), daemon=True, name="torch2ms-spawner"
+        )
+        proc.start()
+        theirs.close()
+        with self._cv:
+            old, self._holder["spawner"] = self._holder["spawner"], (proc, ours)
+        if old is not None:
+            _retire(old)
 
     def detach_consumers(self) -> None:
         """A chained pipeline's iterator starts: the dataset's own iterators are left (abandoned)."""
@@ -502,15 +539,35 @@ class Engine:
         send(self._workers[w][1], ("task", k, index, where))
         self._outstanding[w].append(k)
 
-    def _start_workers(self) -> None:
-        """Have the loader process fork the torch workers (see ``spawn_workers``) and take their pipes."""
+    def _start_workers(self, epoch: _Epoch) -> None:
+        """Have the spawner (or the loader process) fork the torch workers and take their pipes.
+
+        With a known consumer, wait until the loop has started this epoch: the spawner it forked then
+        holds the dataset as the loop left it (torch's new workers see changes made between epochs).
+        """
         from multiprocessing.reduction import recv_handle
 
-        send(self._conn, ("spawn", self.spec.num_workers))
+        c = epoch.consumer
+        if c is not None and epoch.number in c.epochs and not self.schedule.keeps_workers:
+            index = c.epochs.index(epoch.number)
+            self._io.release()
+            try:
+                with self._cv:
+                    while c.arrived <= index and not (c.closed or epoch.aborted or self._closed):
+                        self._cv.wait(_POLL)
+            finally:
+                self._io.acquire()
+            if epoch.aborted:
+                raise _Abandoned
+        with self._cv:
+            spawner = self._holder["spawner"]
+        conn = self._conn if spawner is None else spawner[1]
+        send(conn, ("spawn", self.spec.num_workers))
         for _ in range(self.spec.num_workers):
-            _, w, pid = self._recv_loader(None, "the start of the torch workers")
-            conn = multiprocessing.connection.Connection(recv_handle(self._conn))
-            self._workers[w] = (pid, conn)
+            msg = recv(conn) if spawner is not None else self._recv_loader(None, "the start of the torch workers")
+            _, w, pid = msg
+            conn_w = multiprocessing.connection.Connection(recv_handle(conn))
+            self._workers[w] = (pid, conn_w)
             self._outstanding[w] = collections.deque()
 
     def _stop_workers(self) -> None:
@@ -521,7 +578,7 @@ class Engine:
         fresh = self.schedule.starts_workers(epoch.number) or not self._workers
         if fresh:
             self._stop_workers()
-            self._start_workers()
+            self._start_workers(epoch)
         for w in range(self.spec.num_workers):
             while self._outstanding[w]:  # persistent workers after an epoch left early: drop its results
                 self._outstanding[w].popleft()
@@ -541,7 +598,17 @@ def _stop(workers: dict) -> None:
         conn.close()
 
 
-def _shutdown(conn, workers: dict) -> None:
+def _retire(spawner) -> None:
+    proc, conn = spawner
+    with contextlib.suppress(Exception):
+        send(conn, ("exit",))
+    conn.close()
+    threading.Thread(target=proc.join, args=(5,), daemon=True).start()
+
+
+def _shutdown(conn, workers: dict, holder: dict) -> None:
+    if holder.get("spawner") is not None:
+        _retire(holder["spawner"])
     _stop(workers)
     with contextlib.suppress(Exception):
         send(conn, ("exit",))

@@ -39,15 +39,20 @@ class _Iterator:
         self._inner = inner
         self._consumer = consumer
         self._owner = owner
+        self._epoch_started = False
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        if self._consumer is not None and not self._epoch_started:
+            self._epoch_started = True
+            self._consumer.arrives()
         try:
             row = next(self._inner)
         except StopIteration:
             if self._consumer is not None:
+                self._epoch_started = False
                 self._consumer.saw_end()
                 self._owner.epochs_completed += 1
             raise

@@ -389,6 +389,27 @@ def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
         ours.close()
 
 
+def spawner_loop(conn, spec, close_fds=()) -> None:
+    """Body of a spawner: a process forked from the training loop's thread when an epoch starts.
+
+    It holds the dataset as it is at that moment (what torch's freshly forked workers see) and forks
+    that epoch's torch workers from it on request (``("spawn", n)``), then waits for ``("exit",)``.
+    """
+    _child_setup()
+    for c in close_fds:
+        c.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    while True:
+        try:
+            msg = recv(conn)
+        except (EOFError, OSError):
+            os._exit(0)
+        if msg[0] == "spawn":
+            spawn_workers(conn, spec, msg[1])
+        else:
+            os._exit(0)
+
+
 def format_worker_death(pid: int, where: str) -> str:
     return f"DataLoader worker (pid {pid}) exited unexpectedly while producing {where}"
 

@@ -5,6 +5,16 @@ import gc
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _freeze_import_time_objects():
+    # Everything alive now (modules, torch, MindSpore) is moved out of the collector's reach, so
+    # the per-test collection below only walks what the tests allocate.
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage_between_tests():
     # torch's DataLoader forks its workers from this process, and a forked worker may run the

@@ -693,3 +693,62 @@ def test_loader_option_is_honoured_or_warned_about(option, value, num_workers):
     else:  # no meaning for a MindSpore pipeline: said, not silently dropped
         assert any(option in m for m in messages), messages
     assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- 7b. dataset changed between epochs
+
+
+class _Reweighted(torch.utils.data.Dataset):
+    """YOLOv5 --image-weights style: the training loop rewrites ``indices`` before each epoch."""
+
+    def __init__(self, n=12):
+        self.indices = list(range(n))
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return {"i": self.indices[i], "np": np.random.randint(0, 1000)}
+
+
+def _reweight(dataset, epoch):
+    rng = random.Random(epoch)
+    dataset.indices = rng.choices(range(len(dataset.indices)), k=len(dataset.indices))
+
+
+@pytest.mark.parametrize("num_workers", MULTI_WORKERS, ids=WORKER_IDS)
+@pytest.mark.parametrize("persistent", [False, True], ids=["fresh", "persistent"])
+@pytest.mark.parametrize("shape", ["iterator_per_epoch", "one_iterator"])
+def test_dataset_changed_between_epochs_is_seen_as_torch_sees_it(shape, persistent, num_workers):
+    def make():
+        return DataLoader(_Reweighted(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers,
+                          persistent_workers=persistent)
+
+    seed_all(0)
+    loader, ms_loader = make(), make()
+    ds = adapters.to_mindspore(ms_loader)
+    expected = []
+    for e in range(3):
+        if e:
+            _reweight(loader.dataset, e)
+        expected.append([to_numpy_tree(b) for b in loader])
+    actual = []
+    it = ds.create_tuple_iterator(num_epochs=3, output_numpy=True) if shape == "one_iterator" else None
+    for e in range(3):
+        if e:
+            _reweight(ms_loader.dataset, e)
+        rows = it if it is not None else ds.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        actual.append([ds.structure.rebuild(r) for r in rows])
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+    # fresh workers see the new indices (persistent ones keep their copy, in torch as here)
+    changed = [sorted(int(i) for b in epoch for i in b["i"]) != list(range(12)) for epoch in expected]
+    assert changed == [False, not persistent, not persistent]
+
+
+def test_dataset_changed_between_epochs_with_num_workers_0_uses_the_snapshot():
+    # Documented difference: without workers the loader process's snapshot of the dataset is used.
+    ms_loader = DataLoader(_Reweighted(), batch_size=4)
+    ds = adapters.to_mindspore(ms_loader)
+    _reweight(ms_loader.dataset, 1)
+    got = sorted(int(i) for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True) for i in ds.structure.rebuild(r)["i"])
+    assert got == list(range(12))
