@@ -40,6 +40,12 @@ from adapters.torch_data import (  # noqa: E402
     to_numpy,
 )
 
+from porting._seed import register_stream  # noqa: E402
+
+# porting.seed_everything seeds the emulated torch generator too (it stands in for torch's own
+# when torch is not installed); porting itself never imports adapters.
+register_stream("adapters.default_generator", default_generator.manual_seed)
+
 __all__ = [
     "BatchSampler",
     "Dataset",

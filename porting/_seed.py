@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 import os
 import random
-from typing import Any
+from typing import Callable, Any
 
 import numpy as np
 
@@ -87,13 +87,6 @@ def _seed_torch(seed: int, deterministic: bool, report: SeedReport) -> None:
     torch, why = _optional("torch")
     if torch is None:
         report.skipped["torch"] = why
-        # Without torch, adapters' numpy emulation of torch's CPU generator stands in for it.
-        emulated, why2 = _optional("adapters.torch_data._torch_generator")
-        if emulated is None:
-            report.skipped["adapters.default_generator"] = why2
-        else:
-            emulated.default_generator.manual_seed(seed)
-            report.seeded["adapters.default_generator"] = seed
         return
     torch.manual_seed(seed)  # CPU, and every CUDA device when CUDA is initialised
     report.seeded["torch"] = seed
@@ -111,12 +104,38 @@ def _seed_torch(seed: int, deterministic: bool, report: SeedReport) -> None:
         report.seeded["torch.deterministic"] = "on"
 
 
+# Streams of packages built on porting (adapters' emulated torch generator), registered by them:
+# porting imports none of them. name -> function(seed).
+_REGISTERED: dict[str, Callable[[int], None]] = {}
+_last_seed: int | None = None
+
+
+def register_stream(name: str, seed_fn: Callable[[int], None]) -> None:
+    """Have :func:`seed_everything` seed one more stream (called by packages that own one).
+
+    A stream registered after ``seed_everything`` ran is seeded at once with that seed, so the
+    order of imports does not matter.
+
+    Args:
+        name: how the stream appears in :class:`SeedReport` (``"adapters.default_generator"``).
+        seed_fn: called with the seed.
+
+    Example:
+        >>> register_stream("example.stream", lambda seed: None)
+    """
+    _REGISTERED[name] = seed_fn
+    if _last_seed is not None:
+        seed_fn(_last_seed)
+
+
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:
     """Seed python, numpy, torch and mindspore (whichever are importable) with one seed.
 
     Order: mindspore (``set_seed`` and the dataset engine's ``config.set_seed``), torch (CPU,
-    CUDA if available; or, without torch, adapters' emulated torch generator), then python
-    ``random`` and numpy's global RNG last, because MindSpore's seeding also reseeds those two.
+    CUDA if available), the streams registered by other packages (:func:`register_stream`:
+    ``adapters.default_generator``, the numpy emulation of torch's CPU generator that stands in for
+    torch when it is not installed), then python ``random`` and numpy's global RNG last, because
+    MindSpore's seeding also reseeds those two.
 
     Args:
         seed: an int in [0, 2**32 - 1] (numpy's and MindSpore's limit).
@@ -144,6 +163,11 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:
     report = SeedReport(seed)
     _seed_mindspore(seed, deterministic, report)
     _seed_torch(seed, deterministic, report)
+    global _last_seed
+    _last_seed = seed
+    for name, seed_fn in _REGISTERED.items():
+        seed_fn(seed)
+        report.seeded[name] = seed
     random.seed(seed)
     report.seeded["python.random"] = seed
     np.random.seed(seed)

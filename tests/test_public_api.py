@@ -88,14 +88,18 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "lower, upper",
+    "lower, upper, above",
     [
-        ("adapters/torch_data", ("adapters.engine", "adapters._", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore")),
-        ("adapters/engine", ("porting._compare", "porting._pipelines", "porting._demo", "porting.cli", "yolov5_")),
-        ("yolov5_core", ("adapters", "porting", "yolov5_pt", "yolov5_ms", "torch", "mindspore")),
+        ("adapters/torch_data", ("adapters.engine", "adapters._", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore"), ()),
+        ("adapters/engine", ("porting._compare", "porting._pipelines", "porting._demo", "porting.cli", "yolov5_"), ()),
+        # porting's core (harness, seeding, environment); its CLI and demo sit above adapters
+        ("porting", ("adapters", "yolov5_"), ("_demo.py", "cli.py", "__main__.py")),
+        ("yolov5_core", ("adapters", "porting", "yolov5_pt", "yolov5_ms", "torch", "mindspore"), ()),
     ],
 )
-def test_lower_layers_never_import_upper_ones(lower, upper):
+def test_lower_layers_never_import_upper_ones(lower, upper, above):
     for path in sorted((ROOT / lower).glob("*.py")):
+        if path.name in above:
+            continue
         bad = sorted(n for n in _imports(path) if n.startswith(upper) or n in {u.rstrip("._") for u in upper})
         assert not bad, f"{path.relative_to(ROOT)} imports {bad} (a layer above it)"

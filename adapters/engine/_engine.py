@@ -26,6 +26,8 @@ from adapters.engine._transport import recv, send
 __all__ = ["Engine", "Consumer"]
 
 _POLL = 0.05  # seconds between liveness / abandonment checks while waiting
+_FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
+_CHUNK = 4096
 
 
 class _Abandoned(Exception):
@@ -320,13 +322,13 @@ class Engine:
                 self._global_consumed = prev.start + prev.produced
             return
         if prev.what == "seed":
-            verdict = ("commit",)  # IterableDataset with workers: the loader only drew the seed
+            verdict = ("settle", 0, True)  # IterableDataset with workers: the loader only drew the seed
         elif prev.what == "stream":
-            verdict = ("commit",) if finished else ("rewind", consumed)
-        else:
-            total = prev.total if prev.total is not None else prev.produced
-            dispatched = self.schedule.dispatched(consumed=consumed, total=total, finished=finished)
-            verdict = ("commit",) if dispatched == total + 1 else ("rewind", dispatched)
+            verdict = ("settle", consumed, finished)
+        elif prev.total is not None:
+            verdict = ("settle", self.schedule.dispatched(consumed=consumed, total=prev.total, finished=finished), finished)
+        else:  # the plan was not drawn to its end: torch had drawn prefetch + consumed (or fewer, at the end)
+            verdict = ("settle", self.schedule.max_outstanding + consumed, finished)
         send(self._conn, verdict)
         if prev.what == "stream" and not prev.stream_ended:
             while self._recv_loader(None, "the end of an epoch left early")[0] != "end":
@@ -360,12 +362,12 @@ class Engine:
             self._begin_workers(epoch, base_seed)
             yield from self._iterable_rows(epoch)
         else:
-            send(self._conn, ("epoch", epoch.number, "plan", None))
-            _, _, base_seed, batches = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
-            epoch.total = len(batches)
-            self._check_length(epoch, len(batches))
+            first = max(_FIRST_CHUNK, 2 * sched.max_outstanding)
+            send(self._conn, ("epoch", epoch.number, "lazyplan", first))
+            _, _, base_seed, batches, done = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
+            self._plan_grew(epoch, batches, done)
             self._begin_workers(epoch, base_seed)
-            yield from self._map_rows(epoch, batches)
+            yield from self._map_rows(epoch, batches, done)
         epoch.exhausted = True
 
     def _check_length(self, epoch: _Epoch, count: int, *, at_least: bool = False) -> None:
@@ -379,12 +381,30 @@ class Engine:
             "epoch (bucketing), pass fixed_length=False."
         )
 
-    def _map_rows(self, epoch: _Epoch, batches):
+    def _plan_grew(self, epoch: _Epoch, batches: list, done: bool) -> None:
+        if done:
+            epoch.total = len(batches)
+            self._check_length(epoch, len(batches))
+        elif self.length is not None and len(batches) > self.length:
+            self._check_length(epoch, len(batches), at_least=True)
+
+    def _map_rows(self, epoch: _Epoch, batches, done: bool):
         n = self.spec.num_workers
         sched = self.schedule
         wheres: dict[int, str] = {}
         sent = 0
-        for k in range(len(batches)):
+        k = 0
+        while k < len(batches) or not done:
+            if not done and sent + sched.max_outstanding >= len(batches):
+                # The loader draws the plan in chunks, as the dispatch needs it (a million-sample
+                # sampler costs no start-up); the sampler's own order is unchanged.
+                send(self._conn, ("chunk", _CHUNK))
+                _, more, done = self._recv_loader(epoch, f"index batches of epoch {epoch.number}")
+                batches.extend(more)
+                self._plan_grew(epoch, batches, done)
+                continue
+            if k >= len(batches):
+                break
             while sent < len(batches) and sent < k + sched.max_outstanding:
                 self._gate(epoch, sent)
                 w = sched.worker_of(start=0, k=sent)
@@ -395,6 +415,7 @@ class Engine:
             msg = self._recv_worker(w, epoch, wheres.pop(k))
             self._outstanding[w].popleft()
             yield from self._emit(epoch, msg, k)
+            k += 1
 
     def _iterable_rows(self, epoch: _Epoch):
         # torch: tasks go round-robin to the workers still active; a worker whose shard ended

@@ -165,6 +165,8 @@ class EpochRunner:
         self.schedule = schedule
         self.set_epoch = set_epoch
         self.base_seed: int | None = None
+        self.drawn = 0  # next(sampler_iter) calls this epoch (the one that raised StopIteration too)
+        self.exhausted = False
         self._it = None  # the index iterator of the running epoch / pass
         self._ds_iter = None  # num_workers=0, IterableDataset
 
@@ -172,6 +174,7 @@ class EpochRunner:
         """Begin ``epoch`` as ``iter(loader)`` would; return the base seed in force."""
 
         before, after = self.schedule.iter_calls(epoch)
+        self.drawn, self.exhausted = 0, False
         if before or after:
             self.set_epoch(epoch)
         if before:
@@ -186,7 +189,35 @@ class EpochRunner:
 
     def next_index(self):
         """The next index batch (``StopIteration`` at the end of the sampler)."""
-        return next(self._it)
+        self.drawn += 1
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.exhausted = True
+            raise
+
+    def draw(self, count: int | None) -> list:
+        """Up to ``count`` more index batches (all that are left when ``None``)."""
+        out = []
+        while not self.exhausted and (count is None or len(out) < count):
+            try:
+                out.append(self.next_index())
+            except StopIteration:
+                break
+        return out
+
+    def settle(self, target: int, finished: bool) -> bool:
+        """Advance to where torch's iterator is (``target`` draws, or the end); False if already past it."""
+        if finished:
+            target = float("inf")
+        if self.drawn > target:
+            return False
+        while self.drawn < target and not self.exhausted:
+            try:
+                self.next_index()
+            except StopIteration:
+                break
+        return True
 
     def restart_pass(self, epoch: int) -> None:
         """Repeat mode (InfiniteDataLoader): the sampler is exhausted, start its next pass."""
@@ -216,6 +247,9 @@ def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
         base_seed = runner.start(epoch) if op == "epoch" else runner.base_seed
         if what == "seed":  # workers fetch (IterableDataset / map-style): only the seed and indices
             send(conn, ("seed", epoch, base_seed))
+        elif what == "lazyplan":  # the first index batches now, more on request (("chunk", n))
+            batches = runner.draw(count)
+            send(conn, ("plan", epoch, base_seed, batches, runner.exhausted))
         elif what == "plan":
             batches = []
             while count is None or len(batches) < count:
@@ -261,7 +295,7 @@ def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None
         try:
             if what == "stream":
                 runner.next_batch(k, epoch)
-            else:
+            else:  # "plan" / "lazyplan" / "seed"
                 runner.next_index()
         except StopIteration:
             return
@@ -318,11 +352,28 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
             try:
                 _serve_epoch(conn, runner, msg)
                 verdict = recv(conn)
-                while verdict[0] == "spawn":
-                    spawn_workers(conn, runner.spec, verdict[1], (write_fd,))
+                while verdict[0] in ("spawn", "chunk"):
+                    if verdict[0] == "spawn":
+                        spawn_workers(conn, runner.spec, verdict[1], (write_fd,))
+                    else:
+                        send(conn, ("chunk", runner.draw(verdict[1]), runner.exhausted))
                     verdict = recv(conn)
+                if verdict[0] == "settle":
+                    # Where the consumer stopped, torch's sampler had been drawn ``target`` times:
+                    # this runner carries on as the loader if it can get exactly there.
+                    _, target, finished = verdict
+                    if msg[2] == "seed":  # IterableDataset with workers: its sampler draws nothing
+                        exact = True
+                    elif msg[2] == "stream":
+                        exact = finished or runner.drawn == target
+                    else:
+                        exact = runner.settle(target, finished)
+                    verdict = ("commit",) if exact else ("rewind", target)
             except (BrokenPipeError, EOFError, OSError):
                 os._exit(0)
+            except Exception as exc:  # a sampler raising while settling
+                send(conn, ("error", wrap_exception(exc, f"settling epoch {msg[1]} in the loader process")))
+                verdict = ("rewind", 0)
             if verdict[0] == "commit":
                 os.write(write_fd, b"C")
                 os.close(write_fd)

@@ -327,8 +327,11 @@ def _stack(arrays: list[np.ndarray], path: tuple) -> np.ndarray:
     """``torch.stack(arrays)``: one ``np.stack`` into the dtype torch's promotion picks."""
     dtype = _result_dtype([a.dtype for a in arrays], _where(None, path))
     try:
+        # Into a C-ordered array, as torch.stack's result always is (np.stack would keep the inputs'
+        # memory order, e.g. that of transposed HWC→CHW images).
+        out = np.empty((len(arrays),) + arrays[0].shape, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # int64 → float16 overflows to inf, silently in torch
-            return np.stack(arrays, dtype=dtype, casting="unsafe")
+            return np.stack(arrays, out=out, casting="unsafe")
     except ValueError:
         first = arrays[0].shape
         bad = next((j for j, a in enumerate(arrays) if a.shape != first), None)
