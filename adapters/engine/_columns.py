@@ -63,7 +63,7 @@ class _Leaf:
         if self.kind == "strings":
             return f"a {self.container.__name__} of {self.item.__name__}"
         if self.kind == "packed":
-            return "a list (packed column)"
+            return f"a {self.container.__name__} (packed column)"
         return {"array": "an array", "number": "a python number", "numpy_scalar": "a numpy scalar"}.get(
             self.kind, f"a {self.kind}"
         )
@@ -161,6 +161,7 @@ def _no_trailing_nul(values: Sequence, item: type, path: tuple) -> None:
 
 
 _PACKED = _Leaf("packed", list)
+_PACKED_TUPLE = _Leaf("packed", tuple)
 
 
 def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
@@ -243,12 +244,31 @@ class _NoneNode:
 _NONE = _NoneNode()
 
 
+def _per_sample(obj: Any, samples: int | None) -> bool:
+    """A list or tuple with one item per sample (what a custom collate returns per sample).
+
+    One item per sample, all of one kind; not a sequence of batched fields (arrays whose first
+    dimension is the batch: ``[images, labels]``).
+    """
+    if samples is None or type(obj) not in (list, tuple) or len(obj) != samples or not obj:
+        return False
+    kinds = {type(v) for v in obj}
+    if len(kinds) != 1:
+        return False
+    first = obj[0]
+    if isinstance(first, collections.abc.Mapping) and any(v.keys() != first.keys() for v in obj):
+        return False
+    if _leaf_of(first) == _Leaf("array") and all(getattr(v, "ndim", 0) >= 1 and v.shape[0] == samples for v in obj):
+        return False
+    return True
+
+
 def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
     if obj is None:
         return _NONE
     leaf = _leaf_of(obj)
-    if leaf is None and pack is not None and type(obj) is list and len(obj) == pack:
-        leaf = _PACKED
+    if leaf is None and _per_sample(obj, pack):
+        leaf = _PACKED if type(obj) is list else _PACKED_TUPLE
     if leaf is not None:
         out.append((path, _leaf_array(obj, leaf, path)))
         return leaf
@@ -296,8 +316,8 @@ def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | Non
     if isinstance(node, _NoneNode) or obj is None:
         if not (isinstance(node, _NoneNode) and obj is None):
             raise _mismatch(batch_index, path, node, _describe(obj))
-    elif node == _PACKED:
-        if type(obj) is not list:
+    elif isinstance(node, _Leaf) and node.kind == "packed":
+        if type(obj) is not node.container:
             raise _mismatch(batch_index, path, node, _describe(obj))
         out.append(_leaf_array(obj, node, path))
     elif isinstance(node, _Leaf):

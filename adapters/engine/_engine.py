@@ -73,6 +73,9 @@ class _Epoch:
         self.closed = False
         self.aborted = False
         self.what = "plan"
+        self.batches: list | None = None  # index batches drawn so far (map-style with workers)
+        self.sent = 0  # tasks dispatched
+        self.plan_done = False
 
 
 class Engine:
@@ -326,8 +329,10 @@ class Engine:
         elif prev.what == "stream":
             verdict = ("settle", consumed, finished)
         elif prev.total is not None:
+            self._catch_up_dispatch(prev, consumed, finished)
             verdict = ("settle", self.schedule.dispatched(consumed=consumed, total=prev.total, finished=finished), finished)
         else:  # the plan was not drawn to its end: torch had drawn prefetch + consumed (or fewer, at the end)
+            self._catch_up_dispatch(prev, consumed, finished)
             verdict = ("settle", self.schedule.max_outstanding + consumed, finished)
         send(self._conn, verdict)
         if prev.what == "stream" and not prev.stream_ended:
@@ -388,29 +393,58 @@ class Engine:
         elif self.length is not None and len(batches) > self.length:
             self._check_length(epoch, len(batches), at_least=True)
 
+    def _where(self, epoch: _Epoch, k: int) -> str:
+        w = self.schedule.worker_of(start=0, k=k)
+        return f"batch {k} of epoch {epoch.number}, torch worker {w} of {self.spec.num_workers}, indices {epoch.batches[k]!r}"
+
+    def _more_indices(self, epoch: _Epoch) -> bool:
+        """The loader draws the plan in chunks as the dispatch needs them (a million-sample sampler
+        costs no start-up); the sampler's own order is unchanged. Returns whether it ended."""
+        send(self._conn, ("chunk", _CHUNK))
+        _, more, done = self._recv_loader(None, f"index batches of epoch {epoch.number}")
+        epoch.batches.extend(more)
+        epoch.plan_done = done
+        self._plan_grew(epoch, epoch.batches, done)
+        return done
+
+    def _catch_up_dispatch(self, epoch: _Epoch, consumed: int, finished: bool) -> None:
+        """Persistent workers, epoch left early: hand out the tasks torch had dispatched by then.
+
+        torch keeps ``prefetch_factor * num_workers`` tasks in flight, so its workers had produced
+        (and advanced their streams over) that many batches past where the loop stopped.
+        """
+        if not self.schedule.keeps_workers or epoch.batches is None:
+            return
+        target = self.schedule.max_outstanding + consumed
+        while epoch.sent < target and not finished:
+            if epoch.sent >= len(epoch.batches):
+                if epoch.plan_done or self._more_indices(epoch) and epoch.sent >= len(epoch.batches):
+                    break
+                continue
+            k = epoch.sent
+            self._dispatch(self.schedule.worker_of(start=0, k=k), k, epoch.batches[k], self._where(epoch, k))
+            epoch.sent += 1
+
     def _map_rows(self, epoch: _Epoch, batches, done: bool):
         n = self.spec.num_workers
         sched = self.schedule
         wheres: dict[int, str] = {}
         sent = 0
         k = 0
+        epoch.batches, epoch.sent, epoch.plan_done = batches, 0, done
         while k < len(batches) or not done:
             if not done and sent + sched.max_outstanding >= len(batches):
-                # The loader draws the plan in chunks, as the dispatch needs it (a million-sample
-                # sampler costs no start-up); the sampler's own order is unchanged.
-                send(self._conn, ("chunk", _CHUNK))
-                _, more, done = self._recv_loader(epoch, f"index batches of epoch {epoch.number}")
-                batches.extend(more)
-                self._plan_grew(epoch, batches, done)
+                done = self._more_indices(epoch)
                 continue
             if k >= len(batches):
                 break
             while sent < len(batches) and sent < k + sched.max_outstanding:
                 self._gate(epoch, sent)
                 w = sched.worker_of(start=0, k=sent)
-                wheres[sent] = f"batch {sent} of epoch {epoch.number}, torch worker {w} of {n}, indices {batches[sent]!r}"
+                wheres[sent] = self._where(epoch, sent)
                 self._dispatch(w, sent, batches[sent], wheres[sent])
                 sent += 1
+                epoch.sent = sent
             w = sched.worker_of(start=0, k=k)
             msg = self._recv_worker(w, epoch, wheres.pop(k))
             self._outstanding[w].popleft()
@@ -449,8 +483,8 @@ class Engine:
                     self._cv.wait(_POLL)
         finally:
             self._io.acquire()
-        if epoch.aborted or epoch.consumer.closed:
-            raise _Abandoned
+        if dispatched >= limit + epoch.consumed:
+            raise _Abandoned  # the loop left this epoch: torch would not have dispatched this task
 
     # ------------------------------------------------------------------ continuous modes
     def _produce_continuous(self, epoch: _Epoch):
