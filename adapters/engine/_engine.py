@@ -117,6 +117,7 @@ class Engine:
         self._probe = None  # epoch 0's generator, started to learn the columns
         self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
         self._closed = False
+        self._peek = False
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
         self._loader = self._ctx.Process(
@@ -226,8 +227,20 @@ class Engine:
             self._probe = None
             return None
 
+    @contextlib.contextmanager
+    def peeking(self):
+        """While active, a new epoch of the source is only epoch 0's first row (for MindSpore's getters)."""
+        self._peek = True
+        try:
+            yield
+        finally:
+            self._peek = False
+
     def rows(self):
         """Generator for one MindSpore epoch (MindSpore calls ``iter(source)`` once per epoch)."""
+        if self._peek:
+            yield self.structure.to_row(self._first, 0)
+            return
         probe, self._probe = self._probe, None
         if probe is not None:
             with self._cv:

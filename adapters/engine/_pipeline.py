@@ -122,6 +122,16 @@ class _ChainedMixin:
         self._detach()
         return _Iterator(super().create_dict_iterator(*args, **kwargs))
 
+    # MindSpore answers these by running the pipeline for one row: it gets epoch 0's first batch
+    # again, and no epoch of the torch loader is started or consumed.
+    def output_shapes(self, *args, **kwargs):
+        with self._torch2ms_engine().peeking():
+            return super().output_shapes(*args, **kwargs)
+
+    def output_types(self, *args, **kwargs):
+        with self._torch2ms_engine().peeking():
+            return super().output_types(*args, **kwargs)
+
 
 def _chaining(name):
     def op(self, *args, **kwargs):

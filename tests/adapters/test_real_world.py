@@ -752,3 +752,18 @@ def test_dataset_changed_between_epochs_with_num_workers_0_uses_the_snapshot():
     _reweight(ms_loader.dataset, 1)
     got = sorted(int(i) for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True) for i in ds.structure.rebuild(r)["i"])
     assert got == list(range(12))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_getters_on_a_chained_pipeline_start_no_epoch(num_workers):
+    # MindSpore runs a pipeline for one row to answer output_shapes(): that must not be an epoch.
+    seed_all(0)
+    loader = DataLoader(rw.MosaicLikeDataset(12), batch_size=3, shuffle=True, generator=gen(4), num_workers=num_workers)
+    ds = adapters.to_mindspore(loader)
+    mapped = ds.map(operations=lambda x: x, input_columns=[ds.get_col_names()[0]])
+    assert mapped.output_shapes() == ds.output_shapes()
+    assert [str(t) for t in mapped.output_types()] == [str(t) for t in ds.output_types()]
+    expected = torch_run(loader, 2)
+    it = mapped.create_tuple_iterator(num_epochs=2, output_numpy=True)
+    actual = [[ds.structure.rebuild(r) for r in it] for _ in range(2)]
+    assert_equivalent(actual, expected, rtol=0, atol=0)
