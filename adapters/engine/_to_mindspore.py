@@ -223,10 +223,22 @@ def to_mindspore(
         structure = Structure.infer(first, column_names, pack_lists_of=pack)
         engine.structure = structure
         first_row = structure.to_row(first, 0)
+        _check_column_dtypes(structure, first_row)
         return TorchLoaderDataset(engine, structure, first_row, length)
     except BaseException:
         engine.close()
         raise
+
+
+def _check_column_dtypes(structure: Structure, row) -> None:
+    """Refuse now what MindSpore would refuse later with a message naming no column."""
+    for name, path, array in zip(structure.names, structure.paths, row):
+        if array.dtype.kind == "c":
+            raise TypeError(
+                f"to_mindspore: column {name!r} (the batch's {path}) is {array.dtype}: a MindSpore dataset column "
+                "cannot hold complex numbers. Return real and imaginary parts from your collate_fn instead "
+                "(e.g. np.stack([x.real, x.imag], -1))."
+            )
 
 
 def _epoch_length(spec: LoaderSpec, mode: str, steps: int | None) -> int | None:

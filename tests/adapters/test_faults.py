@@ -121,3 +121,15 @@ def test_option_errors_match_torch_and_name_the_options(kwargs, exc, message):
 def test_loader_plus_options_is_rejected():
     with pytest.raises(TypeError, match=r"extra keyword arguments \['batch_size'\]"):
         adapters.to_mindspore(DataLoader(RandomAugDataset(4)), batch_size=2)
+
+
+def test_complex_leaves_are_refused_at_construction_naming_the_column():
+    class Complex:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return {"z": np.array([1 + 2j], np.complex64), "x": np.array([i])}
+
+    with pytest.raises(TypeError, match=r"column 'z' .*complex64.*cannot hold complex"):
+        adapters.to_mindspore(Complex(), batch_size=2, num_workers=0)
