@@ -63,7 +63,8 @@ def run_demo(args: argparse.Namespace) -> int:
     ds = adapters.to_mindspore(
         dataset, batch_size=loader.batch_size, shuffle=True, num_workers=loader.num_workers,
         collate_fn=LoadImagesAndLabels.collate_fn, worker_init_fn=seed_worker, generator=generator, infinite=True,
-        column_names=["img", "labels", "paths"],  # shapes are None under mosaic: no column, rebuilt as None
+        # shapes: one entry per image (None under mosaic), carried as a packed column
+        column_names=["img", "labels", "paths", "shapes"],
     )
     print(f"[3/4] MindSpore: adapters.to_mindspore -> {type(ds).__name__} columns {list(ds.structure.names)}")
 
