@@ -247,11 +247,11 @@ def bench_heavy(args) -> list[float]:
         ratios.append(ratio)
         spread = {k: (max(v) - min(v)) / min(v) * 100 for k, v in times.items()}
         rows.append([
-            workers, adapters.mindspore_worker_count(workers), nbatches, f"{nbatches / tt:.2f}",
+            workers, max(workers, 1), nbatches, f"{nbatches / tt:.2f}",
             f"{nbatches / ta:.2f}", f"{ratio:.3f}", f"{spread['torch']:.0f}/{spread['adapter']:.0f}",
             f"{ft:.2f}/{fa:.2f}", f"{ct / nbatches * 1e3:.0f}/{ca / nbatches * 1e3:.0f}", f"{setup:.2f}", "identical",
         ])  # fmt: skip
-    print_table(["num_workers", "MS procs", "batches", "torch b/s", "adapter b/s", "adapter/torch",
+    print_table(["num_workers", "worker procs", "batches", "torch b/s", "adapter b/s", "adapter/torch",
                  "spread % t/a", "1st batch s t/a", "main CPU ms/batch t/a", "setup s", "outputs"], rows)  # fmt: skip
     print("adapter/torch = throughput ratio of the best runs (target >= 1.0); t/a = torch/adapter. MS procs = "
           "MindSpore worker processes (1 = a thread of the main process). spread = (slowest - fastest) / fastest "
@@ -302,7 +302,7 @@ class _Replay:
 def _source_only(make_loader, epochs: int):
     """Iterate the adapter's python source directly in this thread: adapter overhead without MindSpore."""
     ds = adapters.to_mindspore(make_loader())
-    source = ds._batch_source  # private: diagnostics only
+    source = ds.source  # the GeneratorDataset's source: each iter() is the next epoch
     start = time.perf_counter()
     out = [row[0] for _ in range(epochs) for row in source]
     return time.perf_counter() - start, out
