@@ -106,7 +106,6 @@ class Engine:
         self._workers: dict[int, tuple] = {}
         self._outstanding: dict[int, collections.deque] = {}
         # continuous modes
-        self._global = 0  # next global batch number to produce
         self._global_consumed = 0
         self._queued = 0  # index batches received from the loader so far
         self._index_queue: collections.deque = collections.deque()
@@ -268,7 +267,7 @@ class Engine:
         finally:
             self._io.release()
 
-    def _yield(self, epoch: _Epoch, row):
+    def _yield(self, epoch: _Epoch, row, *, check_abort: bool = True):
         """Hand a row to MindSpore, letting other producers use the processes meanwhile."""
         epoch.produced += 1
         self._io.release()
@@ -276,7 +275,7 @@ class Engine:
             yield row
         finally:
             self._io.acquire()
-        if epoch.aborted:
+        if check_abort and epoch.aborted:
             raise _Abandoned
 
     def _emit(self, epoch: _Epoch, msg, k: int):
@@ -284,12 +283,7 @@ class Engine:
         if self.structure is None:  # the probe: the raw batch, the columns are not known yet
             self._first = batch
             self.first_samples = msg[3]
-            epoch.produced += 1
-            self._io.release()
-            try:
-                yield batch
-            finally:
-                self._io.acquire()
+            yield from self._yield(epoch, batch, check_abort=False)
             return
         yield from self._yield(epoch, self.structure.to_row(batch, k))
 
@@ -431,15 +425,15 @@ class Engine:
         target = self.schedule.max_outstanding + consumed
         while epoch.sent < target and not finished:
             if epoch.sent >= len(epoch.batches):
-                if epoch.plan_done or self._more_indices(epoch) and epoch.sent >= len(epoch.batches):
-                    break
+                if epoch.plan_done:
+                    break  # the sampler ended: torch dispatched every batch
+                self._more_indices(epoch)
                 continue
             k = epoch.sent
             self._dispatch(self.schedule.worker_of(start=0, k=k), k, epoch.batches[k], self._where(epoch, k))
             epoch.sent += 1
 
     def _map_rows(self, epoch: _Epoch, batches, done: bool):
-        n = self.spec.num_workers
         sched = self.schedule
         wheres: dict[int, str] = {}
         sent = 0
@@ -522,7 +516,6 @@ class Engine:
             while self._history and self._history[0][0] < self._global_consumed:
                 self._history.popleft()
             g += 1
-            self._global = g
             if epoch.produced < g - start:  # the probe already counted this row
                 yield from self._yield(epoch, row)
         epoch.exhausted = True

@@ -113,7 +113,3 @@ class Schedule:
         if self.num_workers == 0:
             return consumed
         return min(total + 1, self.max_outstanding + consumed)
-
-    def tasks_done(self, *, consumed: int, total: int, finished: bool) -> int:
-        """How many batches torch's workers produced (and so advanced their streams by) this epoch."""
-        return min(total, self.dispatched(consumed=consumed, total=total, finished=finished))
