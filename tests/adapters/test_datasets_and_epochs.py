@@ -86,7 +86,10 @@ def test_separate_iterators_continue_epoch_after_epoch():
     assert_equivalent(actual, expected, rtol=0, atol=0)
 
 
-def test_model_train_consumption_sees_torchs_batches():
+@pytest.mark.parametrize(
+    "num_workers, persistent", [(0, False), (1, False), (1, True), (2, False), (2, True), (3, False), (4, True)]
+)
+def test_model_train_consumption_sees_torchs_batches(num_workers, persistent):
     """MindSpore's Model.train (one iterator over all epochs) feeds the network torch's batches."""
     from mindspore import nn
     from mindspore.train import Callback, Model
@@ -114,10 +117,12 @@ def test_model_train_consumption_sees_torchs_batches():
             return np.random.rand(3).astype(np.float32), np.float32(i)
 
     def make():
-        return DataLoader(Pairs(), batch_size=4, shuffle=True, num_workers=2,
-                          generator=torch.Generator().manual_seed(4))
+        return DataLoader(Pairs(), batch_size=4, shuffle=True, num_workers=num_workers,
+                          persistent_workers=persistent, generator=torch.Generator().manual_seed(4))
 
+    seed_all(0)  # num_workers=0: the samples draw from the global numpy stream, from the same state
     expected = [b for epoch in torch_epochs(make(), 3) for b in epoch]
+    seed_all(0)
     ds = adapters.to_mindspore(make())
     net = Net()
     recorder = Recorder()
