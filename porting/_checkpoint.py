@@ -1,0 +1,759 @@
+"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of :mod:`porting._checkpoint_rules`.
+
+* :func:`torch_to_mindspore_names` — which MindSpore parameter each torch key becomes.
+* :func:`load_torch_state_dict` — load a torch state dict (or ``.pt/.pth/.safetensors`` file) into a cell;
+  strict by default: every missing, unexpected or mis-shaped entry is listed in one
+  :class:`CheckpointMismatchError`, raised before anything is changed.
+* :func:`torch_state_dict` — the reverse: the torch-named state dict of a cell.
+* :func:`convert_checkpoint` — file to file, dtypes preserved.
+
+``num_batches_tracked`` (torch BatchNorm's counter, which MindSpore has not) is carried as an extra
+non-trainable int64 ``Parameter`` named ``num_batches_tracked`` on the BatchNorm cell, so it is in
+``cell.parameters_dict()``, in ``mindspore.save_checkpoint`` files and back in :func:`torch_state_dict`.
+MindSpore's own BatchNorm does not advance it while training (porting's ``momentum=None`` cell does, as torch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from porting._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
+
+__all__ = [
+    "CheckpointMismatchError",
+    "CheckpointReport",
+    "convert_checkpoint",
+    "load_torch_state_dict",
+    "read_tensors",
+    "torch_state_dict",
+    "torch_to_mindspore_names",
+    "write_tensors",
+]
+
+_TORCH_EXT = (".pt", ".pth")
+_MS_EXT = (".ckpt",)
+_ST_EXT = (".safetensors",)
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+@dataclasses.dataclass(frozen=True)
+class _Item:
+    """One MindSpore parameter and the torch key it corresponds to."""
+
+    ms: str  # parameter name, as in cell.parameters_dict()
+    torch: str  # full torch state-dict key
+    entry: Entry | None  # None: no rule names it, same name and layout
+    cell: Any
+    param: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _Carried:
+    torch: str  # full torch key, e.g. 'bn.num_batches_tracked'
+    attr: str  # attribute on the cell
+    cell: Any
+
+
+def _rule_name(cell: Any) -> str | None:
+    own = getattr(type(cell), "torch_rule", None)
+    if own is not None:
+        return own
+    for cls in type(cell).__mro__:
+        if cls.__module__.startswith("mindspore.nn") and cls.__name__ in CELL_RULES:
+            return CELL_RULES[cls.__name__]
+    return None
+
+
+def _resolve(cell: Any, path: str) -> Any:
+    obj = cell
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
+    """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings."""
+    from mindspore import Parameter
+
+    params = cell.parameters_dict()
+    claimed: dict[str, _Item] = {}
+    carried: list[_Carried] = []
+    carried_names: set[str] = set()
+    warnings: list[str] = []
+    for prefix, sub in cell.cells_and_names():
+        rule = _rule_name(sub)
+        if rule is None:
+            continue
+        for entry in RULES[rule]:
+            param = _resolve(sub, entry.ms)
+            if isinstance(param, Parameter) and param.name in params and param.name not in claimed:
+                claimed[param.name] = _Item(param.name, _join(prefix, entry.torch), entry, sub, param)
+        for attr in CARRIED.get(rule, ()):
+            carried.append(_Carried(_join(prefix, attr), attr, sub))
+            own = getattr(sub, attr, None)
+            if isinstance(own, Parameter):
+                carried_names.add(own.name)
+        warning = _momentum_warning(prefix, sub, rule)
+        if warning:
+            warnings.append(warning)
+    items = []
+    for name, param in params.items():
+        if name in carried_names:
+            continue
+        items.append(claimed.get(name) or _Item(name, name, None, None, param))
+    return items, carried, warnings
+
+
+def _momentum_warning(prefix: str, cell: Any, rule: str) -> str | None:
+    if not rule.startswith("batchnorm"):
+        return None
+    bn = getattr(cell, "bn2d", cell) if rule == "batchnorm3d" else cell
+    op = getattr(bn, "bn_train", None)
+    # The op's momentum is the fraction of each batch mixed in (torch's convention), whatever the
+    # cell's constructor called it.
+    mixed = getattr(op, "momentum", None)
+    if mixed is None or getattr(bn, "use_batch_statistics", None) is True:
+        return None
+    if float(mixed) > MOMENTUM_SUSPECT_ABOVE:
+        return (
+            f"{prefix or 'the cell'}: BatchNorm mixes {float(mixed):.3g} of each batch into its running statistics "
+            f"(MindSpore momentum={1 - float(mixed):.3g}); this looks unflipped — torch momentum m is MindSpore "
+            f"momentum 1 - m (torch's default 0.1 is MindSpore's 0.9)"
+        )
+    return None
+
+
+def torch_to_mindspore_names(torch_module: Any, cell: Any) -> dict[str, str]:
+    """Map each key of ``torch_module.state_dict()`` that has a MindSpore counterpart to its name in ``cell``.
+
+    Matching is by the name rules (:mod:`porting._checkpoint_rules`, the ones :func:`load_torch_state_dict`
+    applies), not by definition order. Keys without a counterpart (``num_batches_tracked``) and keys the
+    cell has no parameter for are absent.
+
+    Args:
+        torch_module: a ``torch.nn.Module``.
+        cell: a ``mindspore.nn.Cell`` with the same attribute structure.
+
+    Returns:
+        ``{torch key: MindSpore parameter name}`` in the torch state dict's order.
+
+    Example:
+        >>> import torch, mindspore
+        >>> class Net(mindspore.nn.Cell):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.bn = mindspore.nn.BatchNorm2d(3)
+        >>> torch_to_mindspore_names(torch.nn.Sequential(), Net())
+        {}
+    """
+    items, _, _ = _plan(cell)
+    by_torch = {item.torch: item.ms for item in items}
+    return {key: by_torch[key] for key in torch_module.state_dict() if key in by_torch}
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+class CheckpointMismatchError(ValueError):
+    """A strict load found missing, unexpected or mis-shaped entries; ``.report`` has all of them."""
+
+    def __init__(self, report: "CheckpointReport", where: str) -> None:
+        self.report = report
+        super().__init__(f"{where}: the checkpoint does not match the cell\n" + "\n".join(report.problem_lines()))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointReport:
+    """What a conversion did, entry by entry.
+
+    Attributes:
+        loaded: MindSpore names taken as they were (same name, layout and dtype).
+        renamed: ``(torch key, MindSpore name)`` pairs whose name changed (layout and dtype unchanged).
+        converted: ``(torch key, MindSpore name, how)`` whose layout or dtype changed.
+        carried: ``(torch key, MindSpore name)`` kept as an extra MindSpore parameter (``num_batches_tracked``).
+        filled: ``(MindSpore name, how)`` set without a torch entry (affine=False gamma/beta).
+        unused: MindSpore names torch has no entry for and MindSpore never reads (track_running_stats=False).
+        missing: MindSpore names the checkpoint has no entry for.
+        unexpected: checkpoint keys nothing in the cell corresponds to.
+        mis_shaped: ``(torch key, MindSpore name, shape in the checkpoint, shape expected)``.
+        warnings: other findings (a BatchNorm momentum that looks unflipped).
+    """
+
+    loaded: tuple = ()
+    renamed: tuple = ()
+    converted: tuple = ()
+    carried: tuple = ()
+    filled: tuple = ()
+    unused: tuple = ()
+    missing: tuple = ()
+    unexpected: tuple = ()
+    mis_shaped: tuple = ()
+    warnings: tuple = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing, unexpected or mis-shaped."""
+        return not (self.missing or self.unexpected or self.mis_shaped)
+
+    def problem_lines(self) -> list[str]:
+        """One line per missing / unexpected / mis-shaped entry, every one of them."""
+        lines = [f"  missing (in the cell, not in the checkpoint): {n}" for n in self.missing]
+        lines += [f"  unexpected (in the checkpoint, nothing in the cell): {k}" for k in self.unexpected]
+        lines += [
+            f"  mis-shaped: {k} -> {n}: checkpoint has shape {tuple(got)}, the cell expects {tuple(want)}"
+            for k, n, got, want in self.mis_shaped
+        ]
+        return lines
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """``(status, source name, destination name, detail)`` for every entry."""
+        rows = [("loaded", n, n, "") for n in self.loaded]
+        rows += [("renamed", k, n, "") for k, n in self.renamed]
+        rows += [("converted", k, n, how) for k, n, how in self.converted]
+        rows += [("carried", k, n, "extra int64 parameter") for k, n in self.carried]
+        rows += [("filled", "", n, how) for n, how in self.filled]
+        rows += [("unused", "", n, "MindSpore never reads it") for n in self.unused]
+        rows += [("MISSING", "", n, "not in the checkpoint") for n in self.missing]
+        rows += [("UNEXPECTED", k, "", "nothing in the cell") for k in self.unexpected]
+        rows += [("MIS-SHAPED", k, n, f"{tuple(got)} != expected {tuple(want)}") for k, n, got, want in self.mis_shaped]
+        return rows
+
+    def table(self) -> str:
+        """The report as an aligned text table, then the warnings and a one-line summary."""
+        head = ("status", "source", "destination", "detail")
+        rows = self.rows()
+        widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [fmt.format(*head).rstrip(), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*r).rstrip() for r in rows]
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """Counts per status."""
+        counts = [
+            (len(self.loaded), "loaded"), (len(self.renamed), "renamed"), (len(self.converted), "converted"),
+            (len(self.carried), "carried"), (len(self.filled), "filled"), (len(self.unused), "unused"),
+            (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),
+        ]
+        return ", ".join(f"{n} {what}" for n, what in counts) + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# ------------------------------------------------------------------------------------------ array helpers
+
+
+def _dtype_name(value: Any) -> str:
+    """'float32', 'bfloat16', ... for a torch / MindSpore tensor or numpy array."""
+    dtype = getattr(value, "dtype", None)
+    text = str(dtype)
+    for prefix in ("torch.",):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    if isinstance(value, np.ndarray) or isinstance(dtype, np.dtype):
+        return np.dtype(dtype).name
+    return {"Float32": "float32", "Float16": "float16", "Float64": "float64", "BFloat16": "bfloat16",
+            "Int64": "int64", "Int32": "int32", "Int8": "int8", "UInt8": "uint8", "Bool": "bool",
+            "Int16": "int16"}.get(text, text.lower())
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in value.shape)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """A numpy view/copy of a torch tensor, MindSpore tensor or array; bfloat16 becomes float32."""
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    if hasattr(value, "asnumpy"):
+        if _dtype_name(value) == "bfloat16":
+            import mindspore
+
+            value = value.astype(mindspore.float32)
+        return value.asnumpy()
+    return np.asarray(value)
+
+
+def _apply_layout(array: np.ndarray, layout: tuple | None, to_ms: bool) -> np.ndarray:
+    if layout is None:
+        return array
+    kind, axis = layout
+    if kind != "axis":
+        raise ValueError(f"unknown layout rule {layout!r}")
+    return np.expand_dims(array, axis) if to_ms else np.squeeze(array, axis)
+
+
+def _layout_shape(shape: tuple[int, ...], layout: tuple | None) -> tuple[int, ...] | None:
+    """torch shape -> MindSpore shape under ``layout`` (None if the layout cannot apply)."""
+    if layout is None:
+        return shape
+    _, axis = layout
+    if axis > len(shape):
+        return None
+    return shape[:axis] + (1,) + shape[axis:]
+
+
+def _describe_layout(layout: tuple | None) -> str:
+    return "" if layout is None else f"size-1 axis {layout[1]} inserted/removed"
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _source_mapping(source: Any, where: str) -> Mapping[str, Any]:
+    if isinstance(source, Mapping):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in _TORCH_EXT + _ST_EXT:
+            raise ValueError(f"{where}: expected a state dict or a .pt/.pth/.safetensors file, got {path!r}")
+        return read_tensors(path, lazy=True)
+    raise TypeError(f"{where}: expected a state dict (mapping) or a file path, got {type(source).__name__}")
+
+
+def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list, list]:
+    """Decide every entry without touching the cell: the report, the loads and the carried counters."""
+    items, carried, warnings = _plan(cell)
+    keys = set(source.keys())
+    used: set[str] = set()
+    loaded, renamed, converted, filled, unused, missing, mis_shaped = [], [], [], [], [], [], []
+    loads = []  # (item, torch key, dtype note)
+    for item in items:
+        key = item.torch
+        entry = item.entry
+        if key not in keys:
+            if entry is not None and entry.when is not None and not _condition(entry.when, item.cell, for_save=False):
+                if entry.fill is None:
+                    unused.append(item.ms)
+                else:
+                    filled.append((item.ms, f"{entry.fill:g} ({entry.when}=False in torch)"))
+                    loads.append((item, None, None))
+                continue
+            missing.append(item.ms)
+            continue
+        used.add(key)
+        value = source[key]
+        layout = entry.layout if entry else None
+        want = _shape(item.param)
+        got = _shape(value)
+        if _layout_shape(got, layout) != want:
+            mis_shaped.append((key, item.ms, got, want))
+            continue
+        src_dtype, dst_dtype = _dtype_name(value), _dtype_name(item.param)
+        hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
+        if hows:
+            converted.append((key, item.ms, "; ".join(hows)))
+        elif key != item.ms:
+            renamed.append((key, item.ms))
+        else:
+            loaded.append(item.ms)
+        loads.append((item, key, None))
+    carried_rows, counters = [], []
+    for c in carried:
+        if c.torch in keys:
+            used.add(c.torch)
+            value = source[c.torch]
+            if _shape(value) != ():
+                mis_shaped.append((c.torch, c.torch, _shape(value), ()))
+                continue
+            carried_rows.append((c.torch, c.torch))
+            counters.append((c, c.torch))
+    unexpected = [k for k in source.keys() if k not in used]
+    report = CheckpointReport(
+        loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
+        filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
+        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings),
+    )
+    return report, loads, counters
+
+
+def _condition(name: str, cell: Any, *, for_save: bool) -> bool:
+    """Whether torch has the entries guarded by condition ``name`` for this MindSpore cell."""
+    bn = getattr(cell, "bn2d", cell)
+    if name == "tracks_running_stats":
+        return getattr(bn, "use_batch_statistics", None) is not True
+    if name == "affine":
+        gamma, beta = getattr(bn, "gamma", None), getattr(bn, "beta", None)
+        if gamma is None or beta is None:
+            return False
+        frozen = not gamma.requires_grad and not beta.requires_grad
+        if not frozen:
+            return True
+        if not for_save:
+            return False
+        # Frozen gamma/beta that moved from 1/0 (a fine-tuning freeze) are still written out.
+        return not (np.all(_to_numpy(gamma) == 1) and np.all(_to_numpy(beta) == 0))
+    raise ValueError(f"unknown rule condition {name!r}")
+
+
+def _ms_tensor(array: np.ndarray, dtype_name: str):
+    import mindspore
+
+    if dtype_name == "bfloat16":
+        return mindspore.Tensor(np.ascontiguousarray(array, dtype=np.float32)).astype(mindspore.bfloat16)
+    return mindspore.Tensor(np.ascontiguousarray(array, dtype=np.dtype(dtype_name)))
+
+
+def _counter_parameter(cell: Any, attr: str, name: str, value: int):
+    """Set (or attach) the carried int64 counter ``attr`` on ``cell``."""
+    import mindspore
+    from mindspore import Parameter
+
+    data = mindspore.Tensor(np.array(value, dtype=np.int64))
+    own = getattr(cell, attr, None)
+    if isinstance(own, Parameter):
+        own.set_data(data)
+        return
+    setattr(cell, attr, Parameter(data, name=name, requires_grad=False))
+
+
+def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True) -> CheckpointReport:
+    """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
+
+    Names and layouts are mapped by :mod:`porting._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
+    Embedding, Conv1d, BatchNorm3d nesting, Linear/Dense, LSTM/GRU); dtypes are cast to the
+    parameter's (reported as ``converted``). ``num_batches_tracked`` is carried as an extra int64
+    parameter on the BatchNorm cell (see the module docstring).
+
+    Args:
+        cell: the ``mindspore.nn.Cell`` to load into (its parameters are replaced in place).
+        state_dict_or_path: a mapping of torch keys to tensors/arrays, or a ``.pt``/``.pth`` file
+            (read with ``torch.load(weights_only=True)``) or a ``.safetensors`` file.
+        strict: raise on any missing, unexpected or mis-shaped entry (nothing is loaded then); with
+            ``False`` load what matches and report the rest.
+
+    Returns:
+        A :class:`CheckpointReport` (``.table()`` prints it; ``.warnings`` lists momenta that look unflipped).
+
+    Raises:
+        CheckpointMismatchError: ``strict`` and something does not match; the message lists every entry.
+        ValueError / TypeError: an unsupported file type or object.
+
+    Example:
+        >>> import numpy as np, mindspore
+        >>> class Net(mindspore.nn.Cell):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = mindspore.nn.Dense(2, 1)
+        >>> r = load_torch_state_dict(Net(), {"fc.weight": np.ones((1, 2), np.float32), "fc.bias": np.zeros(1, np.float32)})
+        >>> r.loaded
+        ('fc.weight', 'fc.bias')
+    """
+    where = "load_torch_state_dict"
+    source = _source_mapping(state_dict_or_path, where)
+    report, loads, counters = _match(cell, source)
+    if strict and not report.ok:
+        raise CheckpointMismatchError(report, where)
+    for item, key, _ in loads:
+        dtype_name = _dtype_name(item.param)
+        if key is None:
+            array = np.full(_shape(item.param), item.entry.fill, dtype=np.float32)
+        else:
+            array = _apply_layout(_to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
+        item.param.set_data(_ms_tensor(array, dtype_name))
+    for carried, key in counters:
+        _counter_parameter(carried.cell, carried.attr, getattr(getattr(carried.cell, carried.attr, None), "name", key),
+                           int(_to_numpy(source[key])))
+    return report
+
+
+# ------------------------------------------------------------------------------------------ the way back
+
+
+def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None):
+    """``[(torch key, MindSpore name, array-like, layout)]`` for the cell (or for ``arrays`` named like it),
+    plus the MindSpore names ``arrays`` lacks and its mis-shaped entries."""
+    from mindspore import Parameter
+
+    items, carried, _ = _plan(cell)
+    out, missing, mis_shaped = [], [], []
+    for item in items:
+        entry = item.entry
+        if entry is not None and entry.when is not None and not _condition(entry.when, item.cell, for_save=True):
+            continue  # torch has no such entry (affine=False / track_running_stats=False)
+        value = item.param if arrays is None else arrays.get(item.ms)
+        if value is None:
+            missing.append(item.ms)
+            continue
+        if _shape(value) != _shape(item.param):
+            mis_shaped.append((item.ms, item.torch, _shape(value), _shape(item.param)))
+            continue
+        out.append((item.torch, item.ms, value, entry.layout if entry else None))
+    for c in carried:
+        own = getattr(c.cell, c.attr, None)
+        if arrays is not None and c.torch in arrays:
+            out.append((c.torch, c.torch, arrays[c.torch], None))
+        elif arrays is None and isinstance(own, Parameter):
+            out.append((c.torch, own.name, own, None))
+        elif num_batches_tracked is not None:
+            out.append((c.torch, c.torch, np.array(num_batches_tracked, dtype=np.int64), None))
+        # else: left out, so torch's strict load_state_dict names it missing (never a made-up count).
+    return out, missing, mis_shaped
+
+
+def _torch_tensor(array: np.ndarray, dtype_name: str):
+    import torch
+
+    tensor = torch.from_numpy(np.array(array, copy=True))
+    return tensor.to(torch.bfloat16) if dtype_name == "bfloat16" else tensor
+
+
+def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None) -> dict:
+    """The torch-named state dict of a MindSpore cell (the reverse of :func:`load_torch_state_dict`).
+
+    Every parameter goes back under its torch key, in torch's layout and its own dtype; the carried
+    ``num_batches_tracked`` counters come back as int64 0-d tensors, so torch -> MindSpore -> torch is
+    exact. affine=False gamma/beta and track_running_stats=False statistics are left out, as torch has none.
+
+    Args:
+        cell: a ``mindspore.nn.Cell``.
+        num_batches_tracked: the count to write for BatchNorm cells that carry none (a cell built in
+            MindSpore); ``None`` leaves those keys out, so torch's strict ``load_state_dict`` names them.
+
+    Returns:
+        ``{torch key: torch.Tensor}``.
+
+    Example:
+        >>> import mindspore
+        >>> sd = torch_state_dict(mindspore.nn.BatchNorm2d(2), num_batches_tracked=0)
+        >>> sorted(sd)
+        ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
+    """
+    out = {}
+    for key, _, value, layout in _torch_named(cell, None, num_batches_tracked)[0]:
+        out[key] = _torch_tensor(_apply_layout(_to_numpy(value), layout, to_ms=False), _dtype_name(value))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def _ext(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+class _LazySafetensors(Mapping):
+    """A read-only mapping over a .safetensors file: each tensor read when asked for."""
+
+    def __init__(self, path: str) -> None:
+        from safetensors import safe_open
+
+        self._path = path
+        self._numpy = safe_open(path, framework="numpy")
+        self._keys = list(self._numpy.keys())
+        self._dtypes = {k: self._numpy.get_slice(k).get_dtype() for k in self._keys}
+
+    def __getitem__(self, key: str):
+        if key not in self._dtypes:
+            raise KeyError(key)
+        if self._dtypes[key] == "BF16":  # numpy has no bfloat16
+            try:
+                from safetensors import safe_open
+            except ImportError:  # pragma: no cover
+                raise
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise ValueError(f"{self._path}: {key!r} is bfloat16, which reading without torch cannot hold") from None
+            with safe_open(self._path, framework="pt") as f:
+                return f.get_tensor(key)
+        return self._numpy.get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def read_tensors(path: str | os.PathLike, *, lazy: bool = False) -> Mapping[str, Any]:
+    """Read a ``.pt/.pth`` (``weights_only=True``), ``.safetensors`` or ``.ckpt`` file into ``{name: tensor}``.
+
+    Args:
+        path: the file.
+        lazy: for .safetensors, read each tensor when it is asked for (.pt files are memory-mapped).
+
+    Returns:
+        A mapping of names to torch tensors (.pt), numpy arrays (.safetensors; bfloat16 as torch
+        tensors) or MindSpore Parameters (.ckpt).
+
+    Raises:
+        ValueError: an unsupported extension or a file that is not a flat mapping of tensors.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.safetensors")
+        >>> write_tensors(p, {"w": np.ones(2, np.float32)})
+        >>> dict(read_tensors(p))["w"].tolist()
+        [1.0, 1.0]
+    """
+    path = os.fspath(path)
+    ext = _ext(path)
+    if ext in _TORCH_EXT:
+        import torch
+
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
+        for key, value in data.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, expected a tensor")
+        return data
+    if ext in _ST_EXT:
+        mapping = _LazySafetensors(path)
+        return mapping if lazy else {k: mapping[k] for k in mapping}
+    if ext in _MS_EXT:
+        import mindspore
+
+        return mindspore.load_checkpoint(path)
+    raise ValueError(f"{path}: expected a .pt, .pth, .safetensors or .ckpt file, got extension {ext or '(none)'!r}")
+
+
+def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None) -> None:
+    """Write ``{name: array-like}`` to a ``.pt/.pth``, ``.safetensors`` or ``.ckpt`` file, dtypes kept.
+
+    Args:
+        path: destination; its extension picks the format.
+        tensors: names to numpy arrays / torch or MindSpore tensors.
+        dtypes: per-name dtype to store (default: each value's own); used to store bfloat16 held as float32.
+
+    Raises:
+        ValueError: an unsupported extension, or bfloat16 to .safetensors without torch installed.
+    """
+    path = os.fspath(path)
+    ext = _ext(path)
+    names = {k: (dtypes or {}).get(k) or _dtype_name(v) for k, v in tensors.items()}
+    if ext in _TORCH_EXT:
+        import torch
+
+        torch.save({k: _torch_tensor(_to_numpy(v), names[k]) for k, v in tensors.items()}, path)
+    elif ext in _ST_EXT:
+        if "bfloat16" in names.values():
+            try:
+                from safetensors.torch import save_file
+            except ImportError:
+                raise ValueError(f"{path}: writing bfloat16 to .safetensors needs torch") from None
+            save_file({k: _torch_tensor(_to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
+        else:
+            from safetensors.numpy import save_file
+
+            save_file({k: np.ascontiguousarray(_to_numpy(v)) for k, v in tensors.items()}, path)
+    elif ext in _MS_EXT:
+        import mindspore
+
+        mindspore.save_checkpoint([{"name": k, "data": _ms_tensor(_to_numpy(v), names[k])} for k, v in tensors.items()], path)
+    else:
+        raise ValueError(f"{path}: expected a .pt, .pth, .safetensors or .ckpt destination, got {ext or '(none)'!r}")
+
+
+def _naming(src: str, dst: str) -> str:
+    """'to_ms' or 'to_torch': which way the names go (with ``like``)."""
+    s, d = _ext(src), _ext(dst)
+    if d in _MS_EXT or (d in _ST_EXT and s in _TORCH_EXT):
+        return "to_ms"
+    if d in _TORCH_EXT or (d in _ST_EXT and s in _MS_EXT):
+        return "to_torch"
+    raise ValueError(
+        f"convert_checkpoint: with like=, one side must be a .pt/.pth (torch names) or .ckpt (MindSpore names) "
+        f"file to tell the direction, got {src!r} -> {dst!r}"
+    )
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True) -> CheckpointReport:
+    """Convert a checkpoint file: ``.pt/.pth/.safetensors`` <-> ``.ckpt/.safetensors``, dtypes preserved.
+
+    Without ``like`` the names and layouts are kept (a format change; fp16/fp32/fp64 stored as they
+    are, bfloat16 through float32 and back). With ``like`` (a ``mindspore.nn.Cell``) names and layouts
+    follow the rule tables: torch -> MindSpore when the destination is ``.ckpt`` (or the source is
+    ``.pt/.pth``), MindSpore -> torch when the destination is ``.pt/.pth`` (or the source is ``.ckpt``).
+
+    Args:
+        src: source file.
+        dst: destination file (overwritten).
+        like: optional MindSpore cell whose structure gives the names (its parameters are not changed).
+        strict: with ``like``, raise :class:`CheckpointMismatchError` on any missing, unexpected or
+            mis-shaped entry (nothing is written then).
+
+    Returns:
+        A :class:`CheckpointReport` of every entry.
+
+    Raises:
+        CheckpointMismatchError: see ``strict``.
+        ValueError: unsupported extensions, or ``like`` with no side telling the naming.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> write_tensors(os.path.join(d, "a.safetensors"), {"w": np.ones(2, np.float16)})
+        >>> convert_checkpoint(os.path.join(d, "a.safetensors"), os.path.join(d, "a.ckpt")).loaded
+        ('w',)
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    for path, role in ((src, "source"), (dst, "destination")):
+        if _ext(path) not in _TORCH_EXT + _ST_EXT + _MS_EXT:
+            raise ValueError(f"convert_checkpoint: {role} {path!r}: expected .pt, .pth, .safetensors or .ckpt")
+    where = f"convert_checkpoint({src!r} -> {dst!r})"
+    source = read_tensors(src, lazy=True)
+    if like is None:
+        write_tensors(dst, source, dtypes={k: _dtype_name(v) for k, v in source.items()})
+        return CheckpointReport(loaded=tuple(source.keys()))
+    if _naming(src, dst) == "to_ms":
+        report, loads, counters = _match(like, source)
+        if strict and not report.ok:
+            raise CheckpointMismatchError(report, where)
+        out, dtypes = {}, {}
+        for item, key, _ in loads:
+            dtypes[item.ms] = _dtype_name(item.param)
+            if key is None:
+                out[item.ms] = np.full(_shape(item.param), item.entry.fill, dtype=np.float32)
+            else:
+                out[item.ms] = _apply_layout(_to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
+        for carried, key in counters:
+            out[key], dtypes[key] = _to_numpy(source[key]).astype(np.int64), "int64"
+        write_tensors(dst, out, dtypes=dtypes)
+        return report
+    # MindSpore -> torch names.
+    items, missing, mis_shaped = _torch_named(like, source, None)
+    used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped}
+    unexpected = tuple(k for k in source if k not in used)
+    counted = {c.torch for c in _plan(like)[1]}
+    plain = [(key, ms, layout) for key, ms, _, layout in items if key not in counted]
+    report = CheckpointReport(
+        loaded=tuple(ms for key, ms, layout in plain if key == ms and layout is None),
+        renamed=tuple((ms, key) for key, ms, layout in plain if key != ms and layout is None),
+        converted=tuple((ms, key, _describe_layout(layout)) for key, ms, layout in plain if layout is not None),
+        carried=tuple((ms, key) for key, ms, _, _ in items if key in counted),
+        missing=tuple(missing),
+        unexpected=unexpected,
+        mis_shaped=tuple(mis_shaped),
+    )
+    if strict and not report.ok:
+        raise CheckpointMismatchError(report, where)
+    out = {key: _apply_layout(_to_numpy(value), layout, to_ms=False) for key, _, value, layout in items}
+    write_tensors(dst, out, dtypes={key: _dtype_name(value) for key, _, value, _ in items})
+    return report
