@@ -1,0 +1,190 @@
+"""``convert_optimizer``: a ``torch.optim`` optimizer's hyperparameters and parameter groups, on MindSpore parameters.
+
+The result applies torch's exact update formulas (``porting._ms_optimizers``), so the numbers match
+instead of MindSpore's own optimizers' (different nesterov, weight-decay placement and Adam eps placement).
+Parameters are matched by name through the checkpoint rename rules (``porting._checkpoint``), never by position,
+when a cell and its torch module are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["OPTIMIZER_RULES", "convert_optimizer"]
+
+# Keys torch's optimizers keep in a group but that choose an implementation of the same formula, not a formula:
+# the converted optimizer has one implementation. 'differentiable' changes what autograd sees and is refused.
+_IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
+# Keys a torch LR scheduler stores in the groups; convert_lr_scheduler reads them from the torch optimizer.
+_SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+
+# {torch class name: (MindSpore cell in porting._ms_optimizers, group keys passed through, {key: (value, why)} refused)}
+OPTIMIZER_RULES: dict[str, tuple[str, tuple[str, ...], dict[str, tuple[Any, str]]]] = {
+    "SGD": ("TorchSGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), {}),
+    "Adam": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),
+    "AdamW": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"), {}),
+    "RMSprop": ("TorchRMSprop", ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"), {}),
+}
+_REFUSED_ALWAYS = {"differentiable": (True, "a differentiable optimizer step has no MindSpore counterpart")}
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "item")
+
+
+def _scalar(value: Any, where: str) -> Any:
+    # torch allows a tensor lr / betas; a 0-d one becomes the python number torch would use.
+    if _is_tensor(value):
+        if value.numel() != 1:
+            raise ValueError(f"{where}: expected a number or a one-element tensor, got a tensor of shape "
+                             f"{tuple(value.shape)}")
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_scalar(v, where) for v in value)
+    return value
+
+
+def _ms_params_by_name(torch_optimizer, cell, torch_module) -> list[list[Any]]:
+    from porting._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
+
+    names = torch_to_mindspore_names(torch_module, cell)
+    torch_names = {id(p): n for n, p in torch_module.named_parameters(remove_duplicate=False)}
+    ms_params = dict(cell.parameters_and_names())
+    out = []
+    for g, group in enumerate(torch_optimizer.param_groups):
+        row = []
+        for i, p in enumerate(group["params"]):
+            where = f"param_groups[{g}]['params'][{i}] (shape {tuple(p.shape)})"
+            if id(p) not in torch_names:
+                raise ValueError(f"{where} is not a parameter of the torch module {type(torch_module).__name__}: "
+                                 "pass the module the optimizer was built on")
+            tname = torch_names[id(p)]
+            if tname not in names:
+                raise KeyError(f"{where}: torch parameter {tname!r} has no counterpart in the cell "
+                               f"{type(cell).__name__} under the checkpoint rules (porting._checkpoint)")
+            mname = names[tname]
+            if mname not in ms_params:
+                raise KeyError(f"{where}: torch parameter {tname!r} maps to {mname!r}, which the cell "
+                               f"{type(cell).__name__} does not have")
+            row.append(_checked(ms_params[mname], p, f"{where}, torch {tname!r} -> MindSpore {mname!r}"))
+        out.append(row)
+    return out
+
+
+def _ms_params_in_order(torch_optimizer, params: Sequence[Any]) -> list[list[Any]]:
+    params = list(params)
+    total = sum(len(g["params"]) for g in torch_optimizer.param_groups)
+    if len(params) != total:
+        raise ValueError(f"expected {total} MindSpore parameters (the torch optimizer's, group by group), "
+                         f"got {len(params)}")
+    out, k = [], 0
+    for g, group in enumerate(torch_optimizer.param_groups):
+        row = []
+        for i, p in enumerate(group["params"]):
+            row.append(_checked(params[k], p, f"param_groups[{g}]['params'][{i}] (MindSpore parameter {k})"))
+            k += 1
+        out.append(row)
+    return out
+
+
+def _checked(ms_param: Any, torch_param: Any, where: str) -> Any:
+    import mindspore as ms
+
+    if not isinstance(ms_param, ms.Parameter):
+        raise TypeError(f"{where}: expected a mindspore.Parameter, got {type(ms_param).__name__}")
+    if tuple(ms_param.shape) != tuple(torch_param.shape):
+        raise ValueError(f"{where}: shape {tuple(ms_param.shape)} on the MindSpore side, "
+                         f"{tuple(torch_param.shape)} in torch")
+    return ms_param
+
+
+def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module: Any = None):
+    """Build the MindSpore optimizer that makes the same steps as ``torch_optimizer``.
+
+    Hyperparameters are copied group by group (per-group ``lr``, ``weight_decay``, momentum, betas...,
+    e.g. YOLOv5's three groups), the current ``lr`` of each group included (a torch scheduler may have
+    changed it already). Groups keep torch's order; the MindSpore optimizer's ``parameters`` are in that
+    order: build ``mindspore.value_and_grad(..., weights=opt.parameters)`` from it.
+
+    Args:
+        torch_optimizer: a ``torch.optim.SGD``, ``Adam``, ``AdamW`` or ``RMSprop`` that has not stepped yet.
+        cell_or_params: the MindSpore ``nn.Cell`` holding the converted weights (with ``torch_module``:
+            parameters matched by name through the checkpoint rules), or a sequence of
+            ``mindspore.Parameter`` in the torch optimizer's parameter order (group by group).
+        torch_module: the torch module the optimizer's parameters belong to (required with a Cell).
+
+    Returns:
+        A ``porting._ms_optimizers`` ``TorchSGD`` / ``TorchAdam`` / ``TorchRMSprop``
+        (a ``mindspore.experimental.optim.Optimizer``).
+
+    Raises:
+        TypeError: an optimizer class without a rule, or a parameter that is not a ``mindspore.Parameter``.
+        ValueError: the optimizer has state (it stepped), a refused setting (named with its group), a count
+            or shape mismatch, a parameter not in ``torch_module``.
+        KeyError: a torch parameter without a MindSpore name, or a name the cell lacks.
+
+    Example:
+        >>> import torch, mindspore as ms, numpy as np
+        >>> w = torch.nn.Parameter(torch.ones(2))
+        >>> t = torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True)
+        >>> m = convert_optimizer(t, [ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="w")])
+        >>> type(m).__name__, m.param_groups[0]["nesterov"]
+        ('TorchSGD', True)
+    """
+    import mindspore as ms
+
+    from porting import _ms_optimizers
+
+    cls = type(torch_optimizer)
+    name = cls.__name__
+    if not cls.__module__.startswith("torch.optim") or name not in OPTIMIZER_RULES:
+        raise TypeError(f"no conversion rule for optimizer {cls.__module__}.{name}; supported: "
+                        f"{', '.join('torch.optim.' + n for n in OPTIMIZER_RULES)}")
+    if any(torch_optimizer.state.values()):
+        raise ValueError(f"the torch {name} has already stepped (it holds state for "
+                         f"{sum(1 for v in torch_optimizer.state.values() if v)} parameters); convert it before "
+                         "the first optimizer.step() so both sides start from the same state")
+    target, keys, refused = OPTIMIZER_RULES[name]
+    refused = {**_REFUSED_ALWAYS, **refused}
+
+    if isinstance(cell_or_params, ms.nn.Cell):
+        if torch_module is None:
+            raise ValueError("a MindSpore Cell was given without torch_module: parameters are matched by name, "
+                             "pass the torch module the optimizer was built on")
+        ms_groups = _ms_params_by_name(torch_optimizer, cell_or_params, torch_module)
+    elif isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
+        raise TypeError(f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
+                        f"got {type(cell_or_params).__name__}")
+    else:
+        ms_groups = _ms_params_in_order(torch_optimizer, cell_or_params)
+
+    seen: dict[int, str] = {}
+    groups = []
+    for g, (group, ms_params) in enumerate(zip(torch_optimizer.param_groups, ms_groups, strict=True)):
+        for k, p in enumerate(ms_params):
+            if id(p) in seen:
+                raise ValueError(f"param_groups[{g}]['params'][{k}]: MindSpore parameter {p.name!r} already used "
+                                 f"by {seen[id(p)]}")
+            seen[id(p)] = f"param_groups[{g}]"
+        out = {"params": ms_params}
+        for key, value in group.items():
+            where = f"param_groups[{g}][{key!r}]"
+            if key == "params" or key in _SCHEDULER_KEYS or key in _IMPLEMENTATION_KEYS:
+                continue
+            if key in refused and value == refused[key][0]:
+                raise ValueError(f"{where} = {value!r} is refused: {refused[key][1]}")
+            if key in refused:
+                continue
+            if key in keys:
+                out[key] = _scalar(value, where)
+            else:
+                # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
+                out[key] = value
+        if name == "AdamW":
+            out["decoupled_weight_decay"] = True
+        groups.append(out)
+    defaults = {k: _scalar(v, f"defaults[{k!r}]") for k, v in torch_optimizer.defaults.items() if k in keys}
+    if name == "AdamW":
+        defaults["decoupled_weight_decay"] = True
+    return getattr(_ms_optimizers, target)(groups, **defaults)
