@@ -2,6 +2,7 @@
 
 Dataset construction mirrors upstream ultralytics YOLOv5 v7.0 (``yolov5/utils/dataloaders.py``): image
 discovery, label paths, the dataset hash, image/label verification and the ``*.cache`` label cache. Also:
+upstream's ``create_dataloader`` recipe (:func:`loader_recipe`), numpy ``collate_fn`` / ``collate_fn4``,
 a deterministic synthetic dataset for tests and demos, and upstream's hyperparameter files. The training
 ``__getitem__`` (mosaic, mixup, copy-paste, random_perspective, letterbox, albumentations, HSV, flips) lives
 here too, as numpy, in ``YoloDatasetCore``: ``yolov5_pt`` wraps it for torch and ``yolov5_ms`` for MindSpore.
@@ -9,6 +10,16 @@ No module here imports torch.
 """
 
 from yolov5_core._albumentations import Albumentations, default_transforms
+from yolov5_core._collate import collate_fn, collate_fn4
+from yolov5_core._interpolate import interpolate_bilinear
+from yolov5_core._loader import (
+    GENERATOR_SEED_BASE,
+    LoaderRecipe,
+    loader_recipe,
+    rank_from_env,
+    rect_shuffle,
+    seed_worker_from,
+)
 from yolov5_core._augment import augment_hsv, box_candidates, copy_paste, mixup, random_perspective
 from yolov5_core._boxes import (
     bbox_ioa,
@@ -41,6 +52,15 @@ from yolov5_core._mosaic import load_mosaic
 from yolov5_core._synthetic import CLASS_NAMES, Fault, SyntheticDataset, make_synthetic_dataset
 
 __all__ = [
+    "GENERATOR_SEED_BASE",
+    "LoaderRecipe",
+    "collate_fn",
+    "collate_fn4",
+    "interpolate_bilinear",
+    "loader_recipe",
+    "rank_from_env",
+    "rect_shuffle",
+    "seed_worker_from",
     "CACHE_VERSION",
     "CLASS_NAMES",
     "HELP_URL",

@@ -1,35 +1,25 @@
 """``create_dataloader``: upstream YOLOv5 v7.0's training/validation DataLoader.
 
-Same loader, sampler, worker count and seeding as upstream ``utils/dataloaders.py``:
-
-* ``batch_size = min(batch_size, len(dataset))``;
-  ``workers = min(os.cpu_count() // max(cuda devices, 1), batch_size if batch_size > 1 else 0, workers)``.
-* sampler: None, or ``DistributedSampler(dataset, shuffle=shuffle)`` when ``rank != -1``.
-* :class:`InfiniteDataLoader` (workers persist across epochs), or a plain ``DataLoader`` with
-  ``image_weights`` (so ``dataset.indices`` can change between epochs).
-* ``generator.manual_seed(6148914691236517205 + seed + RANK)`` with ``RANK`` from the environment
-  (``-1`` without DDP); ``worker_init_fn=seed_worker``.
+The rules (batch-size cap, worker count, sampler choice, loader class, generator seed
+``6148914691236517205 + seed + RANK``, worker seeding) are :func:`yolov5_core.loader_recipe` and
+:func:`yolov5_core.seed_worker_from`; this module builds torch's objects from them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 from typing import Iterator
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, distributed
 
+from yolov5_core._loader import loader_recipe, rect_shuffle, seed_worker_from
 from yolov5_pt._collate import collate_fn, collate_fn4
 from yolov5_pt._dataset import LoadImagesAndLabels
 
 __all__ = ["InfiniteDataLoader", "create_dataloader", "seed_worker", "torch_distributed_zero_first"]
-
-_GENERATOR_SEED_BASE = 6148914691236517205  # upstream's constant (0x5555555555555555)
-
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: reseed numpy's and python's global RNGs from torch's worker seed.
@@ -42,9 +32,7 @@ def seed_worker(worker_id: int) -> None:
     Example:
         >>> DataLoader(ds, num_workers=2, worker_init_fn=seed_worker)  # doctest: +SKIP
     """
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
+    seed_worker_from(torch.initial_seed())
 
 
 @contextlib.contextmanager
@@ -177,11 +165,7 @@ def create_dataloader(
         >>> loader, ds = create_dataloader('data/images/train', 320, 16, 32, hyp=hyp, augment=True,
         ...                                shuffle=True, workers=2)  # doctest: +SKIP
     """
-    if rect and shuffle:
-        import warnings
-
-        warnings.warn("--rect is incompatible with DataLoader shuffle, setting shuffle=False", stacklevel=2)
-        shuffle = False
+    shuffle = rect_shuffle(rect, shuffle)
     with torch_distributed_zero_first(rank):  # one rank writes the label cache, the others read it
         dataset = LoadImagesAndLabels(
             path,
@@ -202,21 +186,20 @@ def create_dataloader(
             albumentations=albumentations,
         )
 
-    batch_size = min(batch_size, len(dataset))
-    nd = torch.cuda.device_count()
-    nw = min([(os.cpu_count() or 1) // max(nd, 1), batch_size if batch_size > 1 else 0, workers])
-    sampler = None if rank == -1 else distributed.DistributedSampler(dataset, shuffle=shuffle)
-    loader = DataLoader if image_weights else InfiniteDataLoader
+    recipe = loader_recipe(len(dataset), batch_size, rank=rank, workers=workers, image_weights=image_weights,
+                           quad=quad, shuffle=shuffle, seed=seed, devices=torch.cuda.device_count())
+    sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle) if recipe.distributed else None
+    loader = InfiniteDataLoader if recipe.infinite else DataLoader
     generator = torch.Generator()
-    generator.manual_seed(_GENERATOR_SEED_BASE + seed + int(os.getenv("RANK", -1)))
+    generator.manual_seed(recipe.generator_seed)
     return loader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        num_workers=nw,
+        batch_size=recipe.batch_size,
+        shuffle=recipe.shuffle,
+        num_workers=recipe.num_workers,
         sampler=sampler,
         pin_memory=str(os.getenv("PIN_MEMORY", True)).lower() == "true",
-        collate_fn=collate_fn4 if quad else collate_fn,
+        collate_fn=collate_fn4 if recipe.quad else collate_fn,
         worker_init_fn=seed_worker,
         generator=generator,
     ), dataset
