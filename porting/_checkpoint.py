@@ -412,8 +412,8 @@ def _ms_tensor(array: np.ndarray, dtype_name: str):
     import mindspore
 
     if dtype_name == "bfloat16":
-        return mindspore.Tensor(np.ascontiguousarray(array, dtype=np.float32)).astype(mindspore.bfloat16)
-    return mindspore.Tensor(np.ascontiguousarray(array, dtype=np.dtype(dtype_name)))
+        return mindspore.Tensor(np.asarray(array, dtype=np.float32, order="C")).astype(mindspore.bfloat16)
+    return mindspore.Tensor(np.asarray(array, dtype=np.dtype(dtype_name), order="C"))
 
 
 def _counter_parameter(cell: Any, attr: str, name: str, value: int):
@@ -662,7 +662,7 @@ def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes
         else:
             from safetensors.numpy import save_file
 
-            save_file({k: np.ascontiguousarray(_to_numpy(v)) for k, v in tensors.items()}, path)
+            save_file({k: np.asarray(_to_numpy(v), order="C") for k, v in tensors.items()}, path)
     elif ext in _MS_EXT:
         import mindspore
 
