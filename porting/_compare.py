@@ -155,14 +155,22 @@ class Comparison:
             f"{format_location(self.worst_rel_path, self.worst_rel_index) or 'the top level'}"
         )
 
-    def failure_text(self) -> str:
-        """The full failure text: the first mismatch as assert_close words it, then every other one."""
+    def failure_text(self, max_shown: int | None = 20) -> str:
+        """The failure text: the first mismatch as assert_close words it, then the others.
+
+        Args:
+            max_shown: mismatches written in full (``None``: all); the rest are counted in a
+                closing ``... and N more mismatch(es)`` line.
+        """
         if self.ok:
             return ""
-        text = str(self.mismatches[0])
-        if len(self.mismatches) > 1:
-            rest = "\n\n".join(str(m) for m in self.mismatches[1:])
+        shown = self.mismatches if max_shown is None else self.mismatches[: max(1, max_shown)]
+        text = str(shown[0])
+        if len(shown) > 1:
+            rest = "\n\n".join(str(m) for m in shown[1:])
             text += f"\n\n--- {len(self.mismatches) - 1} more mismatch(es) ---\n\n{rest}"
+        if len(self.mismatches) > len(shown):
+            text += f"\n\n... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown"
         return text
 
     def assert_ok(self) -> None:
@@ -173,6 +181,13 @@ class Comparison:
 
     def __str__(self) -> str:
         return self.summary() if self.ok else self.failure_text()
+
+
+def _nan_hint(count: int) -> str:
+    # NaN != NaN is the IEEE rule and torch's default; a port that produces NaN in the same places
+    # usually wants to know that this alone is the difference.
+    return (f"\n{count} element(s) are NaN on both sides at the same index; NaN equals NaN only with "
+            "equal_nan=True")
 
 
 def _is_text_array(leaf: Any) -> bool:
@@ -298,6 +313,8 @@ class _Walker:
         if cmath.isfinite(abs_diff) and abs_diff <= atol + rtol * abs(e):
             return
         message = scalar_message(a, e, abs_diff=abs_diff, rel_diff=rel_diff, rtol=rtol, atol=atol)
+        if cmath.isnan(a) and cmath.isnan(e):
+            message += _nan_hint(1)
         figures = dict(abs_diff=abs_diff, abs_index=(), rel_diff=rel_diff, rel_index=(), rtol=rtol, atol=atol)
         self._fail(path, "values", message, mismatched=1, numel=1, **figures)
 
@@ -335,6 +352,10 @@ class _Walker:
             abs_diff, rel_diff = diff.abs_diff, diff.rel_diff
             figures = dict(abs_diff=abs_diff, abs_index=diff.abs_index, rel_diff=rel_diff, rel_index=diff.rel_index)
             message = values_message(mismatched=diff.mismatched, numel=diff.numel, rtol=rtol, atol=atol, **figures)
+        if not self.equal_nan and x.dtype.kind in "fc":
+            shared = int(np.count_nonzero(np.isnan(x) & np.isnan(y)))
+            if shared:
+                message += _nan_hint(shared)
         self._fail(
             path,
             "values",

@@ -11,10 +11,23 @@ from typing import Any
 from porting._arrays import is_worse
 from porting._compare import Mismatch, compare
 from porting._format import format_path
+from porting._tolerances import resolve_tolerances
 
-__all__ = ["BatchMismatch", "PipelineReport", "compare_pipelines", "assert_pipelines_equivalent"]
+__all__ = ["BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines"]
 
 _END = object()
+
+
+def batch_location(batch: int, batches_per_epoch: int | None = None, column: Any = None) -> str:
+    """``batch 7`` or, with ``batches_per_epoch=4``, ``epoch 1 / batch 3``; then `` / column 'img'``.
+
+    Example:
+        >>> batch_location(7, 4, "img")
+        "epoch 1 / batch 3 / column 'img'"
+    """
+    head = f"epoch {batch // batches_per_epoch} / batch {batch % batches_per_epoch}" if batches_per_epoch else \
+        f"batch {batch}"
+    return head if column is None else f"{head} / column {column!r}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,22 +35,23 @@ class BatchMismatch:
     """A :class:`~porting.Mismatch` inside one batch.
 
     Attributes:
-        batch: 0-based batch number.
+        batch: 0-based batch number over the whole walk.
         column: column label (dict key, ``column_names`` entry or position); ``None`` when the
             difference concerns the whole batch (keys, length, type).
         mismatch: the difference; its ``path`` starts below the column.
+        batches_per_epoch: when known, locations name the epoch and the batch within it.
     """
 
     batch: int
     column: Any
     mismatch: Mismatch
+    batches_per_epoch: int | None = None
 
     @property
     def location(self) -> str:
-        """``batch 3 / column 'img' / [0, 2, 5, 1]`` (nested path and element index when there are)."""
-        parts = [f"batch {self.batch}"]
-        if self.column is not None:
-            parts.append(f"column {self.column!r}")
+        """``epoch 1 / batch 3 / column 'img' / [0, 2, 5, 1]`` (epoch when ``batches_per_epoch`` is
+        known; nested path and element index when there are)."""
+        parts = [batch_location(self.batch, self.batches_per_epoch, self.column)]
         if self.mismatch.path:
             parts.append(format_path(self.mismatch.path))
         if self.mismatch.abs_index:
@@ -61,6 +75,9 @@ class PipelineReport:
         worst_abs_diff, worst_abs_location: largest ``|a - b|`` over everything compared, and where.
         worst_rel_diff, worst_rel_location: the same, relative to ``|b|``.
         seconds: wall time of the walk, including producing the batches.
+        seconds_a, seconds_b: the part of it spent waiting for each pipeline's next batch.
+        rtol, atol: the tolerances used (``None``: torch's per-dtype defaults).
+        equal_nan, check_dtype: the other comparison options used.
     """
 
     batches: int = 0
@@ -75,19 +92,50 @@ class PipelineReport:
     worst_rel_diff: float = 0.0
     worst_rel_location: str | None = None
     seconds: float = 0.0
+    seconds_a: float = 0.0
+    seconds_b: float = 0.0
+    rtol: float | None = 0.0
+    atol: float | None = 0.0
+    equal_nan: bool = False
+    check_dtype: bool = True
 
     @property
     def ok(self) -> bool:
         """True when every batch matched and both pipelines had the same number of batches."""
         return not self.mismatches and self.count_mismatch is None
 
+    @property
+    def exact(self) -> bool:
+        """True when the comparison was exact: ``rtol = atol = 0`` and dtypes checked."""
+        return self.rtol == 0 and self.atol == 0 and self.check_dtype
+
+    @property
+    def tolerance(self) -> str:
+        """The tolerance in words: ``exact``, ``rtol=..., atol=...`` or torch's per-dtype defaults."""
+        if self.rtol is None:
+            return "torch's per-dtype default tolerances (float32: rtol 1.3e-06, atol 1e-05)"
+        if self.exact:
+            return "exact (rtol=0, atol=0, dtypes checked" + (", NaN equal to NaN)" if self.equal_nan else ")")
+        return f"rtol={self.rtol:g}, atol={self.atol:g}" + ("" if self.check_dtype else ", dtypes not checked")
+
+    @property
+    def verdict(self) -> str:
+        """``bit-identical`` (only from an exact comparison of at least one batch), ``equivalent
+        within <tolerance>``, ``nothing compared`` or ``DIFFER``."""
+        if not self.ok:
+            return "DIFFER"
+        if not self.batches:
+            return "nothing compared"
+        return "bit-identical" if self.exact else f"equivalent within {self.tolerance}"
+
     def summary(self) -> str:
         """A few lines: verdict, counts, worst difference and where."""
         bad = len({m.batch for m in self.mismatches})
         lines = [
-            f"pipelines {'equivalent' if self.ok else 'DIFFER'}: {self.batches} batches compared, "
+            f"pipelines {self.verdict}: {self.batches} batches compared, "
             f"{bad} with mismatches ({len(self.mismatches)} mismatches); {self.tensors} tensors, "
             f"{self.elements} elements, {self.bytes} bytes in {self.seconds:.2f} s",
+            f"tolerance: {self.tolerance}",
         ]
         if self.worst_abs_location is None:
             lines.append("worst difference: none (all equal)")
@@ -100,9 +148,18 @@ class PipelineReport:
             lines.append(f"stopped early: {self.stopped_early}")
         return "\n".join(lines)
 
-    def failure_text(self) -> str:
-        """The summary followed by every mismatch in full."""
-        parts = [self.summary()] + [f"[{i + 1}/{len(self.mismatches)}] {m}" for i, m in enumerate(self.mismatches)]
+    def failure_text(self, max_shown: int | None = 10) -> str:
+        """The summary followed by the mismatches in full.
+
+        Args:
+            max_shown: mismatches written in full (``None``: all); the rest are counted in a
+                closing ``... and N more`` line.
+        """
+        shown = self.mismatches if max_shown is None else self.mismatches[:max_shown]
+        parts = [self.summary()] + [f"[{i + 1}/{len(self.mismatches)}] {m}" for i, m in enumerate(shown)]
+        if len(self.mismatches) > len(shown):
+            parts.append(f"... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown "
+                         "(report.mismatches has them all)")
         return "\n\n".join(parts)
 
     def assert_ok(self) -> None:
@@ -131,32 +188,94 @@ def _columns(batch: Any, column_names: Sequence[str] | None, number: int) -> Any
     return None
 
 
+def _epochs(obj: Any, num_epochs: int | None, side: str) -> Iterable:
+    """The batches of ``obj`` over ``num_epochs`` epochs, whatever kind of pipeline it is."""
+    if num_epochs is not None and (isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1):
+        raise ValueError(f"num_epochs must be an int >= 1 or None, got {num_epochs!r}")
+    epochs = 1 if num_epochs is None else num_epochs
+    if callable(getattr(obj, "iter_batches", None)):  # adapters.TorchLoaderDataset: torch's nested batches
+        return obj.iter_batches(epochs, output_numpy=True)
+    if callable(getattr(obj, "create_tuple_iterator", None)):  # any other MindSpore dataset: rows of columns
+        return _mindspore_rows(obj, epochs)
+    if num_epochs is None:
+        return obj
+    if iter(obj) is obj:
+        if num_epochs == 1:
+            return obj
+        raise ValueError(
+            f"pipeline {side} is an iterator ({type(obj).__name__}), which can be walked only once; "
+            f"num_epochs={num_epochs} needs a re-iterable pipeline (a DataLoader, a dataset, a list)"
+        )
+    return _repeat(obj, epochs)
+
+
+def _repeat(obj: Iterable, epochs: int):
+    for _ in range(epochs):  # one iter() per epoch, as a torch training loop does
+        yield from obj
+
+
+def _mindspore_rows(ds: Any, epochs: int):
+    it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
+    for _ in range(epochs):
+        yield from it
+
+
+class _Timed:
+    """An iterator that adds up the time spent producing its items."""
+
+    def __init__(self, iterable: Iterable) -> None:
+        self.it, self.seconds = iter(iterable), 0.0
+
+    def next(self) -> Any:
+        start = time.perf_counter()
+        try:
+            return next(self.it, _END)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def compare_pipelines(
-    a: Iterable,
-    b: Iterable,
+    a: Any,
+    b: Any,
     *,
+    num_epochs: int | None = None,
     max_batches: int | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    tolerance: str = "exact",
     equal_nan: bool = False,
     check_dtype: bool = True,
     column_names: Sequence[str] | None = None,
     progress: bool = True,
     total: int | None = None,
     max_mismatches: int | None = None,
+    allow_empty: bool = False,
+    batches_per_epoch: int | None = None,
 ) -> PipelineReport:
-    """Walk two iterables of batches in lock step and compare each pair with :func:`~porting.compare`.
+    """Walk two pipelines in lock step and compare each pair of batches with :func:`~porting.compare`.
 
-    ``a`` plays ``actual`` and ``b`` ``expected`` (e.g. a MindSpore iterator vs a torch DataLoader).
+    ``a`` plays ``actual`` and ``b`` ``expected`` (e.g. a MindSpore dataset vs a torch DataLoader).
     Batches may be dicts (columns by key), lists/tuples (columns by position, or named by
     ``column_names``) or single tensors; only one batch per side is held at a time.
 
+    The default is an **exact** comparison (``rtol = atol = 0``, dtypes checked): data pipelines
+    compute the same thing on both sides, so only an exact match earns the verdict
+    ``bit-identical``. Pass ``rtol`` and ``atol`` for "equivalent within" a tolerance, or
+    ``tolerance="default"`` for torch's per-dtype defaults (``assert_close``'s table).
+
     Args:
-        a: the pipeline under test (a MindSpore ``create_tuple_iterator()``/``create_dict_iterator()``...).
-        b: the reference pipeline (a torch DataLoader...).
+        a: the pipeline under test: an ``adapters.TorchLoaderDataset`` (walked with
+            ``iter_batches``, so batches are nested like torch's), any other MindSpore dataset
+            (rows as lists of columns), a DataLoader, or any iterable of batches.
+        b: the reference pipeline (a torch ``DataLoader``...), same kinds.
+        num_epochs: epochs to walk on each side: a dataset or DataLoader is iterated once per epoch
+            (``iter()`` each time, as a training loop does); ``None`` walks an iterable as it is and a
+            dataset for one epoch.
         max_batches: compare at most this many batches (then neither side is read further).
-        rtol: relative tolerance (with ``atol``, or neither for per-dtype defaults).
+        rtol: relative tolerance; give both or neither (torch's rule).
         atol: absolute tolerance.
+        tolerance: without ``rtol``/``atol``: ``"exact"`` (default) or ``"default"`` (torch's
+            per-dtype tolerances).
         equal_nan: whether NaN matches NaN.
         check_dtype: require equal dtype names.
         column_names: names for the positions of list/tuple batches (dict batches use their keys).
@@ -164,24 +283,36 @@ def compare_pipelines(
         total: expected number of batches, for the bar only (``len()`` is not called: on a
             MindSpore dataset it may run the pipeline).
         max_mismatches: stop once this many mismatches were found (said in the report).
+        allow_empty: accept two pipelines that both yield no batch (otherwise an error: an empty
+            comparison proves nothing).
+        batches_per_epoch: epochs' length, when fixed: locations then read ``epoch 1 / batch 3 / ...``.
 
     Returns:
-        A :class:`PipelineReport`; ``report.assert_ok()`` raises with the full text.
+        A :class:`PipelineReport`; ``report.verdict`` in words, ``report.assert_ok()`` raises with
+        the full text.
 
     Raises:
-        ValueError: bad tolerances, ``max_batches``/``max_mismatches`` < 0, or ``column_names`` not
-            matching a batch's number of columns.
+        ValueError: bad tolerances (only one of ``rtol``/``atol``, an unknown ``tolerance``), ``num_epochs``/``max_batches``/``max_mismatches`` out of range,
+            ``column_names`` not matching a batch's number of columns, an iterator given with
+            ``num_epochs > 1``, or both pipelines empty without ``allow_empty``.
         TypeError: a batch holds an unsupported object (named with batch, column and path).
 
     Example:
         >>> import numpy as np
         >>> r = compare_pipelines([[np.ones(2)]], [[np.ones(2)]], column_names=["x"], progress=False)
-        >>> r.ok, r.batches
-        (True, 1)
+        >>> r.ok, r.batches, r.verdict
+        (True, 1, 'bit-identical')
+        >>> compare_pipelines([[np.float32(1)]], [[np.float32(1 + 2**-23)]], rtol=1e-6, atol=0,
+        ...                   progress=False).verdict
+        'equivalent within rtol=1e-06, atol=0'
     """
     for name, value in (("max_batches", max_batches), ("max_mismatches", max_mismatches)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    if tolerance not in ("exact", "default"):
+        raise ValueError(f"tolerance must be 'exact' or 'default', got {tolerance!r}")
+    if resolve_tolerances(rtol, atol) is None and tolerance == "exact":  # fails before any pipeline starts
+        rtol = atol = 0.0
     from tqdm import tqdm  # a declared dependency; imported here to keep `import porting` light
 
     options = dict(rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype)
@@ -191,11 +322,11 @@ def compare_pipelines(
     worst_rel: tuple = (0.0, None)
     count_mismatch = stopped = None
     start = time.perf_counter()
-    it_a, it_b = iter(a), iter(b)
+    it_a, it_b = _Timed(_epochs(a, num_epochs, "a")), _Timed(_epochs(b, num_epochs, "b"))
     with tqdm(total=max_batches if total is None else total, disable=not progress, unit="batch",
               desc="compare_pipelines") as bar:  # fmt: skip
         while max_batches is None or n < max_batches:
-            batch_a, batch_b = next(it_a, _END), next(it_b, _END)
+            batch_a, batch_b = it_a.next(), it_b.next()
             if batch_a is _END or batch_b is _END:
                 if batch_a is not batch_b:
                     short, other = ("a", "b") if batch_a is _END else ("b", "a")
@@ -210,14 +341,15 @@ def compare_pipelines(
                 raise TypeError(f"batch {n}: {exc}") from exc
             for m in result.mismatches:
                 column, rest = (label(m.path[0]), m.path[1:]) if label and m.path else (None, m.path)
-                mismatches.append(BatchMismatch(n, column, dataclasses.replace(m, path=rest)))
+                mismatches.append(BatchMismatch(n, column, dataclasses.replace(m, path=rest), batches_per_epoch))
             tensors, elements, nbytes = tensors + result.tensors, elements + result.elements, nbytes + result.bytes
             for attr, current in (("abs", worst_abs), ("rel", worst_rel)):
                 value, path = getattr(result, f"worst_{attr}_diff"), getattr(result, f"worst_{attr}_path")
                 if path is not None and (current[1] is None or is_worse(value, current[0])):
                     index = getattr(result, f"worst_{attr}_index")
                     column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
-                    where = BatchMismatch(n, column, Mismatch(path=rest, kind="", message="", abs_index=index))
+                    where = BatchMismatch(n, column, Mismatch(path=rest, kind="", message="", abs_index=index),
+                                          batches_per_epoch)
                     if attr == "abs":
                         worst_abs = (value, where.location)
                     else:
@@ -229,6 +361,11 @@ def compare_pipelines(
             if max_mismatches is not None and len(mismatches) >= max_mismatches:
                 stopped = f"max_mismatches={max_mismatches} reached after batch {n - 1}; later batches not compared"
                 break
+    if n == 0 and count_mismatch is None and not allow_empty and max_batches != 0:
+        raise ValueError(
+            "compare_pipelines: both pipelines yielded no batch, so nothing was compared (an empty comparison "
+            "proves nothing); check the loaders' length and num_epochs, or pass allow_empty=True"
+        )
     return PipelineReport(
         batches=n,
         mismatches=tuple(mismatches),
@@ -242,6 +379,12 @@ def compare_pipelines(
         worst_rel_diff=worst_rel[0],
         worst_rel_location=worst_rel[1],
         seconds=time.perf_counter() - start,
+        seconds_a=it_a.seconds,
+        seconds_b=it_b.seconds,
+        rtol=None if rtol is None else float(rtol),
+        atol=None if atol is None else float(atol),
+        equal_nan=bool(equal_nan),
+        check_dtype=bool(check_dtype),
     )
 
 

@@ -200,6 +200,8 @@ def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
 
 
 def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
+    if leaf.kind == "array" and hasattr(arr, "asnumpy"):
+        return arr  # a MindSpore Tensor stays one: rebuild keeps the leaves the iterator gave
     if not isinstance(arr, np.ndarray):
         arr = arr.asnumpy() if hasattr(arr, "asnumpy") else arr  # MindSpore Tensor
         if not isinstance(arr, np.ndarray):
@@ -542,8 +544,9 @@ def unflatten(columns: Sequence[Any] | collections.abc.Mapping, structure: Struc
         structure: the structure from :func:`flatten`.
 
     Returns:
-        The batch: same containers (dict types, lists vs tuples, namedtuple classes), arrays as given, python
-        numbers, numpy scalars, str and bytes rebuilt from their 0-d/1-d columns.
+        The batch: same containers (dict types, lists vs tuples, namedtuple classes), arrays as given (numpy
+        arrays or MindSpore Tensors), python numbers, numpy scalars, str and bytes rebuilt from their 0-d/1-d
+        columns.
 
     Raises:
         ValueError: wrong number of columns, names that differ from the structure's, or a column whose shape

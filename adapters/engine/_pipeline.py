@@ -185,6 +185,40 @@ class TorchLoaderDataset(msds.GeneratorDataset):
     def _chain(self, name, *args, **kwargs):
         return _chained(getattr(super(), name)(*args, **kwargs), self._engine)
 
+    def iter_batches(self, num_epochs: int = 1, *, output_numpy: bool = False):
+        """Torch's nested batches, epoch after epoch: what ``for batch in loader`` gives, per epoch.
+
+        One MindSpore iterator over all ``num_epochs`` epochs, each row rebuilt with
+        :attr:`structure` (dicts as dicts, tuples as tuples, per-sample lists as lists, numbers as
+        numbers). Breaking out early is a partial epoch, continued as torch's next
+        ``iter(loader)`` would.
+
+        Args:
+            num_epochs: epochs to walk (the next ``num_epochs`` epochs of the torch loader).
+            output_numpy: numpy arrays as leaves instead of MindSpore Tensors.
+
+        Returns:
+            A generator of batches.
+
+        Raises:
+            ValueError: ``num_epochs`` is not an int >= 1.
+
+        Example:
+            >>> import numpy as np, adapters
+            >>> ds = adapters.to_mindspore([{"x": np.float32(i)} for i in range(4)], batch_size=2)
+            >>> [b["x"].tolist() for b in ds.iter_batches(2, output_numpy=True)]
+            [[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [2.0, 3.0]]
+        """
+        if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+            raise ValueError(f"iter_batches: num_epochs must be an int >= 1, got {num_epochs!r}")
+        return self._batches(num_epochs, output_numpy)
+
+    def _batches(self, num_epochs: int, output_numpy: bool):
+        it = self.create_tuple_iterator(num_epochs=num_epochs, output_numpy=output_numpy)
+        for _ in range(num_epochs):
+            for row in it:
+                yield self.structure.rebuild(row)
+
     # Answered from the first batch: MindSpore would otherwise run the pipeline (an epoch) to find out.
     def output_shapes(self, estimate=False):
         return [list(a.shape) for a in self._first_row]
@@ -219,7 +253,9 @@ def _ts_op(name):
         return self._chain(name, *args, **kwargs)
 
     op.__name__ = name
-    op.__doc__ = getattr(msds.GeneratorDataset, name).__doc__
+    # Not MindSpore's docstring: its examples are not ours to run (and doctest would collect them).
+    op.__doc__ = (f"MindSpore's ``Dataset.{name}``; errors from the torch loader keep their type through it, "
+                  "and ``output_shapes``/``output_types`` start no epoch.")
     return op
 
 

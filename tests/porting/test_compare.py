@@ -190,7 +190,19 @@ def test_our_tolerance_table_is_torchs():
     ],
 )  # fmt: skip
 def test_same_text_as_torch(actual, expected, kw):
-    assert our_message(actual, expected, **kw) == torch_message(actual, expected, **kw)
+    ours, torchs = our_message(actual, expected, **kw), torch_message(actual, expected, **kw)
+    hint = "\n1 element(s) are NaN on both sides at the same index; NaN equals NaN only with equal_nan=True"
+    # Our one addition to torch's text: the hint that equal_nan would make NaN pairs equal.
+    both_nan = isinstance(actual, torch.Tensor) and bool((torch.isnan(actual) & torch.isnan(expected)).any())
+    assert ours == (torchs + hint if both_nan else torchs)
+
+
+def test_nan_hint_only_where_both_sides_are_nan():
+    nan = float("nan")
+    assert "equal_nan=True" in compare(np.array([nan, 1.0]), np.array([nan, 2.0])).failure_text()
+    assert "equal_nan=True" not in compare(np.array([nan, 1.0]), np.array([0.0, 1.0])).failure_text()
+    assert "equal_nan=True" in compare(nan, nan).failure_text()
+    assert compare(np.array([nan]), np.array([nan]), equal_nan=True).ok
 
 
 @pytest.mark.parametrize(

@@ -62,13 +62,21 @@ def near_pairs(draw, dtypes=tuple(TORCH_FLOATS)):
     return torch.from_numpy(actual).to(t), torch.from_numpy(expected).to(t), kw
 
 
+def _nan_hint(actual, expected, kw):
+    """Our one addition to torch's text: a hint when NaN meets NaN without equal_nan."""
+    shared = 0 if kw.get("equal_nan") else int((torch.isnan(actual) & torch.isnan(expected)).sum())
+    if not shared:
+        return ""
+    return f"\n{shared} element(s) are NaN on both sides at the same index; NaN equals NaN only with equal_nan=True"
+
+
 def _check_torch_parity(pair):
     actual, expected, kw = pair
     theirs = _torch_verdict(actual, expected, **kw)
     ours = compare(actual, expected, **kw)
     assert ours.ok == (theirs is None)
     if theirs is not None:
-        assert ours.failure_text() == theirs
+        assert ours.failure_text() == theirs + _nan_hint(actual, expected, kw)
 
 
 @SETTINGS
@@ -94,7 +102,7 @@ def test_chunked_walk_gives_torchs_answer(pair, chunk):
         ours = compare(actual, expected, **kw)
     assert ours.ok == (theirs is None)
     if theirs is not None:
-        assert ours.failure_text() == theirs
+        assert ours.failure_text() == theirs + _nan_hint(actual, expected, kw)
 
 
 @SETTINGS
@@ -121,7 +129,7 @@ def test_same_decisions_with_other_frameworks_on_one_side(pair, framework):
     if theirs is not None:
         m = ours.mismatches[0]
         # Same figures as torch's own text (dtype names aside, the message is identical).
-        assert m.message == theirs
+        assert m.message == theirs + _nan_hint(actual, expected, kw)
 
 
 @SETTINGS

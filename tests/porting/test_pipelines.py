@@ -50,7 +50,8 @@ def test_equal_pipelines_tuple_iterator():
     assert (report.batches, report.tensors, report.elements) == (3, 6, N * 3 * 4 * 5 + N)
     assert report.bytes == N * 3 * 4 * 5 * 4 + N * 8
     assert report.worst_abs_location is None
-    assert str(report).startswith("pipelines equivalent: 3 batches compared, 0 with mismatches")
+    assert str(report).startswith("pipelines bit-identical: 3 batches compared, 0 with mismatches")
+    assert report.verdict == "bit-identical" and report.exact
 
 
 def test_injected_difference_is_located():
@@ -63,18 +64,18 @@ def test_injected_difference_is_located():
     assert m.location == "batch 1 / column 'img' / [2, 2, 1, 3]"
     assert report.worst_abs_location == "batch 1 / column 'img' / [2, 2, 1, 3]"
     assert report.worst_abs_diff == pytest.approx(0.5, abs=1e-6)
-    assert str(m) == (
-        "Tensor-likes are not close!\n\n"
+    assert str(m) == (  # exact by default: torch's wording for rtol=atol=0
+        "Tensor-likes are not equal!\n\n"
         "Mismatched elements: 1 / 240 (0.4%)\n"
-        f"Greatest absolute difference: {m.mismatch.abs_diff} at index (2, 2, 1, 3) (up to 1e-05 allowed)\n"
-        f"Greatest relative difference: {m.mismatch.rel_diff} at index (2, 2, 1, 3) (up to 1.3e-06 allowed)\n\n"
+        f"Greatest absolute difference: {m.mismatch.abs_diff} at index (2, 2, 1, 3)\n"
+        f"Greatest relative difference: {m.mismatch.rel_diff} at index (2, 2, 1, 3)\n\n"
         "The failure occurred for batch 1 / column 'img' / [2, 2, 1, 3]"
     )
     with pytest.raises(AssertionError) as info:
         report.assert_ok()
     assert str(info.value) == report.failure_text()
     assert "1 with mismatches (1 mismatches)" in str(info.value)
-    assert "[1/1] Tensor-likes are not close!" in str(info.value)
+    assert "[1/1] Tensor-likes are not equal!" in str(info.value)
 
 
 def test_positions_name_columns_without_column_names():
@@ -161,3 +162,62 @@ def test_progress_bar_is_shown(capsys):
     compare_pipelines(torch_loader(), torch_loader(), total=3, progress=True)
     err = capsys.readouterr().err
     assert "compare_pipelines" in err and "3/3" in err
+
+
+# ----------------------------------------------------------------------------- verdict words mean what they say
+
+
+def test_one_ulp_float32_is_not_bit_identical():
+    x = np.array([1.0, 2.0], np.float32)
+    y = x.copy()
+    y[1] = np.nextafter(y[1], np.float32(3))  # one ulp
+    report = compare_pipelines([[x]], [[y]], progress=False)
+    assert not report.ok and report.verdict == "DIFFER"
+    assert "Tensor-likes are not equal!" in str(report) and "Mismatched elements: 1 / 2" in str(report)
+    loose = compare_pipelines([[x]], [[y]], tolerance="default", progress=False)
+    assert loose.ok and loose.verdict.startswith("equivalent within torch's per-dtype default tolerances")
+    assert "bit-identical" not in str(loose)
+    given = compare_pipelines([[x]], [[y]], rtol=1e-6, atol=0, progress=False)
+    assert given.verdict == "equivalent within rtol=1e-06, atol=0" and "bit-identical" not in str(given)
+    with pytest.raises(ValueError, match="tolerance must be 'exact' or 'default', got 'loose'"):
+        compare_pipelines([[x]], [[y]], tolerance="loose", progress=False)
+
+
+def test_nan_in_the_same_place_is_equal_only_with_equal_nan():
+    a, b = [[np.array([np.nan, 1.0])]], [[np.array([np.nan, 1.0])]]
+    report = compare_pipelines(a, b, progress=False)
+    assert report.verdict == "DIFFER"
+    assert "NaN equals NaN only with equal_nan=True" in str(report)
+    assert compare_pipelines(a, b, equal_nan=True, progress=False).verdict == "bit-identical"
+    moved = compare_pipelines(a, [[np.array([1.0, np.nan])]], equal_nan=True, progress=False)
+    assert moved.verdict == "DIFFER"
+
+
+def test_an_empty_comparison_is_an_error_unless_allowed():
+    with pytest.raises(ValueError, match="both pipelines yielded no batch, so nothing was compared"):
+        compare_pipelines([], [], progress=False)
+    report = compare_pipelines([], [], allow_empty=True, progress=False)
+    assert report.verdict == "nothing compared" and "bit-identical" not in str(report)
+    one_empty = compare_pipelines([], [[np.zeros(1)]], progress=False)
+    assert one_empty.verdict == "DIFFER" and one_empty.count_mismatch.startswith("pipeline a ran out after 0")
+
+
+def test_long_failure_text_is_capped():
+    a = [[np.full(2, i)] for i in range(30)]
+    b = [[np.full(2, -1)] for _ in range(30)]
+    report = compare_pipelines(a, b, progress=False)
+    text = report.failure_text()
+    assert len(report.mismatches) == 30
+    assert "[10/30]" in text and "[11/30]" not in text
+    assert text.endswith("... and 20 more mismatch(es) not shown (report.mismatches has them all)")
+    assert "[30/30]" in report.failure_text(max_shown=None)
+
+
+def test_num_epochs_walks_a_loader_once_per_epoch():
+    report = compare_pipelines(ms_batches(), torch_loader(), num_epochs=3, progress=False)
+    assert report.batches == 9 and report.verdict == "bit-identical"
+    assert report.seconds_a > 0 and report.seconds_b > 0
+    with pytest.raises(ValueError, match="pipeline a is an iterator .* num_epochs=2 needs a re-iterable"):
+        compare_pipelines(iter([[1]]), [[1]], num_epochs=2, progress=False)
+    with pytest.raises(ValueError, match="num_epochs must be an int >= 1 or None, got 0"):
+        compare_pipelines([[1]], [[1]], num_epochs=0, progress=False)

@@ -1,0 +1,112 @@
+"""``torch2ms check``: the user's own loader against its MindSpore port, with exact verdicts."""
+
+import json
+
+import pytest
+
+from porting._check import EXIT, run_check
+from tests._helpers.subproc import run_python
+
+M = "tests.porting._check_loaders"
+
+
+def check(name, **kw):
+    return run_check(f"{M}:{name}", progress=False, **kw)
+
+
+def test_equal_loader_is_bit_identical():
+    r = check("equal", epochs=2)
+    assert (r.status, r.verdict) == (EXIT["ok"], "bit-identical"), r.lines()
+    assert r.batches == 6 and r.tensors == 12 and r.bytes == 2 * (12 * 3 * 6 * 5 * 4 + 12 * 8)
+    assert r.columns == [{"name": "img", "dtype": "float32", "shape": [4, 3, 6, 5]},
+                         {"name": "label", "dtype": "int64", "shape": [4]}]
+    assert r.torch_batches_per_s > 0 and r.mindspore_batches_per_s > 0 and r.ratio > 0
+
+
+@pytest.mark.parametrize("loop", ["one-iterator", "per-epoch"])
+def test_dataset_and_kwargs_factory_in_both_loop_shapes(loop):
+    r = check("equal_pair", epochs=3, loop=loop)
+    assert (r.status, r.verdict, r.batches) == (0, "bit-identical", 9)
+
+
+def test_one_changed_pixel_in_one_epoch_is_located():
+    r = check("one_pixel", epochs=3)
+    assert (r.status, r.verdict) == (EXIT["mismatch"], "MISMATCH")
+    assert r.first_mismatch == "epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]"
+    assert r.mismatches == 1 and r.batches == 9
+    assert "Mismatched elements: 1 / 360" in r.first_mismatch_text
+    assert r.worst_abs_location == r.first_mismatch
+
+
+def test_tolerance_is_stated_and_never_called_bit_identical():
+    r = check("equal", epochs=1, tolerance="1e-6,0")
+    assert r.status == 0 and r.verdict == "equivalent within rtol=1e-06, atol=0"
+    r = check("equal", epochs=1, tolerance="loose")
+    assert r.status == EXIT["usage"] and "--tolerance: expected exact, default or RTOL,ATOL" in r.error
+
+
+def test_infinite_sampler_with_steps():
+    r = check("endless", epochs=3, steps=4)
+    assert (r.status, r.verdict, r.batches) == (0, "bit-identical", 12)
+
+
+def test_distributed_sampler_gets_set_epoch_on_both_sides():
+    assert check("distributed", epochs=3).verdict == "bit-identical"
+
+
+def test_empty_loader_is_an_error_not_a_pass():
+    r = check("empty")
+    assert r.status == EXIT["usage"] and r.verdict == "error"
+    assert "yields no batch" in r.error
+
+
+def test_error_in_the_dataset_keeps_its_type_and_index():
+    r = check("raises")
+    assert r.status == EXIT["loader_error"]
+    # torch's own loader raises first (the reference run): its message, its type
+    assert r.error.startswith("raised by the torch side: KeyError: Caught KeyError in DataLoader worker process")
+    assert "KeyError: 'no annotation for sample 5'" in r.error
+
+
+def test_error_only_in_the_port_names_sample_and_worker():
+    r = check("raises_in_port")
+    assert r.status == EXIT["loader_error"]
+    assert r.error.startswith("raised by the MindSpore side: KeyError: 'no annotation for sample 5'")
+    assert "Raised by dataset[5] (sample of batch 1 of epoch 0, main process)" in r.error
+
+
+def test_clock_seeded_worker_init_is_torch_not_reproducible():
+    r = check("clock_seeded")
+    assert r.status == EXIT["torch_not_reproducible"] and r.verdict == "torch side not reproducible"
+    assert r.torch_not_reproducible.startswith("epoch 0 / batch 0 / column 'label' differs between two torch runs")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_xyz:f", "importing module 'no_such_module_xyz' failed: ModuleNotFoundError"),
+        (f"{M}:nope", "has no attribute 'nope'; its callables: ["),
+        (f"{M}:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a callable factory"),
+        (f"{M}:not_a_loader", "must return a torch DataLoader or (dataset, dataloader_kwargs); got list"),
+        ("just_a_module", "expected MODULE:FACTORY"),
+        ("missing/file.py:f", "no such file 'missing/file.py'"),
+    ],
+)
+def test_bad_targets_are_one_line_errors(target, message):
+    r = run_check(target, progress=False)
+    assert r.status == EXIT["usage"] and message in r.error and "\n" not in r.error
+
+
+def test_command_line_exit_status_and_reports(tmp_path):
+    code = (
+        "import sys; from porting.cli import main\n"
+        f"rc = main(['check', '{M}:one_pixel', '--epochs', '2', '--no-progress', '--out', r'{tmp_path}'])\n"
+        "print('rc', rc)"
+    )
+    out = run_python(code)
+    assert "torch2ms check tests.porting._check_loaders:one_pixel: MISMATCH" in out
+    assert "first mismatch (1 in all): epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]" in out
+    assert out.strip().endswith("rc 1")
+    data = json.loads((tmp_path / "check.json").read_text())
+    assert data["status"] == 1 and data["first_mismatch"] == "epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]"
+    assert "| verdict | **MISMATCH** |" in (tmp_path / "check.md").read_text()
