@@ -1,0 +1,84 @@
+"""``torch2ms diff MODULE:FACTORY``: one forward + backward through your model and its port, layer by layer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+_EPILOG = """\
+FACTORY is a function of MODULE (a dotted module importable from the current folder, or a .py path)
+that takes no arguments and returns (torch_module, mindspore_cell, inputs) or
+(torch_module, mindspore_cell, inputs, target): both models holding the same weights and in the same
+mode, inputs an array or a tuple of arrays (numpy / torch / mindspore).
+
+exit status: 0 every layer matched; 1 a divergence (the first one is named); 2 bad invocation
+(module, factory, what it returned, options, models in different modes).
+"""
+
+_LOSSES = {"sum": None, "mse": "mse", "cross_entropy": "cross_entropy"}
+
+
+def _unpack(result, target: str):
+    from porting._check import CheckError
+
+    if not isinstance(result, tuple) or len(result) not in (3, 4):
+        raise CheckError(f"{target}: must return (torch_module, mindspore_cell, inputs[, target]); got "
+                         f"{type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+    t, m, inputs, *rest = result
+    if not (type(t).__module__.startswith("torch") or hasattr(t, "named_modules")):
+        raise CheckError(f"{target}: item 0 must be a torch.nn.Module, got {type(t).__name__}")
+    if not hasattr(m, "cells_and_names"):
+        raise CheckError(f"{target}: item 1 must be a mindspore.nn.Cell, got {type(m).__name__}")
+    return t, m, inputs, (rest[0] if rest else None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from porting._check import EXIT, CheckError, load_factory, parse_tolerance
+    from porting._layer_diff import diff_layers
+
+    try:
+        tol = parse_tolerance(args.tolerance)
+        if tol.get("tolerance") == "exact":
+            tol = {"rtol": 0.0, "atol": 0.0}
+        tol.pop("tolerance", None)
+        factory = load_factory(args.target)
+        try:
+            result = factory()
+        except Exception as exc:
+            raise CheckError(f"{args.target}: the factory raised {type(exc).__name__}: {exc}") from exc
+        t, m, inputs, target = _unpack(result, args.target)
+        if _LOSSES[args.loss] is not None and target is None:
+            raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")
+        report = diff_layers(t, m, inputs, loss=_LOSSES[args.loss], target=target, **tol)
+    except (CheckError, ValueError, TypeError) as exc:
+        print(f"torch2ms diff: error: {exc}".splitlines()[0] if isinstance(exc, CheckError) else
+              f"torch2ms diff: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT["usage"]
+    print(f"torch2ms diff {args.target}: {'OK' if report.ok else 'DIVERGES'}\n")
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(f"# torch2ms diff {args.target}\n\n{report.to_markdown()}")
+        print(f"\n  report: {args.markdown}")
+    return EXIT["ok"] if report.ok else EXIT["mismatch"]
+
+
+def register(sub) -> None:
+    """Add the ``diff`` sub-command to ``sub`` (an argparse sub-parsers object)."""
+    p = sub.add_parser(
+        "diff", help="compare your model and its MindSpore port layer by layer (forward, backward, buffers)",
+        description="Run one forward + backward through the torch module and the MindSpore cell your factory "
+                    "returns; compare every layer's output, gradient w.r.t. its output, parameter gradients and "
+                    "buffers before/after, and name the first divergent layer.",
+        epilog=_EPILOG,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("target", metavar="MODULE:FACTORY", help="where your factory is, e.g. my_project.port:make_pair")
+    p.add_argument("--loss", choices=sorted(_LOSSES), default="sum",
+                   help="loss to backpropagate: the sum of the output, or mse / cross_entropy against the target")
+    p.add_argument("--tolerance", default="default", metavar="default|exact|RTOL,ATOL",
+                   help="default: torch.testing's per-dtype tolerances; exact: bit for bit; or RTOL,ATOL")
+    p.add_argument("--markdown", default=None, metavar="PATH", help="also write the report as markdown to PATH")
+    p.set_defaults(func=_run)
