@@ -124,7 +124,7 @@ def _momentum_warning(prefix: str, cell: Any, rule: str) -> str | None:
     op = getattr(bn, "bn_train", None)
     # The op's momentum is the fraction of each batch mixed in (torch's convention), whatever the
     # cell's constructor called it.
-    mixed = getattr(op, "momentum", None)
+    mixed = getattr(op, "momentum", getattr(bn, "mixed_momentum", None))
     if mixed is None or getattr(bn, "use_batch_statistics", None) is True:
         return None
     if float(mixed) > MOMENTUM_SUSPECT_ABOVE:
