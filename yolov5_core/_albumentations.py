@@ -73,7 +73,10 @@ class Albumentations:
 
     Attributes:
         transform: the ``albumentations.Compose`` (bboxes in ``'yolo'`` format with
-            ``clip=True``, so rounding noise just outside [0, 1] is clipped rather than raising).
+            ``clip=True``, so rounding noise just outside [0, 1] is clipped rather than raising);
+            ``None`` — upstream's state when albumentations is not importable (or, in upstream,
+            fails its 1.x validation) — means the stage is off: a call returns its inputs and draws
+            nothing, as upstream's ``if self.transform and random.random() < p``.
 
     Example:
         >>> import albumentations as A
@@ -84,8 +87,12 @@ class Albumentations:
     """
 
     def __init__(self, size: int = 640, transforms: Sequence | None = None):
-        import albumentations as A
-
+        self.transform = None
+        try:
+            import albumentations as A
+        except ImportError as exc:  # upstream: the stage is off (no draw) without the package
+            LOGGER.warning(f"albumentations: not importable ({exc}); the stage is off (transform=None), as upstream")
+            return
         T = default_transforms(size) if transforms is None else list(transforms)
         bbox_params = A.BboxParams(format="yolo", label_fields=["class_labels"], clip=True)
         # seed=0 only keeps construction off OS entropy; every applied call reseeds (module docstring).
@@ -112,6 +119,8 @@ class Albumentations:
         if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.shape[1] != 5:
             got = f"shape {labels.shape}" if isinstance(labels, np.ndarray) else type(labels).__name__
             raise ValueError(f"Albumentations: labels must be an (n, 5) array [cls, x, y, w, h], got {got}")
+        if self.transform is None:
+            return im, labels  # off, and no draw (upstream's short-circuit)
         rng = random if rng is None else rng
         if rng.random() < p:
             seed = rng.getrandbits(32)

@@ -160,6 +160,7 @@ def create_dataloader(
     num_shards: int | None = None,
     shard_id: int | None = None,
     devices: int = 0,
+    indices=None,
 ):
     """Build the dataset and its MindSpore pipeline exactly as upstream v7.0 ``create_dataloader``.
 
@@ -182,6 +183,9 @@ def create_dataloader(
             :func:`distributed_context`).
         devices: accelerator count in upstream's worker formula (``torch.cuda.device_count()`` there;
             0 on a CPU run).
+        indices: epoch 0's ``dataset.indices`` (a sequence, or a function of the dataset returning
+            one), set before the pipeline starts: what train.py's ``--image-weights`` sets before its
+            first epoch (see :mod:`yolov5_ms._dataset` for why it cannot be set afterwards).
 
     Returns:
         ``(dataset, LoadImagesAndLabels)``: an ``adapters.TorchLoaderDataset`` (a
@@ -235,9 +239,19 @@ def create_dataloader(
         worker_init_fn=seed_worker,
         generator=adapters.Generator().manual_seed(recipe.generator_seed),
     )
+    if indices is not None:
+        dataset.indices = indices(dataset) if callable(indices) else indices
+    # Where torch's loader would see a later rewrite of dataset.indices (train.py's image weights): in its
+    # main process (no workers) and in the fresh workers of a plain loader; never in persistent ones.
+    rewrites_reach = recipe.num_workers == 0 or not recipe.infinite
+    if recipe.num_workers == 0:
+        dataset.samples_per_epoch = len(sampler) if sampler is not None else len(dataset)
+        dataset.share_indices()  # before the engine forks its loader process
     if recipe.quad:
         pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs)
     else:
         pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS),
                                          **loader_kwargs)
+    if rewrites_reach:
+        dataset.guard(pipeline)
     return pipeline, dataset
