@@ -328,8 +328,8 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
     Example:
         >>> import numpy as np, torch, mindspore as ms
         >>> t = torch.nn.Linear(3, 2); m = ms.nn.Dense(3, 2)
-        >>> m.weight.set_data(ms.Tensor(t.weight.detach().numpy())); m.bias.set_data(ms.Tensor(t.bias.detach().numpy()))
-        >>> m.set_train(True)
+        >>> from porting import load_torch_state_dict
+        >>> _ = load_torch_state_dict(m, t.state_dict()); _ = m.set_train(True)
         >>> diff_layers(t, m, np.ones((4, 3), np.float32)).ok
         True
     """

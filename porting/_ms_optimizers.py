@@ -108,7 +108,7 @@ class TorchAdam(_TorchOptimizer):
         >>> p = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="w")
         >>> opt = TorchAdam([p], lr=0.1)
         >>> _ = opt((ms.Tensor(np.ones(2, np.float32)),))
-        >>> np.round(p.asnumpy(), 6).tolist()
+        >>> [round(float(v), 6) for v in p.asnumpy()]
         [0.9, 0.9]
     """
 
@@ -159,7 +159,7 @@ class TorchRMSprop(_TorchOptimizer):
         >>> p = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="w")
         >>> opt = TorchRMSprop([p], lr=0.01, alpha=0.0, eps=0.0)
         >>> _ = opt((ms.Tensor(np.ones(2, np.float32)),))
-        >>> np.round(p.asnumpy(), 6).tolist()
+        >>> [round(float(v), 6) for v in p.asnumpy()]
         [0.99, 0.99]
     """
 

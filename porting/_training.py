@@ -144,7 +144,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     Example:
         >>> import numpy as np, torch, mindspore as ms, porting
         >>> t = torch.nn.Linear(2, 1); m = ms.nn.Dense(2, 1); _ = porting.load_torch_state_dict(m, t.state_dict())
-        >>> m.set_train(True)
+        >>> _ = m.set_train(True)
         >>> to = torch.optim.SGD(t.parameters(), lr=0.1); mo = porting.convert_optimizer(to, m, torch_module=t)
         >>> mse_t = lambda o, y: ((o - y) ** 2).mean(); mse_m = lambda o, y: ((o - y) ** 2).mean()
         >>> b = [(np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32))] * 3
