@@ -86,9 +86,8 @@ def _join(prefix: str, name: str) -> str:
 
 def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
     """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings."""
-    from mindspore import Parameter
-
     params = cell.parameters_dict()
+    name_of = {id(p): n for n, p in params.items()}  # Parameter.name is a slow property
     claimed: dict[str, _Item] = {}
     carried: list[_Carried] = []
     carried_names: set[str] = set()
@@ -98,14 +97,14 @@ def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
         if rule is None:
             continue
         for entry in RULES[rule]:
-            param = _resolve(sub, entry.ms)
-            if isinstance(param, Parameter) and param.name in params and param.name not in claimed:
-                claimed[param.name] = _Item(param.name, _join(prefix, entry.torch), entry, sub, param)
+            name = name_of.get(id(_resolve(sub, entry.ms)))
+            if name is not None and name not in claimed:
+                claimed[name] = _Item(name, _join(prefix, entry.torch), entry, sub, params[name])
         for attr in CARRIED.get(rule, ()):
             carried.append(_Carried(_join(prefix, attr), attr, sub))
-            own = getattr(sub, attr, None)
-            if isinstance(own, Parameter):
-                carried_names.add(own.name)
+            name = name_of.get(id(getattr(sub, attr, None)))
+            if name is not None:
+                carried_names.add(name)
         warning = _momentum_warning(prefix, sub, rule)
         if warning:
             warnings.append(warning)
@@ -259,9 +258,25 @@ class CheckpointReport:
 # ------------------------------------------------------------------------------------------ array helpers
 
 
+_DTYPE_NAMES: dict = {}
+
+
 def _dtype_name(value: Any) -> str:
     """'float32', 'bfloat16', ... for a torch / MindSpore tensor or numpy array."""
     dtype = getattr(value, "dtype", None)
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):
+        pass
+    name = _dtype_name_uncached(value, dtype)
+    try:
+        _DTYPE_NAMES[dtype] = name
+    except TypeError:  # an unhashable dtype object
+        pass
+    return name
+
+
+def _dtype_name_uncached(value: Any, dtype: Any) -> str:
     text = str(dtype)
     for prefix in ("torch.",):
         if text.startswith(prefix):
@@ -321,16 +336,28 @@ def _describe_layout(layout: tuple | None) -> str:
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def _source_mapping(source: Any, where: str) -> Mapping[str, Any]:
+def _source_mapping(source: Any, where: str) -> tuple[Mapping[str, Any], bool]:
+    """The entries, and whether their arrays are porting's own (read from a file), so they may be adopted."""
     if isinstance(source, Mapping):
-        return source
+        return source, False
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         ext = os.path.splitext(path)[1].lower()
         if ext not in _TORCH_EXT + _ST_EXT:
             raise ValueError(f"{where}: expected a state dict or a .pt/.pth/.safetensors file, got {path!r}")
-        return read_tensors(path, lazy=True)
+        # .pt read whole (not memory-mapped) and .safetensors tensor by tensor: arrays nobody else holds,
+        # adopted by the cell without a copy, so loading needs no second copy of the checkpoint
+        return read_tensors(path, lazy=ext in _ST_EXT, mmap=False), True
     raise TypeError(f"{where}: expected a state dict (mapping) or a file path, got {type(source).__name__}")
+
+
+def _meta(source: Mapping[str, Any], key: str) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype name of ``source[key]`` (from a file's header when the source is lazy: no data read)."""
+    meta = getattr(source, "meta", None)
+    if meta is not None:
+        return meta(key)
+    value = source[key]
+    return _shape(value), _dtype_name(value)
 
 
 def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list, list]:
@@ -354,14 +381,13 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
             missing.append(item.ms)
             continue
         used.add(key)
-        value = source[key]
+        got, src_dtype = _meta(source, key)
         layout = entry.layout if entry else None
         want = _shape(item.param)
-        got = _shape(value)
         if _layout_shape(got, layout) != want:
             mis_shaped.append((key, item.ms, got, want))
             continue
-        src_dtype, dst_dtype = _dtype_name(value), _dtype_name(item.param)
+        dst_dtype = _dtype_name(item.param)
         hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
         if hows:
             converted.append((key, item.ms, "; ".join(hows)))
@@ -374,9 +400,9 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
     for c in carried:
         if c.torch in keys:
             used.add(c.torch)
-            value = source[c.torch]
-            if _shape(value) != ():
-                mis_shaped.append((c.torch, c.torch, _shape(value), ()))
+            shape, _ = _meta(source, c.torch)
+            if shape != ():
+                mis_shaped.append((c.torch, c.torch, shape, ()))
                 continue
             carried_rows.append((c.torch, c.torch))
             counters.append((c, c.torch))
@@ -408,9 +434,13 @@ def _condition(name: str, cell: Any, *, for_save: bool) -> bool:
     raise ValueError(f"unknown rule condition {name!r}")
 
 
-def _ms_tensor(array: np.ndarray, dtype_name: str):
+def _ms_tensor(array: np.ndarray, dtype_name: str, *, adopt: bool = False):
+    """A MindSpore tensor of ``array`` as ``dtype_name``; with ``adopt``, sharing its memory when it can."""
     import mindspore
 
+    if adopt and dtype_name != "bfloat16" and array.dtype == np.dtype(dtype_name) and array.ndim \
+            and array.flags.c_contiguous and array.flags.writeable:
+        return mindspore.Tensor.from_numpy(array)
     if dtype_name == "bfloat16":
         return mindspore.Tensor(np.asarray(array, dtype=np.float32, order="C")).astype(mindspore.bfloat16)
     return mindspore.Tensor(np.asarray(array, dtype=np.dtype(dtype_name), order="C"))
@@ -429,7 +459,7 @@ def _counter_parameter(cell: Any, attr: str, name: str, value: int):
     setattr(cell, attr, Parameter(data, name=name, requires_grad=False))
 
 
-def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True) -> CheckpointReport:
+def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True) -> CheckpointReport:
     """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
 
     Names and layouts are mapped by :mod:`porting._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
@@ -443,6 +473,10 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
             (read with ``torch.load(weights_only=True)``) or a ``.safetensors`` file.
         strict: raise on any missing, unexpected or mis-shaped entry (nothing is loaded then); with
             ``False`` load what matches and report the rest.
+        copy: for a state dict passed in, give the cell its own copy of each tensor (default). ``False``
+            shares the memory instead where layout and dtype allow (as ``load_param_into_net`` shares its
+            dict's): faster and no second copy, but training the cell then writes into the torch tensors.
+            Tensors read from a file are never shared with anyone, so they are adopted without a copy.
 
     Returns:
         A :class:`CheckpointReport` (``.table()`` prints it; ``.warnings`` lists momenta that look unflipped).
@@ -462,7 +496,8 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         ('fc.weight', 'fc.bias')
     """
     where = "load_torch_state_dict"
-    source = _source_mapping(state_dict_or_path, where)
+    source, owned = _source_mapping(state_dict_or_path, where)
+    adopt = owned or not copy
     report, loads, counters = _match(cell, source)
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)
@@ -472,7 +507,7 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
             array = np.full(_shape(item.param), item.entry.fill, dtype=np.float32)
         else:
             array = _apply_layout(_to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
-        item.param.set_data(_ms_tensor(array, dtype_name))
+        item.param.set_data(_ms_tensor(array, dtype_name, adopt=adopt and key is not None))
     for carried, key in counters:
         _counter_parameter(carried.cell, carried.attr, getattr(getattr(carried.cell, carried.attr, None), "name", key),
                            int(_to_numpy(source[key])))
@@ -554,6 +589,10 @@ def _ext(path: str) -> str:
     return os.path.splitext(path)[1].lower()
 
 
+_ST_DTYPES = {"F16": "float16", "F32": "float32", "F64": "float64", "BF16": "bfloat16", "I64": "int64",
+              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
 class _LazySafetensors(Mapping):
     """A read-only mapping over a .safetensors file: each tensor read when asked for."""
 
@@ -563,7 +602,13 @@ class _LazySafetensors(Mapping):
         self._path = path
         self._numpy = safe_open(path, framework="numpy")
         self._keys = list(self._numpy.keys())
-        self._dtypes = {k: self._numpy.get_slice(k).get_dtype() for k in self._keys}
+        slices = {k: self._numpy.get_slice(k) for k in self._keys}
+        self._dtypes = {k: sl.get_dtype() for k, sl in slices.items()}
+        self._shapes = {k: tuple(int(d) for d in sl.get_shape()) for k, sl in slices.items()}
+
+    def meta(self, key: str) -> tuple[tuple[int, ...], str]:
+        """Shape and dtype name from the header, without reading the data."""
+        return self._shapes[key], _ST_DTYPES.get(self._dtypes[key], self._dtypes[key].lower())
 
     def __getitem__(self, key: str):
         if key not in self._dtypes:
@@ -588,12 +633,13 @@ class _LazySafetensors(Mapping):
         return len(self._keys)
 
 
-def read_tensors(path: str | os.PathLike, *, lazy: bool = False) -> Mapping[str, Any]:
+def read_tensors(path: str | os.PathLike, *, lazy: bool = False, mmap: bool = True) -> Mapping[str, Any]:
     """Read a ``.pt/.pth`` (``weights_only=True``), ``.safetensors`` or ``.ckpt`` file into ``{name: tensor}``.
 
     Args:
         path: the file.
-        lazy: for .safetensors, read each tensor when it is asked for (.pt files are memory-mapped).
+        lazy: for .safetensors, read each tensor when it is asked for.
+        mmap: memory-map .pt files (zip format) instead of reading them whole.
 
     Returns:
         A mapping of names to torch tensors (.pt), numpy arrays (.safetensors; bfloat16 as torch
@@ -615,9 +661,11 @@ def read_tensors(path: str | os.PathLike, *, lazy: bool = False) -> Mapping[str,
         import torch
 
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip): no mmap
         if not isinstance(data, Mapping):
             raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
         for key, value in data.items():

@@ -460,3 +460,37 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     with contextlib.redirect_stdout(out):  # no --like: a format change, names kept
         assert main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "same.safetensors")]) == 0
     assert "fc.weight" in out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------- memory sharing
+
+
+def test_copy_semantics_default_copies_and_files_are_adopted_safely(tmp_path):
+    import gc
+
+    module = _randomised(TorchConvNet())
+    expected = {k: v.clone() for k, v in module.state_dict().items()}
+    cell = MsConvNet()
+    load_torch_state_dict(cell, module.state_dict())  # default: the cell owns copies
+    with torch.no_grad():
+        module.fc.weight.add_(1.0)
+    assert_equivalent(cell.fc.weight, expected["fc.weight"], **EXACT)  # the caller's later change does not leak in
+
+    shared = MsConvNet()
+    load_torch_state_dict(shared, module.state_dict(), copy=False)  # opted in: memory shared, as documented
+    with torch.no_grad():
+        module.fc.weight.add_(1.0)
+    assert_equivalent(shared.fc.weight, module.fc.weight.detach(), **EXACT)
+
+    torch.save(expected, str(tmp_path / "net.pt"))
+    from safetensors.torch import save_file
+
+    save_file(expected, str(tmp_path / "net.safetensors"))
+    for name in ("net.pt", "net.safetensors"):
+        cell = MsConvNet()
+        load_torch_state_dict(cell, str(tmp_path / name))
+        (tmp_path / name).unlink()  # adopted arrays must not depend on the file
+        gc.collect()
+        _ = [np.ones(1 << 16) for _ in range(50)]  # reuse freed memory, if anything had been freed
+        assert_equivalent(torch_state_dict(cell), expected, **EXACT)
+        ms.save_checkpoint(cell, str(tmp_path / f"{name}.ckpt"))  # and MindSpore can still use them
