@@ -154,9 +154,9 @@ def torch_to_mindspore_names(torch_module: Any, cell: Any) -> dict[str, str]:
         >>> class Net(mindspore.nn.Cell):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.bn = mindspore.nn.BatchNorm2d(3)
-        >>> torch_to_mindspore_names(torch.nn.Sequential(), Net())
-        {}
+        ...         self.bn = mindspore.nn.BatchNorm3d(3)
+        >>> torch_to_mindspore_names(torch.nn.ModuleDict({"bn": torch.nn.BatchNorm3d(3)}), Net())["bn.weight"]
+        'bn.bn2d.gamma'
     """
     items, _, _ = _plan(cell)
     by_torch = {item.torch: item.ms for item in items}
