@@ -163,6 +163,10 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     if bool(t_model.training) != bool(m_model.training):
         raise ValueError(f"the torch module is in {'train' if t_model.training else 'eval'} mode, the MindSpore "
                          f"cell in {'train' if m_model.training else 'eval'} mode: put both in the same mode")
+    if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
+        raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
+                        f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
+                        f"{type(m_opt).__name__}")
     names = torch_to_mindspore_names(t_model, m_model)
     t_params = dict(t_model.named_parameters())
     t_buffers = {n: b for n, b in t_model.named_buffers() if not n.endswith("num_batches_tracked")}

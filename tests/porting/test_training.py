@@ -134,3 +134,6 @@ def test_bad_arguments():
         porting.compare_training(t, (m, None, None), [], steps=1)
     with pytest.raises(ValueError, match="torch module is in train mode, the MindSpore cell in eval mode"):
         porting.compare_training((t, None, None), (m, None, None), [], steps=1)
+    m.set_train(True)
+    with pytest.raises(TypeError, match="expected a torch-style MindSpore optimizer.*got SGD"):
+        porting.compare_training((t, None, None), (m, None, mnn.SGD(m.trainable_params())), [], steps=1)
