@@ -135,3 +135,36 @@ def test_bad_loss_and_inputs():
         porting.diff_layers(t, m, X, loss="hinge")
     with pytest.raises(TypeError, match=r"inputs\[0\]: expected a numpy array"):
         porting.diff_layers(t, m, [[1.0]])
+
+
+class _TShared(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.fc(self.act(self.fc(x)))
+
+
+class _MShared(mnn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.fc = mnn.Dense(4, 4)
+
+    def construct(self, x):
+        return self.fc(ops.relu(self.fc(x)))  # the port calls ReLU as a function: no cell at 'act'
+
+
+def test_shared_layer_and_a_layer_only_torch_has():
+    torch.manual_seed(0)
+    t, m = _TShared(), _MShared()
+    load_torch_state_dict(m, t.state_dict())
+    m.set_train(True)
+    r = porting.diff_layers(t, m, np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32))
+    assert r.ok, str(r)
+    assert [d.name for d in r.layers] == ["fc", "fc#1", "<top>"]
+    # the total gradient of a shared layer is compared once, at its last call
+    assert r.layers[0].param_grads is None and r.layers[1].param_grads.tensors == 2
+    assert r.not_compared == (("act", "ReLU: no MindSpore cell at this path"),)
+    assert "not compared: act: ReLU: no MindSpore cell at this path" in str(r)
