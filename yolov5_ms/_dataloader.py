@@ -49,12 +49,12 @@ def seed_worker(worker_id: int) -> None:
 
 def _mindspore_group() -> tuple[int, int] | None:
     """``(world size, rank)`` of an initialised ``mindspore.communication`` group, else None."""
-    try:
-        from mindspore.communication import get_group_size, get_rank
+    from mindspore.communication import _comm_helper, get_group_size, get_rank
 
-        return get_group_size(), get_rank()
-    except Exception:  # not initialised (MindSpore raises RuntimeError) or not launched by msrun
+    # get_group_size() answers 1 without init(); only an initialised group says what the world is.
+    if not _comm_helper._is_initialized():
         return None
+    return get_group_size(), get_rank()
 
 
 def distributed_context(num_shards: int | None = None, shard_id: int | None = None, environ=None) -> tuple[int, int]:
@@ -92,7 +92,28 @@ def distributed_context(num_shards: int | None = None, shard_id: int | None = No
     return num_shards, shard_id
 
 
-def _quad_pipeline(dataset, infinite: bool, loader_kwargs: dict):
+def _torch_set_epoch_timing(recipe, batches: int):
+    """The epoch torch's DistributedSampler really uses for each pass, when train.py calls ``set_epoch(epoch)``.
+
+    With a plain loader (or no workers) each pass starts after the loop's ``set_epoch(epoch)``: pass
+    ``q`` uses epoch ``q``. ``InfiniteDataLoader`` with workers keeps ``2 * workers`` index batches in
+    flight across epoch boundaries (prefetch_factor 2): the first index batch of pass ``q`` is drawn when
+    batch ``q * B - 2 * workers`` is handed out (``B`` batches per epoch), i.e. during epoch
+    ``q - ceil(2 * workers / B)``, whose ``set_epoch`` is the last one that happened (0, the sampler's
+    initial epoch, before that). ``adapters.to_mindspore(set_epoch=True)`` sets epoch ``q`` at pass
+    ``q``; this hook sets the epoch torch's sampler would have then.
+    """
+    lag = 0
+    if recipe.infinite and recipe.num_workers > 0:
+        lag = -(-2 * recipe.num_workers // batches)
+
+    def hook(spec, epoch: int) -> None:
+        spec.sampler.set_epoch(max(0, epoch - lag))
+
+    return hook
+
+
+def _quad_pipeline(dataset, infinite: bool, loader_kwargs: dict, set_epoch=True):
     """``to_mindspore`` for ``collate_fn4``, whose ``paths`` / ``shapes`` hold one entry per *group* of 4.
 
     ``to_mindspore`` carries a custom collate's per-sample tuples as packed columns only when they
@@ -105,7 +126,7 @@ def _quad_pipeline(dataset, infinite: bool, loader_kwargs: dict):
 
     spec = spec_from_dataset(dataset, **loader_kwargs)
     length = len(spec.batch_sampler)
-    engine, first = build_engine(spec, mode="repeat" if infinite else "epochs", length=length)
+    engine, first = build_engine(spec, set_epoch=set_epoch, mode="repeat" if infinite else "epochs", length=length)
     try:
         structure = Structure.infer(first, list(COLUMNS), pack_lists_of=len(first[2]))
         engine.structure = structure
@@ -247,11 +268,14 @@ def create_dataloader(
     if recipe.num_workers == 0:
         dataset.samples_per_epoch = len(sampler) if sampler is not None else len(dataset)
         dataset.share_indices()  # before the engine forks its loader process
+    set_epoch = True
+    if sampler is not None:
+        set_epoch = _torch_set_epoch_timing(recipe, -(-len(sampler) // recipe.batch_size))
     if recipe.quad:
-        pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs)
+        pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs, set_epoch)
     else:
         pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS),
-                                         **loader_kwargs)
+                                         set_epoch=set_epoch, **loader_kwargs)
     if rewrites_reach:
         dataset.guard(pipeline)
     return pipeline, dataset
