@@ -199,7 +199,8 @@ def _epochs(obj: Any, num_epochs: int | None, side: str) -> Iterable:
         return _mindspore_rows(obj, epochs)
     if num_epochs is None:
         return obj
-    if iter(obj) is obj:
+    # Not `iter(obj) is obj`: iter() on a DataLoader starts an epoch (draws its seeds from torch's stream).
+    if isinstance(obj, collections.abc.Iterator):
         if num_epochs == 1:
             return obj
         raise ValueError(

@@ -221,3 +221,21 @@ def test_num_epochs_walks_a_loader_once_per_epoch():
         compare_pipelines(iter([[1]]), [[1]], num_epochs=2, progress=False)
     with pytest.raises(ValueError, match="num_epochs must be an int >= 1 or None, got 0"):
         compare_pipelines([[1]], [[1]], num_epochs=0, progress=False)
+
+
+def test_a_torch_loader_and_its_port_compared_over_epochs_directly():
+    """compare_pipelines(port, loader, num_epochs=) must not start a torch epoch of its own (iter() draws seeds)."""
+    import adapters
+
+    class Noisy(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return torch.rand(2), i
+
+    torch.manual_seed(0)
+    loader = DataLoader(Noisy(), batch_size=4, shuffle=True, num_workers=2)  # seeds from torch's global stream
+    ds = adapters.to_mindspore(loader)
+    report = assert_pipelines_equivalent(ds, loader, num_epochs=2, progress=False)
+    assert report.verdict == "bit-identical" and report.batches == 6
