@@ -41,6 +41,7 @@ from adapters.torch_data import (  # noqa: E402
 )
 
 from porting._seed import register_stream  # noqa: E402
+from porting._version import __version__  # noqa: E402  (one version for the toolkit)
 
 # porting.seed_everything seeds the emulated torch generator too (it stands in for torch's own
 # when torch is not installed); porting itself never imports adapters.

@@ -1,5 +1,6 @@
 """Pin each package's public surface: a change here must be deliberate (and documented)."""
 
+import fnmatch
 import importlib
 import pathlib
 import subprocess
@@ -14,6 +15,11 @@ SURFACE = {
         "BatchMismatch", "Comparison", "EnvironmentReport", "IncompatibleEnvironmentError", "Mismatch",
         "PipelineReport", "SeedReport", "assert_equivalent", "assert_pipelines_equivalent", "check_environment",
         "compare", "compare_pipelines", "environment_report", "seed_everything",
+        "CheckpointMismatchError", "CheckpointReport", "convert_batchnorm", "convert_checkpoint",
+        "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict", "torch_to_mindspore_names",
+        "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
+        "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
+        "convert_lr_scheduler", "convert_optimizer", "diff_layers",
     ],
     "adapters": [
         "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
@@ -32,7 +38,9 @@ SURFACE = {
         "build_engine", "reachable_samplers", "spec_from_dataset", "spec_from_loader", "to_mindspore",
     ],
     "yolov5_core": [
-        "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "HELP_URL", "HYP_KEYS", "HYP_NAMES", "IMG_FORMATS",
+        "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "GENERATOR_SEED_BASE", "HELP_URL", "HYP_KEYS",
+        "HYP_NAMES", "IMG_FORMATS", "LoaderRecipe", "collate_fn", "collate_fn4", "interpolate_bilinear",
+        "loader_recipe", "rank_from_env", "rect_shuffle", "seed_worker_from",
         "LabelSummary", "MOSAIC_HYP_KEYS", "NUM_THREADS", "SyntheticDataset", "YoloDatasetCore", "augment_hsv",
         "bbox_ioa", "box_candidates", "cache_images_to_disk", "cache_labels", "check_cache_ram", "clip_boxes",
         "copy_paste", "default_transforms", "exif_size", "get_hash", "img2label_paths", "label_cache_path",
@@ -45,7 +53,10 @@ SURFACE = {
         "InfiniteDataLoader", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "seed_worker",
         "torch_distributed_zero_first",
     ],
-    "yolov5_ms": [],
+    "yolov5_ms": [
+        "COLUMNS", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "distributed_context",
+        "seed_worker",
+    ],
 }
 
 
@@ -93,13 +104,39 @@ def _imports(path: pathlib.Path) -> set[str]:
         ("adapters/torch_data", ("adapters.engine", "adapters._", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore"), ()),
         ("adapters/engine", ("porting._compare", "porting._pipelines", "porting._demo", "porting.cli", "yolov5_"), ()),
         # porting's core (harness, seeding, environment); its CLI and demo sit above adapters
-        ("porting", ("adapters", "yolov5_"), ("_demo.py", "cli.py", "__main__.py")),
+        ("porting", ("adapters", "yolov5_"), ("_demo.py", "_check.py", "_cli_*.py", "cli.py", "__main__.py")),
         ("yolov5_core", ("adapters", "porting", "yolov5_pt", "yolov5_ms", "torch", "mindspore"), ()),
     ],
 )
 def test_lower_layers_never_import_upper_ones(lower, upper, above):
     for path in sorted((ROOT / lower).glob("*.py")):
-        if path.name in above:
+        if any(fnmatch.fnmatch(path.name, pattern) for pattern in above):
             continue
         bad = sorted(n for n in _imports(path) if n.startswith(upper) or n in {u.rstrip("._") for u in upper})
         assert not bad, f"{path.relative_to(ROOT)} imports {bad} (a layer above it)"
+
+
+def test_one_version_for_the_toolkit_and_the_command_line():
+    import adapters
+    import porting
+    from porting.cli import main
+
+    assert porting.__version__ == adapters.__version__
+    assert porting.__version__.count(".") >= 2
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+
+
+def test_every_command_line_option_has_help_text_and_no_raw_markup():
+    from porting.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    assert set(sub.choices) >= {"demo", "check", "convert-ckpt", "diff", "env"}
+    for name, command in sub.choices.items():
+        text = command.format_help()
+        assert "``" not in text and ":func:" not in text, f"raw RST in `torch2ms {name} --help`"
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, f"torch2ms {name}: option {action.option_strings or action.dest} has no help"
