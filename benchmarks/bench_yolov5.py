@@ -1,14 +1,17 @@
-"""Images per second of ``yolov5_pt`` vs upstream YOLOv5 v7.0 on the same data, hyp, workers and seeds.
+"""Images per second of ``yolov5_ms`` and ``yolov5_pt`` vs upstream YOLOv5 v7.0, same data, hyp, workers and seeds.
 
-Run: ``.venv/bin/python benchmarks/bench_yolov5.py [--images 32] [--img-size 320] [--workers 0 2]
-[--epochs 2] [--rounds 3] [--hyp scratch-low]``.
+Run (the issue's setting): ``.venv/bin/python benchmarks/bench_yolov5.py --images 64 --img-size 640
+--batch-size 16 --workers 2 --mixup 0.5`` (defaults are smaller: ``--images 32 --img-size 320 --batch-size 8
+--workers 0 2``; also ``--epochs 2 --rounds 3 --hyp scratch-low --sides upstream yolov5_pt yolov5_ms``).
 
 Each side builds its loader with its own ``create_dataloader`` (ours with ``albumentations=False``, which is what
-upstream runs under albumentations 2.x) after the same global seeding, and iterates ``--epochs`` epochs; the
-timed part is the iteration (workers are started by the constructor on both sides). Runs alternate between
-the two sides (which side goes first alternates too), ``--rounds`` times; the best time of each side is
-reported. Every batch of every run is compared with upstream's through a sha256 of its bytes (images, labels,
-paths, shapes): the script stops with an error if anything differs.
+upstream runs under albumentations 2.x) after the same global seeding, and iterates ``--epochs`` epochs:
+upstream and ``yolov5_pt`` through torch's DataLoader, ``yolov5_ms`` as a MindSpore pipeline (one iterator over
+all epochs, rows rebuilt to ``(img, labels, paths, shapes)``). Timed: the iteration (``img/s``), and
+construction up to the first batch (``first s``; workers and, for ``yolov5_ms``, the first batch are started by
+the constructor). Runs alternate between the sides (the order rotates), ``--rounds`` times; the best time of
+each side is reported. Every batch of every run is compared with the first side's through a sha256 of its bytes
+(images, labels, paths, shapes): the script stops with an error if anything differs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import os
 import random
 import tempfile
 import time
@@ -35,68 +39,112 @@ def _digest(batches: list) -> list[str]:
     # One sha256 per batch over image bytes + shape, label bytes + shape, paths and shapes: any difference shows.
     out = []
     for imgs, labels, paths, shapes in batches:
+        imgs, labels = np.asarray(imgs), np.asarray(labels)
         h = hashlib.sha256()
-        for part in (imgs.numpy().tobytes(), str(imgs.shape), labels.numpy().tobytes(), str(labels.shape),
-                     repr(paths), repr(shapes)):
+        for part in (imgs.tobytes(), str(imgs.shape), labels.tobytes(), str(labels.shape),
+                     repr(tuple(paths)), repr(tuple(shapes))):
             h.update(part if isinstance(part, bytes) else part.encode())
         out.append(h.hexdigest())
     return out
 
 
-def _run(make, path: str, args, workers: int) -> tuple[float, list]:
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
-    loader, _ = make(path, args.img_size, args.batch_size, 32, hyp=load_hyp(args.hyp), augment=True,
-                     workers=workers, shuffle=True, seed=0)
+def _torch_side(make):
+    def run(path: str, args, hyp: dict, workers: int):
+        t0 = time.perf_counter()
+        loader, _ = make(path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True, workers=workers,
+                         shuffle=True, seed=0)
+        it = iter(loader)
+        batches = [next(it)]
+        first = time.perf_counter() - t0
+        start = time.perf_counter()
+        batches += list(it)
+        for _ in range(args.epochs - 1):
+            batches += list(loader)
+        elapsed = time.perf_counter() - start
+        del it, loader
+        gc.collect()  # InfiniteDataLoader and its iterator form a cycle: collect it so its workers stop now
+        return first, elapsed, len(batches[0][0]), batches
+
+    return run
+
+
+def _ms_side(path: str, args, hyp: dict, workers: int):
+    import yolov5_ms
+
+    t0 = time.perf_counter()
+    pipeline, _ = yolov5_ms.create_dataloader(path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True,
+                                              workers=workers, shuffle=True, seed=0, albumentations=False)
+    it = pipeline.create_tuple_iterator(num_epochs=args.epochs, output_numpy=True)
+    rebuild = pipeline.structure.rebuild
+    batches = [rebuild(next(it))]
+    first = time.perf_counter() - t0
     start = time.perf_counter()
-    batches = [b for _ in range(args.epochs) for b in loader]
+    batches += [rebuild(row) for row in it]
+    for _ in range(args.epochs - 1):
+        batches += [rebuild(row) for row in it]
     elapsed = time.perf_counter() - start
-    del loader
-    gc.collect()  # InfiniteDataLoader and its iterator form a cycle: collect it so its workers stop now
-    return elapsed, batches
+    del it, pipeline
+    gc.collect()
+    return first, elapsed, len(batches[0][0]), batches
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print images/s of both sides and the ratio, per worker count, after checking identical outputs."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Print images/s of each side and the ratios to upstream, per worker count, after checking identical outputs."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--images", type=int, default=32, help="synthetic images in the dataset")
     parser.add_argument("--img-size", type=int, default=320, help="training image size")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="batch size")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side; best is reported")
     parser.add_argument("--hyp", default="scratch-low", help="bundled hyp name (scratch-low/med/high)")
+    parser.add_argument("--mixup", type=float, default=None, help="override the hyp's mixup probability")
+    parser.add_argument("--sides", nargs="+", default=["upstream", "yolov5_pt", "yolov5_ms"],
+                        choices=["upstream", "yolov5_pt", "yolov5_ms"], help="pipelines to time")
     args = parser.parse_args(argv)
 
-    upstream = load_upstream()
-    sides = {
-        "upstream": upstream.dataloaders.create_dataloader,
-        "yolov5_pt": lambda *a, **k: create_dataloader(*a, albumentations=False, **k),
+    hyp = load_hyp(args.hyp)
+    if args.mixup is not None:
+        hyp["mixup"] = args.mixup
+    upstream = load_upstream() if "upstream" in args.sides else None
+    runners = {
+        "upstream": _torch_side(upstream.dataloaders.create_dataloader) if upstream else None,
+        "yolov5_pt": _torch_side(lambda *a, **k: create_dataloader(*a, albumentations=False, **k)),
+        "yolov5_ms": _ms_side,
     }
+    sides = list(dict.fromkeys(args.sides))
     with tempfile.TemporaryDirectory() as tmp:
         path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.images, seed=0, img_size=(480, 800)).images)
         create_dataloader(path, args.img_size, args.batch_size, 32)  # writes the label cache once, untimed
-        n_images = args.images * args.epochs
-        print(f"{args.images} images (long side 480-800 px) -> {args.img_size}, batch {args.batch_size}, "
-              f"hyp {args.hyp}, {args.epochs} epochs, best of {args.rounds} alternating rounds")
-        print(f"{'workers':>7s} {'upstream img/s':>15s} {'yolov5_pt img/s':>16s} {'ratio':>7s}  outputs")
+        print(f"{args.images} images (long side 480-800 px) -> {args.img_size}, batch {args.batch_size}, hyp {args.hyp}"
+              f" (mixup {hyp['mixup']}), {args.epochs} epochs, best of {args.rounds} rounds, {os.cpu_count()} CPUs")
+        head = "".join(f" {name + ' img/s':>16s} {'first s':>8s}" for name in sides)
+        ratios = "".join(f" {name + '/up':>13s}" for name in sides if name != "upstream") if "upstream" in sides else ""
+        print(f"{'workers':>7s}{head}{ratios}  outputs")
         for workers in args.workers:
             best = {name: float("inf") for name in sides}
+            first = {name: float("inf") for name in sides}
             reference = None
             for r in range(args.rounds):
-                # Alternate which side goes first, so neither always runs on a warmer (or busier) machine.
-                for name, make in sorted(sides.items(), reverse=bool(r % 2)):
-                    elapsed, batches = _run(make, path, args, workers)
-                    best[name] = min(best[name], elapsed)
+                order = sides[r % len(sides):] + sides[: r % len(sides)]  # rotate who goes first
+                for name in order:
+                    random.seed(0)
+                    np.random.seed(0)
+                    torch.manual_seed(0)
+                    t_first, elapsed, _, batches = runners[name](path, args, hyp, workers)
+                    n_images = sum(len(b[2]) for b in batches[1:])
+                    best[name] = min(best[name], elapsed / n_images)
+                    first[name] = min(first[name], t_first)
                     got = _digest(batches)
                     if reference is None:
-                        reference = got
-                    elif got != reference:
-                        raise SystemExit(f"workers={workers}: {name}'s batches differ from upstream's")
-            rate = {name: n_images / t for name, t in best.items()}
-            print(f"{workers:7d} {rate['upstream']:15.1f} {rate['yolov5_pt']:16.1f} "
-                  f"{rate['yolov5_pt'] / rate['upstream']:7.3f}  identical ({len(reference)} batches)")
+                        reference = (name, got)
+                    elif got != reference[1]:
+                        raise SystemExit(f"workers={workers}: {name}'s batches differ from {reference[0]}'s")
+            rate = {name: 1 / t for name, t in best.items()}
+            cells = "".join(f" {rate[n]:16.1f} {first[n]:8.2f}" for n in sides)
+            if "upstream" in sides:
+                cells += "".join(f" {rate[n] / rate['upstream']:13.3f}" for n in sides if n != "upstream")
+            print(f"{workers:7d}{cells}  identical ({len(reference[1])} batches)")
 
 
 if __name__ == "__main__":
