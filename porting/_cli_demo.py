@@ -1,4 +1,4 @@
-"""``torch2ms demo``: the YOLOv5 v7.0 training data pipeline, PyTorch and MindSpore side by side."""
+"""``torch2ms demo`` / ``torch2ms yolov5``: the YOLOv5 v7.0 training data pipeline, PyTorch and MindSpore side by side."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from porting._cli_args import at_least
 
 __all__ = ["register"]
 
+_EPILOG = """\
+Writes report.md, report.html and PNG pictures of the first batches (boxes and class ids drawn,
+side by side, with a difference map) into --out. Exit status: 0 every batch of every comparison
+bit-identical; 1 any mismatch; 2 bad input (missing or empty data, unknown hyp, bad options).
+"""
+
 
 def _run(args: argparse.Namespace) -> int:
     from porting._demo import run_demo
@@ -15,19 +21,31 @@ def _run(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def register(sub) -> None:
-    """Add the ``demo`` sub-command to ``sub`` (an argparse sub-parsers object)."""
+def _add(sub, name: str, help_text: str, data_required: bool) -> None:
     p = sub.add_parser(
-        "demo", help="side-by-side equivalence demo on the embedded synthetic YOLO dataset",
-        description="Generate the embedded synthetic YOLO dataset, run yolov5_pt's loader and its MindSpore port "
-                    "with the same seed and compare every batch, bit for bit.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--out", default="demo_out", help="folder for the generated dataset and the report")
+        name, help=help_text,
+        description="Run yolov5_pt (PyTorch, bit-identical to upstream YOLOv5 v7.0) and yolov5_ms (native MindSpore) "
+                    "with the same seed, compare every batch tensor by tensor, exactly, and write a report.",
+        epilog=_EPILOG, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--data", required=data_required, default=None,
+                   help="a YOLOv5 images folder or list file" + ("" if data_required else
+                                                                  " (default: generate the embedded synthetic dataset)"))
+    p.add_argument("--out", default="demo_out" if name == "demo" else "yolov5_report",
+                   help="report folder (the synthetic dataset is written to OUT/data)")
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for the dataset, the sampler and the workers")
-    p.add_argument("--images", type=at_least(1), default=16, help="synthetic images to generate")
+    if not data_required:
+        p.add_argument("--images", type=at_least(1), default=16, help="synthetic images to generate")
     p.add_argument("--imgsz", type=at_least(32), default=320, help="training image size in pixels")
     p.add_argument("--batch", type=at_least(1), default=4, help="batch size")
     p.add_argument("--workers", type=at_least(0), default=2, help="DataLoader worker processes on both sides")
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")
+    p.add_argument("--hyp", default="scratch-low", help="hyperparameters: a bundled name (scratch-low, scratch-med, "
+                                                        "scratch-high) or a YAML file")
     p.set_defaults(func=_run)
+
+
+def register(sub) -> None:
+    """Add the ``demo`` and ``yolov5`` sub-commands to ``sub`` (an argparse sub-parsers object)."""
+    _add(sub, "demo", "side-by-side YOLOv5 pipeline report on the embedded synthetic dataset (the main job)", False)
+    _add(sub, "yolov5", "the same side-by-side report on your own YOLOv5 dataset (--data DIR)", True)
