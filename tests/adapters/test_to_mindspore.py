@@ -153,3 +153,33 @@ def test_counts_reconcile_no_sample_dropped_or_duplicated(sampler, num_workers):
     got = [[int(i) for b in epoch for i in b] for epoch in ms_epochs(ds, 2)]
     assert [len(e) for e in got] == [len(e) for e in expected] == [len(loader.sampler)] * 2
     assert got == expected
+
+
+def test_iter_batches_gives_torchs_nesting_with_tensor_or_numpy_leaves():
+    import mindspore as ms
+
+    def collate(samples):  # a dict with a per-sample list, as NLP/detection collates return
+        return {"x": torch.stack([s for s, _ in samples]), "lengths": [n for _, n in samples]}
+
+    class Varied(torch.utils.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return torch.rand(2), i + 1
+
+    def make():
+        return DataLoader(Varied(), batch_size=4, collate_fn=collate, num_workers=1)
+
+    seed_all(0)
+    expected = torch_epochs(make(), 2)
+    seed_all(0)
+    ds = adapters.to_mindspore(make())
+    got = list(ds.iter_batches(2))
+    assert [type(b) for b in got] == [dict] * 4 and list(got[0]) == ["x", "lengths"]
+    assert isinstance(got[0]["x"], ms.Tensor) and got[0]["lengths"] == [1, 2, 3, 4]  # not 'lengths.0'
+    assert_equivalent(got, [b for epoch in expected for b in epoch], rtol=0, atol=0)
+    nxt = next(ds.iter_batches(1, output_numpy=True))  # the port's epoch 2
+    assert isinstance(nxt["x"], np.ndarray)
+    with pytest.raises(ValueError, match="num_epochs must be an int >= 1, got 0"):
+        ds.iter_batches(0)
