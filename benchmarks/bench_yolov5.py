@@ -7,11 +7,17 @@ Run (the issue's setting): ``.venv/bin/python benchmarks/bench_yolov5.py --image
 Each side builds its loader with its own ``create_dataloader`` (ours with ``albumentations=False``, which is what
 upstream runs under albumentations 2.x) after the same global seeding, and iterates ``--epochs`` epochs:
 upstream and ``yolov5_pt`` through torch's DataLoader, ``yolov5_ms`` as a MindSpore pipeline (one iterator over
-all epochs, rows rebuilt to ``(img, labels, paths, shapes)``). Timed: the iteration (``img/s``), and
-construction up to the first batch (``first s``; workers and, for ``yolov5_ms``, the first batch are started by
-the constructor). Runs alternate between the sides (the order rotates), ``--rounds`` times; the best time of
-each side is reported. Every batch of every run is compared with the first side's through a sha256 of its bytes
-(images, labels, paths, shapes): the script stops with an error if anything differs.
+all epochs, rows rebuilt to ``(img, labels, paths, shapes)``). Timed: from the ``create_dataloader`` call to the
+last batch (``img/s`` = all images / that time: worker start-up and prefetching count, as in training), and up to
+the first batch (``first s``). ``eff`` is the pipeline efficiency: img/s / (busy cores / single-thread seconds
+per sample), the single-thread cost measured on the dataset's own ``__getitem__`` in this process (busy cores:
+``min(workers, CPUs)``, 1 without workers). Runs alternate between the sides (the order rotates), ``--rounds``
+times; the best time of each side is reported. Every batch of every run is compared with the first side's
+through a sha256 of its bytes (images, labels, paths, shapes): the script stops with an error if anything
+differs.
+
+``--first-batch N`` instead times construction to the first batch on N small images whose label cache exists
+(the issue's 10 000-image case), per side, best of ``--rounds``.
 """
 
 from __future__ import annotations
@@ -49,18 +55,21 @@ def _digest(batches: list) -> list[str]:
 
 
 def _torch_side(make):
-    def run(path: str, args, hyp: dict, workers: int):
+    def run(path: str, args, hyp: dict, workers: int, first_only: bool = False):
         t0 = time.perf_counter()
         loader, _ = make(path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True, workers=workers,
                          shuffle=True, seed=0)
         it = iter(loader)
         batches = [next(it)]
         first = time.perf_counter() - t0
-        start = time.perf_counter()
+        if first_only:
+            del it, loader
+            gc.collect()
+            return first
         batches += list(it)
         for _ in range(args.epochs - 1):
             batches += list(loader)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - t0
         del it, loader
         gc.collect()  # InfiniteDataLoader and its iterator form a cycle: collect it so its workers stop now
         return first, elapsed, len(batches[0][0]), batches
@@ -68,7 +77,7 @@ def _torch_side(make):
     return run
 
 
-def _ms_side(path: str, args, hyp: dict, workers: int):
+def _ms_side(path: str, args, hyp: dict, workers: int, first_only: bool = False):
     import yolov5_ms
 
     t0 = time.perf_counter()
@@ -78,14 +87,54 @@ def _ms_side(path: str, args, hyp: dict, workers: int):
     rebuild = pipeline.structure.rebuild
     batches = [rebuild(next(it))]
     first = time.perf_counter() - t0
-    start = time.perf_counter()
+    if first_only:
+        it.stop()
+        del it, pipeline
+        gc.collect()
+        return first
     batches += [rebuild(row) for row in it]
     for _ in range(args.epochs - 1):
         batches += [rebuild(row) for row in it]
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - t0
     del it, pipeline
     gc.collect()
     return first, elapsed, len(batches[0][0]), batches
+
+
+def _single_thread_seconds(path: str, args, hyp: dict, samples: int = 32) -> float:
+    """Seconds per training sample of the core ``__getitem__`` in this thread (the work a worker does)."""
+    from yolov5_core import YoloDatasetCore
+
+    ds = YoloDatasetCore(path, args.img_size, args.batch_size, augment=True, hyp=hyp, albumentations=False)
+    random.seed(1)
+    np.random.seed(1)
+    ds[0]  # warm caches (imports, first file reads)
+    start = time.perf_counter()
+    for i in range(samples):
+        ds[i % len(ds)]
+    return (time.perf_counter() - start) / samples
+
+
+def _first_batch(args, hyp: dict, runners: dict, sides: list) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.first_batch, seed=0,
+                                          img_size=(128, 192)).images)
+        create_dataloader(path, args.img_size, args.batch_size, 32)  # the label cache, untimed
+        print(f"{args.first_batch} images (long side 128-192 px, labels cached, made in {time.perf_counter() - t:.0f} s)"
+              f" -> {args.img_size}, batch {args.batch_size}, best of {args.rounds} rounds")
+        for workers in args.workers:
+            first = {name: float("inf") for name in sides}
+            for r in range(args.rounds):
+                for name in sides[r % len(sides):] + sides[: r % len(sides)]:
+                    random.seed(0)
+                    np.random.seed(0)
+                    torch.manual_seed(0)
+                    first[name] = min(first[name], runners[name](path, args, hyp, workers, first_only=True))
+            cells = "  ".join(f"{n} {first[n]:.2f} s" for n in sides)
+            ratio = "".join(f"  {n}/upstream {first[n] / first['upstream']:.3f}" for n in sides
+                            if n != "upstream" and "upstream" in sides)
+            print(f"workers {workers}: time to first batch  {cells}{ratio}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mixup", type=float, default=None, help="override the hyp's mixup probability")
     parser.add_argument("--sides", nargs="+", default=["upstream", "yolov5_pt", "yolov5_ms"],
                         choices=["upstream", "yolov5_pt", "yolov5_ms"], help="pipelines to time")
+    parser.add_argument("--first-batch", type=int, default=None, metavar="N",
+                        help="time only construction to the first batch, on N small images (e.g. 10000)")
     args = parser.parse_args(argv)
 
     hyp = load_hyp(args.hyp)
@@ -113,12 +164,17 @@ def main(argv: list[str] | None = None) -> None:
         "yolov5_ms": _ms_side,
     }
     sides = list(dict.fromkeys(args.sides))
+    if args.first_batch:
+        _first_batch(args, hyp, runners, sides)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.images, seed=0, img_size=(480, 800)).images)
         create_dataloader(path, args.img_size, args.batch_size, 32)  # writes the label cache once, untimed
         print(f"{args.images} images (long side 480-800 px) -> {args.img_size}, batch {args.batch_size}, hyp {args.hyp}"
               f" (mixup {hyp['mixup']}), {args.epochs} epochs, best of {args.rounds} rounds, {os.cpu_count()} CPUs")
-        head = "".join(f" {name + ' img/s':>16s} {'first s':>8s}" for name in sides)
+        per_sample = _single_thread_seconds(path, args, hyp)
+        print(f"single-thread cost of a sample: {per_sample * 1000:.1f} ms ({1 / per_sample:.1f} img/s per core)")
+        head = "".join(f" {name + ' img/s':>16s} {'first s':>8s} {'eff':>5s}" for name in sides)
         ratios = "".join(f" {name + '/up':>13s}" for name in sides if name != "upstream") if "upstream" in sides else ""
         print(f"{'workers':>7s}{head}{ratios}  outputs")
         for workers in args.workers:
@@ -132,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                     np.random.seed(0)
                     torch.manual_seed(0)
                     t_first, elapsed, _, batches = runners[name](path, args, hyp, workers)
-                    n_images = sum(len(b[2]) for b in batches[1:])
+                    n_images = sum(len(b[2]) for b in batches)
                     best[name] = min(best[name], elapsed / n_images)
                     first[name] = min(first[name], t_first)
                     got = _digest(batches)
@@ -141,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
                     elif got != reference[1]:
                         raise SystemExit(f"workers={workers}: {name}'s batches differ from {reference[0]}'s")
             rate = {name: 1 / t for name, t in best.items()}
-            cells = "".join(f" {rate[n]:16.1f} {first[n]:8.2f}" for n in sides)
+            ideal = max(1, min(workers, os.cpu_count() or 1)) / per_sample
+            cells = "".join(f" {rate[n]:16.1f} {first[n]:8.2f} {rate[n] / ideal:5.2f}" for n in sides)
             if "upstream" in sides:
                 cells += "".join(f" {rate[n] / rate['upstream']:13.3f}" for n in sides if n != "upstream")
             print(f"{workers:7d}{cells}  identical ({len(reference[1])} batches)")
