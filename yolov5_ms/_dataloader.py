@@ -52,7 +52,12 @@ def _mindspore_group() -> tuple[int, int] | None:
     from mindspore.communication import _comm_helper, get_group_size, get_rank
 
     # get_group_size() answers 1 without init(); only an initialised group says what the world is.
-    if not _comm_helper._is_initialized():
+    is_initialized = getattr(_comm_helper, "_is_initialized", None)
+    if is_initialized is None:
+        raise RuntimeError(
+            "create_dataloader: this MindSpore has no mindspore.communication._comm_helper._is_initialized; "
+            "pass num_shards= and shard_id= explicitly")
+    if not is_initialized():
         return None
     return get_group_size(), get_rank()
 
@@ -193,8 +198,9 @@ def create_dataloader(
     Epochs: without ``image_weights`` the pipeline is upstream's ``InfiniteDataLoader`` (one iterator
     over all epochs, workers persist); with it, a plain loader whose workers start afresh each epoch
     and see ``dataset.indices`` as the caller set them (train.py's weighted draws). With ``rank !=
-    -1``, a ``DistributedSampler`` whose ``set_epoch(epoch)`` is called at the start of each
-    MindSpore epoch (as train.py does for upstream's).
+    -1``, a ``DistributedSampler`` whose epoch follows the MindSpore epochs the way train.py's
+    ``sampler.set_epoch(epoch)`` reaches torch's (with ``InfiniteDataLoader`` and workers, torch's
+    prefetching draws a pass before that call: see ``_torch_set_epoch_timing``).
 
     Args:
         path, imgsz, batch_size, stride, single_cls, hyp, augment, cache, pad, rect, rank, workers,
