@@ -59,6 +59,8 @@ class _Carried:
     torch: str  # full torch key, e.g. 'bn.num_batches_tracked'
     attr: str  # attribute on the cell
     cell: Any
+    active: bool  # torch has the key for this cell (False: track_running_stats=False, no counter)
+    ms: str | None  # the cell's own counter Parameter's name, if it carries one
 
 
 def _rule_name(cell: Any) -> str | None:
@@ -100,9 +102,10 @@ def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
             name = name_of.get(id(_resolve(sub, entry.ms)))
             if name is not None and name not in claimed:
                 claimed[name] = _Item(name, _join(prefix, entry.torch), entry, sub, params[name])
-        for attr in CARRIED.get(rule, ()):
-            carried.append(_Carried(_join(prefix, attr), attr, sub))
-            name = name_of.get(id(getattr(sub, attr, None)))
+        for entry in CARRIED.get(rule, ()):
+            name = name_of.get(id(getattr(sub, entry.ms, None)))
+            active = entry.when is None or _condition(entry.when, sub, for_save=False)
+            carried.append(_Carried(_join(prefix, entry.torch), entry.ms, sub, active, name))
             if name is not None:
                 carried_names.add(name)
         warning = _momentum_warning(prefix, sub, rule)
@@ -184,11 +187,13 @@ class CheckpointReport:
         converted: ``(torch key, MindSpore name, how)`` whose layout or dtype changed.
         carried: ``(torch key, MindSpore name)`` kept as an extra MindSpore parameter (``num_batches_tracked``).
         filled: ``(MindSpore name, how)`` set without a torch entry (affine=False gamma/beta).
-        unused: MindSpore names torch has no entry for and MindSpore never reads (track_running_stats=False).
+        unused: MindSpore names torch has no entry for and MindSpore never reads (the statistics and batch
+            counter of a track_running_stats=False layer).
         missing: MindSpore names the checkpoint has no entry for.
         unexpected: checkpoint keys nothing in the cell corresponds to.
         mis_shaped: ``(torch key, MindSpore name, shape in the checkpoint, shape expected)``.
-        warnings: other findings (a BatchNorm momentum that looks unflipped).
+        warnings: other findings (a BatchNorm momentum that looks unflipped; a batch counter the checkpoint
+            lacks, which the cell keeps as torch's ``load_state_dict`` does).
     """
 
     loaded: tuple = ()
@@ -398,6 +403,14 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
         loads.append((item, key, None))
     carried_rows, counters = [], []
     for c in carried:
+        if not c.active:  # torch has no counter here; a key of that name stays unexpected
+            if c.ms is not None:
+                unused.append(c.ms)
+            continue
+        if c.torch not in keys and c.ms is not None:
+            # as torch's own load_state_dict (which fills a missing counter with the module's own)
+            warnings.append(f"{c.torch}: not in the checkpoint; the cell keeps its own count "
+                            f"({int(_to_numpy(getattr(c.cell, c.attr)))})")
         if c.torch in keys:
             used.add(c.torch)
             shape, _ = _meta(source, c.torch)
@@ -537,6 +550,8 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
             continue
         out.append((item.torch, item.ms, value, entry.layout if entry else None))
     for c in carried:
+        if not c.active:
+            continue  # torch has no counter with track_running_stats=False
         own = getattr(c.cell, c.attr, None)
         if arrays is not None and c.torch in arrays:
             out.append((c.torch, c.torch, arrays[c.torch], None))
@@ -646,7 +661,8 @@ def read_tensors(path: str | os.PathLike, *, lazy: bool = False, mmap: bool = Tr
         tensors) or MindSpore Parameters (.ckpt).
 
     Raises:
-        ValueError: an unsupported extension or a file that is not a flat mapping of tensors.
+        ValueError: an unsupported extension, a file that is not a flat mapping of tensors, or a .pt
+            that ``torch.load(weights_only=True)`` refuses (pickled objects other than tensors).
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -658,14 +674,25 @@ def read_tensors(path: str | os.PathLike, *, lazy: bool = False, mmap: bool = Tr
     path = os.fspath(path)
     ext = _ext(path)
     if ext in _TORCH_EXT:
+        import pickle
+
         import torch
 
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError:
-            if not mmap:
-                raise
-            data = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip): no mmap
+            try:
+                data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError:
+                if not mmap:
+                    raise
+                data = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip): no mmap
+        except pickle.UnpicklingError as exc:
+            # never falls back to a full unpickle: that runs whatever code the file names
+            lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln or "error:" in ln]
+            raise ValueError(
+                f"{path}: torch.load(weights_only=True) refused it (it holds objects other than tensors: "
+                f"{(lines[0].split('. ')[0] if lines else type(exc).__name__)}); save only the state dict "
+                "(torch.save(model.state_dict(), path)), or load it yourself if you trust the file"
+            ) from exc
         if not isinstance(data, Mapping):
             raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
         for key, value in data.items():
@@ -692,6 +719,13 @@ def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes
 
     Raises:
         ValueError: an unsupported extension, or bfloat16 to .safetensors without torch installed.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.ckpt")
+        >>> write_tensors(p, {"w": np.ones(2, np.float32)}, dtypes={"w": "bfloat16"})
+        >>> str(read_tensors(p)["w"].dtype)
+        'BFloat16'
     """
     path = os.fspath(path)
     ext = _ext(path)
@@ -789,7 +823,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
     items, missing, mis_shaped = _torch_named(like, source, None)
     used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped}
     unexpected = tuple(k for k in source if k not in used)
-    counted = {c.torch for c in _plan(like)[1]}
+    counted = {c.torch for c in _plan(like)[1] if c.active}
     plain = [(key, ms, layout) for key, ms, _, layout in items if key not in counted]
     report = CheckpointReport(
         loaded=tuple(ms for key, ms, layout in plain if key == ms and layout is None),

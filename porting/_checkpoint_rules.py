@@ -77,10 +77,12 @@ CELL_RULES: dict[str, str] = {
 
 #: rule name -> torch keys with no MindSpore counterpart, carried through MindSpore as an extra
 #: non-trainable int64 ``Parameter`` of the same name on the cell (so ``cell.parameters_dict()``,
-#: ``save_checkpoint`` and :func:`porting.torch_state_dict` keep them).
-CARRIED: dict[str, tuple[str, ...]] = {
-    "batchnorm": ("num_batches_tracked",),
-    "batchnorm3d": ("num_batches_tracked",),
+#: ``save_checkpoint`` and :func:`porting.torch_state_dict` keep them). ``ms`` and ``torch`` are the
+#: same attribute name; ``when`` as for :class:`Entry` (torch's BatchNorm has no counter with
+#: track_running_stats=False, so none is read or written then).
+CARRIED: dict[str, tuple[Entry, ...]] = {
+    "batchnorm": (Entry("num_batches_tracked", "num_batches_tracked", when="tracks_running_stats"),),
+    "batchnorm3d": (Entry("num_batches_tracked", "num_batches_tracked", when="tracks_running_stats"),),
 }
 
 #: condition name -> (attribute read on the MindSpore cell, how) — evaluated by porting._checkpoint:

@@ -3,39 +3,47 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 __all__ = ["register"]
 
+_EPILOG = """\
+exit status: 0 converted; 1 entries missing, unexpected or mis-shaped (listed; nothing written unless
+--no-strict); 2 bad invocation (files, extensions, --like).
+"""
+
 
 def _load_like(spec: str):
-    """``package.module:factory`` -> the MindSpore cell ``factory()`` returns."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise SystemExit(f"torch2ms convert-ckpt: --like expects MODULE:FACTORY (e.g. mypkg.nets:build), got {spec!r}")
-    factory = getattr(importlib.import_module(module_name), attr, None)
-    if factory is None:
-        raise SystemExit(f"torch2ms convert-ckpt: --like {spec!r}: module {module_name!r} has no {attr!r}")
-    return factory() if callable(factory) else factory
+    """``MODULE:FACTORY`` -> the MindSpore cell ``FACTORY()`` returns (``porting._check``'s factory loading)."""
+    from porting._check import CheckError, load_factory
+
+    factory = load_factory(spec)
+    try:
+        cell = factory()
+    except Exception as exc:
+        raise CheckError(f"--like {spec}: the factory raised {type(exc).__name__}: {exc}") from exc
+    if not hasattr(cell, "parameters_dict"):
+        raise CheckError(f"--like {spec}: expected the factory to return a mindspore.nn.Cell, got {type(cell).__name__}")
+    return cell
 
 
 def _run(args: argparse.Namespace) -> int:
+    from porting._check import EXIT, CheckError
     from porting._checkpoint import CheckpointMismatchError, convert_checkpoint
 
-    like = _load_like(args.like) if args.like else None
     try:
+        like = _load_like(args.like) if args.like else None
         report = convert_checkpoint(args.src, args.dst, like=like, strict=not args.no_strict)
     except CheckpointMismatchError as exc:
         print(exc.report.table())
         print(f"torch2ms convert-ckpt: {str(exc).splitlines()[0]}; nothing written", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"torch2ms convert-ckpt: {exc}", file=sys.stderr)
-        return 2
+        return EXIT["mismatch"]
+    except (CheckError, ValueError, TypeError, OSError) as exc:
+        print(f"torch2ms convert-ckpt: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT["usage"]
     print(report.table())
     print(f"wrote {args.dst}")
-    return 0 if report.ok else 1
+    return EXIT["ok"] if report.ok else EXIT["mismatch"]
 
 
 def register(sub) -> None:
@@ -45,13 +53,14 @@ def register(sub) -> None:
         description="Convert SRC to DST (format from the extensions; fp16/fp32/fp64 kept, bfloat16 through float32 "
                     "and back). With --like, names and layouts follow porting's rule tables for that MindSpore "
                     "cell, and every missing, unexpected or mis-shaped entry is listed.",
+        epilog=_EPILOG,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("src", metavar="SRC", help="source checkpoint: .pt, .pth, .safetensors or .ckpt")
     p.add_argument("dst", metavar="DST", help="destination checkpoint: .ckpt, .safetensors, .pt or .pth (overwritten)")
     p.add_argument("--like", metavar="MODULE:FACTORY", default=None,
-                   help="a callable returning the MindSpore cell whose names to map to (or from); without it names "
-                        "and layouts are kept")
+                   help="a callable returning the MindSpore cell whose names to map to (or from): a dotted module "
+                        "importable from the current folder, or a .py path; without it names and layouts are kept")
     p.add_argument("--no-strict", action="store_true",
                    help="with --like, write what matches even if entries are missing, unexpected or mis-shaped")
     p.set_defaults(func=_run)

@@ -204,6 +204,18 @@ def test_affine_false_and_no_running_stats_round_trip():
     assert_equivalent(torch_state_dict(cell), dict(t.state_dict()), **EXACT)
 
 
+def test_a_counter_the_checkpoint_lacks_is_kept_and_reported():
+    t = torch.nn.BatchNorm2d(3)
+    cell = porting.convert_batchnorm(t)
+    cell.num_batches_tracked.set_data(ms.Tensor(np.array(9, np.int64)))
+    state = {k: v for k, v in t.state_dict().items() if k != "num_batches_tracked"}
+    report = load_torch_state_dict(cell, state)
+    # torch's own load_state_dict keeps the module's counter then: so does the cell, and the report says so
+    assert report.ok and report.warnings == ("num_batches_tracked: not in the checkpoint; the cell keeps its own "
+                                             "count (9)",)
+    assert int(cell.num_batches_tracked.asnumpy()) == 9
+
+
 def test_torch_state_dict_of_a_mindspore_built_cell_leaves_unknown_counters_out():
     sd = torch_state_dict(nn.BatchNorm2d(2))
     assert "num_batches_tracked" not in sd  # never a made-up count
@@ -282,6 +294,20 @@ def test_load_from_pt_and_safetensors_files(tmp_path):
     torch.save({"a": 1}, str(tmp_path / "bad.pt"))
     with pytest.raises(ValueError, match="entry 'a' is a int, expected a tensor"):
         load_torch_state_dict(MsZoo(), str(tmp_path / "bad.pt"))
+    # .pt files are read with weights_only=True: a pickled object is refused (never unpickled), the file named
+    torch.save({"fc.weight": torch.zeros(4, 3), "extra": _Pickled()}, str(tmp_path / "pickled.pt"))
+    with pytest.raises(ValueError, match=r"pickled\.pt: torch\.load\(weights_only=True\) refused it .*_Pickled"):
+        load_torch_state_dict(MsZoo(), str(tmp_path / "pickled.pt"))
+    assert not _Pickled.unpickled
+
+
+class _Pickled:
+    """An object whose unpickling would be noticed."""
+
+    unpickled = False
+
+    def __setstate__(self, state):
+        type(self).unpickled = True
 
 
 # --------------------------------------------------------------------------- small networks, through files
@@ -431,7 +457,8 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     torch.save(module.state_dict(), str(tmp_path / "net.pt"))
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "i10_like_nets.py").write_text(
-        "from tests.porting.test_checkpoint import MsConvNet\n\ndef build():\n    return MsConvNet()\n")
+        "from tests.porting.test_checkpoint import MsConvNet\n\ndef build():\n    return MsConvNet()\n\n"
+        "def not_a_cell():\n    return 3\n")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "net.ckpt"), "--like", "i10_like_nets:build"])
@@ -460,6 +487,27 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     with contextlib.redirect_stdout(out):  # no --like: a format change, names kept
         assert main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "same.safetensors")]) == 0
     assert "fc.weight" in out.getvalue()
+
+    for like, message in [("no_colon", "expected MODULE:FACTORY"), ("i10_like_nets:nope", "has no attribute 'nope'"),
+                          ("i10_like_nets:not_a_cell", "expected the factory to return a mindspore.nn.Cell, got int")]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):  # bad invocations: exit 2, one line naming the problem
+            code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "x.ckpt"), "--like", like])
+        assert code == 2 and message in err.getvalue() and err.getvalue().count("\n") == 1, err.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["convert-ckpt", str(tmp_path / "missing.pt"), str(tmp_path / "x.ckpt")]) == 2
+    assert "missing.pt" in err.getvalue()
+
+
+def test_cli_convert_ckpt_help_covers_every_option(capsys):
+    from porting.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["convert-ckpt", "--help"])
+    out = capsys.readouterr().out
+    for text in ("SRC", "DST", "--like", "--no-strict", "exit status"):
+        assert text in out
 
 
 # ----------------------------------------------------------------------------------------- memory sharing
