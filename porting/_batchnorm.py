@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["convert_batchnorm", "copy_batchnorm_state", "batchnorm_classes"]
+__all__ = ["convert_batchnorm", "copy_batchnorm_state", "batchnorm_classes", "add_batchnorm_parameters"]
 
 _DIMS = {"BatchNorm1d": 1, "BatchNorm2d": 2, "BatchNorm3d": 3}
 _INPUT_NDIM = {1: (2, 3), 2: (4,), 3: (5,)}
@@ -31,6 +31,34 @@ def _values_per_channel(shape: tuple) -> int:
         if i != 1:
             size *= d
     return size
+
+
+def add_batchnorm_parameters(cell: Any, num_features: int, affine: bool) -> None:
+    """Give ``cell`` BatchNorm's state, named as ``mindspore.nn.BatchNorm2d``'s, plus torch's batch counter.
+
+    gamma/beta (ones/zeros, frozen without ``affine``), moving_mean/moving_variance (zeros/ones) and the
+    int64 ``num_batches_tracked`` (0), so the checkpoint rules map them to torch's names.
+
+    Args:
+        cell: the ``mindspore.nn.Cell`` being built (in its ``__init__``).
+        num_features: channels (C).
+        affine: whether gamma and beta are trained.
+
+    Example:
+        >>> import mindspore
+        >>> cell = mindspore.nn.Cell(); add_batchnorm_parameters(cell, 2, affine=False)
+        >>> sorted(cell.parameters_dict()), cell.gamma.requires_grad
+        (['beta', 'gamma', 'moving_mean', 'moving_variance', 'num_batches_tracked'], False)
+    """
+    import mindspore
+    from mindspore import Parameter, Tensor, ops
+
+    c = int(num_features)
+    cell.gamma = Parameter(ops.ones(c, mindspore.float32), name="gamma", requires_grad=affine)
+    cell.beta = Parameter(ops.zeros(c, mindspore.float32), name="beta", requires_grad=affine)
+    cell.moving_mean = Parameter(ops.zeros(c, mindspore.float32), name="moving_mean", requires_grad=False)
+    cell.moving_variance = Parameter(ops.ones(c, mindspore.float32), name="moving_variance", requires_grad=False)
+    cell.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked", requires_grad=False)
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,13 +125,7 @@ def batchnorm_classes() -> dict[str, type]:
             self.dims = int(dims)
             self.eps = float(eps)
             self.affine = bool(affine)
-            c = self.num_features
-            self.gamma = Parameter(ops.ones(c, mindspore.float32), name="gamma", requires_grad=affine)
-            self.beta = Parameter(ops.zeros(c, mindspore.float32), name="beta", requires_grad=affine)
-            self.moving_mean = Parameter(ops.zeros(c, mindspore.float32), name="moving_mean", requires_grad=False)
-            self.moving_variance = Parameter(ops.ones(c, mindspore.float32), name="moving_variance", requires_grad=False)
-            self.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked",
-                                                 requires_grad=False)
+            add_batchnorm_parameters(self, self.num_features, self.affine)
 
         def construct(self, x):
             ndim = len(x.shape)

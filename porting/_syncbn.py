@@ -130,8 +130,9 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
 
 @functools.lru_cache(maxsize=None)
 def _ms_class() -> type:
-    import mindspore
-    from mindspore import Parameter, Tensor, nn, ops
+    from mindspore import nn, ops
+
+    from porting._batchnorm import add_batchnorm_parameters
 
     class _ReferenceSyncBatchNormCell(nn.Cell):
         torch_rule = "batchnorm"
@@ -147,12 +148,7 @@ def _ms_class() -> type:
             self.use_batch_statistics = use_batch_statistics
             # the fraction of each batch mixed into the running statistics (torch's momentum)
             self.mixed_momentum = 1.0 - float(momentum)
-            self.gamma = Parameter(ops.ones(c, mindspore.float32), name="gamma", requires_grad=affine)
-            self.beta = Parameter(ops.zeros(c, mindspore.float32), name="beta", requires_grad=affine)
-            self.moving_mean = Parameter(ops.zeros(c, mindspore.float32), name="moving_mean", requires_grad=False)
-            self.moving_variance = Parameter(ops.ones(c, mindspore.float32), name="moving_variance", requires_grad=False)
-            self.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked",
-                                                 requires_grad=False)
+            add_batchnorm_parameters(self, c, affine)
             self.world = _ms_world_size(group)
             if self.world > 1:
                 from mindspore.communication import GlobalComm
@@ -177,6 +173,10 @@ def _ms_class() -> type:
             for i in range(ndim):
                 if i != 1:
                     local_n = local_n * x.shape[i]
+            # Shapes are static: alone, one value per channel is known here. With more ranks every one holds
+            # >= 1 value, so the global count is >= 2 (torch's reference checks the all-reduced count).
+            if self.world == 1 and local_n == 1:
+                raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
             stats = ops.stack([xs.sum(axis=axes), (xs * xs).sum(axis=axes), ops.full((c,), local_n, dtype=x.dtype)])
             if self.world > 1:
                 stats = self.all_reduce(stats)
@@ -217,8 +217,8 @@ class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
     ``num_batches_tracked``; ``momentum`` in MindSpore's convention (0.9 == torch's 0.1). Inputs (N, C, *).
     Communication must be initialised (``mindspore.communication.init()``) before construction to synchronise;
     otherwise it is plain BatchNorm. Gradients of gamma/beta are each rank's share (sum them across ranks).
-    No one-value-per-channel check across ranks (MindSpore graphs cannot raise on a runtime value); the
-    global count is ``n`` in the all-reduced statistics.
+    One value per channel in training raises when running alone, as torch; with two or more ranks the global
+    count is at least the number of ranks (each holds a value), so it cannot be one.
 
     Args:
         num_features: C.
@@ -227,6 +227,9 @@ class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
         affine: learnable gamma and beta.
         use_batch_statistics: as ``mindspore.nn.BatchNorm2d`` (True == torch's track_running_stats=False).
         group: communication group (default: the world group).
+
+    Raises:
+        ValueError: momentum outside [0, 1]; training on one value per channel in a single process.
 
     Example:
         >>> import numpy as np, mindspore

@@ -97,8 +97,8 @@ def _train_and_compare(module, cell, shape, *, mean=3.0, std=2.0, seed=0):
         if module.track_running_stats:
             expected = {"running_mean": module.running_mean, "running_var": module.running_var}
             assert_equivalent(_stats(cell), expected, **tol["stats"])
-            if hasattr(cell, "num_batches_tracked"):
-                assert int(cell.num_batches_tracked.asnumpy()) == int(module.num_batches_tracked)
+            # every cell convert_batchnorm returns carries torch's counter and advances it as torch does
+            assert int(cell.num_batches_tracked.asnumpy()) == int(module.num_batches_tracked) == step + 1
     module.eval()
     cell.set_train(False)
     x = (rng.standard_normal(shape) * std + mean).astype(np.float32)
@@ -161,6 +161,7 @@ def test_tolerance_scales_with_mean_over_std(mean, std):
 
 
 def test_unflipped_momentum_passes_outputs_but_fails_running_stats():
+    tol = _tolerances(3.0, 2.0)  # the inputs below: mean 3, std 2 (the module docstring's figures)
     torch.manual_seed(0)
     module = torch.nn.BatchNorm2d(3)  # torch momentum 0.1
     wrong = ms.nn.BatchNorm2d(3, momentum=0.1)  # the classic mistake: MindSpore 0.1 means torch 0.9
@@ -171,9 +172,9 @@ def test_unflipped_momentum_passes_outputs_but_fails_running_stats():
         x = (rng.standard_normal((4, 3, 5, 5)) * 2 + 3).astype(np.float32)
         with torch.no_grad():
             yt = module(torch.from_numpy(x))
-        out_ok &= compare(wrong(ms.Tensor(x)), yt, rtol=1e-5, atol=4e-6).ok
+        out_ok &= compare(wrong(ms.Tensor(x)), yt, **tol["out"]).ok
         stats = compare(_stats(wrong), {"running_mean": module.running_mean, "running_var": module.running_var},
-                        rtol=1e-5, atol=4e-6)
+                        **tol["stats"])
     assert out_ok, "outputs in train mode do not depend on momentum"
     assert not stats.ok
     assert {m.path for m in stats.mismatches} == {("running_mean",), ("running_var",)}
@@ -200,6 +201,34 @@ def test_stock_mindspore_is_silently_wrong_on_one_value_per_channel_and_ours_rai
                 cell(ms.Tensor(np.ones(shape, np.float32)))
     cell = convert_batchnorm(torch.nn.BatchNorm2d(3).eval())  # eval with running stats: fine in both
     assert cell(ms.Tensor(x)).shape == (1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
+def test_one_value_per_channel_raises_in_graph_mode_too(ms_mode):
+    # the check is on the (static) input shape, so a compiled graph raises as PyNative does
+    for variant in ("default", "momentum_None", "no_running_stats"):
+        cell = convert_batchnorm(torch.nn.BatchNorm2d(3, **VARIANTS[variant]))
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            cell(ms.Tensor(np.ones((1, 3, 1, 1), np.float32)))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("kind", ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"])
+def test_round_trip_through_the_converted_cell_is_exact(kind, variant):
+    """torch -> convert_batchnorm -> copy_batchnorm_state back into a fresh torch layer: every entry bit for bit."""
+    torch.manual_seed(1)
+    src = getattr(torch.nn, kind)(3, **VARIANTS[variant])
+    with torch.no_grad():
+        for name, value in src.state_dict().items():
+            if value.is_floating_point():
+                value.copy_(torch.rand(value.shape) + 0.5)
+            else:
+                value.fill_(17)
+    expected = {k: v.clone() for k, v in src.state_dict().items()}  # written here, not by the code under test
+    back = getattr(torch.nn, kind)(3, **VARIANTS[variant])
+    copy_batchnorm_state(convert_batchnorm(src), back)
+    assert sorted(back.state_dict()) == sorted(expected)  # no key added (track_running_stats=False has no counter)
+    assert_equivalent(dict(back.state_dict()), expected, rtol=0, atol=0)
 
 
 def test_convert_mirrors_mode_and_settings():

@@ -188,6 +188,8 @@ def test_without_a_process_group_both_references_are_plain_batchnorm():
     assert int(sd["num_batches_tracked"]) == STEPS
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         porting.ReferenceSyncBatchNorm(3)(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):  # alone, as torch (not zeros and NaN)
+        cell(ms.Tensor(np.ones((1, 3), np.float32)))
 
 
 def test_torch_native_syncbn_equals_bn_in_eval_and_without_a_group():
