@@ -23,7 +23,7 @@ _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momen
 OPTIMIZER_RULES: dict[str, tuple[str, tuple[str, ...], dict[str, tuple[Any, str]]]] = {
     "SGD": ("TorchSGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), {}),
     "Adam": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),
-    "AdamW": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"), {}),
+    "AdamW": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),
     "RMSprop": ("TorchRMSprop", ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"), {}),
 }
 _REFUSED_ALWAYS = {"differentiable": (True, "a differentiable optimizer step has no MindSpore counterpart")}
@@ -96,6 +96,12 @@ def _checked(ms_param: Any, torch_param: Any, where: str) -> Any:
     if tuple(ms_param.shape) != tuple(torch_param.shape):
         raise ValueError(f"{where}: shape {tuple(ms_param.shape)} on the MindSpore side, "
                          f"{tuple(torch_param.shape)} in torch")
+    if not torch_param.requires_grad:
+        # torch skips a parameter whose .grad stays None (no decay, no momentum); MindSpore's value_and_grad
+        # over the optimizer's parameters gives it a zero gradient, which weight decay and momentum still move
+        raise ValueError(f"{where}: the torch parameter has requires_grad=False, so torch never updates it; the "
+                         "MindSpore optimizer would (weight decay, momentum on a zero gradient): leave frozen "
+                         "parameters out of the torch optimizer")
     return ms_param
 
 
@@ -120,8 +126,8 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
 
     Raises:
         TypeError: an optimizer class without a rule, or a parameter that is not a ``mindspore.Parameter``.
-        ValueError: the optimizer has state (it stepped), a refused setting (named with its group), a count
-            or shape mismatch, a parameter not in ``torch_module``.
+        ValueError: the optimizer has state (it stepped), a refused setting or one torch reads that no rule
+            covers (named with its group), a count or shape mismatch, a parameter not in ``torch_module``.
         KeyError: a torch parameter without a MindSpore name, or a name the cell lacks.
 
     Example:
@@ -178,13 +184,17 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
                 continue
             if key in keys:
                 out[key] = _scalar(value, where)
+            elif key in torch_optimizer.defaults:
+                # a hyperparameter this torch version reads that the rule does not know: never dropped silently
+                raise ValueError(f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
+                                 f"(porting._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
             else:
                 # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
                 out[key] = value
         if name == "AdamW":
-            out["decoupled_weight_decay"] = True
+            out.setdefault("decoupled_weight_decay", True)  # torch versions whose AdamW keeps no such key
         groups.append(out)
     defaults = {k: _scalar(v, f"defaults[{k!r}]") for k, v in torch_optimizer.defaults.items() if k in keys}
     if name == "AdamW":
-        defaults["decoupled_weight_decay"] = True
+        defaults.setdefault("decoupled_weight_decay", True)
     return getattr(_ms_optimizers, target)(groups, **defaults)

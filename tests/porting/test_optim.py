@@ -93,6 +93,19 @@ def test_refuses_unknown_optimizers_and_differentiable():
         porting.convert_optimizer(torch.optim.SGD(t_p, lr=0.1, differentiable=True), m_p)
 
 
+def test_a_setting_torch_reads_without_a_rule_is_refused():
+    # as a future torch release adding a hyperparameter would look: in the defaults, so torch reads it
+    t_p, m_p = _params()
+    t = torch.optim.SGD(t_p, lr=0.1)
+    t.defaults["new_knob"] = 0.5
+    t.param_groups[0]["new_knob"] = 0.5
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['new_knob'\] = 0.5: torch's SGD reads this setting"):
+        porting.convert_optimizer(t, m_p)
+    # a key torch does not read (user metadata, e.g. a group name) is carried over
+    t = torch.optim.SGD([{"params": t_p, "name": "weights"}], lr=0.1)
+    assert porting.convert_optimizer(t, m_p).param_groups[0]["name"] == "weights"
+
+
 def test_count_and_shape_mismatches_are_named():
     t_p, m_p = _params(2)
     t = torch.optim.SGD([{"params": [t_p[0]]}, {"params": [t_p[1]], "lr": 0.2}], lr=0.1)
@@ -107,6 +120,9 @@ def test_count_and_shape_mismatches_are_named():
         porting.convert_optimizer(t, [m_p[0], ms.Tensor(np.ones(2, np.float32))])
     with pytest.raises(ValueError, match="without torch_module"):
         porting.convert_optimizer(t, ms.nn.Dense(2, 2))
+    t_p[1].requires_grad_(False)  # frozen: torch never moves it, a MindSpore optimizer would (decay, momentum)
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\].*requires_grad=False"):
+        porting.convert_optimizer(t, m_p)
 
 
 def test_caller_objects_untouched():
