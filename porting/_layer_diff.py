@@ -305,6 +305,8 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
 
     Both sides must already hold the same weights (e.g. via ``porting.load_torch_state_dict``) and be in
     the same mode (``module.train()`` ↔ ``cell.set_train(True)``; a MindSpore cell starts in eval mode).
+    torch's global random stream is restored afterwards (MindSpore's random ops have no restorable state;
+    dropout masks never match across frameworks: compare with dropout off or in eval mode).
 
     Args:
         torch_module: the reference ``torch.nn.Module``.
@@ -324,6 +326,7 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         ValueError: the two sides are in different modes, a bad ``loss``, or a torch layer with parameters
             or buffers that has no MindSpore cell at its path.
         TypeError: an input that is not an array.
+        RuntimeError: MindSpore is in GRAPH mode (cell hooks run in PyNative mode only).
 
     Example:
         >>> import numpy as np, torch, mindspore as ms
@@ -333,8 +336,16 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         >>> diff_layers(t, m, np.ones((4, 3), np.float32)).ok
         True
     """
+    import mindspore as ms
+    import torch
+
     from porting._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
+    if ms.get_context("mode") != ms.PYNATIVE_MODE:
+        raise RuntimeError("diff_layers records every cell call with forward hooks, which MindSpore runs in "
+                           "PyNative mode only; the context is in GRAPH mode: call "
+                           "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first (a GRAPH-mode port computes "
+                           "the same numbers, the mode changes only how they are run)")
     if bool(torch_module.training) != bool(ms_cell.training):
         raise ValueError(f"the torch module is in {'train' if torch_module.training else 'eval'} mode, the "
                          f"MindSpore cell in {'train' if ms_cell.training else 'eval'} mode: put both in the same "
@@ -345,7 +356,8 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
     t_loss_fn, m_loss_fn = _losses(loss)
     names = torch_to_mindspore_names(torch_module, ms_cell)
 
-    t_rec, t_loss, t_grads = _torch_side(torch_module, inputs, target, t_loss_fn)
+    with torch.random.fork_rng(devices=[]):  # the caller's torch random stream stays as it was (dropout draws)
+        t_rec, t_loss, t_grads = _torch_side(torch_module, inputs, target, t_loss_fn)
     m_rec, m_loss, m_grads = _ms_side(ms_cell, inputs, target, m_loss_fn)
 
     tol = dict(rtol=rtol, atol=atol)

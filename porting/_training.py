@@ -124,6 +124,9 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     Each step on torch: ``zero_grad``, forward, ``loss_fn(output, target)``, ``backward``, ``optimizer.step()``,
     ``scheduler.step()``; on MindSpore the same through ``mindspore.value_and_grad`` over
     ``optimizer.parameters``. The models train: pass the objects you mean to train (e.g. fresh copies).
+    torch's global random stream is restored afterwards; MindSpore's random ops (dropout) have no state
+    that can be saved and restored (``mindspore.set_rng_state`` does not replay ``ops.rand``), and their
+    masks never match torch's anyway: compare with dropout off.
 
     Args:
         torch_side: ``(module, loss_fn, optimizer, scheduler)``; the scheduler may be left out or ``None``.
@@ -177,50 +180,52 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
         return m_loss_fn(m_model(*xs[:-1]), xs[-1])
 
     grad_fn = ms.value_and_grad(forward, None, m_opt.parameters)
-    records = []
-    it = iter(batches)
-    for step in range(steps):
-        try:
-            batch = next(it)
-        except StopIteration:
-            raise ValueError(f"batches ran out after {step} batches; steps={steps}") from None
-        inputs, target = _batch(batch, step)
-        # the lr this step uses, as float32 (what both frameworks' kernels compute with)
-        t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
-        m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
-                for g in m_opt.param_groups]
+    # the caller's torch random stream stays as it was (dropout and other draws happen inside)
+    with torch.random.fork_rng(devices=[]):
+        records = []
+        it = iter(batches)
+        for step in range(steps):
+            try:
+                batch = next(it)
+            except StopIteration:
+                raise ValueError(f"batches ran out after {step} batches; steps={steps}") from None
+            inputs, target = _batch(batch, step)
+            # the lr this step uses, as float32 (what both frameworks' kernels compute with)
+            t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
+            m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
+                    for g in m_opt.param_groups]
 
-        t_opt.zero_grad()
-        t_loss = t_loss_fn(t_model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
-        t_loss.backward()
-        t_grads = {n: p.grad.detach().clone() for n, p in t_params.items() if p.grad is not None}
-        t_opt.step()
-        if t_sched is not None:
-            t_sched.step()
+            t_opt.zero_grad()
+            t_loss = t_loss_fn(t_model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
+            t_loss.backward()
+            t_grads = {n: p.grad.detach().clone() for n, p in t_params.items() if p.grad is not None}
+            t_opt.step()
+            if t_sched is not None:
+                t_sched.step()
 
-        m_loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
-        m_grads = {p.name: g.asnumpy().copy() for p, g in zip(m_opt.parameters, grads, strict=True)}
-        m_opt(grads)
-        if m_sched is not None:
-            m_sched.step()
+            m_loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
+            m_grads = {p.name: g.asnumpy().copy() for p, g in zip(m_opt.parameters, grads, strict=True)}
+            m_opt(grads)
+            if m_sched is not None:
+                m_sched.step()
 
-        missing = "<no MindSpore counterpart under the checkpoint rules>"
-        comparisons = {
-            "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
-            "loss": compare(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), **tol),
-            "gradients": compare({n: m_grads.get(names.get(n), missing) for n in t_grads},
-                                 {n: g for n, g in t_grads.items()}, **tol),
-            "parameters": compare({n: m_all.get(names.get(n), missing) for n in t_params},
-                                  {n: p.detach() for n, p in t_params.items()}, **tol),
-            "buffers": compare({n: m_all.get(names.get(n), missing) for n in t_buffers},
-                               {n: b for n, b in t_buffers.items()}, **tol),
-        }
-        record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
-                            comparisons=comparisons)
-        records.append(record)
-        for what in _WHAT:
-            c: Comparison = comparisons[what]
-            if not c.ok:
-                return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
-                                      first_mismatch=c.mismatches[0])
-    return TrainingReport(steps=tuple(records))
+            missing = "<no MindSpore counterpart under the checkpoint rules>"
+            comparisons = {
+                "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
+                "loss": compare(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), **tol),
+                "gradients": compare({n: m_grads.get(names.get(n), missing) for n in t_grads},
+                                     {n: g for n, g in t_grads.items()}, **tol),
+                "parameters": compare({n: m_all.get(names.get(n), missing) for n in t_params},
+                                      {n: p.detach() for n, p in t_params.items()}, **tol),
+                "buffers": compare({n: m_all.get(names.get(n), missing) for n in t_buffers},
+                                   {n: b for n, b in t_buffers.items()}, **tol),
+            }
+            record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
+                                comparisons=comparisons)
+            records.append(record)
+            for what in _WHAT:
+                c: Comparison = comparisons[what]
+                if not c.ok:
+                    return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
+                                          first_mismatch=c.mismatches[0])
+        return TrainingReport(steps=tuple(records))

@@ -122,6 +122,27 @@ def test_bn_momentum_unflipped_is_caught_by_buffers_only():
     assert r.layers[1].buffers_before.ok
 
 
+def test_torch_random_stream_restored_and_graph_mode_refused(tmp_path, monkeypatch):
+    t, m = _pair()
+    t_drop = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
+    m_drop = mnn.SequentialCell([mnn.Dense(3, 3), mnn.Dropout(p=0.5)])
+    load_torch_state_dict(m_drop, t_drop.state_dict())
+    m_drop.set_train(True)
+    torch.manual_seed(123)
+    expected = torch.rand(3)  # what the caller's next draw would be without diff_layers in between
+    torch.manual_seed(123)
+    porting.diff_layers(t_drop, m_drop, np.ones((4, 3), np.float32))  # torch's dropout draws from the stream
+    assert torch.equal(torch.rand(3), expected)
+    monkeypatch.chdir(tmp_path)  # GRAPH mode may write IR files
+    old = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        with pytest.raises(RuntimeError, match="PyNative mode only; the context is in GRAPH mode"):
+            porting.diff_layers(t, m, X)
+    finally:
+        ms.set_context(mode=old)
+
+
 def test_modes_must_agree():
     t, m = _pair()
     m.set_train(False)
