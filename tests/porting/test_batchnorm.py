@@ -144,14 +144,33 @@ def test_train_steps_outputs_stats_and_gradients_match_torch_pynative(ms_mode, k
     _forward_steps(twin_module, twin_cell, shape)
 
 
-@pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
-@pytest.mark.parametrize("variant", ["default", "momentum_None", "affine_False", "no_running_stats"])
-@pytest.mark.parametrize("kind, shape", [CASES[1], CASES[2]], ids=["1d_NCL", "2d"])
-def test_train_steps_match_torch_graph_mode(ms_mode, kind, shape, variant):
+def _graph_case(kind, shape, variant):
     module, cell = _pair(kind, variant)
     _forward_steps(module, cell, shape)
     module2, cell2 = _pair(kind, variant)
     _train_and_compare(module2, cell2, shape)
+
+
+_CASE_IDS = {1: "1d_NC", 2: "1d_NCL", 3: "2d", 4: "3d"}
+# Default run: every input layout and every variant at least once in GRAPH mode (each case compiles
+# its graphs, ~1 s); the full product is @slow.
+GRAPH_DEFAULT = [(0, "default"), (0, "momentum_None"), (1, "default"), (1, "momentum_None"), (1, "affine_False"),
+                 (1, "no_running_stats"), (2, "default"), (2, "momentum0.3"), (2, "affine_False"),
+                 (2, "no_running_stats"), (3, "default"), (3, "momentum_None")]
+
+
+@pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
+@pytest.mark.parametrize("case, variant", GRAPH_DEFAULT, ids=[f"{_CASE_IDS[c + 1]}-{v}" for c, v in GRAPH_DEFAULT])
+def test_train_steps_match_torch_graph_mode(ms_mode, case, variant):
+    _graph_case(*CASES[case], variant)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("kind, shape", CASES, ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)))
+def test_every_case_and_variant_in_graph_mode(ms_mode, kind, shape, variant):
+    _graph_case(kind, shape, variant)
 
 
 @pytest.mark.parametrize("mean, std", [(0.0, 1.0), (100.0, 1.0), (1e4, 1.0)])
