@@ -51,12 +51,14 @@ def _run(args: argparse.Namespace) -> int:
         t, m, inputs, target = _unpack(result, args.target)
         if _LOSSES[args.loss] is not None and target is None:
             raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")
-        report = diff_layers(t, m, inputs, loss=_LOSSES[args.loss], target=target, **tol)
+        loss = _LOSSES[args.loss]
+        report = diff_layers(t, m, inputs, loss=loss, target=None if loss is None else target, **tol)
     except (CheckError, ValueError, TypeError) as exc:
         print(f"torch2ms diff: error: {exc}".splitlines()[0] if isinstance(exc, CheckError) else
               f"torch2ms diff: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT["usage"]
-    print(f"torch2ms diff {args.target}: {'OK' if report.ok else 'DIVERGES'}\n")
+    unused = " (the factory's target is not used with --loss sum)" if loss is None and target is not None else ""
+    print(f"torch2ms diff {args.target}: {'OK' if report.ok else 'DIVERGES'}{unused}\n")
     print(report)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as f:

@@ -323,8 +323,9 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         ``report.first`` the first divergent layer.
 
     Raises:
-        ValueError: the two sides are in different modes, a bad ``loss``, or a torch layer with parameters
-            or buffers that has no MindSpore cell at its path.
+        ValueError: the two sides are in different modes, a bad ``loss`` (or a target it would not use, or
+            none where it needs one), or a torch layer with parameters or buffers that has no MindSpore cell
+            at its path.
         TypeError: an input that is not an array.
         RuntimeError: MindSpore is in GRAPH mode (cell hooks run in PyNative mode only).
 
@@ -353,6 +354,11 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
     inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     inputs = [_as_numpy(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
     target = None if target is None else _as_numpy(target, "target")
+    if loss in ("mse", "cross_entropy") and target is None:
+        raise ValueError(f"loss={loss!r} compares the output with a target: pass target= (an array)")
+    if loss is None and target is not None:
+        raise ValueError("target was given but loss=None backpropagates the sum of the output, which ignores it: "
+                         "pass loss='mse', 'cross_entropy' or your own (torch_loss, mindspore_loss) pair")
     t_loss_fn, m_loss_fn = _losses(loss)
     names = torch_to_mindspore_names(torch_module, ms_cell)
 

@@ -102,6 +102,9 @@ def _side(side: Any, label: str) -> tuple:
         raise TypeError(f"{label}: expected (model, loss_fn, optimizer[, scheduler]), got {type(side).__name__}"
                         + (f" of length {len(side)}" if isinstance(side, (tuple, list)) else ""))
     model, loss_fn, optimizer, *rest = side
+    if not callable(loss_fn):
+        raise TypeError(f"{label}[1] (loss_fn): expected a callable (output, target) -> scalar loss, got "
+                        f"{type(loss_fn).__name__}")
     return model, loss_fn, optimizer, (rest[0] if rest else None)
 
 

@@ -156,6 +156,10 @@ def test_bad_loss_and_inputs():
         porting.diff_layers(t, m, X, loss="hinge")
     with pytest.raises(TypeError, match=r"inputs\[0\]: expected a numpy array"):
         porting.diff_layers(t, m, [[1.0]])
+    with pytest.raises(ValueError, match="loss='cross_entropy' compares the output with a target: pass target="):
+        porting.diff_layers(t, m, X, loss="cross_entropy")
+    with pytest.raises(ValueError, match="target was given but loss=None .* ignores it"):
+        porting.diff_layers(t, m, X, target=Y)
 
 
 class _TShared(torch.nn.Module):

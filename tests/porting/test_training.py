@@ -133,12 +133,15 @@ def test_divergence_is_named_with_step_and_tensor():
 
 def test_bad_arguments():
     t, m = TorchClassifier(), MsClassifier()
+    t_ce, m_ce = torch.nn.functional.cross_entropy, ops.cross_entropy
     with pytest.raises(ValueError, match="steps: expected an integer >= 1"):
-        porting.compare_training((t, None, None), (m, None, None), [], steps=0)
+        porting.compare_training((t, t_ce, None), (m, m_ce, None), [], steps=0)
     with pytest.raises(TypeError, match=r"torch_side: expected \(model, loss_fn, optimizer\[, scheduler\]\)"):
-        porting.compare_training(t, (m, None, None), [], steps=1)
+        porting.compare_training(t, (m, m_ce, None), [], steps=1)
+    with pytest.raises(TypeError, match=r"ms_side\[1\] \(loss_fn\): expected a callable .* got NoneType"):
+        porting.compare_training((t, t_ce, None), (m, None, None), [], steps=1)
     with pytest.raises(ValueError, match="torch module is in train mode, the MindSpore cell in eval mode"):
-        porting.compare_training((t, None, None), (m, None, None), [], steps=1)
+        porting.compare_training((t, t_ce, None), (m, m_ce, None), [], steps=1)
     m.set_train(True)
     with pytest.raises(TypeError, match="expected a torch-style MindSpore optimizer.*got SGD"):
-        porting.compare_training((t, None, None), (m, None, mnn.SGD(m.trainable_params())), [], steps=1)
+        porting.compare_training((t, t_ce, None), (m, m_ce, mnn.SGD(m.trainable_params())), [], steps=1)
