@@ -32,7 +32,7 @@ ms = pytest.importorskip("mindspore")
 import porting  # noqa: E402
 from porting import assert_equivalent  # noqa: E402
 from tests.porting._dist.syncbn_data import (  # noqa: E402
-    MOMENTUM, SHAPES, SPLITS, STEPS, global_batches, initial_state, rank_slice,
+    MOMENTUM, MS_NAMES, SHAPES, SPLITS, STEPS, global_batches, initial_state, rank_slice, record_torch,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -90,23 +90,7 @@ def _reference(kind: str) -> dict:
     """torch.nn.BatchNorm over the whole global batch, in this process (the expected values)."""
     steps, x_eval = global_batches(kind)
     bn = getattr(torch.nn, "BatchNorm2d" if kind == "2d" else "BatchNorm1d")(SHAPES[kind][1], momentum=MOMENTUM)
-    with torch.no_grad():
-        for k, v in initial_state().items():
-            getattr(bn, k).copy_(torch.from_numpy(v))
-    rec = {}
-    for i, (x, g) in enumerate(steps):
-        xt = torch.from_numpy(x).requires_grad_(True)
-        y = bn(xt)
-        (y * torch.from_numpy(g)).sum().backward()
-        rec[f"y{i}"], rec[f"dx{i}"] = y.detach().numpy(), xt.grad.numpy()
-        rec[f"dw{i}"], rec[f"db{i}"] = bn.weight.grad.numpy().copy(), bn.bias.grad.numpy().copy()
-        bn.weight.grad = bn.bias.grad = None
-        rec[f"mean{i}"], rec[f"var{i}"] = bn.running_mean.numpy().copy(), bn.running_var.numpy().copy()
-        rec[f"count{i}"] = bn.num_batches_tracked.numpy().copy()
-    bn.eval()
-    with torch.no_grad():
-        rec["eval"] = bn(torch.from_numpy(x_eval)).numpy()
-    return rec
+    return record_torch(bn, steps, x_eval)
 
 
 def _assert_matches_global_batch(ranks: list[dict], ref: dict, split: str) -> None:
@@ -170,11 +154,10 @@ def test_without_a_process_group_both_references_are_plain_batchnorm():
     m = porting.ReferenceSyncBatchNorm(3, momentum=MOMENTUM)
     assert isinstance(m, porting.ReferenceSyncBatchNorm) and isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
     cell = porting.ReferenceSyncBatchNormCell(3, momentum=1 - MOMENTUM)
-    names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
     with torch.no_grad():
         for k, v in initial_state().items():
             getattr(m, k).copy_(torch.from_numpy(v))
-            getattr(cell, names[k]).set_data(ms.Tensor(v))
+            getattr(cell, MS_NAMES[k]).set_data(ms.Tensor(v))
     cell.set_train(True)
     for i, (x, _) in enumerate(steps):
         with torch.no_grad():

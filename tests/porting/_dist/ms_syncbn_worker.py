@@ -12,11 +12,9 @@ import mindspore as ms
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, initial_state, rank_slice  # noqa: E402
+from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, rank_slice, record_mindspore  # noqa: E402
 
 import porting  # noqa: E402
-
-NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 
 
 def main(out_dir: str, modes: str) -> None:
@@ -32,23 +30,7 @@ def run(out_dir: str, mode: str, rank: int) -> None:
         for split in SPLITS:
             sl = rank_slice(split, rank)
             cell = porting.ReferenceSyncBatchNormCell(SHAPES[kind][1], momentum=1 - MOMENTUM)
-            for k, v in initial_state().items():
-                getattr(cell, NAMES[k]).set_data(ms.Tensor(v))
-            cell.set_train(True)
-
-            def loss(x, g):
-                y = cell(x)
-                return (y * g).sum(), y
-
-            grad_fn = ms.value_and_grad(loss, grad_position=0, weights=[cell.gamma, cell.beta], has_aux=True)
-            rec = {}
-            for i, (x, g) in enumerate(steps):
-                (_, y), (dx, (dw, db)) = grad_fn(ms.Tensor(x[sl]), ms.Tensor(g[sl]))
-                rec[f"y{i}"], rec[f"dx{i}"], rec[f"dw{i}"], rec[f"db{i}"] = (t.asnumpy() for t in (y, dx, dw, db))
-                rec[f"mean{i}"], rec[f"var{i}"] = cell.moving_mean.asnumpy().copy(), cell.moving_variance.asnumpy().copy()
-                rec[f"count{i}"] = cell.num_batches_tracked.asnumpy().copy()
-            cell.set_train(False)
-            rec["eval"] = cell(ms.Tensor(x_eval[sl])).asnumpy()
+            rec = record_mindspore(cell, steps, x_eval, sl)
             rec["world"] = np.array(cell.world)
             np.savez(os.path.join(out_dir, f"ms_{mode}_{kind}_{split}_rank{rank}.npz"), **rec)
 

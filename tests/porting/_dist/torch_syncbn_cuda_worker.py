@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, initial_state, rank_slice  # noqa: E402
+from syncbn_data import MOMENTUM, global_batches, rank_slice, record_torch  # noqa: E402
 
 import porting  # noqa: E402
 
@@ -25,21 +25,8 @@ def main(out_dir: str) -> None:
     sl = rank_slice("unequal", rank)
     rec = {}
     for name, cls in (("native", torch.nn.SyncBatchNorm), ("reference", porting.ReferenceSyncBatchNorm)):
-        m = cls(3, momentum=MOMENTUM).to(device)
-        with torch.no_grad():
-            for k, v in initial_state().items():
-                getattr(m, k).copy_(torch.from_numpy(v))
-        for i, (x, g) in enumerate(steps):
-            xt = torch.from_numpy(x[sl]).to(device).requires_grad_(True)
-            y = m(xt)
-            (y * torch.from_numpy(g[sl]).to(device)).sum().backward()
-            rec[f"{name}_y{i}"], rec[f"{name}_dx{i}"] = y.detach().cpu().numpy(), xt.grad.cpu().numpy()
-            rec[f"{name}_dw{i}"] = m.weight.grad.cpu().numpy().copy()
-            m.weight.grad = m.bias.grad = None
-            rec[f"{name}_mean{i}"], rec[f"{name}_var{i}"] = m.running_mean.cpu().numpy(), m.running_var.cpu().numpy()
-        m.eval()
-        with torch.no_grad():
-            rec[f"{name}_eval"] = m(torch.from_numpy(x_eval[sl]).to(device)).cpu().numpy()
+        rec.update({f"{name}_{k}": v for k, v in record_torch(cls(3, momentum=MOMENTUM).to(device), steps, x_eval, sl,
+                                                                 device=device).items()})
     np.savez(os.path.join(out_dir, f"cuda_rank{rank}.npz"), **rec)
     dist.barrier()
     dist.destroy_process_group()

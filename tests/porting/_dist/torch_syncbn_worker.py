@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, initial_state, rank_slice  # noqa: E402
+from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, rank_slice, record_torch  # noqa: E402
 
 import porting  # noqa: E402
 
@@ -24,22 +24,7 @@ def main(out_dir: str) -> None:
         for split in SPLITS:
             sl = rank_slice(split, rank)
             m = porting.ReferenceSyncBatchNorm(SHAPES[kind][1], momentum=MOMENTUM)
-            with torch.no_grad():
-                for k, v in initial_state().items():
-                    getattr(m, k).copy_(torch.from_numpy(v))
-            rec = {}
-            for i, (x, g) in enumerate(steps):
-                xt = torch.from_numpy(x[sl]).requires_grad_(True)
-                y = m(xt)
-                (y * torch.from_numpy(g[sl])).sum().backward()
-                rec[f"y{i}"], rec[f"dx{i}"] = y.detach().numpy(), xt.grad.numpy()
-                rec[f"dw{i}"], rec[f"db{i}"] = m.weight.grad.numpy().copy(), m.bias.grad.numpy().copy()
-                m.weight.grad = m.bias.grad = None
-                rec[f"mean{i}"], rec[f"var{i}"] = m.running_mean.numpy().copy(), m.running_var.numpy().copy()
-                rec[f"count{i}"] = m.num_batches_tracked.numpy().copy()
-            m.eval()
-            with torch.no_grad():
-                rec["eval"] = m(torch.from_numpy(x_eval[sl])).numpy()
+            rec = record_torch(m, steps, x_eval, sl)
             np.savez(os.path.join(out_dir, f"torch_{kind}_{split}_rank{rank}.npz"), **rec)
     # the fact the reference exists for: torch's own SyncBatchNorm cannot train on CPU with a process group
     try:
