@@ -283,9 +283,8 @@ def _dtype_name(value: Any) -> str:
 
 def _dtype_name_uncached(value: Any, dtype: Any) -> str:
     text = str(dtype)
-    for prefix in ("torch.",):
-        if text.startswith(prefix):
-            return text[len(prefix):]
+    if text.startswith("torch."):
+        return text[len("torch."):]
     if isinstance(value, np.ndarray) or isinstance(dtype, np.dtype):
         return np.dtype(dtype).name
     return {"Float32": "float32", "Float16": "float16", "Float64": "float64", "BFloat16": "bfloat16",
@@ -628,15 +627,13 @@ class _LazySafetensors(Mapping):
     def __getitem__(self, key: str):
         if key not in self._dtypes:
             raise KeyError(key)
-        if self._dtypes[key] == "BF16":  # numpy has no bfloat16
-            try:
-                from safetensors import safe_open
-            except ImportError:  # pragma: no cover
-                raise
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                raise ValueError(f"{self._path}: {key!r} is bfloat16, which reading without torch cannot hold") from None
+        if self._dtypes[key] == "BF16":  # numpy has no bfloat16: read it as a torch tensor
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is None:
+                raise ValueError(f"{self._path}: {key!r} is bfloat16, which reading without torch cannot hold")
+            from safetensors import safe_open
+
             with safe_open(self._path, framework="pt") as f:
                 return f.get_tensor(key)
         return self._numpy.get_tensor(key)
