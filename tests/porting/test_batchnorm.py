@@ -11,6 +11,10 @@ each side carries a few float32 ulps of the reduced quantity; the error in the v
 * outputs and dx (O(1) values): atol 2e-6 * scale = 5e-6 (~5x the worst measured), rtol 1e-5;
 * running stats (O(|mean|) and O(std^2)): rtol 1e-5, atol 2e-6 * scale (~5x);
 * dgamma/dbeta, sums over N*spatial terms of O(1): atol 1e-5 * scale = 2.5e-5 (~5x), rtol 1e-5.
+The linear scaling holds across magnitudes (measured the same way, every case and variant, 5 training steps):
+mean 0 / std 1: outputs 4.8e-7, dx 9.5e-7, dgamma/dbeta 3.3e-6; mean 100 / std 1: 2.8e-5, 2.4e-5, 2.2e-4;
+mean 1e4 / std 1: 2.8e-3, 3.3e-3, 1.6e-2 - each 5-7x below its scaled atol; running stats stay within 2.2e-6
+relative (rtol 1e-5) at every mean.
 An unflipped momentum misses the running stats by > 1 (test below): far outside any of these.
 """
 

@@ -100,7 +100,6 @@ def test_converted_mid_schedule_continues_from_torch_state():
     for _ in range(3):
         t.step()
         s.step()
-    _, m = _opt()
     # an optimizer converted from another one gets the scheduler's state; its lr is set from torch's groups
     t2 = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
     s2 = S.CosineAnnealingLR(t2, T_max=10)
