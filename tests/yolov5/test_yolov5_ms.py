@@ -224,11 +224,13 @@ def test_infinite_loader_rewrites_reach_only_where_torch_sees_them(data, workers
 
 def test_rewrite_before_epoch_0_is_refused(data):
     seed_all(0)
-    pipeline, ds = yolov5_ms.create_dataloader(data, workers=2, image_weights=True, **BASE)
+    pipeline, ds = yolov5_ms.create_dataloader(data, workers=2, image_weights=True, indices=lambda d: [d.n - 1] * d.n,
+                                               **BASE)
     with pytest.raises(RuntimeError, match=r"rewritten before the pipeline's first epoch was consumed.*indices=\.\.\."):
         ds.indices = list(range(8))
-    assert list(ds.indices) == list(range(16))
-    list(pipeline.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert list(ds.indices) == [15] * 16  # epoch 0's, from create_dataloader(indices=a function of the dataset)
+    epoch0 = [pipeline.structure.rebuild(r) for r in pipeline.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+    assert {p for b in epoch0 for p in b[2]} == {ds.im_files[15]}
     ds.indices = list(range(8))  # from epoch 1 on: allowed
     assert list(ds.indices) == list(range(8))
 
