@@ -408,8 +408,9 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
             continue
         if c.torch not in keys and c.ms is not None:
             # as torch's own load_state_dict (which fills a missing counter with the module's own)
-            warnings.append(f"{c.torch}: not in the checkpoint; the cell keeps its own count "
-                            f"({int(_to_numpy(getattr(c.cell, c.attr)))})")
+            warnings.append(f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
+                            f"{int(_to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
+                            "keeps the module's)")
         if c.torch in keys:
             used.add(c.torch)
             shape, _ = _meta(source, c.torch)
