@@ -1,7 +1,8 @@
-"""Failure texts, worded like ``torch.testing.assert_close`` so they read the same in test logs."""
+"""Failure texts, worded like ``torch.testing.assert_close`` so they read the same in test logs; report tables."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "length_message",
     "text_message",
     "text_array_message",
+    "text_table",
 ]
 
 
@@ -149,3 +151,38 @@ def text_array_message(mismatched: int, numel: int, index: tuple[int, ...], actu
             f"The first mismatched element is at index {index}: {actual!r} != {expected!r}.",
         ]
     )
+
+
+def text_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """An aligned plain-text table: the header, a rule of dashes, then one line per row.
+
+    Every column is left-aligned to its widest cell (header included), columns are two spaces apart
+    and trailing spaces are stripped from the header and the rows (the rule keeps its full width).
+
+    Args:
+        header: the column titles.
+        rows: the cells of each row, as strings, as many as ``header`` has.
+
+    Returns:
+        The lines joined with ``"\\n"`` (no trailing newline).
+
+    Raises:
+        ValueError: a row with more or fewer cells than ``header``, naming the row's index.
+
+    Example:
+        >>> print(text_table(["name", "value"], [["lr", "0.1"], ["momentum", ""]]))
+        name      value
+        --------  -----
+        lr        0.1
+        momentum
+    """
+    header = list(header)
+    body = [list(r) for r in rows]
+    for i, r in enumerate(body):
+        if len(r) != len(header):
+            raise ValueError(f"text_table: row {i} has {len(r)} cells, expected {len(header)} (one per header column)")
+    table = [header, *body]
+    widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

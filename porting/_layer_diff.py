@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from porting._compare import Comparison, Mismatch, compare
+from porting._format import text_table
 
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
 
@@ -128,12 +129,8 @@ class LayerReport:
         return "\n".join(parts)
 
     def __str__(self) -> str:
-        rows = [self._HEADER, *self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self._HEADER))]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
         detail = self._detail()
-        return "\n".join([*lines, "", self.headline(), *([detail] if detail else [])])
+        return "\n".join([text_table(self._HEADER, self._rows()), "", self.headline(), *([detail] if detail else [])])
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown, the headline and the first mismatch's figures below it."""

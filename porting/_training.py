@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from porting._compare import Comparison, Mismatch, compare
+from porting._format import text_table
 
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
 
@@ -82,16 +83,13 @@ class TrainingReport:
     def __str__(self) -> str:
         header = ["step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer",
                   "lr"]
-        rows = [header]
+        rows = []
         for s in self.steps:
             c = s.comparisons
             rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", f"{abs(s.torch_loss - s.ms_loss):.3g}",
                          f"{float(c['gradients'].worst_abs_diff):.3g}", f"{float(c['parameters'].worst_abs_diff):.3g}",
                          f"{float(c['buffers'].worst_abs_diff):.3g}", "ok" if c["learning rate"].ok else "DIFF"])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines += ["", self.headline()]
+        lines = [text_table(header, rows), "", self.headline()]
         if self.first_mismatch is not None:
             lines.append(str(self.first_mismatch))
         return "\n".join(lines)
