@@ -7,6 +7,9 @@
 * :func:`torch_state_dict` — the reverse: the torch-named state dict of a cell.
 * :func:`convert_checkpoint` — file to file, dtypes preserved.
 
+Reading and writing the files themselves (``.pt/.pth`` with ``weights_only=True``, ``.safetensors``, ``.ckpt``)
+is :mod:`porting._checkpoint_files`, the layer below this one.
+
 ``num_batches_tracked`` (torch BatchNorm's counter, which MindSpore has not) is carried as an extra
 non-trainable int64 ``Parameter`` named ``num_batches_tracked`` on the BatchNorm cell, so it is in
 ``cell.parameters_dict()``, in ``mindspore.save_checkpoint`` files and back in :func:`torch_state_dict`.
@@ -22,22 +25,30 @@ from typing import Any
 
 import numpy as np
 
+from porting._checkpoint_files import (
+    MS_EXT,
+    ST_EXT,
+    TORCH_EXT,
+    dtype_name,
+    file_ext,
+    ms_tensor,
+    read_tensors,
+    shape_of,
+    to_numpy,
+    torch_tensor,
+    write_tensors,
+)
 from porting._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
+from porting._format import text_table
 
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointReport",
     "convert_checkpoint",
     "load_torch_state_dict",
-    "read_tensors",
     "torch_state_dict",
     "torch_to_mindspore_names",
-    "write_tensors",
 ]
-
-_TORCH_EXT = (".pt", ".pth")
-_MS_EXT = (".ckpt",)
-_ST_EXT = (".safetensors",)
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -237,12 +248,7 @@ class CheckpointReport:
 
     def table(self) -> str:
         """The report as an aligned text table, then the warnings and a one-line summary."""
-        head = ("status", "source", "destination", "detail")
-        rows = self.rows()
-        widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        lines = [fmt.format(*head).rstrip(), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*r).rstrip() for r in rows]
+        lines = [text_table(("status", "source", "destination", "detail"), self.rows())]
         lines += [f"warning: {w}" for w in self.warnings]
         lines.append(self.summary())
         return "\n".join(lines)
@@ -260,58 +266,7 @@ class CheckpointReport:
         return self.table()
 
 
-# ------------------------------------------------------------------------------------------ array helpers
-
-
-_DTYPE_NAMES: dict = {}
-
-
-def _dtype_name(value: Any) -> str:
-    """'float32', 'bfloat16', ... for a torch / MindSpore tensor or numpy array."""
-    dtype = getattr(value, "dtype", None)
-    try:
-        return _DTYPE_NAMES[dtype]
-    except (KeyError, TypeError):
-        pass
-    name = _dtype_name_uncached(value, dtype)
-    try:
-        _DTYPE_NAMES[dtype] = name
-    except TypeError:  # an unhashable dtype object
-        pass
-    return name
-
-
-def _dtype_name_uncached(value: Any, dtype: Any) -> str:
-    text = str(dtype)
-    if text.startswith("torch."):
-        return text[len("torch."):]
-    if isinstance(value, np.ndarray) or isinstance(dtype, np.dtype):
-        return np.dtype(dtype).name
-    return {"Float32": "float32", "Float16": "float16", "Float64": "float64", "BFloat16": "bfloat16",
-            "Int64": "int64", "Int32": "int32", "Int8": "int8", "UInt8": "uint8", "Bool": "bool",
-            "Int16": "int16"}.get(text, text.lower())
-
-
-def _shape(value: Any) -> tuple[int, ...]:
-    return tuple(int(d) for d in value.shape)
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    """A numpy view/copy of a torch tensor, MindSpore tensor or array; bfloat16 becomes float32."""
-    if isinstance(value, np.ndarray):
-        return value
-    if type(value).__module__.startswith("torch"):
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    if hasattr(value, "asnumpy"):
-        if _dtype_name(value) == "bfloat16":
-            import mindspore
-
-            value = value.astype(mindspore.float32)
-        return value.asnumpy()
-    return np.asarray(value)
+# ---------------------------------------------------------------------------------------------- layouts
 
 
 def _apply_layout(array: np.ndarray, layout: tuple | None, to_ms: bool) -> np.ndarray:
@@ -346,12 +301,12 @@ def _source_mapping(source: Any, where: str) -> tuple[Mapping[str, Any], bool]:
         return source, False
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in _TORCH_EXT + _ST_EXT:
+        ext = file_ext(path)
+        if ext not in TORCH_EXT + ST_EXT:
             raise ValueError(f"{where}: expected a state dict or a .pt/.pth/.safetensors file, got {path!r}")
         # .pt read whole (not memory-mapped) and .safetensors tensor by tensor: arrays nobody else holds,
         # adopted by the cell without a copy, so loading needs no second copy of the checkpoint
-        return read_tensors(path, lazy=ext in _ST_EXT, mmap=False), True
+        return read_tensors(path, lazy=ext in ST_EXT, mmap=False), True
     raise TypeError(f"{where}: expected a state dict (mapping) or a file path, got {type(source).__name__}")
 
 
@@ -361,7 +316,7 @@ def _meta(source: Mapping[str, Any], key: str) -> tuple[tuple[int, ...], str]:
     if meta is not None:
         return meta(key)
     value = source[key]
-    return _shape(value), _dtype_name(value)
+    return shape_of(value), dtype_name(value)
 
 
 def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list, list]:
@@ -387,11 +342,11 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
         used.add(key)
         got, src_dtype = _meta(source, key)
         layout = entry.layout if entry else None
-        want = _shape(item.param)
+        want = shape_of(item.param)
         if _layout_shape(got, layout) != want:
             mis_shaped.append((key, item.ms, got, want))
             continue
-        dst_dtype = _dtype_name(item.param)
+        dst_dtype = dtype_name(item.param)
         hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
         if hows:
             converted.append((key, item.ms, "; ".join(hows)))
@@ -409,7 +364,7 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
         if c.torch not in keys and c.ms is not None:
             # as torch's own load_state_dict (which fills a missing counter with the module's own)
             warnings.append(f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
-                            f"{int(_to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
+                            f"{int(to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
                             "keeps the module's)")
         if c.torch in keys:
             used.add(c.torch)
@@ -443,20 +398,8 @@ def _condition(name: str, cell: Any, *, for_save: bool) -> bool:
         if not for_save:
             return False
         # Frozen gamma/beta that moved from 1/0 (a fine-tuning freeze) are still written out.
-        return not (np.all(_to_numpy(gamma) == 1) and np.all(_to_numpy(beta) == 0))
+        return not (np.all(to_numpy(gamma) == 1) and np.all(to_numpy(beta) == 0))
     raise ValueError(f"unknown rule condition {name!r}")
-
-
-def _ms_tensor(array: np.ndarray, dtype_name: str, *, adopt: bool = False):
-    """A MindSpore tensor of ``array`` as ``dtype_name``; with ``adopt``, sharing its memory when it can."""
-    import mindspore
-
-    if adopt and dtype_name != "bfloat16" and array.dtype == np.dtype(dtype_name) and array.ndim \
-            and array.flags.c_contiguous and array.flags.writeable:
-        return mindspore.Tensor.from_numpy(array)
-    if dtype_name == "bfloat16":
-        return mindspore.Tensor(np.asarray(array, dtype=np.float32, order="C")).astype(mindspore.bfloat16)
-    return mindspore.Tensor(np.asarray(array, dtype=np.dtype(dtype_name), order="C"))
 
 
 def _counter_parameter(cell: Any, attr: str, name: str, value: int):
@@ -515,15 +458,15 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)
     for item, key, _ in loads:
-        dtype_name = _dtype_name(item.param)
+        dtype = dtype_name(item.param)
         if key is None:
-            array = np.full(_shape(item.param), item.entry.fill, dtype=np.float32)
+            array = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
         else:
-            array = _apply_layout(_to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
-        item.param.set_data(_ms_tensor(array, dtype_name, adopt=adopt and key is not None))
+            array = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
+        item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None))
     for carried, key in counters:
         _counter_parameter(carried.cell, carried.attr, getattr(getattr(carried.cell, carried.attr, None), "name", key),
-                           int(_to_numpy(source[key])))
+                           int(to_numpy(source[key])))
     return report
 
 
@@ -545,8 +488,8 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
         if value is None:
             missing.append(item.ms)
             continue
-        if _shape(value) != _shape(item.param):
-            mis_shaped.append((item.ms, item.torch, _shape(value), _shape(item.param)))
+        if shape_of(value) != shape_of(item.param):
+            mis_shaped.append((item.ms, item.torch, shape_of(value), shape_of(item.param)))
             continue
         out.append((item.torch, item.ms, value, entry.layout if entry else None))
     for c in carried:
@@ -561,13 +504,6 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
             out.append((c.torch, c.torch, np.array(num_batches_tracked, dtype=np.int64), None))
         # else: left out, so torch's strict load_state_dict names it missing (never a made-up count).
     return out, missing, mis_shaped
-
-
-def _torch_tensor(array: np.ndarray, dtype_name: str):
-    import torch
-
-    tensor = torch.from_numpy(np.array(array, copy=True))
-    return tensor.to(torch.bfloat16) if dtype_name == "bfloat16" else tensor
 
 
 def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None) -> dict:
@@ -593,170 +529,16 @@ def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None) -> di
     """
     out = {}
     for key, _, value, layout in _torch_named(cell, None, num_batches_tracked)[0]:
-        out[key] = _torch_tensor(_apply_layout(_to_numpy(value), layout, to_ms=False), _dtype_name(value))
+        out[key] = torch_tensor(_apply_layout(to_numpy(value), layout, to_ms=False), dtype_name(value))
     return out
-
-
-# ------------------------------------------------------------------------------------------------- files
-
-
-def _ext(path: str) -> str:
-    return os.path.splitext(path)[1].lower()
-
-
-_ST_DTYPES = {"F16": "float16", "F32": "float32", "F64": "float64", "BF16": "bfloat16", "I64": "int64",
-              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
-
-
-class _LazySafetensors(Mapping):
-    """A read-only mapping over a .safetensors file: each tensor read when asked for."""
-
-    def __init__(self, path: str) -> None:
-        from safetensors import safe_open
-
-        self._path = path
-        self._numpy = safe_open(path, framework="numpy")
-        self._keys = list(self._numpy.keys())
-        slices = {k: self._numpy.get_slice(k) for k in self._keys}
-        self._dtypes = {k: sl.get_dtype() for k, sl in slices.items()}
-        self._shapes = {k: tuple(int(d) for d in sl.get_shape()) for k, sl in slices.items()}
-
-    def meta(self, key: str) -> tuple[tuple[int, ...], str]:
-        """Shape and dtype name from the header, without reading the data."""
-        return self._shapes[key], _ST_DTYPES.get(self._dtypes[key], self._dtypes[key].lower())
-
-    def __getitem__(self, key: str):
-        if key not in self._dtypes:
-            raise KeyError(key)
-        if self._dtypes[key] == "BF16":  # numpy has no bfloat16: read it as a torch tensor
-            import importlib.util
-
-            if importlib.util.find_spec("torch") is None:
-                raise ValueError(f"{self._path}: {key!r} is bfloat16, which reading without torch cannot hold")
-            from safetensors import safe_open
-
-            with safe_open(self._path, framework="pt") as f:
-                return f.get_tensor(key)
-        return self._numpy.get_tensor(key)
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def read_tensors(path: str | os.PathLike, *, lazy: bool = False, mmap: bool = True) -> Mapping[str, Any]:
-    """Read a ``.pt/.pth`` (``weights_only=True``), ``.safetensors`` or ``.ckpt`` file into ``{name: tensor}``.
-
-    Args:
-        path: the file.
-        lazy: for .safetensors, read each tensor when it is asked for.
-        mmap: memory-map .pt files (zip format) instead of reading them whole.
-
-    Returns:
-        A mapping of names to torch tensors (.pt), numpy arrays (.safetensors; bfloat16 as torch
-        tensors) or MindSpore Parameters (.ckpt).
-
-    Raises:
-        ValueError: an unsupported extension, a file that is not a flat mapping of tensors, or a .pt
-            that ``torch.load(weights_only=True)`` refuses (pickled objects other than tensors).
-
-    Example:
-        >>> import numpy as np, tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "a.safetensors")
-        >>> write_tensors(p, {"w": np.ones(2, np.float32)})
-        >>> dict(read_tensors(p))["w"].tolist()
-        [1.0, 1.0]
-    """
-    path = os.fspath(path)
-    ext = _ext(path)
-    if ext in _TORCH_EXT:
-        import pickle
-
-        import torch
-
-        try:
-            try:
-                data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-            except RuntimeError:
-                if not mmap:
-                    raise
-                data = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip): no mmap
-        except pickle.UnpicklingError as exc:
-            # never falls back to a full unpickle: that runs whatever code the file names
-            lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln or "error:" in ln]
-            raise ValueError(
-                f"{path}: torch.load(weights_only=True) refused it (it holds objects other than tensors: "
-                f"{(lines[0].split('. ')[0] if lines else type(exc).__name__)}); save only the state dict "
-                "(torch.save(model.state_dict(), path)), or load it yourself if you trust the file"
-            ) from exc
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
-        for key, value in data.items():
-            if not isinstance(value, torch.Tensor):
-                raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, expected a tensor")
-        return data
-    if ext in _ST_EXT:
-        mapping = _LazySafetensors(path)
-        return mapping if lazy else {k: mapping[k] for k in mapping}
-    if ext in _MS_EXT:
-        import mindspore
-
-        return mindspore.load_checkpoint(path)
-    raise ValueError(f"{path}: expected a .pt, .pth, .safetensors or .ckpt file, got extension {ext or '(none)'!r}")
-
-
-def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None) -> None:
-    """Write ``{name: array-like}`` to a ``.pt/.pth``, ``.safetensors`` or ``.ckpt`` file, dtypes kept.
-
-    Args:
-        path: destination; its extension picks the format.
-        tensors: names to numpy arrays / torch or MindSpore tensors.
-        dtypes: per-name dtype to store (default: each value's own); used to store bfloat16 held as float32.
-
-    Raises:
-        ValueError: an unsupported extension, or bfloat16 to .safetensors without torch installed.
-
-    Example:
-        >>> import numpy as np, tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "a.ckpt")
-        >>> write_tensors(p, {"w": np.ones(2, np.float32)}, dtypes={"w": "bfloat16"})
-        >>> str(read_tensors(p)["w"].dtype)
-        'BFloat16'
-    """
-    path = os.fspath(path)
-    ext = _ext(path)
-    names = {k: (dtypes or {}).get(k) or _dtype_name(v) for k, v in tensors.items()}
-    if ext in _TORCH_EXT:
-        import torch
-
-        torch.save({k: _torch_tensor(_to_numpy(v), names[k]) for k, v in tensors.items()}, path)
-    elif ext in _ST_EXT:
-        if "bfloat16" in names.values():
-            try:
-                from safetensors.torch import save_file
-            except ImportError:
-                raise ValueError(f"{path}: writing bfloat16 to .safetensors needs torch") from None
-            save_file({k: _torch_tensor(_to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
-        else:
-            from safetensors.numpy import save_file
-
-            save_file({k: np.asarray(_to_numpy(v), order="C") for k, v in tensors.items()}, path)
-    elif ext in _MS_EXT:
-        import mindspore
-
-        mindspore.save_checkpoint([{"name": k, "data": _ms_tensor(_to_numpy(v), names[k])} for k, v in tensors.items()], path)
-    else:
-        raise ValueError(f"{path}: expected a .pt, .pth, .safetensors or .ckpt destination, got {ext or '(none)'!r}")
 
 
 def _naming(src: str, dst: str) -> str:
     """'to_ms' or 'to_torch': which way the names go (with ``like``)."""
-    s, d = _ext(src), _ext(dst)
-    if d in _MS_EXT or (d in _ST_EXT and s in _TORCH_EXT):
+    s, d = file_ext(src), file_ext(dst)
+    if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT):
         return "to_ms"
-    if d in _TORCH_EXT or (d in _ST_EXT and s in _MS_EXT):
+    if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT):
         return "to_torch"
     raise ValueError(
         f"convert_checkpoint: with like=, one side must be a .pt/.pth (torch names) or .ckpt (MindSpore names) "
@@ -795,12 +577,12 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
     """
     src, dst = os.fspath(src), os.fspath(dst)
     for path, role in ((src, "source"), (dst, "destination")):
-        if _ext(path) not in _TORCH_EXT + _ST_EXT + _MS_EXT:
+        if file_ext(path) not in TORCH_EXT + ST_EXT + MS_EXT:
             raise ValueError(f"convert_checkpoint: {role} {path!r}: expected .pt, .pth, .safetensors or .ckpt")
     where = f"convert_checkpoint({src!r} -> {dst!r})"
     source = read_tensors(src, lazy=True)
     if like is None:
-        write_tensors(dst, source, dtypes={k: _dtype_name(v) for k, v in source.items()})
+        write_tensors(dst, source, dtypes={k: dtype_name(v) for k, v in source.items()})
         return CheckpointReport(loaded=tuple(source.keys()))
     if _naming(src, dst) == "to_ms":
         report, loads, counters = _match(like, source)
@@ -808,13 +590,13 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
             raise CheckpointMismatchError(report, where)
         out, dtypes = {}, {}
         for item, key, _ in loads:
-            dtypes[item.ms] = _dtype_name(item.param)
+            dtypes[item.ms] = dtype_name(item.param)
             if key is None:
-                out[item.ms] = np.full(_shape(item.param), item.entry.fill, dtype=np.float32)
+                out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
             else:
-                out[item.ms] = _apply_layout(_to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
+                out[item.ms] = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
         for carried, key in counters:
-            out[key], dtypes[key] = _to_numpy(source[key]).astype(np.int64), "int64"
+            out[key], dtypes[key] = to_numpy(source[key]).astype(np.int64), "int64"
         write_tensors(dst, out, dtypes=dtypes)
         return report
     # MindSpore -> torch names.
@@ -834,6 +616,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
     )
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)
-    out = {key: _apply_layout(_to_numpy(value), layout, to_ms=False) for key, _, value, layout in items}
-    write_tensors(dst, out, dtypes={key: _dtype_name(value) for key, _, value, _ in items})
+    out = {key: _apply_layout(to_numpy(value), layout, to_ms=False) for key, _, value, layout in items}
+    write_tensors(dst, out, dtypes={key: dtype_name(value) for key, _, value, _ in items})
     return report
