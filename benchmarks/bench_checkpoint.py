@@ -23,8 +23,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_util import best_time  # noqa: E402
 
 __all__ = ["main"]
 
@@ -84,15 +89,6 @@ def _networks(width: int, dense: int, bn: int):
     return module, MsNet
 
 
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -142,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("load_torch_state_dict (copy, default)", ours),
                       ("convert then load_param_into_net", convert_and_load)):
         fn()  # warm-up: first-touch allocations are not "extra"
-        seconds = _best(fn, args.repeat)
+        seconds = best_time(fn, args.repeat)
         with _PeakRss() as peak:
             fn()
         rows.append((label, seconds, peak.peak_extra))
@@ -150,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     porting.assert_equivalent(porting.torch_state_dict(cell), dict(state), rtol=0, atol=0)
 
     # from files: MindSpore's .ckpt path vs porting reading the torch-side files itself
-    import os
     import tempfile
 
     from safetensors.torch import save_file
@@ -173,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("load_torch_state_dict(.safetensors)", lambda: porting.load_torch_state_dict(cell, paths[".safetensors"])),
                       ("load_torch_state_dict(.pt)", lambda: porting.load_torch_state_dict(cell, paths[".pt"]))):
         fn()
-        seconds = _best(fn, args.repeat)
+        seconds = best_time(fn, args.repeat)
         with _PeakRss() as peak:
             fn()
         file_rows.append((label, seconds, peak.peak_extra))

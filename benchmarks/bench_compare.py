@@ -13,23 +13,17 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import time  # noqa: E402
+import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import porting  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_util import best_time  # noqa: E402
+
 __all__ = ["main"]
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _cases(nbytes: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -58,10 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, actual, expected in _cases(args.mb * 2**20):
         torch.testing.assert_close(actual, expected)  # same verdict first: both must pass
         assert porting.compare(actual, expected).ok
-        t_torch = _best(lambda a=actual, e=expected: torch.testing.assert_close(a, e), args.repeat)
+        t_torch = best_time(lambda a=actual, e=expected: torch.testing.assert_close(a, e), args.repeat)
         gb = actual.numel() * actual.element_size() / 1e9
         for inputs, a, e in (("torch tensors", actual, expected), ("numpy arrays", actual.numpy(), expected.numpy())):
-            t_ours = _best(lambda a=a, e=e: porting.compare(a, e), args.repeat)
+            t_ours = best_time(lambda a=a, e=e: porting.compare(a, e), args.repeat)
             print(f"{name:28s} {inputs:14s} {gb / t_ours:13.2f} {gb / t_torch:18.2f} {t_torch / t_ours:8.1f}x")
 
 

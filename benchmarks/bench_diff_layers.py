@@ -11,9 +11,13 @@ Run: ``.venv/bin/python benchmarks/bench_diff_layers.py [--batch 8] [--size 224]
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_util import best_time  # noqa: E402
 
 __all__ = ["main"]
 
@@ -64,15 +68,6 @@ def _models():
     return t, m
 
 
-def _best(fn, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -107,7 +102,7 @@ def main(argv=None) -> None:
 
     for fn in (torch_plain, ms_plain, diff):  # warm-up (MindSpore compiles its kernels on the first call)
         fn()
-    t_plain, m_plain, t_diff = _best(torch_plain, args.repeat), _best(ms_plain, args.repeat), _best(diff, args.repeat)
+    t_plain, m_plain, t_diff = (best_time(fn, args.repeat) for fn in (torch_plain, ms_plain, diff))
     r = report["r"]
     plain = t_plain + m_plain
     print(f"20-layer CNN, batch {args.batch}, {args.size} px, training mode; best of {args.repeat}")
