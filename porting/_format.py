@@ -175,6 +175,10 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
         --------  -----
         lr        0.1
         momentum
+        >>> text_table(["name", "value"], [["lr"]])
+        Traceback (most recent call last):
+        ...
+        ValueError: text_table: row 0 has 1 cells, expected 2 (one per header column)
     """
     header = list(header)
     body = [list(r) for r in rows]
