@@ -20,6 +20,7 @@ Exit status (:data:`EXIT`): 0 every batch matched and at least one was compared;
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib
 import importlib.util
@@ -297,6 +298,9 @@ def _torch_epochs(loader, epochs: int, steps: int | None, set_epoch: bool) -> It
     """The torch training loop that ``to_mindspore(loader, set_epoch=..., steps_per_epoch=...)`` mirrors."""
     samplers = _samplers(loader) if set_epoch else []
     for epoch in range(1 if steps else epochs):
+        # torch forks its workers at iter(): a forked worker may run the cyclic collector on garbage
+        # it inherited (an earlier MindSpore iterator) and finalise it there; collect it here first.
+        gc.collect()
         for sampler in samplers:  # what a training loop does at the top of each epoch
             if callable(getattr(sampler, "set_epoch", None)):
                 sampler.set_epoch(epoch)
