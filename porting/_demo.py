@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import html
+import gc
 import shutil
 import time
 from pathlib import Path
@@ -114,6 +114,9 @@ def _numpy(x):
 
 def _epochs(loader, epochs: int):
     for _ in range(epochs):
+        # torch forks its workers at iter(): a forked worker may run the cyclic collector on garbage
+        # it inherited (an earlier MindSpore iterator) and finalise it there; collect it here first.
+        gc.collect()
         yield from loader
 
 
