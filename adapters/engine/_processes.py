@@ -176,7 +176,7 @@ class EpochRunner:
         before, after = self.schedule.iter_calls(epoch)
         self.drawn, self.exhausted = 0, False
         if before or after:
-            self.set_epoch(epoch)
+            self.set_epoch(self._sampler_epoch(epoch))
         if before:
             self._it = iter(self.spec.index_sampler)
         if self.schedule.draws_base_seed(epoch):
@@ -221,8 +221,14 @@ class EpochRunner:
 
     def restart_pass(self, epoch: int) -> None:
         """Repeat mode (InfiniteDataLoader): the sampler is exhausted, start its next pass."""
-        self.set_epoch(epoch)
+        self.set_epoch(self._sampler_epoch(epoch))
         self._it = iter(self.spec.index_sampler)
+
+    def _sampler_epoch(self, epoch: int) -> int:
+        # Repeat mode: torch's prefetching starts a pass before the loop's set_epoch for it (Schedule).
+        if self.schedule.mode != "repeat":
+            return epoch
+        return self.schedule.sampler_epoch(epoch, len(self.spec.index_sampler))
 
     def next_batch(self, k: int, epoch: int):
         """num_workers=0: torch's single-process ``__next__`` (index, then fetch and collate)."""

@@ -91,6 +91,26 @@ class Schedule:
             return (True, True)  # __init__ and _reset(first_iter=True)
         return (False, True)  # persistent workers: _reset only
 
+    def sampler_epoch(self, epoch: int, batches_per_pass: int) -> int:
+        """The epoch a training loop has set (``set_epoch``) when torch starts the sampler pass of ``epoch``.
+
+        In ``"repeat"`` mode (YOLOv5's ``InfiniteDataLoader``) the one torch iterator keeps
+        :attr:`max_outstanding` index batches ahead of the loop, so pass ``q`` of the sampler starts
+        (its first index batch, global draw ``q * L``, is drawn) when the loop has consumed
+        ``q * L - max_outstanding`` batches: the loop's last ``set_epoch`` was then
+        ``floor((q * L - max_outstanding) / L)``, at least 0 (the first passes start while the
+        iterator primes, under ``set_epoch(0)``). Elsewhere each pass starts at its own epoch's
+        ``iter(loader)``, after the loop's ``set_epoch(epoch)``.
+
+        Example:
+            >>> s = Schedule(num_workers=2, persistent=True, mode="repeat", prefetch_factor=2)
+            >>> [s.sampler_epoch(q, batches_per_pass=3) for q in range(5)]
+            [0, 0, 0, 1, 2]
+        """
+        if self.mode != "repeat" or not self.num_workers or batches_per_pass <= 0:
+            return epoch
+        return max(0, (epoch * batches_per_pass - self.max_outstanding) // batches_per_pass)
+
     @property
     def max_outstanding(self) -> int:
         """Tasks torch keeps in flight: ``prefetch_factor * num_workers`` (0 without workers)."""
