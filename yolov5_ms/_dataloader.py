@@ -97,27 +97,6 @@ def distributed_context(num_shards: int | None = None, shard_id: int | None = No
     return num_shards, shard_id
 
 
-def _torch_set_epoch_timing(recipe, batches: int):
-    """The epoch torch's DistributedSampler really uses for each pass, when train.py calls ``set_epoch(epoch)``.
-
-    With a plain loader (or no workers) each pass starts after the loop's ``set_epoch(epoch)``: pass
-    ``q`` uses epoch ``q``. ``InfiniteDataLoader`` with workers keeps ``2 * workers`` index batches in
-    flight across epoch boundaries (prefetch_factor 2): the first index batch of pass ``q`` is drawn when
-    batch ``q * B - 2 * workers`` is handed out (``B`` batches per epoch), i.e. during epoch
-    ``q - ceil(2 * workers / B)``, whose ``set_epoch`` is the last one that happened (0, the sampler's
-    initial epoch, before that). ``adapters.to_mindspore(set_epoch=True)`` sets epoch ``q`` at pass
-    ``q``; this hook sets the epoch torch's sampler would have then.
-    """
-    lag = 0
-    if recipe.infinite and recipe.num_workers > 0:
-        lag = -(-2 * recipe.num_workers // batches)
-
-    def hook(spec, epoch: int) -> None:
-        spec.sampler.set_epoch(max(0, epoch - lag))
-
-    return hook
-
-
 def _quad_pipeline(dataset, infinite: bool, loader_kwargs: dict, set_epoch=True):
     """``to_mindspore`` for ``collate_fn4``, whose ``paths`` / ``shapes`` hold one entry per *group* of 4.
 
@@ -200,7 +179,7 @@ def create_dataloader(
     and see ``dataset.indices`` as the caller set them (train.py's weighted draws). With ``rank !=
     -1``, a ``DistributedSampler`` whose epoch follows the MindSpore epochs the way train.py's
     ``sampler.set_epoch(epoch)`` reaches torch's (with ``InfiniteDataLoader`` and workers, torch's
-    prefetching draws a pass before that call: see ``_torch_set_epoch_timing``).
+    prefetching draws a pass before that call: see ``adapters.engine.Schedule.sampler_epoch``).
 
     Args:
         path, imgsz, batch_size, stride, single_cls, hyp, augment, cache, pad, rect, rank, workers,
@@ -274,14 +253,13 @@ def create_dataloader(
     if recipe.num_workers == 0:
         dataset.samples_per_epoch = len(sampler) if sampler is not None else len(dataset)
         dataset.share_indices()  # before the engine forks its loader process
-    set_epoch = True
-    if sampler is not None:
-        set_epoch = _torch_set_epoch_timing(recipe, -(-len(sampler) // recipe.batch_size))
+    # set_epoch=True: each MindSpore epoch sets the sampler's epoch as train.py does, with the timing torch's
+    # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
     if recipe.quad:
-        pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs, set_epoch)
+        pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs)
     else:
         pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS),
-                                         set_epoch=set_epoch, **loader_kwargs)
+                                         set_epoch=True, **loader_kwargs)
     if rewrites_reach:
         dataset.guard(pipeline)
     return pipeline, dataset
