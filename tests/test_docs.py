@@ -34,3 +34,14 @@ def test_training_example_runs_and_checks_the_labels_the_network_saw():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "value_and_grad loop: 8 batches, images and labels bit-identical to torch's" in proc.stdout
     assert "Model.train: 8 batches, images and labels bit-identical to torch's" in proc.stdout
+
+
+def test_docstring_examples_run():
+    """Every docstring example in the packages runs as written (``pytest --doctest-modules``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--doctest-modules", "-o", "addopts=",
+         "porting", "adapters", "yolov5_core", "yolov5_pt", "yolov5_ms"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert " passed" in proc.stdout.splitlines()[-1]

@@ -30,8 +30,8 @@ def reachable_samplers(spec: LoaderSpec) -> list:
         >>> from adapters.engine._spec import spec_from_dataset
         >>> inner = adapters.DistributedSampler(list(range(8)), num_replicas=2, rank=0)
         >>> spec = spec_from_dataset(list(range(8)), batch_sampler=adapters.BatchSampler(inner, 2, True))
-        >>> [type(s).__name__ for s in reachable_samplers(spec)]
-        ['BatchSampler', 'DistributedSampler']
+        >>> [type(s).__name__ for s in reachable_samplers(spec)]  # torch also makes a SequentialSampler here
+        ['BatchSampler', 'SequentialSampler', 'DistributedSampler']
     """
     found: list = []
     seen: set[int] = set()
@@ -181,7 +181,10 @@ def to_mindspore(
     Example:
         >>> ds = to_mindspore(list(range(10)), batch_size=4, shuffle=True, seed=0)
         >>> [row[0].tolist() for row in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
-        [[4, 1, 7, 5], [3, 9, 0, 8], [6, 2]]
+        [[3, 7, 5, 2], [0, 8, 1, 6], [9, 4]]
+
+        torch's ``DataLoader(list(range(10)), batch_size=4, shuffle=True,
+        generator=torch.Generator().manual_seed(0))`` yields the same three batches.
     """
     from adapters.engine._pipeline import TorchLoaderDataset
 
