@@ -14,12 +14,21 @@ import collections
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 import time
 import weakref
 
 from adapters.engine._errors import SourceError, WorkerError, wrap_exception
-from adapters.engine._processes import EpochRunner, format_worker_death, loader_loop
+from adapters.engine._interrupt import sigint_received
+from adapters.engine._processes import (
+    EpochRunner,
+    close_lifeline,
+    format_worker_death,
+    join_group,
+    loader_loop,
+    start_guardian,
+)
 from adapters.engine._schedule import Schedule
 from adapters.engine._transport import recv, send
 
@@ -31,7 +40,7 @@ _CHUNK = 4096
 
 
 class _Abandoned(Exception):
-    """The epoch being produced was given up (a newer iterator took over)."""
+    """The epoch being produced was given up (a newer iterator took over, or the loop was interrupted)."""
 
 
 class Consumer:
@@ -51,6 +60,18 @@ class Consumer:
 
     def took_row(self) -> None:
         self._engine._note(self, "row")
+
+    def row_ready(self) -> bool:
+        """Whether MindSpore already holds a row of the epoch this iterator is on.
+
+        Then its ``next()`` cannot wait on the pipeline's processes (read without the lock: a stale
+        answer only means "not ready", i.e. the loop waits watching for Ctrl-C, as it would anyway).
+        """
+        cur = self._engine._current
+        if cur is None or cur.consumer is not self or cur.aborted:
+            return False
+        p, epochs = self.position, self.epochs
+        return p < len(epochs) and epochs[p] == cur.number and cur.produced > cur.consumed
 
     def saw_end(self) -> None:
         self._engine._note(self, "end")
@@ -117,20 +138,63 @@ class Engine:
         self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
         self._closed = False
         self._peek = False
+        self.interrupted: str | None = None  # where the loop was when a KeyboardInterrupt stopped the pipeline
+        # Every process of the pipeline joins the guardian's process group; the guardian stops the
+        # group when the caller closes the pipeline or dies (see _processes.start_guardian).
+        self._pgid, lifeline = start_guardian()
+        self._holder["guardian"] = (self._pgid, lifeline)
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
         self._loader = self._ctx.Process(
-            target=loader_loop, args=(theirs, runner, (ours,), python_state), daemon=True, name="torch2ms-loader"
+            target=loader_loop, args=(theirs, runner, (ours,), python_state, self._pgid), daemon=True,
+            name="torch2ms-loader",
         )
         self._loader.start()
+        join_group(self._pgid, self._loader.pid)
         theirs.close()
         self._conn = ours
         self._finalizer = weakref.finalize(self, _shutdown, self._conn, self._workers, self._holder)
 
     def close(self) -> None:
-        """Stop every process of the pipeline."""
+        """Stop every process of the pipeline (one stuck in user code is killed after a short grace)."""
         self._closed = True
+        with self._cv:
+            self._cv.notify_all()
         self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def interrupt(self, where: str) -> None:
+        """The loop was interrupted (KeyboardInterrupt) while waiting for a row: stop producing now.
+
+        The epoch being produced is aborted, so the source generator returns at its next check
+        (every ``_POLL`` seconds, however long a worker is stuck) and MindSpore's ``next()`` comes
+        back. The pipeline cannot continue exactly afterwards: :meth:`close` it.
+        """
+        with self._cv:
+            if self.interrupted is None:
+                self.interrupted = where
+            if self._current is not None:
+                self._current.aborted = True
+            self._cv.notify_all()
+
+    def _watch_sigint(self, what: str) -> None:
+        # Ctrl-C while the loop's thread is inside MindSpore's next(): end the epoch so that next()
+        # returns and the KeyboardInterrupt is raised there (adapters.engine._interrupt).
+        if self.interrupted is None and sigint_received():
+            self.interrupt(what)
+
+    def check_usable(self) -> None:
+        """Raise if a KeyboardInterrupt stopped this pipeline."""
+        if self.interrupted is not None:
+            raise RuntimeError(
+                f"to_mindspore: this dataset's pipeline was stopped by a KeyboardInterrupt ({self.interrupted}); "
+                "its processes are gone and the torch loader's position is unknown, so it cannot continue "
+                "exactly. Build a new dataset with to_mindspore(...) to start again."
+            )
 
     # ------------------------------------------------------------------ consumers
     def new_consumer(self) -> Consumer:
@@ -166,9 +230,10 @@ class Engine:
         if self._holder["spawner"] is not None:
             inherited.append(self._holder["spawner"][1])
         proc = self._ctx.Process(
-            target=spawner_loop, args=(theirs, self.spec, inherited), daemon=True, name="torch2ms-spawner"
+            target=spawner_loop, args=(theirs, self.spec, inherited, self._pgid), daemon=True, name="torch2ms-spawner"
         )
         proc.start()
+        join_group(self._pgid, proc.pid)
         theirs.close()
         with self._cv:
             old, self._holder["spawner"] = self._holder["spawner"], (proc, ours)
@@ -240,6 +305,8 @@ class Engine:
         if self._peek:
             yield self.structure.to_row(self._first, 0)
             return
+        if self.interrupted is not None or self._closed:
+            return  # MindSpore starting one more epoch of a stopped pipeline: it has none
         probe, self._probe = self._probe, None
         if probe is not None:
             with self._cv:
@@ -253,15 +320,24 @@ class Engine:
         yield from self._rows(probe=False)
 
     def _rows(self, *, probe: bool):
-        epoch = self._open_epoch(None if probe else threading.get_ident())
+        try:
+            epoch = self._open_epoch(None if probe else threading.get_ident())
+        except _Abandoned:
+            return
+        except Exception:
+            if self.interrupted is not None:
+                return  # nobody waits for this epoch any more
+            raise
         self._io.acquire()
         try:
             yield from self._produce(epoch)
         except _Abandoned:
             return
-        except SourceError:
-            raise
         except Exception as exc:
+            if self.interrupted is not None:
+                return
+            if isinstance(exc, SourceError):
+                raise
             # Raised here, in MindSpore's thread: packed so the iterator re-raises it with its own type.
             raise wrap_exception(exc, f"epoch {epoch.number} of the pipeline") from None
         finally:
@@ -296,7 +372,7 @@ class Engine:
                 prev.aborted = True
                 self._cv.notify_all()
                 c = prev.consumer
-                while c is not None and not (prev.finished or c.closed or self._closed):
+                while c is not None and not (prev.finished or c.closed or self._closed or self.interrupted):
                     self._cv.wait(_POLL)
             number = self._next_epoch
             self._next_epoch += 1
@@ -565,14 +641,15 @@ class Engine:
 
     # ------------------------------------------------------------------ processes
     def _recv_loader(self, epoch: _Epoch | None, what: str):
-        while not self._conn.poll(_POLL):
-            if epoch is not None and epoch.aborted:
-                raise _Abandoned
-            if self._closed:
-                raise RuntimeError("to_mindspore: the dataset was closed")
         try:
+            while not self._conn.poll(_POLL):
+                self._watch_sigint(what)
+                if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
+                    raise _Abandoned
             msg = recv(self._conn)
         except (EOFError, OSError):
+            if self._closed:
+                raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
             raise WorkerError(f"the pipeline's loader process exited unexpectedly while waiting for {what}") from None
         if msg[0] == "error":
             raise msg[1]
@@ -583,22 +660,31 @@ class Engine:
         timeout = self.spec.timeout or None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if conn.poll(_POLL):
-                try:
-                    msg = recv(conn)
-                except (EOFError, OSError):
-                    raise WorkerError(format_worker_death(pid, where)) from None
+            try:
+                msg = recv(conn) if conn.poll(_POLL) else None
+            except (EOFError, OSError):
+                if self._closed:
+                    raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
+                raise WorkerError(format_worker_death(pid, where)) from None
+            if msg is not None:
                 if msg[0] == "error":
                     raise msg[1]
                 return msg
-            if epoch is not None and epoch.aborted:
+            self._watch_sigint(where)
+            if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
                 raise _Abandoned
             if deadline is not None and time.monotonic() > deadline:
                 raise RuntimeError(f"DataLoader timed out after {timeout} seconds (waiting for {where})")
 
     def _dispatch(self, w: int, k: int, index, where: str) -> None:
-        send(self._workers[w][1], ("task", k, index, where))
-        self._outstanding[w].append(k)
+        try:
+            send(self._workers[w][1], ("task", k, index, where))
+        except (BrokenPipeError, ConnectionResetError):
+            # The worker died: name what it was producing then (its oldest task), as the receive would.
+            pid = self._workers[w][0]
+            oldest = self._outstanding[w][0][1] if self._outstanding[w] else where
+            raise WorkerError(format_worker_death(pid, oldest)) from None
+        self._outstanding[w].append((k, where))
 
     def _start_workers(self, epoch: _Epoch) -> None:
         """Have the spawner (or the loader process) fork the torch workers and take their pipes.
@@ -674,3 +760,13 @@ def _shutdown(conn, workers: dict, holder: dict) -> None:
     with contextlib.suppress(Exception):
         send(conn, ("exit",))
     conn.close()
+    guardian = holder.pop("guardian", None)
+    if guardian is not None:
+        pid, lifeline = guardian
+        close_lifeline(lifeline)  # the guardian stops whatever of the group is left after its grace
+        threading.Thread(target=_reap, args=(pid,), daemon=True, name="torch2ms-reap").start()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, 0)

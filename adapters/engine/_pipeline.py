@@ -7,6 +7,7 @@ import weakref
 import mindspore.dataset as msds
 
 from adapters.engine._errors import unwrap_exception
+from adapters.engine._interrupt import armed, deliver_pending_interrupt, disarm, tripped
 
 __all__ = ["TorchLoaderDataset"]
 
@@ -33,24 +34,82 @@ class _SizedSource(_Source):
 
 
 class _Iterator:
-    """Wraps a MindSpore iterator: original error types; for the dataset's own iterators, how far the loop got."""
+    """Wraps a MindSpore iterator: original error types; for the dataset's own iterators, how far the loop got.
 
-    def __init__(self, inner, consumer=None, owner: "TorchLoaderDataset | None" = None) -> None:
+    Ctrl-C: MindSpore's ``next()`` waits in C++, where a KeyboardInterrupt is not seen until a row
+    comes (never, if a torch worker is stuck). While it waits, the pipeline's source watches for
+    SIGINT (:mod:`adapters.engine._interrupt`) and ends the epoch; ``next()`` returns, the caller's
+    SIGINT handler raises the KeyboardInterrupt, and the pipeline is closed (its processes killed, a
+    stuck worker included): its position in torch's stream is lost, so later use raises saying so.
+    """
+
+    def __init__(self, inner, consumer=None, owner: "TorchLoaderDataset | None" = None, engine=None) -> None:
         self._inner = inner
         self._consumer = consumer
         self._owner = owner
+        self._engine = engine
         self._epoch_started = False
+        self._epoch = 0  # this iterator's epoch and row, for the interrupt's message
+        self._row = 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        try:
+            return self._next()
+        except KeyboardInterrupt as kbi:
+            self._interrupted(kbi)
+            raise
+
+    def _next_inner(self):
+        if self._consumer is not None and self._consumer.row_ready():
+            return next(self._inner)  # a row is waiting in MindSpore: nothing to watch for
+        with armed():
+            try:
+                return next(self._inner)
+            except BaseException as exc:
+                # (No reference to the exception outlives this block: its traceback holds MindSpore's
+                # iterator, which must not wait for the cyclic collector — a process forked meanwhile,
+                # a torch worker, would finalise it.)
+                if isinstance(exc, KeyboardInterrupt) or not tripped():
+                    raise
+        # The source ended the epoch for a SIGINT: its KeyboardInterrupt, not MindSpore's error about
+        # an epoch that ended early.
+        deliver_pending_interrupt()
+
+    def _interrupted(self, kbi: KeyboardInterrupt) -> None:
+        disarm(drain=True)  # in case the interrupt landed before the wake-up fd was put back
+        kbi.__suppress_context__ = True  # not "during handling of" MindSpore's error for the ended epoch
+        where = f"row {self._row} of epoch {self._epoch} of this iterator"
+        engine = self._engine
+        if engine is None:
+            return
+        engine.interrupt(where)
+        stop = getattr(self._inner, "stop", None)
+        if stop is not None:  # MindSpore starts no further epoch of the stopped pipeline
+            try:
+                stop()
+            except Exception:
+                pass
+        engine.close()
+        kbi.add_note(
+            f"to_mindspore: interrupted while waiting for {engine.interrupted}; this dataset's pipeline is "
+            "stopped and its processes are gone (a worker stuck in user code too). Build a new dataset with "
+            "to_mindspore(...) to start again."
+        )
+
+    def _next(self):
+        if self._engine is not None:
+            self._engine.check_usable()
         if self._consumer is not None and not self._epoch_started:
             self._epoch_started = True
             self._consumer.arrives()
         try:
-            row = next(self._inner)
+            row = self._next_inner()
         except StopIteration:
+            self._epoch += 1
+            self._row = 0
             if self._consumer is not None:
                 self._epoch_started = False
                 self._consumer.saw_end()
@@ -59,8 +118,14 @@ class _Iterator:
         except RuntimeError as err:
             original = unwrap_exception(err)
             if original is None:
+                if self._engine is not None and self._engine.closed:
+                    # MindSpore's complaint about the epoch close() ended (read, so that it is not
+                    # reported later by another pipeline): say what happened instead.
+                    raise RuntimeError("to_mindspore: this dataset was closed (close()); build a new one "
+                                       "with to_mindspore(...)") from None
                 raise
             raise original from None
+        self._row += 1
         if self._consumer is not None:
             self._consumer.took_row()
         return row
@@ -114,13 +179,21 @@ class _ChainedMixin:
         if engine is not None:
             engine.detach_consumers()
 
+    def _engine_now(self):
+        engine = self._torch2ms_engine()
+        if engine is not None:
+            engine.check_usable()
+        return engine
+
     def create_tuple_iterator(self, *args, **kwargs):
+        engine = self._engine_now()
         self._detach()
-        return _Iterator(super().create_tuple_iterator(*args, **kwargs))
+        return _Iterator(super().create_tuple_iterator(*args, **kwargs), engine=engine)
 
     def create_dict_iterator(self, *args, **kwargs):
+        engine = self._engine_now()
         self._detach()
-        return _Iterator(super().create_dict_iterator(*args, **kwargs))
+        return _Iterator(super().create_dict_iterator(*args, **kwargs), engine=engine)
 
     # MindSpore answers these by running the pipeline for one row: it gets epoch 0's first batch
     # again, and no epoch of the torch loader is started or consumed.
@@ -173,8 +246,9 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         self._length = length
 
     def _wrap(self, make, args, kwargs):
+        self._engine.check_usable()
         consumer = self._engine.new_consumer()
-        return _Iterator(make(*args, **kwargs), consumer, self)
+        return _Iterator(make(*args, **kwargs), consumer, self, self._engine)
 
     def create_tuple_iterator(self, *args, **kwargs):
         return self._wrap(super().create_tuple_iterator, args, kwargs)

@@ -13,11 +13,15 @@ its ``get_worker_info()`` and its signal handlers stay as they were. Two kinds o
   runner that plays the epoch ahead; once the consumer's position is known the runner either becomes
   the loader (the epoch was consumed as played) or is dropped, and the loader replays exactly as much
   of the epoch as torch would have drawn (a partial epoch).
+
+All of them live in one process group of their own, led by a **guardian** (``start_guardian``): a
+tiny process that waits for the caller to close the pipeline or to die (the end of a pipe only the
+caller holds) and then, after a short grace, kills the whole group — a torch worker stuck in
+``__getitem__`` included. The caller's own process group is never changed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import pickle
@@ -26,6 +30,7 @@ import multiprocessing.connection
 import signal
 import socket
 import sys
+import time
 
 from adapters.engine._errors import WorkerError, wrap_exception
 from adapters.torch_data._worker_seeding import draw_base_seed
@@ -35,18 +40,89 @@ from adapters.torch_data._worker_info import set_worker_info
 from adapters.torch_data._worker_seeding import WorkerInfo
 from adapters.engine._transport import numpy_tree, recv, send
 
-__all__ = ["worker_loop", "loader_loop", "EpochRunner"]
+__all__ = ["worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline"]
 
-_PR_SET_PDEATHSIG = 1
+GRACE = 1.0  # seconds the pipeline's processes get to exit by themselves once the caller let go
+
+# Write ends of the live guardians' lifelines. Every process forked from the caller (ours, and the
+# caller's own: a torch DataLoader's workers, multiprocessing) closes them, so that a lifeline's
+# EOF means exactly "the caller closed this pipeline, or died".
+_LIFELINES: set[int] = set()
+_AT_FORK = False
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when the process that forked it exits."""
+def _close_inherited_lifelines() -> None:
+    for fd in list(_LIFELINES):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _LIFELINES.clear()
+
+
+def close_lifeline(fd: int) -> None:
+    """The caller lets go of a pipeline: its guardian stops the group after :data:`GRACE`."""
+    if fd in _LIFELINES:
+        _LIFELINES.discard(fd)  # before closing: a concurrent fork must not close a reused number
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def start_guardian() -> tuple[int, int]:
+    """Fork the process that leads the pipeline's process group and stops it when the caller lets go.
+
+    Returns ``(pgid, lifeline)``: the group every process of the pipeline joins (``join_group``),
+    and the write end of a pipe only the caller holds. When that end closes — ``Engine.close()``, the
+    engine's finaliser, the caller's exit or death, even by SIGKILL — the guardian reads EOF, waits
+    :data:`GRACE` seconds for the processes that were asked to exit, then SIGKILLs the group (itself
+    last). A worker stuck in user code cannot outlive the caller. Linux's ``PR_SET_PDEATHSIG`` is not
+    used: it fires when the *thread* that forked a process exits, not the process.
+    """
+    global _AT_FORK
+    if not _AT_FORK and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_close_inherited_lifelines)
+        _AT_FORK = True
+    read_fd, write_fd = os.pipe()  # not inheritable: an exec'd child never holds it
+    pid = os.fork()
+    if pid == 0:  # only system calls from here: the caller may have had other threads running
+        try:
+            gc.disable()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # multiprocessing's exit hooks are not for it
+            os.setpgid(0, 0)
+            os.close(write_fd)  # (the at-fork hook closed the other pipelines' lifelines)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # hold none of the caller's pipes (a `cmd | tail` would wait for it)
+                os.dup2(null, fd)
+            while True:
+                try:
+                    if not os.read(read_fd, 1):
+                        break
+                except InterruptedError:
+                    continue
+            time.sleep(GRACE)
+            os.killpg(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.close(read_fd)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # not Linux: the pipe's EOF still ends the loops
-        pass
+        os.setpgid(pid, pid)  # also from here: no process joins the group before it exists
+    except OSError:
+        pass  # the guardian already did (or exited)
+    _LIFELINES.add(write_fd)
+    return pid, write_fd
+
+
+def join_group(pgid: int | None, pid: int = 0) -> None:
+    """Put ``pid`` (0: this process) in the pipeline's process group; best effort."""
+    if pgid is None:
+        return
+    try:
+        os.setpgid(pid, pgid)
+    except OSError:
+        pass  # already in it, or exited; the pipes' EOF still ends every loop
 
 
 def _child_setup() -> None:
@@ -307,7 +383,7 @@ def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None
             return
 
 
-def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> None:
+def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid=None) -> None:
     """Body of the loader process (see the module docstring).
 
     Messages in: ``("epoch", e, what, count)`` — play epoch ``e`` in a runner (``what``: ``"plan"``
@@ -315,7 +391,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None) -> N
     count)`` — continuous modes, more index batches from the same iterator; ``("commit",)`` /
     ``("rewind", dispatched)`` — the verdict on the runner's epoch; ``("exit",)``.
     """
-    _die_with_parent()
+    join_group(pgid)
     _child_setup()
     for c in close_fds:
         c.close()
@@ -446,12 +522,13 @@ def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
         ours.close()
 
 
-def spawner_loop(conn, spec, close_fds=()) -> None:
+def spawner_loop(conn, spec, close_fds=(), pgid=None) -> None:
     """Body of a spawner: a process forked from the training loop's thread when an epoch starts.
 
     It holds the dataset as it is at that moment (what torch's freshly forked workers see) and forks
     that epoch's torch workers from it on request (``("spawn", n)``), then waits for ``("exit",)``.
     """
+    join_group(pgid)
     _child_setup()
     for c in close_fds:
         c.close()

@@ -142,6 +142,11 @@ def to_mindspore(
     an iterator of this dataset continues as torch's next ``iter(loader)`` would (the sampler and
     persistent workers are advanced exactly as far as torch's prefetching would have advanced them).
 
+    Ctrl-C while the loop waits for a batch (a ``__getitem__`` that never returns included) raises
+    ``KeyboardInterrupt`` at once and ends the dataset: its processes are stopped and later use
+    raises ``RuntimeError`` saying so. No process of the pipeline outlives yours: they form a process
+    group of their own that is killed when you ``close()`` the dataset or your process exits or dies.
+
     Args:
         loader_or_dataset: a ``torch.utils.data.DataLoader``, or a dataset (map-style: ``__getitem__``
             and ``__len__``; iterable: ``__iter__``) — torch's classes or plain python ones.
