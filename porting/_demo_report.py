@@ -45,7 +45,7 @@ def _rows(args: Any, described: str, hyp: dict, comparisons: list, speeds: tuple
     env = environment_report()
     settings = [
         ("result", "bit-identical" if ok else "MISMATCH"),
-        ("data", described + (f"; {len(unreadable)} unreadable image(s) skipped: "
+        ("data", described + (f"; {len(unreadable)} corrupt image(s) skipped (unreadable or bad label): "
                               + ", ".join(Path(u).name for u in unreadable) if unreadable else "")),
         ("seed", args.seed), ("epochs", args.epochs), ("batch size", args.batch), ("image size", args.imgsz),
         ("workers", args.workers), ("hyp", f"{args.hyp}: " + ", ".join(f"{k}={v}" for k, v in hyp.items())),

@@ -73,16 +73,21 @@ def test_missing_or_empty_data_and_unknown_hyp(tmp_path, capsys):
     assert rc == 2 and "error: --hyp no-such-hyp:" in out
 
 
-def test_unreadable_images_are_counted_and_named(tmp_path, capsys):
+def test_corrupt_images_and_labels_are_counted_and_named(tmp_path, capsys):
     from yolov5_core import make_synthetic_dataset
 
     data = make_synthetic_dataset(tmp_path / "d", n_images=6, seed=1)
     (data.images / "broken.jpg").write_bytes(b"not a jpeg")
+    label = data.images.parent.parent / "labels" / "train" / "scene_001.txt"
+    assert label.is_file()
+    label.write_text("0 0.5 0.5 2.0 0.5\n")  # not normalised: upstream drops the image as corrupt
     rc, out = _run(capsys, "yolov5", "--data", str(data.images), "--out", str(tmp_path / "r"), "--epochs", "1",
                    "--workers", "0", "--batch", "2")
     assert rc == 0, out
-    assert "1 unreadable image(s) skipped (as upstream does): broken.jpg" in out
-    assert "1 unreadable image(s) skipped: broken.jpg" in (tmp_path / "r" / "report.md").read_text()
+    assert "2 corrupt image(s) skipped, unreadable or with a bad label file (as upstream does): broken.jpg, " \
+        "scene_001.jpg" in out
+    assert "2 corrupt image(s) skipped (unreadable or bad label): broken.jpg, scene_001.jpg" in \
+        (tmp_path / "r" / "report.md").read_text()
 
 
 # ----------------------------------------------------------------------------- the pictures
