@@ -97,29 +97,6 @@ def distributed_context(num_shards: int | None = None, shard_id: int | None = No
     return num_shards, shard_id
 
 
-def _quad_pipeline(dataset, infinite: bool, loader_kwargs: dict, set_epoch=True):
-    """``to_mindspore`` for ``collate_fn4``, whose ``paths`` / ``shapes`` hold one entry per *group* of 4.
-
-    ``to_mindspore`` carries a custom collate's per-sample tuples as packed columns only when they
-    have one item per sample of the batch; ``collate_fn4``'s have a quarter of that. So this builds
-    the same pipeline from the engine's public parts (``spec_from_dataset``, ``build_engine``,
-    ``Structure``, ``TorchLoaderDataset``), packing the tuples of the first batch's length — the same
-    steps as ``to_mindspore(..., column_names=COLUMNS)`` otherwise.
-    """
-    from adapters.engine import Structure, TorchLoaderDataset, build_engine, spec_from_dataset
-
-    spec = spec_from_dataset(dataset, **loader_kwargs)
-    length = len(spec.batch_sampler)
-    engine, first = build_engine(spec, set_epoch=set_epoch, mode="repeat" if infinite else "epochs", length=length)
-    try:
-        structure = Structure.infer(first, list(COLUMNS), pack_lists_of=len(first[2]))
-        engine.structure = structure
-        return TorchLoaderDataset(engine, structure, structure.to_row(first, 0), length)
-    except BaseException:
-        engine.close()
-        raise
-
-
 @contextlib.contextmanager
 def _one_rank_at_a_time(path, rank: int, prefix: str):
     """Upstream's ``torch_distributed_zero_first`` without a process group: ranks build the dataset in turn.
@@ -255,11 +232,10 @@ def create_dataloader(
         dataset.share_indices()  # before the engine forks its loader process
     # set_epoch=True: each MindSpore epoch sets the sampler's epoch as train.py does, with the timing torch's
     # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
-    if recipe.quad:
-        pipeline = _quad_pipeline(dataset, recipe.infinite, loader_kwargs)
-    else:
-        pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS),
-                                         set_epoch=True, **loader_kwargs)
+    # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.
+    quad_groups = recipe.batch_size // 4 if recipe.quad else 0
+    pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS), set_epoch=True,
+                                     pack_lists_of=quad_groups or None, **loader_kwargs)
     if rewrites_reach:
         dataset.guard(pipeline)
     return pipeline, dataset

@@ -118,6 +118,7 @@ def to_mindspore(
     infinite: bool = False,
     steps_per_epoch: int | None = None,
     fixed_length: bool = True,
+    pack_lists_of: int | None = None,
     **dataloader_kwargs,
 ):
     """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
@@ -169,6 +170,10 @@ def to_mindspore(
         fixed_length: every epoch has ``len(loader)`` batches, which MindSpore reads as the dataset
             size (an epoch that does not is an error naming it). ``False`` for a sampler whose batch
             count changes per epoch (bucketing): the dataset then declares no size.
+        pack_lists_of: a custom collate's python lists/tuples with this many items in the first
+            batch are carried as packed columns (any length in later batches). Default: one item per
+            sample of the first batch; give another count for collates that return one entry per
+            group of samples (YOLOv5's ``collate_fn4``: one per 4).
         **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
             ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
             ``worker_init_fn``, ``generator``, ``persistent_workers``, ``timeout``, ``prefetch_factor``,
@@ -207,6 +212,9 @@ def to_mindspore(
             dataloader_kwargs["generator"] = _seeded_generator(seed)
         spec = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
     mode = "epochs"
+    if pack_lists_of is not None and (isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int)
+                                      or pack_lists_of < 1):
+        raise ValueError(f"to_mindspore: pack_lists_of must be a positive int or None, got {pack_lists_of!r}")
     if infinite and steps_per_epoch is not None:
         raise ValueError("to_mindspore: give infinite=True or steps_per_epoch=, not both")
     if infinite:
@@ -227,7 +235,7 @@ def to_mindspore(
     try:
         # A custom collate's python lists with one item per sample are carried as packed columns, so
         # that a short last batch or a bucketing sampler (a different count) is carried exactly.
-        pack = None if spec.default_collate else engine.first_samples
+        pack = pack_lists_of if pack_lists_of is not None else None if spec.default_collate else engine.first_samples
         structure = Structure.infer(first, column_names, pack_lists_of=pack)
         engine.structure = structure
         first_row = structure.to_row(first, 0)
