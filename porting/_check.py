@@ -20,20 +20,19 @@ Exit status (:data:`EXIT`): 0 every batch matched and at least one was compared;
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import importlib
 import importlib.util
+import itertools
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from porting._pipelines import batch_location
+from porting._pipelines import batch_location, loader_epochs
 
 __all__ = ["EXIT", "CheckError", "CheckResult", "load_factory", "parse_tolerance", "run_check"]
 
@@ -296,20 +295,16 @@ def _column_digests(batch: Any) -> list[tuple[Any, str]]:
 
 def _torch_epochs(loader, epochs: int, steps: int | None, set_epoch: bool) -> Iterator:
     """The torch training loop that ``to_mindspore(loader, set_epoch=..., steps_per_epoch=...)`` mirrors."""
-    samplers = _samplers(loader) if set_epoch else []
-    for epoch in range(1 if steps else epochs):
-        # torch forks its workers at iter(): a forked worker may run the cyclic collector on garbage
-        # it inherited (an earlier MindSpore iterator) and finalise it there; collect it here first.
-        gc.collect()
-        for sampler in samplers:  # what a training loop does at the top of each epoch
-            if callable(getattr(sampler, "set_epoch", None)):
-                sampler.set_epoch(epoch)
-        if steps is None:
-            yield from loader
-        else:
-            it = iter(loader)  # an infinite sampler: one iterator cut into epochs of `steps` batches
-            for _ in range(epochs * steps):
-                yield next(it)
+    samplers = [s for s in _samplers(loader) if callable(getattr(s, "set_epoch", None))] if set_epoch else []
+
+    def mark(epoch: int) -> None:  # what a training loop does at the top of each epoch
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+
+    if steps is None:
+        return loader_epochs(loader, epochs, mark)
+    # An infinite sampler: one iterator, cut into epochs of `steps` batches.
+    return itertools.islice(loader_epochs(loader, 1, mark), epochs * steps)
 
 
 def _samplers(loader) -> list:

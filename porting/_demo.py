@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import shutil
 import time
 from pathlib import Path
@@ -112,14 +111,6 @@ def _numpy(x):
     return x.asnumpy() if hasattr(x, "asnumpy") else x.numpy() if hasattr(x, "numpy") else x
 
 
-def _epochs(loader, epochs: int):
-    for _ in range(epochs):
-        # torch forks its workers at iter(): a forked worker may run the cyclic collector on garbage
-        # it inherited (an earlier MindSpore iterator) and finalise it there; collect it here first.
-        gc.collect()
-        yield from loader
-
-
 def _images_per_second(batches, epochs_images: int) -> float:
     start = time.perf_counter()
     for _ in batches:
@@ -140,7 +131,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._pipelines import compare_pipelines
+    from porting._pipelines import compare_pipelines, dataset_rows, loader_epochs
     from porting._streams import StreamState, own_streams
     from yolov5_core import list_image_files, load_hyp
     from yolov5_ms import COLUMNS
@@ -169,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"[2/5] yolov5_pt: {type(pt_loader).__name__}, {pt_loader.num_workers} workers, {per_epoch} batches/epoch, "
           f"{len(pt_dataset)} images; yolov5_ms: {type(ms_ds).__name__}, columns {list(ms_ds.structure.names)}")
 
-    kept_pt, kept_ms = _Keep(_epochs(pt_loader, args.epochs), _SHOWN_BATCHES), _Keep(
+    kept_pt, kept_ms = _Keep(loader_epochs(pt_loader, args.epochs), _SHOWN_BATCHES), _Keep(
         ms_ds.iter_batches(args.epochs, output_numpy=True), _SHOWN_BATCHES)
     options = dict(column_names=list(COLUMNS), batches_per_epoch=per_epoch, total=per_epoch * args.epochs)
     print(f"[3/5] comparing yolov5_ms with yolov5_pt over {args.epochs} epochs, every batch, exactly:")
@@ -196,8 +187,8 @@ def _run(args: argparse.Namespace) -> int:
         pt_streams = StreamState.capture()
         # With workers=0 both run in this process's global random streams: each gets its own copy.
         comparisons.append(_Comparison(f"yolov5_pt (albumentations off) vs upstream YOLOv5 {upstream.version}",
-                                       compare_pipelines(own_streams(_epochs(pt_loader, args.epochs), pt_streams),
-                                                         own_streams(_epochs(up_loader, args.epochs), up_streams),
+                                       compare_pipelines(own_streams(loader_epochs(pt_loader, args.epochs), pt_streams),
+                                                         own_streams(loader_epochs(up_loader, args.epochs), up_streams),
                                                          progress=False, **options)))  # fmt: skip
     for c in comparisons:
         print(f"      {c.title}: {c.report.summary().splitlines()[0]}")
@@ -209,9 +200,9 @@ def _run(args: argparse.Namespace) -> int:
     print("[4/5] images/s, each side alone (fresh builds, same seed):")
     n_images = len(pt_dataset) * args.epochs  # an InfiniteDataLoader epoch is one pass over the dataset
     pt_loader, _ = _loaders(args, source, hyp, "yolov5_pt")
-    pt_speed = _images_per_second(_epochs(pt_loader, args.epochs), n_images)
+    pt_speed = _images_per_second(loader_epochs(pt_loader, args.epochs), n_images)
     ms_ds, _ = _loaders(args, source, hyp, "yolov5_ms")
-    ms_speed = _images_per_second(_epochs_ms(ms_ds, args.epochs), n_images)
+    ms_speed = _images_per_second(dataset_rows(ms_ds, args.epochs), n_images)
     ms_ds.close()
     print(f"      yolov5_pt {pt_speed:.1f} img/s, yolov5_ms {ms_speed:.1f} img/s, ratio {ms_speed / pt_speed:.2f}")
 
@@ -225,9 +216,3 @@ def _run(args: argparse.Namespace) -> int:
     # Every comparison above is exact (rtol = atol = 0, dtypes checked) and non-empty.
     print("RESULT:", "bit-identical" if ok else "MISMATCH (see above)")
     return 0 if ok else 1
-
-
-def _epochs_ms(ds, epochs: int):
-    it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
-    for _ in range(epochs):
-        yield from it

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from porting._arrays import is_worse
@@ -13,7 +14,10 @@ from porting._compare import Mismatch, compare
 from porting._format import format_path
 from porting._tolerances import resolve_tolerances
 
-__all__ = ["BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines"]
+__all__ = [
+    "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",
+    "dataset_rows", "loader_epochs",
+]
 
 _END = object()
 
@@ -196,7 +200,7 @@ def _epochs(obj: Any, num_epochs: int | None, side: str) -> Iterable:
     if callable(getattr(obj, "iter_batches", None)):  # adapters.TorchLoaderDataset: torch's nested batches
         return obj.iter_batches(epochs, output_numpy=True)
     if callable(getattr(obj, "create_tuple_iterator", None)):  # any other MindSpore dataset: rows of columns
-        return _mindspore_rows(obj, epochs)
+        return dataset_rows(obj, epochs)
     if num_epochs is None:
         return obj
     # Not `iter(obj) is obj`: iter() on a DataLoader starts an epoch (draws its seeds from torch's stream).
@@ -207,15 +211,32 @@ def _epochs(obj: Any, num_epochs: int | None, side: str) -> Iterable:
             f"pipeline {side} is an iterator ({type(obj).__name__}), which can be walked only once; "
             f"num_epochs={num_epochs} needs a re-iterable pipeline (a DataLoader, a dataset, a list)"
         )
-    return _repeat(obj, epochs)
+    return loader_epochs(obj, epochs)
 
 
-def _repeat(obj: Iterable, epochs: int):
-    for _ in range(epochs):  # one iter() per epoch, as a torch training loop does
-        yield from obj
+def loader_epochs(loader: Iterable, epochs: int, before_epoch: Callable[[int], None] | None = None):
+    """``for epoch in range(epochs): for batch in loader`` — a torch training loop's walk, as one generator.
+
+    Args:
+        loader: a re-iterable pipeline (a torch DataLoader, a list of batches, ...).
+        epochs: epochs to walk (one ``iter(loader)`` each).
+        before_epoch: called with the epoch number before its ``iter()`` (e.g. ``sampler.set_epoch``).
+
+    Example:
+        >>> list(loader_epochs([1, 2], 2))
+        [1, 2, 1, 2]
+    """
+    for epoch in range(epochs):
+        if before_epoch is not None:
+            before_epoch(epoch)
+        # torch forks its workers at iter(): a forked worker may run the cyclic collector on garbage
+        # it inherited (an earlier MindSpore iterator) and finalise it there; collect it here first.
+        gc.collect()
+        yield from loader
 
 
-def _mindspore_rows(ds: Any, epochs: int):
+def dataset_rows(ds: Any, epochs: int):
+    """The rows (lists of numpy columns) of a MindSpore dataset over ``epochs``, one iterator for all."""
     it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
     for _ in range(epochs):
         yield from it
