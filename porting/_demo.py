@@ -101,14 +101,12 @@ class _Keep:
         self.batches, self.count, self.kept = batches, count, []
 
     def __iter__(self):
+        from adapters import to_numpy
+
         for batch in self.batches:
             if len(self.kept) < self.count:
-                self.kept.append((_numpy(batch[0]), _numpy(batch[1])))
+                self.kept.append((to_numpy(batch[0]), to_numpy(batch[1])))
             yield batch
-
-
-def _numpy(x):
-    return x.asnumpy() if hasattr(x, "asnumpy") else x.numpy() if hasattr(x, "numpy") else x
 
 
 def _images_per_second(batches, epochs_images: int) -> float:
