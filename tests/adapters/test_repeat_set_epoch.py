@@ -30,18 +30,65 @@ def _sampler(rank):
     return DistributedSampler(Indexed(), num_replicas=2, rank=rank, shuffle=True, seed=3)
 
 
-@pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
-@pytest.mark.parametrize("batch_size", [1, 2, 4])  # 6, 3 and 2 batches per pass for each rank
-def test_each_pass_shuffles_with_the_epoch_torch_really_uses(num_workers, batch_size):
-    rank = 1
-    loader = InfiniteDataLoader(Indexed(), batch_size=batch_size, sampler=_sampler(rank), num_workers=num_workers)
+def _torch(batch_size, num_workers, prefetch_factor):
+    extra = {"prefetch_factor": prefetch_factor} if num_workers else {}
+    loader = InfiniteDataLoader(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers,
+                                **extra)
     expected = []
     for epoch in range(EPOCHS):
         loader.sampler.set_epoch(epoch)  # what train.py does
         expected.append([b.tolist() for b in loader])
-    ds = adapters.to_mindspore(Indexed(), batch_size=batch_size, sampler=_sampler(rank), num_workers=num_workers,
-                               infinite=True)
-    got = [[] for _ in range(EPOCHS)]
-    for n, batch in enumerate(ds.iter_batches(EPOCHS, output_numpy=True)):
-        got[n // len(loader)].append(batch.tolist())
-    assert_equivalent(got, expected, rtol=0, atol=0)
+    return expected, len(loader), extra
+
+
+def _port(batch_size, num_workers, extra, loop, per_epoch):
+    ds = adapters.to_mindspore(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers,
+                               infinite=True, **extra)
+    if loop == "one iterator":
+        got = [[] for _ in range(EPOCHS)]
+        for n, batch in enumerate(ds.iter_batches(EPOCHS, output_numpy=True)):
+            got[n // per_epoch].append(batch.tolist())
+        return got
+    return [[ds.structure.rebuild(r).tolist() for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+            for _ in range(EPOCHS)]
+
+
+@pytest.mark.parametrize("loop", ["one iterator", "iterator per epoch"])
+@pytest.mark.parametrize("num_workers", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("batch_size", [1, 4])  # 6 and 2 batches per pass for each rank
+def test_each_pass_shuffles_with_the_epoch_torch_really_uses(loop, num_workers, batch_size):
+    expected, per_epoch, extra = _torch(batch_size, num_workers, 2)
+    assert_equivalent(_port(batch_size, num_workers, extra, loop, per_epoch), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("prefetch_factor", [1, 3])
+def test_the_lag_follows_prefetch_factor(prefetch_factor):
+    expected, per_epoch, extra = _torch(2, 2, prefetch_factor)  # 3 batches per pass, 2 or 6 in flight
+    assert_equivalent(_port(2, 2, extra, "one iterator", per_epoch), expected, rtol=0, atol=0)
+
+
+def test_model_train_feeds_the_batches_torch_gives():
+    from mindspore import nn
+    from mindspore.train import Callback, Model
+
+    class Seen(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_train_step_end(self, run_context):
+            self.batches.append(run_context.original_args().train_dataset_element[0].asnumpy().tolist())
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(1, 1)
+
+        def construct(self, x):
+            return self.dense(x.astype(self.dense.weight.dtype).reshape(-1, 1)).mean()
+
+    expected, _, extra = _torch(4, 2, 2)
+    ds = adapters.to_mindspore(Indexed(), batch_size=4, sampler=_sampler(1), num_workers=2, infinite=True, **extra)
+    seen, net = Seen(), Net()
+    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.0)).train(EPOCHS, ds, callbacks=[seen],
+                                                                     dataset_sink_mode=False)
+    assert seen.batches == [b for epoch in expected for b in epoch]

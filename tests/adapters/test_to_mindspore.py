@@ -185,16 +185,22 @@ def test_iter_batches_gives_torchs_nesting_with_tensor_or_numpy_leaves():
         ds.iter_batches(0)
 
 
-def test_pack_lists_of_carries_one_entry_per_group_of_samples():
+@pytest.mark.parametrize("num_workers, persistent", [(0, False), (1, False), (2, True), (4, False)])
+@pytest.mark.parametrize("loop", ["one iterator", "iterator per epoch"])
+def test_pack_lists_of_carries_one_entry_per_group_of_samples(num_workers, persistent, loop):
     def pairs(samples):  # one tag per pair of samples, like YOLOv5's collate_fn4 (one per 4)
         return torch.stack(samples), [f"g{int(samples[i])}" for i in range(0, len(samples), 2)]
 
     def make():
-        return DataLoader([torch.tensor(float(i)) for i in range(10)], batch_size=4, collate_fn=pairs, num_workers=1)
+        return DataLoader([torch.tensor(float(i)) for i in range(10)], batch_size=4, collate_fn=pairs,
+                          num_workers=num_workers, persistent_workers=persistent)
 
     expected = [b for epoch in torch_epochs(make(), 2) for b in epoch]
     ds = adapters.to_mindspore(make(), pack_lists_of=2)
-    got = list(ds.iter_batches(2, output_numpy=True))
+    if loop == "one iterator":
+        got = list(ds.iter_batches(2, output_numpy=True))
+    else:
+        got = [b for _ in range(2) for b in ds.iter_batches(1, output_numpy=True)]
     assert [g[1] for g in got] == [["g0", "g2"], ["g4", "g6"], ["g8"]] * 2  # the short last batch too
     assert_equivalent(got, expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="pack_lists_of must be a positive int or None, got 0"):
