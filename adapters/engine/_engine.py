@@ -116,6 +116,8 @@ class Engine:
         self.structure = None  # set once the first batch is known
         self.first_samples: int | None = None  # samples in the first batch
         self.length: int | None = None  # batches every epoch must have (MindSpore's dataset size)
+        # Repeat mode: whether the loop's set_epoch reaches a sampler (then a partial epoch is refused).
+        self.sets_sampler_epochs = False
         self._steps = steps_per_epoch
         self._ctx = multiprocessing.get_context("fork")
         self._cv = threading.Condition()
@@ -403,6 +405,15 @@ class Engine:
             consumed, finished = prev.produced, prev.exhausted
         else:
             consumed, finished = prev.consumed, prev.finished
+        if self.schedule.mode == "repeat" and self.sets_sampler_epochs and not finished \
+                and (self.length is None or consumed < self.length):
+            raise RuntimeError(
+                f"to_mindspore: epoch {prev.number} was left after {consumed} batches. With infinite=True (one torch "
+                "iterator over all epochs) and a sampler whose set_epoch is called each epoch, a partial epoch "
+                "moves torch's epoch boundaries against the sampler's passes, and which epoch each later pass "
+                "shuffles with is not reproduced; the next epoch cannot be given exactly. Consume whole epochs, "
+                "or pass set_epoch=False if the loop does not call set_epoch."
+            )
         if self.schedule.continuous:
             if prev.consumer is None:
                 self._global_consumed = prev.start + prev.produced

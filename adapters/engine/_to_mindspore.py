@@ -89,6 +89,8 @@ def build_engine(
     engine = Engine(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
                     python_state=random.getstate())
     engine.length = length
+    engine.sets_sampler_epochs = set_epoch not in (False, None) and (callable(set_epoch) or any(
+        callable(getattr(s, "set_epoch", None)) for s in reachable_samplers(spec)))
     try:
         first = engine.first_batch()
     except SourceError as err:

@@ -92,3 +92,26 @@ def test_model_train_feeds_the_batches_torch_gives():
     Model(net, optimizer=nn.SGD(net.trainable_params(), 0.0)).train(EPOCHS, ds, callbacks=[seen],
                                                                      dataset_sink_mode=False)
     assert seen.batches == [b for epoch in expected for b in epoch]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_partial_epoch_is_refused_not_reproduced_wrongly(num_workers):
+    # torch: a partial epoch of InfiniteDataLoader moves the epoch boundaries against the sampler's
+    # passes, so later passes shuffle with other epochs than they would; the port refuses instead.
+    ds = adapters.to_mindspore(Indexed(), batch_size=1, sampler=_sampler(1), num_workers=num_workers, infinite=True)
+    assert len(list(ds.create_tuple_iterator(num_epochs=1))) == 6
+    for k, _ in enumerate(ds.create_tuple_iterator(num_epochs=1)):
+        if k == 1:
+            break
+    with pytest.raises(RuntimeError, match="epoch 1 was left after 2 batches. With infinite=True"):
+        next(iter(ds.create_tuple_iterator(num_epochs=1)))
+
+
+def test_a_partial_epoch_without_set_epoch_still_continues_exactly():
+    loader = InfiniteDataLoader(Indexed(), batch_size=1, sampler=_sampler(1), num_workers=2)
+    expected = [[b.tolist() for k, b in zip(range(2 if e == 1 else 6), loader)] for e in range(3)]
+    ds = adapters.to_mindspore(Indexed(), batch_size=1, sampler=_sampler(1), num_workers=2, infinite=True,
+                               set_epoch=False)
+    got = [[r.tolist() for k, r in zip(range(2 if e == 1 else 6), ds.iter_batches(1, output_numpy=True))]
+           for e in range(3)]
+    assert got == expected
