@@ -155,7 +155,7 @@ class Engine:
         join_group(self._pgid, self._loader.pid)
         theirs.close()
         self._conn = ours
-        self._finalizer = weakref.finalize(self, _shutdown, self._conn, self._workers, self._holder)
+        self._finalizer = weakref.finalize(self, _shutdown, os.getpid(), self._conn, self._workers, self._holder)
 
     def close(self) -> None:
         """Stop every process of the pipeline (one stuck in user code is killed after a short grace)."""
@@ -764,7 +764,11 @@ def _retire(spawner) -> None:
     threading.Thread(target=proc.join, args=(5,), daemon=True).start()
 
 
-def _shutdown(conn, workers: dict, holder: dict) -> None:
+def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
+    if os.getpid() != owner:
+        # A process forked from the caller (a torch DataLoader worker, multiprocessing) that collects an
+        # engine the caller had dropped: the pipeline is not this process's to stop (its pipes are copies).
+        return
     if holder.get("spawner") is not None:
         _retire(holder["spawner"])
     _stop(workers)

@@ -133,3 +133,37 @@ def test_complex_leaves_are_refused_at_construction_naming_the_column():
 
     with pytest.raises(TypeError, match=r"column 'z' .*complex64.*cannot hold complex"):
         adapters.to_mindspore(Complex(), batch_size=2, num_workers=0)
+
+
+def test_a_dropped_dataset_collected_in_a_forked_child_leaves_the_pipeline_alone(tmp_path):
+    # A torch DataLoader forks its workers from the caller: an engine the caller dropped but the cyclic
+    # collector had not yet freed is collected in each child. Its finaliser must not stop the pipeline
+    # from there (nor start threads that join processes that child does not own).
+    import gc
+    import time
+
+    import psutil
+
+    ds = adapters.to_mindspore([np.float32(i) for i in range(8)], batch_size=2)
+    loader = psutil.Process(ds._engine._loader.pid)
+    cycle = [ds]
+    cycle.append(cycle)
+    gc.disable()
+    try:
+        del ds, cycle
+        err = tmp_path / "child.err"
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(err, os.O_WRONLY | os.O_CREAT)
+            os.dup2(fd, 2)
+            gc.collect()
+            time.sleep(0.2)  # a thread started by the finaliser would print here
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.3)
+        assert err.read_text() == ""
+        # The pipeline is still up: the child sent nothing to its processes.
+        assert loader.is_running() and loader.status() != psutil.STATUS_ZOMBIE
+    finally:
+        gc.enable()
+        gc.collect()
