@@ -450,6 +450,7 @@ class Engine:
                     epoch.total = msg[1]
                     self._check_length(epoch, msg[1])
                     break
+                self._credit()
                 if self.length is not None and k >= self.length:
                     self._check_length(epoch, k + 1, at_least=True)
                 yield from self._emit(epoch, msg, k)
@@ -622,6 +623,7 @@ class Engine:
                 if msg[0] == "end":
                     self._stream_open = False
                     continue
+                self._credit()
                 return msg
         if not self._workers:
             self._request_indices(epoch)
@@ -651,6 +653,11 @@ class Engine:
         self._queued += len(batches)
 
     # ------------------------------------------------------------------ processes
+    def _credit(self) -> None:
+        """num_workers=0: a batch was taken off the loader's pipe; it may send one more (STREAM_AHEAD)."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            send(self._conn, ("credit",))  # (a dead loader is reported by the next receive)
+
     def _recv_loader(self, epoch: _Epoch | None, what: str):
         try:
             while not self._conn.poll(_POLL):

@@ -22,6 +22,7 @@ caller holds) and then, after a short grace, kills the whole group — a torch w
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import pickle
@@ -40,9 +41,15 @@ from adapters.torch_data._worker_info import set_worker_info
 from adapters.torch_data._worker_seeding import WorkerInfo
 from adapters.engine._transport import numpy_tree, recv, send
 
-__all__ = ["worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline"]
+__all__ = [
+    "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline", "STREAM_AHEAD",
+]
 
 GRACE = 1.0  # seconds the pipeline's processes get to exit by themselves once the caller let go
+# num_workers=0: batches the loader process may have sent that the engine has not yet taken. torch
+# makes one batch per next(); a few keep the loader busy while MindSpore takes rows, and memory
+# bounded (the loop used to play a whole epoch ahead, every batch of it held in shared memory).
+STREAM_AHEAD = 2
 
 # Write ends of the live guardians' lifelines. Every process forked from the caller (ours, and the
 # caller's own: a torch DataLoader's workers, multiprocessing) closes them, so that a lifeline's
@@ -317,13 +324,56 @@ class EpochRunner:
         return _fetch_and_collate(spec, index, where), _count(spec, index)
 
 
-def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
+class Control:
+    """The loader's end of its pipe to the engine: stream credits counted, other messages in order.
+
+    In ``"stream"`` mode (``num_workers=0``) the engine sends ``("credit",)`` for every batch it takes
+    off the pipe; the loader sends a batch only with a credit in hand (:data:`STREAM_AHEAD` at the
+    start of a stream). Credits can arrive at any point, so every read skips and counts them.
+    """
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.credits = 0
+        self._pending: collections.deque = collections.deque()
+
+    def _read(self) -> None:
+        msg = recv(self.conn)
+        if msg[0] == "credit":
+            self.credits += 1
+        else:
+            self._pending.append(msg)
+
+    def recv(self):
+        """The next message that is not a credit (blocking)."""
+        while not self._pending:
+            self._read()
+        return self._pending.popleft()
+
+    def message_waiting(self) -> bool:
+        """Whether a message other than a credit has arrived (reads what is there, never blocks)."""
+        while not self._pending and self.conn.poll(0):
+            self._read()
+        return bool(self._pending)
+
+    def take_credit(self) -> bool:
+        """Wait until the engine has room for one more batch; False if another message came first."""
+        while self.credits == 0 and not self._pending:
+            self._read()
+        if self._pending:
+            return False
+        self.credits -= 1
+        return True
+
+
+def _serve_epoch(ctl: Control, runner: EpochRunner, msg) -> None:
     """Play one epoch ahead, sending what the engine asked for.
 
     ``("epoch", e, what, count)`` starts epoch ``e`` as ``iter(loader)`` would; ``("more", ...)``
     continues the running iterator (``steps_per_epoch``). In ``"stream"`` mode a message from the
     engine arriving between two batches (its verdict on an epoch left early) stops the stream.
     """
+    conn = ctl.conn
     op, epoch, what, count = msg
     try:
         base_seed = runner.start(epoch) if op == "epoch" else runner.base_seed
@@ -350,7 +400,10 @@ def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
             send(conn, ("plan", epoch, base_seed, batches))
         elif what == "stream":  # num_workers == 0: the whole single-process loop
             k = 0
+            ctl.credits = STREAM_AHEAD  # (credits of an earlier stream were all read before this message)
             while count is None or k < count:
+                if not ctl.take_credit():
+                    break  # the engine gave its verdict: the consumer left this epoch
                 try:
                     batch, samples = runner.next_batch(k, epoch)
                 except StopIteration:
@@ -360,7 +413,7 @@ def _serve_epoch(conn, runner: EpochRunner, msg) -> None:
                     break
                 send(conn, ("batch", k, batch, samples))
                 k += 1
-                if conn.poll(0):
+                if ctl.message_waiting():
                     break  # the engine gave its verdict early: the consumer left this epoch
             send(conn, ("end", k))
     except (BrokenPipeError, EOFError):
@@ -398,9 +451,10 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
     if python_state is not None:
         random.setstate(python_state)  # python's random reseeds itself in a forked child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers forked here are reaped automatically
+    ctl = Control(conn)
     while True:
         try:
-            msg = recv(conn)
+            msg = ctl.recv()
         except (EOFError, OSError):
             os._exit(0)
         op = msg[0]
@@ -411,7 +465,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
             continue
         if op == "more":
             try:
-                _serve_epoch(conn, runner, msg)
+                _serve_epoch(ctl, runner, msg)
             except (BrokenPipeError, EOFError, OSError):
                 os._exit(0)
             continue
@@ -420,7 +474,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
         if runner.schedule.mode != "epochs":
             # One torch iterator over all epochs: nothing to rewind, play in place.
             try:
-                _serve_epoch(conn, runner, msg)
+                _serve_epoch(ctl, runner, msg)
             except (BrokenPipeError, EOFError, OSError):
                 os._exit(0)
             continue
@@ -432,14 +486,14 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
             random.setstate(python_state)
             os.close(read_fd)
             try:
-                _serve_epoch(conn, runner, msg)
-                verdict = recv(conn)
+                _serve_epoch(ctl, runner, msg)
+                verdict = ctl.recv()
                 while verdict[0] in ("spawn", "chunk"):
                     if verdict[0] == "spawn":
                         spawn_workers(conn, runner.spec, verdict[1], (write_fd,))
                     else:
                         send(conn, ("chunk", runner.draw(verdict[1]), runner.exhausted))
-                    verdict = recv(conn)
+                    verdict = ctl.recv()
                 if verdict[0] == "settle":
                     # Where the consumer stopped, torch's sampler had been drawn ``target`` times:
                     # this runner carries on as the loader if it can get exactly there.

@@ -167,3 +167,36 @@ def test_a_dropped_dataset_collected_in_a_forked_child_leaves_the_pipeline_alone
     finally:
         gc.enable()
         gc.collect()
+
+
+@pytest.mark.parametrize("loop", ["per-epoch", "infinite"])
+def test_num_workers_0_loader_runs_a_bounded_distance_ahead_of_the_consumer(tmp_path, loop):
+    # It used to play the whole epoch ahead, every batch held in shared memory (an ImageNet epoch in RAM).
+    import time
+
+    import mindspore.dataset as msds
+
+    from adapters.engine._processes import STREAM_AHEAD
+
+    log = tmp_path / "fetched"
+
+    class Counting:
+        def __len__(self):
+            return 400
+
+        def __getitem__(self, i):
+            with open(log, "ab") as f:
+                f.write(b"x")
+            return np.full(4, i, np.int64)
+
+    ds = adapters.to_mindspore(Counting(), batch_size=2, num_workers=0, infinite=(loop == "infinite"))
+    it = ds.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    first = next(it)
+    time.sleep(1.0)
+    fetched_batches = log.stat().st_size // 2
+    # MindSpore's own queue holds prefetch_size rows; the loader may be STREAM_AHEAD (+ the one it makes) past that.
+    bound = 1 + msds.config.get_prefetch_size() + STREAM_AHEAD + 1
+    assert fetched_batches <= bound, f"{fetched_batches} batches made while the loop took 1 (bound {bound})"
+    rest = [row[0] for row in it]
+    assert np.array_equal(np.concatenate([first[0]] + rest)[:, 0], np.arange(400))
+    ds.close()
