@@ -39,7 +39,7 @@ from adapters.engine._fetch import collate, fetch_iterable, fetch_map
 from adapters.torch_data._rng_streams import seed_streams_like_torch_worker
 from adapters.torch_data._worker_info import set_worker_info
 from adapters.torch_data._worker_seeding import WorkerInfo
-from adapters.engine._transport import numpy_tree, recv, send
+from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
 
 __all__ = [
     "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline", "STREAM_AHEAD",
@@ -485,6 +485,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
             gc.freeze()
             random.setstate(python_state)
             os.close(read_fd)
+            adopt(conn)  # it sends on the pipe now, into the loader's shared-memory files
             try:
                 _serve_epoch(ctl, runner, msg)
                 verdict = ctl.recv()
@@ -528,6 +529,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
         data = b"".join(chunks)
         if data == b"C":
             os._exit(0)  # the runner carries on as the loader
+        reset(conn)  # the runner wrote into this process's shared-memory files: the engine may hold any
         if data:
             verdict = pickle.loads(data)
             if verdict[0] != "rewind":

@@ -1,34 +1,54 @@
 """Messages between the pipeline's processes: pickle protocol 5, array buffers sent out of band.
 
-Small messages travel inline on the pipe. A large batch's array buffers are written once into an
-anonymous shared-memory file (``memfd``) whose descriptor crosses the pipe; the receiver maps it
-copy-on-write, so its arrays are writable views of that memory (one copy in all, as torch's
-shared-memory tensors). torch tensors are turned into numpy arrays in the process that made them,
-so the receiver never needs torch to read a batch.
+Small messages travel inline on the pipe. A large batch's array buffers are copied once into a
+shared-memory file (``memfd``) whose descriptor crosses the pipe; the receiver maps it
+copy-on-write, so its arrays are writable views of that memory, private to it (one copy in all,
+as torch's shared-memory tensors).
+
+The files are reused: a fresh file costs the kernel a page allocation and zeroing per 4 KiB, about
+four times the copy itself. Each sending process keeps its files (``_SendPool``) and writes a batch
+into one the receiver has let go of. The receiver knows exactly when that is: every message gets
+its own mapping, and a mapping object is freed only once no array, view or buffer made from it is
+left (the mmap object's exports keep it alive); its finaliser queues the file's id, and the
+receiver's next message on the same connection carries the ids back. A file is never written while
+any mapping of it in the receiver is alive.
+
+An array that already lives in torch's shared memory — what torch's ``default_collate`` makes
+inside a worker, e.g. called from a custom ``collate_fn`` — is not copied at all: its storage's
+descriptor crosses the pipe (torch's own ``file_descriptor`` sharing), and the receiver maps that.
+torch tensors are turned into numpy arrays in the process that made them, so the receiver never
+needs torch to read a batch.
 """
 
 from __future__ import annotations
 
+import collections
 import collections.abc
+import io
 import mmap
 import os
 import pickle
 import struct
 import sys
+import weakref
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
 import numpy as np
 
-__all__ = ["send", "recv", "numpy_tree"]
+__all__ = ["send", "recv", "numpy_tree", "adopt", "reset"]
 
-_COUNT = struct.Struct("<I")
+# buffers (| flags), torch shared-memory files, freed ids, pool token, slot id
+_HEAD = struct.Struct("<IIIIQ")
 _SIZE = struct.Struct("<Q")
-_SHARED_BIT = 1 << 31
-
+_SHARED_BIT = 1 << 31  # the buffers are in a shared-memory file (one-off, or the pool's slot)
+_NEW_SLOT_BIT = 1 << 30  # ... the pool's slot, whose descriptor follows (first use)
+_FLAGS = _SHARED_BIT | _NEW_SLOT_BIT
 
 _SHARED_FROM = 1 << 20  # bytes of array data from which a message goes through shared memory
 _ALIGN = 64
+_SLOT_ROUND = 1 << 20  # slot capacities are rounded up to this
+_MAX_SLOTS = 32  # per sending process and connection; beyond, one-off files (busy receivers)
 
 
 def _aligned(n: int) -> int:
@@ -42,16 +62,240 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[written:]
 
 
+class _Slot:
+    __slots__ = ("id", "fd", "capacity", "mapping", "busy", "announced")
+
+    def __init__(self, slot_id: int, capacity: int) -> None:
+        self.id = slot_id
+        self.fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
+        self.capacity = capacity
+        os.ftruncate(self.fd, capacity)
+        self.mapping = mmap.mmap(self.fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.busy = False
+        self.announced = False  # the receiver holds its descriptor
+
+    def grow(self, capacity: int) -> None:
+        self.mapping.close()
+        os.ftruncate(self.fd, capacity)
+        self.capacity = capacity
+        self.mapping = mmap.mmap(self.fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+
+
+class _SendPool:
+    """The shared-memory files one process writes its messages on one connection into."""
+
+    def __init__(self) -> None:
+        self.token = int.from_bytes(os.urandom(4), "little")
+        self.slots: dict[int, _Slot] = {}
+        self._counter = 0
+
+    def take(self, total: int) -> _Slot | None:
+        free = [s for s in self.slots.values() if not s.busy and s.capacity >= total]
+        capacity = -(-total // _SLOT_ROUND) * _SLOT_ROUND
+        if free:
+            slot = min(free, key=lambda s: s.capacity)
+        elif len(self.slots) < _MAX_SLOTS:
+            self._counter += 1
+            slot = _Slot(self.token << 32 | self._counter, capacity)
+            self.slots[slot.id] = slot
+        else:
+            idle = [s for s in self.slots.values() if not s.busy]
+            if not idle:
+                return None  # the receiver holds every file: a one-off one
+            slot = max(idle, key=lambda s: s.capacity)
+            slot.grow(capacity)  # (the receiver maps each message's own length of the same file)
+        slot.busy = True
+        return slot
+
+    def release(self, ids) -> None:
+        for slot_id in ids:
+            slot = self.slots.get(slot_id)
+            if slot is not None:  # (ids of an earlier pool on this connection are ignored)
+                slot.busy = False
+
+    def close(self) -> None:
+        for slot in self.slots.values():
+            slot.mapping.close()
+            os.close(slot.fd)
+        self.slots.clear()
+
+
+class _Peer:
+    """The receiving side of one connection: the sender's slot descriptors, ids freed to report back."""
+
+    def __init__(self) -> None:
+        self.token: int | None = None
+        self.fds: dict[int, int] = {}
+        self.freed: collections.deque = collections.deque()  # appended by finalisers, any thread
+        _PEERS.add(self)
+
+    def new_token(self, token: int) -> None:
+        # The sender started a new pool (a process taking over the connection): its old files are gone.
+        self._close_fds()
+        self.token = token
+        self.freed.clear()
+
+    def _close_fds(self) -> None:
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+    def __del__(self) -> None:
+        self._close_fds()
+
+
+_PEERS: "weakref.WeakSet[_Peer]" = weakref.WeakSet()
+
+
+def _close_inherited_peers() -> None:
+    # A process forked from a receiver (the caller forking a torch DataLoader worker, a spawner of
+    # ours) must not keep a sender's files alive with descriptors it inherited.
+    for peer in list(_PEERS):
+        peer._close_fds()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_peers)
+
+
+class _State:
+    __slots__ = ("pid", "pool", "peer", "__weakref__")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.pool: _SendPool | None = None
+        self.peer = _Peer()
+
+
+def _state(conn) -> _State:
+    st = conn.__dict__.get("_torch2ms_transport")
+    if st is None or st.pid != os.getpid():
+        # A process forked with this connection starts afresh: the files it inherited are its parent's
+        # (see adopt() for the one hand-over there is).
+        st = _State()
+        conn.__dict__["_torch2ms_transport"] = st
+    return st
+
+
+def adopt(conn) -> None:
+    """This process (forked) takes over ``conn`` from its parent, which will not send on it meanwhile."""
+    st = conn.__dict__.get("_torch2ms_transport")
+    if st is not None:
+        st.pid = os.getpid()
+
+
+def reset(conn) -> None:
+    """Forget ``conn``'s files: a forked child used them in the meantime (its receiver may hold any)."""
+    st = conn.__dict__.pop("_torch2ms_transport", None)
+    if st is not None and st.pool is not None:
+        st.pool.close()  # this process's copies only: the receiver's mappings and descriptors are its own
+
+
+def _torch_shared_file(arr: np.ndarray):
+    """``(fd, file size, byte offset)`` if ``arr`` is a C-contiguous view of a torch storage in shared
+    memory shared by file descriptor (torch's default strategy); else None."""
+    base = arr.base
+    if not _is_tensor(base) or not arr.flags.c_contiguous or arr.nbytes == 0:
+        return None
+    torch = sys.modules["torch"]
+    storage = base.untyped_storage()
+    if storage.device.type != "cpu" or not storage.is_shared():
+        return None
+    if torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
+        return None
+    try:
+        fd, size = storage._share_fd_cpu_()  # the storage's own descriptor: shared already, nothing is copied
+    except Exception:
+        return None
+    offset = arr.ctypes.data - storage.data_ptr()
+    # A small view of a big storage (a dataset's shared tensor) is copied: the receiver would map the whole file.
+    if offset < 0 or offset + arr.nbytes > size or 2 * arr.nbytes < size:
+        return None
+    return fd, size, offset
+
+
+class _Pickler(pickle.Pickler):
+    """Protocol 5 with buffers out of band; arrays in torch's shared memory become references to its files."""
+
+    def __init__(self, file, buffers: list) -> None:
+        super().__init__(file, protocol=5, buffer_callback=buffers.append)
+        self.files: list[tuple[int, int]] = []  # (fd, size) per torch shared-memory file referenced
+
+    def persistent_id(self, obj):
+        if type(obj) is not np.ndarray:
+            return None
+        found = _torch_shared_file(obj)
+        if found is None:
+            return None
+        fd, size, offset = found
+        self.files.append((fd, size))
+        return (len(self.files) - 1, offset, obj.dtype.str, obj.shape)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, buffers, maps: list) -> None:
+        super().__init__(file, buffers=buffers)
+        self.maps = maps
+
+    def persistent_load(self, pid):
+        k, offset, dtype, shape = pid
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        return np.frombuffer(self.maps[k], dtype, count, offset).reshape(shape)
+
+
+def _map_private(fd: int, size: int, *, close: bool = True) -> mmap.mmap:
+    # Copy-on-write: the arrays are writable and private to this process.
+    try:
+        return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        if close:
+            os.close(fd)
+
+
 def send(conn, obj: Any) -> None:
     """Send ``obj`` on ``conn`` (a socket-based ``multiprocessing`` Connection), buffers out of band."""
+    st = _state(conn)
     buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    out = io.BytesIO()
+    pickler = _Pickler(out, buffers)
+    pickler.dump(obj)
+    head = out.getbuffer()
     views = [b.raw() for b in buffers]
     sizes = b"".join(_SIZE.pack(v.nbytes) for v in views)
+    files = b"".join(_SIZE.pack(size) for _, size in pickler.files)
+    freed = []
+    while st.peer.freed:
+        freed.append(st.peer.freed.popleft())
     total = sum(_aligned(v.nbytes) for v in views)
-    shared = total >= _SHARED_FROM and hasattr(os, "memfd_create")
-    conn.send_bytes(_COUNT.pack(len(views) | (_SHARED_BIT if shared else 0)) + sizes + head)
-    if shared:
+    flags, slot = 0, None
+    if total >= _SHARED_FROM and hasattr(os, "memfd_create"):
+        flags = _SHARED_BIT
+        if st.pool is None:
+            st.pool = _SendPool()
+        slot = st.pool.take(total)
+        if slot is not None and not slot.announced:
+            flags |= _NEW_SLOT_BIT
+    if slot is not None:
+        start = 0
+        for v in views:  # before the header goes: the receiver may map the file as soon as it has it
+            v = v.cast("B")
+            slot.mapping[start : start + v.nbytes] = v  # the slot's pages exist already: a plain copy
+            start += _aligned(v.nbytes)
+    token = st.pool.token if st.pool is not None else 0
+    header = _HEAD.pack(len(views) | flags, len(pickler.files), len(freed), token, slot.id if slot else 0)
+    conn.send_bytes(header + sizes + files + b"".join(_SIZE.pack(i) for i in freed) + head)
+    for fd, _ in pickler.files:
+        send_handle(conn, fd, 0)
+    if slot is not None:
+        if flags & _NEW_SLOT_BIT:
+            send_handle(conn, slot.fd, 0)
+            slot.announced = True
+        return
+    if flags:
         fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
         try:
             for v in views:  # the kernel copies into the file's pages: no page faults here
@@ -67,41 +311,62 @@ def send(conn, obj: Any) -> None:
         conn.send_bytes(view)
 
 
+def _ids(head: bytes, offset: int, count: int) -> tuple[list[int], int]:
+    out = []
+    for _ in range(count):
+        (value,) = _SIZE.unpack_from(head, offset)
+        offset += _SIZE.size
+        out.append(value)
+    return out, offset
+
+
 def recv(conn) -> Any:
     """Receive one object sent by :func:`send` (arrays land in fresh writable buffers)."""
+    st = _state(conn)
     head = conn.recv_bytes()
-    (count,) = _COUNT.unpack_from(head)
-    shared = bool(count & _SHARED_BIT)
-    count &= ~_SHARED_BIT
-    offset = _COUNT.size
-    sizes = []
-    for _ in range(count):
-        (size,) = _SIZE.unpack_from(head, offset)
-        offset += _SIZE.size
-        sizes.append(size)
-    if shared:
-        fd = recv_handle(conn)
-        try:
-            total = sum(_aligned(n) for n in sizes)
-            # Copy-on-write: the arrays are writable and private to this process.
-            mm = mmap.mmap(fd, total, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
+    count, nfiles, nfreed, token, slot_id = _HEAD.unpack_from(head)
+    flags = count & _FLAGS
+    count &= ~_FLAGS
+    sizes, offset = _ids(head, _HEAD.size, count)
+    file_sizes, offset = _ids(head, offset, nfiles)
+    freed, offset = _ids(head, offset, nfreed)
+    if freed and st.pool is not None:
+        st.pool.release(freed)  # our files the other side has let go of
+    maps = [_map_private(recv_handle(conn), size) for size in file_sizes]
+    if flags:
+        total = sum(_aligned(n) for n in sizes)
+        if slot_id:
+            peer = st.peer
+            if token != peer.token:
+                peer.new_token(token)
+            if flags & _NEW_SLOT_BIT:
+                peer.fds[slot_id] = recv_handle(conn)
+            mm = _map_private(peer.fds[slot_id], total, close=False)
+            # Freed only when nothing made from this mapping is left: then the sender may reuse the file.
+            weakref.finalize(mm, _freed, weakref.ref(peer), token, slot_id)
+        else:
+            mm = _map_private(recv_handle(conn), total)
         whole = memoryview(mm)
         buffers, start = [], 0
         for n in sizes:
             buffers.append(whole[start : start + n])
             start += _aligned(n)
-        return pickle.loads(memoryview(head)[offset:], buffers=buffers)
-    buffers = []
-    for size in sizes:
-        buf = bytearray(size)
-        if size:
-            conn.recv_bytes_into(buf)
-        else:
-            conn.recv_bytes()
-        buffers.append(buf)
-    return pickle.loads(memoryview(head)[offset:], buffers=buffers)
+    else:
+        buffers = []
+        for size in sizes:
+            buf = bytearray(size)
+            if size:
+                conn.recv_bytes_into(buf)
+            else:
+                conn.recv_bytes()
+            buffers.append(buf)
+    return _Unpickler(io.BytesIO(memoryview(head)[offset:]), buffers, maps).load()
+
+
+def _freed(peer_ref, token: int, slot_id: int) -> None:
+    peer = peer_ref()
+    if peer is not None and peer.token == token:
+        peer.freed.append(slot_id)
 
 
 def _is_tensor(x: Any) -> bool:

@@ -1,0 +1,124 @@
+"""The pipeline's message transport: every kind of leaf arrives equal, writable and private."""
+
+from __future__ import annotations
+
+import socket
+from multiprocessing.connection import Connection
+
+import numpy as np
+import pytest
+import torch
+
+from adapters.engine import _transport
+from adapters.engine._transport import recv, send
+
+
+@pytest.fixture
+def pipe():
+    a, b = socket.socketpair()
+    ends = Connection(a.detach()), Connection(b.detach())
+    yield ends
+    for c in ends:
+        c.close()
+
+
+def _roundtrip(pipe, obj):
+    send(pipe[0], obj)
+    return recv(pipe[1])
+
+
+@pytest.mark.parametrize("nbytes", [0, 1000, 3 << 20], ids=["empty", "inline", "memfd"])
+def test_arrays_arrive_equal_writable_and_private(pipe, nbytes):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, nbytes, dtype=np.uint8)
+    batch = {"img": img, "f": rng.random((3, 5)).astype(np.float32), "meta": ["a", 1, None, 2.5], "t": (np.int64(7),)}
+    got = _roundtrip(pipe, batch)
+    assert got["meta"] == ["a", 1, None, 2.5] and got["t"] == (np.int64(7),)
+    for key in ("img", "f"):
+        assert got[key].dtype == batch[key].dtype and np.array_equal(got[key], batch[key])
+        assert got[key].flags.writeable
+    if nbytes:
+        got["img"][0] ^= 0xFF  # the receiver's copy is its own
+        assert got["img"][0] != img[0]
+
+
+def test_a_tensor_in_torch_shared_memory_crosses_by_descriptor_not_copied(pipe, monkeypatch):
+    # What torch's default_collate makes inside a worker: the batch already lives in a shared file.
+    t = torch.arange(1 << 20, dtype=torch.float32).reshape(256, 4096)
+    t.share_memory_()
+    copied = []
+    real_write = _transport._write_all
+    monkeypatch.setattr(_transport, "_write_all", lambda fd, v: (copied.append(v.nbytes), real_write(fd, v)))
+    got = _roundtrip(pipe, (t.numpy(), np.arange(3)))
+    assert copied == []  # no byte of the 4 MiB went through the memfd copy
+    assert got[0].dtype == np.float32 and got[0].shape == (256, 4096)
+    assert np.array_equal(got[0], t.numpy()) and np.array_equal(got[1], np.arange(3))
+    got[0][0, 0] = -1.0  # copy-on-write: writable here, unchanged for the sender
+    assert t[0, 0].item() == 0.0
+
+
+def test_a_small_view_of_a_big_shared_storage_is_copied_not_mapped_whole(pipe, monkeypatch):
+    t = torch.zeros(1 << 20, dtype=torch.float32)
+    t.share_memory_()
+    view = t[1000:1010].numpy()
+    assert _transport._torch_shared_file(view) is None
+    got = _roundtrip(pipe, view)
+    assert np.array_equal(got, view)
+
+
+def test_a_shared_tensor_with_an_offset_arrives_at_its_offset(pipe):
+    t = torch.arange(1 << 20, dtype=torch.int32)
+    t.share_memory_()
+    part = t[1 << 18 :].numpy()  # 3/4 of the storage, starting 1 MiB in
+    assert _transport._torch_shared_file(part) is not None
+    got = _roundtrip(pipe, part)
+    assert np.array_equal(got, part) and got[0] == 1 << 18
+
+
+def _pool(conn):
+    return conn.__dict__["_torch2ms_transport"].pool
+
+
+def _ack(pipe):
+    send(pipe[1], ("ack",))  # the receiver's next message carries the ids of the files it let go of
+    assert recv(pipe[0]) == ("ack",)
+
+
+def test_files_are_reused_once_the_receiver_let_go_and_never_before(pipe):
+    big = [np.full((1 << 18,), k, np.float32) for k in range(40)]  # 1 MiB each
+    held = []
+    for k in range(6):  # every batch kept alive: each needs a file of its own
+        held.append(_roundtrip(pipe, {"x": big[k], "k": k}))
+        _ack(pipe)
+    assert len(_pool(pipe[0]).slots) == 6
+    for k in range(6, 30):  # dropped as soon as received: the same file again and again
+        got = _roundtrip(pipe, {"x": big[k], "k": k})
+        assert got["k"] == k and np.array_equal(got["x"], big[k])
+        del got
+        _ack(pipe)
+    assert len(_pool(pipe[0]).slots) == 7
+    for k, batch in enumerate(held):  # the held ones were never written over
+        assert batch["k"] == k and np.array_equal(batch["x"], big[k])
+
+
+def test_a_view_of_a_view_keeps_its_file_from_being_reused(pipe):
+    a = np.arange(1 << 18, dtype=np.float32)
+    got = _roundtrip(pipe, a)
+    view = memoryview(got.base)[10:20]  # made from the buffer, with no reference to `got` itself
+    before = bytes(view)
+    assert before == a[10:20].tobytes() or before == a.view(np.uint8)[10:20].tobytes()
+    del got
+    _ack(pipe)
+    got2 = _roundtrip(pipe, -a)
+    assert bytes(view) == before  # its file was not the one written for got2
+    assert np.array_equal(got2, -a)
+    del got2, view
+
+
+def test_a_larger_message_grows_an_idle_file_or_takes_a_new_one(pipe):
+    for n in (1 << 18, 1 << 20, 1 << 19, 3 << 20):
+        x = np.arange(n, dtype=np.float32)
+        got = _roundtrip(pipe, x)
+        assert np.array_equal(got, x)
+        del got
+        _ack(pipe)
