@@ -62,23 +62,48 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[written:]
 
 
+def _write_views(fd: int, views: list) -> None:
+    for v in views:  # the kernel copies into the file's pages: no page faults here
+        _write_all(fd, v)
+        pad = _aligned(v.nbytes) - v.nbytes
+        if pad:
+            os.write(fd, bytes(pad))
+
+
+# The pages of a new file are made by write() (in bulk; a page fault per 4 KiB costs twice as much),
+# then mapped with their page tables filled in, so that each later reuse is a plain copy.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
 class _Slot:
     __slots__ = ("id", "fd", "capacity", "mapping", "busy", "announced")
 
-    def __init__(self, slot_id: int, capacity: int) -> None:
+    def __init__(self, slot_id: int, capacity: int, views: list) -> None:
         self.id = slot_id
         self.fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
-        self.capacity = capacity
-        os.ftruncate(self.fd, capacity)
-        self.mapping = mmap.mmap(self.fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.mapping = None
+        self._fill(capacity, views)
         self.busy = False
         self.announced = False  # the receiver holds its descriptor
 
-    def grow(self, capacity: int) -> None:
-        self.mapping.close()
-        os.ftruncate(self.fd, capacity)
+    def _fill(self, capacity: int, views: list) -> None:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        _write_views(self.fd, views)
+        os.ftruncate(self.fd, max(capacity, os.lseek(self.fd, 0, os.SEEK_CUR)))
         self.capacity = capacity
-        self.mapping = mmap.mmap(self.fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.mapping = mmap.mmap(self.fd, capacity, flags=mmap.MAP_SHARED | _POPULATE,
+                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
+
+    def grow(self, capacity: int, views: list) -> None:
+        self.mapping.close()
+        self._fill(capacity, views)
+
+    def write(self, views: list) -> None:
+        start = 0
+        for v in views:
+            v = v.cast("B")
+            self.mapping[start : start + v.nbytes] = v  # the pages exist already: a plain copy
+            start += _aligned(v.nbytes)
 
 
 class _SendPool:
@@ -89,21 +114,23 @@ class _SendPool:
         self.slots: dict[int, _Slot] = {}
         self._counter = 0
 
-    def take(self, total: int) -> _Slot | None:
+    def put(self, total: int, views: list) -> _Slot | None:
+        """Write ``views`` (``total`` bytes, aligned) into a file the receiver holds no mapping of."""
         free = [s for s in self.slots.values() if not s.busy and s.capacity >= total]
         capacity = -(-total // _SLOT_ROUND) * _SLOT_ROUND
         if free:
             slot = min(free, key=lambda s: s.capacity)
+            slot.write(views)
         elif len(self.slots) < _MAX_SLOTS:
             self._counter += 1
-            slot = _Slot(self.token << 32 | self._counter, capacity)
+            slot = _Slot(self.token << 32 | self._counter, capacity, views)
             self.slots[slot.id] = slot
         else:
             idle = [s for s in self.slots.values() if not s.busy]
             if not idle:
                 return None  # the receiver holds every file: a one-off one
             slot = max(idle, key=lambda s: s.capacity)
-            slot.grow(capacity)  # (the receiver maps each message's own length of the same file)
+            slot.grow(capacity, views)  # (the receiver maps each message's own length of the same file)
         slot.busy = True
         return slot
 
@@ -276,15 +303,10 @@ def send(conn, obj: Any) -> None:
         flags = _SHARED_BIT
         if st.pool is None:
             st.pool = _SendPool()
-        slot = st.pool.take(total)
+        # Written before the header goes: the receiver may map the file as soon as it has it.
+        slot = st.pool.put(total, views)
         if slot is not None and not slot.announced:
             flags |= _NEW_SLOT_BIT
-    if slot is not None:
-        start = 0
-        for v in views:  # before the header goes: the receiver may map the file as soon as it has it
-            v = v.cast("B")
-            slot.mapping[start : start + v.nbytes] = v  # the slot's pages exist already: a plain copy
-            start += _aligned(v.nbytes)
     token = st.pool.token if st.pool is not None else 0
     header = _HEAD.pack(len(views) | flags, len(pickler.files), len(freed), token, slot.id if slot else 0)
     conn.send_bytes(header + sizes + files + b"".join(_SIZE.pack(i) for i in freed) + head)
@@ -298,11 +320,7 @@ def send(conn, obj: Any) -> None:
     if flags:
         fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
         try:
-            for v in views:  # the kernel copies into the file's pages: no page faults here
-                _write_all(fd, v)
-                pad = _aligned(v.nbytes) - v.nbytes
-                if pad:
-                    os.write(fd, bytes(pad))
+            _write_views(fd, views)
             send_handle(conn, fd, 0)
         finally:
             os.close(fd)
