@@ -122,3 +122,31 @@ def test_a_larger_message_grows_an_idle_file_or_takes_a_new_one(pipe):
         assert np.array_equal(got, x)
         del got
         _ack(pipe)
+
+
+def test_a_parent_that_lent_its_files_to_a_forked_child_starts_new_ones_after_reset(pipe):
+    # The loader process at num_workers=0: each epoch's runner (a fork) adopts its files and writes into
+    # them; when the runner is dropped (epoch left early) the loader must not trust its own view of them.
+    import gc
+    import os
+
+    first = [_roundtrip(pipe, np.full(1 << 18, k, np.float32)) for k in range(2)]  # parent's files, held
+    _ack(pipe)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _transport.adopt(pipe[0])
+            for k in (10, 11):
+                send(pipe[0], np.full(1 << 18, k, np.float32))
+        finally:
+            os._exit(0)
+    from_child = [recv(pipe[1]) for _ in range(2)]
+    os.waitpid(pid, 0)
+    _transport.reset(pipe[0])
+    mine = [_roundtrip(pipe, np.full(1 << 18, k, np.float32)) for k in (20, 21)]  # held
+    del from_child
+    gc.collect()  # the child's files come free: their ids go back with the next message
+    _ack(pipe)
+    later = _roundtrip(pipe, np.full(1 << 18, 30, np.float32))
+    assert [a[0] for a in first] == [0, 1] and [a[0] for a in mine] == [20, 21] and later[0] == 30
+    assert all(np.all(a == a[0]) for a in first + mine + [later])
