@@ -11,7 +11,8 @@ into one the receiver has let go of. The receiver knows exactly when that is: ev
 its own mapping, and a mapping object is freed only once no array, view or buffer made from it is
 left (the mmap object's exports keep it alive); its finaliser queues the file's id, and the
 receiver's next message on the same connection carries the ids back. A file is never written while
-any mapping of it in the receiver is alive.
+any mapping of it in the receiver is alive. Its descriptor crosses with every message and the
+receiver closes it once mapped, so a file the sender closes (idle ones beyond ``_KEEP_IDLE``) is gone.
 
 An array that already lives in torch's shared memory — what torch's ``default_collate`` makes
 inside a worker, e.g. called from a custom ``collate_fn`` — is not copied at all: its storage's
@@ -38,17 +39,16 @@ import numpy as np
 
 __all__ = ["send", "recv", "numpy_tree", "adopt", "reset"]
 
-# buffers (| flags), torch shared-memory files, freed ids, pool token, slot id
-_HEAD = struct.Struct("<IIIIQ")
+# buffers (| _SHARED_BIT), torch shared-memory files, freed ids, slot id (0: a one-off file)
+_HEAD = struct.Struct("<IIIQ")
 _SIZE = struct.Struct("<Q")
-_SHARED_BIT = 1 << 31  # the buffers are in a shared-memory file (one-off, or the pool's slot)
-_NEW_SLOT_BIT = 1 << 30  # ... the pool's slot, whose descriptor follows (first use)
-_FLAGS = _SHARED_BIT | _NEW_SLOT_BIT
+_SHARED_BIT = 1 << 31  # the buffers are in a shared-memory file, whose descriptor follows
 
 _SHARED_FROM = 1 << 20  # bytes of array data from which a message goes through shared memory
 _ALIGN = 64
 _SLOT_ROUND = 1 << 20  # slot capacities are rounded up to this
 _MAX_SLOTS = 32  # per sending process and connection; beyond, one-off files (busy receivers)
+_KEEP_IDLE = 8  # files kept for reuse when the receiver has let go of more (after a burst)
 
 
 def _aligned(n: int) -> int:
@@ -76,7 +76,7 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 class _Slot:
-    __slots__ = ("id", "fd", "capacity", "mapping", "busy", "announced")
+    __slots__ = ("id", "fd", "capacity", "mapping", "busy")
 
     def __init__(self, slot_id: int, capacity: int, views: list) -> None:
         self.id = slot_id
@@ -84,7 +84,6 @@ class _Slot:
         self.mapping = None
         self._fill(capacity, views)
         self.busy = False
-        self.announced = False  # the receiver holds its descriptor
 
     def _fill(self, capacity: int, views: list) -> None:
         os.lseek(self.fd, 0, os.SEEK_SET)
@@ -97,6 +96,10 @@ class _Slot:
     def grow(self, capacity: int, views: list) -> None:
         self.mapping.close()
         self._fill(capacity, views)
+
+    def close(self) -> None:
+        self.mapping.close()
+        os.close(self.fd)
 
     def write(self, views: list) -> None:
         start = 0
@@ -139,62 +142,24 @@ class _SendPool:
             slot = self.slots.get(slot_id)
             if slot is not None:  # (ids of an earlier pool on this connection are ignored)
                 slot.busy = False
+        idle = sorted((s for s in self.slots.values() if not s.busy), key=lambda s: s.capacity)
+        for slot in idle[_KEEP_IDLE:]:  # the largest go first
+            del self.slots[slot.id]
+            slot.close()
 
     def close(self) -> None:
         for slot in self.slots.values():
-            slot.mapping.close()
-            os.close(slot.fd)
+            slot.close()
         self.slots.clear()
 
 
-class _Peer:
-    """The receiving side of one connection: the sender's slot descriptors, ids freed to report back."""
-
-    def __init__(self) -> None:
-        self.token: int | None = None
-        self.fds: dict[int, int] = {}
-        self.freed: collections.deque = collections.deque()  # appended by finalisers, any thread
-        _PEERS.add(self)
-
-    def new_token(self, token: int) -> None:
-        # The sender started a new pool (a process taking over the connection): its old files are gone.
-        self._close_fds()
-        self.token = token
-        self.freed.clear()
-
-    def _close_fds(self) -> None:
-        for fd in self.fds.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.fds.clear()
-
-    def __del__(self) -> None:
-        self._close_fds()
-
-
-_PEERS: "weakref.WeakSet[_Peer]" = weakref.WeakSet()
-
-
-def _close_inherited_peers() -> None:
-    # A process forked from a receiver (the caller forking a torch DataLoader worker, a spawner of
-    # ours) must not keep a sender's files alive with descriptors it inherited.
-    for peer in list(_PEERS):
-        peer._close_fds()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_peers)
-
-
 class _State:
-    __slots__ = ("pid", "pool", "peer", "__weakref__")
+    __slots__ = ("pid", "pool", "freed")
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.pool: _SendPool | None = None
-        self.peer = _Peer()
+        self.pool: _SendPool | None = None  # the files this process sends in
+        self.freed: collections.deque = collections.deque()  # the other side's files let go of (any thread)
 
 
 def _state(conn) -> _State:
@@ -274,13 +239,12 @@ class _Unpickler(pickle.Unpickler):
         return np.frombuffer(self.maps[k], dtype, count, offset).reshape(shape)
 
 
-def _map_private(fd: int, size: int, *, close: bool = True) -> mmap.mmap:
+def _map_private(fd: int, size: int) -> mmap.mmap:
     # Copy-on-write: the arrays are writable and private to this process.
     try:
         return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
-        if close:
-            os.close(fd)
+        os.close(fd)
 
 
 def send(conn, obj: Any) -> None:
@@ -295,38 +259,32 @@ def send(conn, obj: Any) -> None:
     sizes = b"".join(_SIZE.pack(v.nbytes) for v in views)
     files = b"".join(_SIZE.pack(size) for _, size in pickler.files)
     freed = []
-    while st.peer.freed:
-        freed.append(st.peer.freed.popleft())
+    while st.freed:
+        freed.append(st.freed.popleft())
     total = sum(_aligned(v.nbytes) for v in views)
-    flags, slot = 0, None
-    if total >= _SHARED_FROM and hasattr(os, "memfd_create"):
-        flags = _SHARED_BIT
+    shared = total >= _SHARED_FROM and hasattr(os, "memfd_create")
+    slot = None
+    if shared:
         if st.pool is None:
             st.pool = _SendPool()
-        # Written before the header goes: the receiver may map the file as soon as it has it.
-        slot = st.pool.put(total, views)
-        if slot is not None and not slot.announced:
-            flags |= _NEW_SLOT_BIT
-    token = st.pool.token if st.pool is not None else 0
-    header = _HEAD.pack(len(views) | flags, len(pickler.files), len(freed), token, slot.id if slot else 0)
+        slot = st.pool.put(total, views)  # before the header goes: the receiver may map it at once
+    header = _HEAD.pack(len(views) | (_SHARED_BIT if shared else 0), len(pickler.files), len(freed),
+                        slot.id if slot is not None else 0)  # fmt: skip
     conn.send_bytes(header + sizes + files + b"".join(_SIZE.pack(i) for i in freed) + head)
     for fd, _ in pickler.files:
         send_handle(conn, fd, 0)
     if slot is not None:
-        if flags & _NEW_SLOT_BIT:
-            send_handle(conn, slot.fd, 0)
-            slot.announced = True
-        return
-    if flags:
+        send_handle(conn, slot.fd, 0)
+    elif shared:  # every file of the pool is mapped by the receiver: a one-off file
         fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
         try:
             _write_views(fd, views)
             send_handle(conn, fd, 0)
         finally:
             os.close(fd)
-        return
-    for view in views:
-        conn.send_bytes(view)
+    else:
+        for view in views:
+            conn.send_bytes(view)
 
 
 def _ids(head: bytes, offset: int, count: int) -> tuple[list[int], int]:
@@ -342,28 +300,20 @@ def recv(conn) -> Any:
     """Receive one object sent by :func:`send` (arrays land in fresh writable buffers)."""
     st = _state(conn)
     head = conn.recv_bytes()
-    count, nfiles, nfreed, token, slot_id = _HEAD.unpack_from(head)
-    flags = count & _FLAGS
-    count &= ~_FLAGS
+    count, nfiles, nfreed, slot_id = _HEAD.unpack_from(head)
+    shared = bool(count & _SHARED_BIT)
+    count &= ~_SHARED_BIT
     sizes, offset = _ids(head, _HEAD.size, count)
     file_sizes, offset = _ids(head, offset, nfiles)
     freed, offset = _ids(head, offset, nfreed)
     if freed and st.pool is not None:
         st.pool.release(freed)  # our files the other side has let go of
     maps = [_map_private(recv_handle(conn), size) for size in file_sizes]
-    if flags:
-        total = sum(_aligned(n) for n in sizes)
+    if shared:
+        mm = _map_private(recv_handle(conn), sum(_aligned(n) for n in sizes))
         if slot_id:
-            peer = st.peer
-            if token != peer.token:
-                peer.new_token(token)
-            if flags & _NEW_SLOT_BIT:
-                peer.fds[slot_id] = recv_handle(conn)
-            mm = _map_private(peer.fds[slot_id], total, close=False)
-            # Freed only when nothing made from this mapping is left: then the sender may reuse the file.
-            weakref.finalize(mm, _freed, weakref.ref(peer), token, slot_id)
-        else:
-            mm = _map_private(recv_handle(conn), total)
+            # Called only once nothing made from this mapping is left: then the sender may reuse the file.
+            weakref.finalize(mm, st.freed.append, slot_id).atexit = False
         whole = memoryview(mm)
         buffers, start = [], 0
         for n in sizes:
@@ -379,12 +329,6 @@ def recv(conn) -> Any:
                 conn.recv_bytes()
             buffers.append(buf)
     return _Unpickler(io.BytesIO(memoryview(head)[offset:]), buffers, maps).load()
-
-
-def _freed(peer_ref, token: int, slot_id: int) -> None:
-    peer = peer_ref()
-    if peer is not None and peer.token == token:
-        peer.freed.append(slot_id)
 
 
 def _is_tensor(x: Any) -> bool:

@@ -150,3 +150,18 @@ def test_a_parent_that_lent_its_files_to_a_forked_child_starts_new_ones_after_re
     later = _roundtrip(pipe, np.full(1 << 18, 30, np.float32))
     assert [a[0] for a in first] == [0, 1] and [a[0] for a in mine] == [20, 21] and later[0] == 30
     assert all(np.all(a == a[0]) for a in first + mine + [later])
+
+
+def test_after_a_burst_only_a_few_idle_files_are_kept(pipe):
+    held = [_roundtrip(pipe, np.full(1 << 18, k, np.float32)) for k in range(_transport._KEEP_IDLE + 4)]
+    _ack(pipe)
+    assert len(_pool(pipe[0]).slots) == _transport._KEEP_IDLE + 4
+    del held
+    import gc
+
+    gc.collect()
+    _ack(pipe)  # every file let go of: the pool closes what it does not keep
+    assert len(_pool(pipe[0]).slots) == _transport._KEEP_IDLE
+    got = _roundtrip(pipe, np.full(1 << 18, 99, np.float32))  # a kept one, reused
+    assert np.all(got == 99)
+    assert len(_pool(pipe[0]).slots) == _transport._KEEP_IDLE
