@@ -1,26 +1,30 @@
 """The ``to_mindspore`` engine vs torch's DataLoader, in the same run, every output checked.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick] [--sections throughput memory construct first]
-[--data-dir DIR]``. Each section runs in a fresh ``sys.executable`` subprocess (the memory section: one per
-side), so MindSpore and torch worker pools never share a process. Four sections:
+Run: ``.venv/bin/python benchmarks/bench_engine.py [--quick] [--sections throughput step memory construct
+first] [--data-dir DIR]``. Each section runs in a fresh ``sys.executable`` subprocess (the memory section: one
+per side), so MindSpore and torch worker pools never share a process. Five sections:
 
 1. throughput: an image-classification loader over ``--images`` JPEGs (256x256, made once with
    ``cv2.imencode`` from a seeded numpy RNG, cached in ``--data-dir``); ``__getitem__`` = ``cv2.imread``,
    random 224 crop + random horizontal flip from numpy's GLOBAL RNG, HWC->CHW, float32 normalisation,
    int label; ``DataLoader(batch_size=32, shuffle=True, generator=Generator().manual_seed(0))`` at
    num_workers 0 and 2. Images/s over 2 epochs, timed from building the loader (MindSpore side: plus
-   ``to_mindspore``) to the last batch converted to numpy. Two rounds alternating sides; both reported.
-   Every batch of every run is compared with torch's first run (dtype + ``np.array_equal`` per column).
-   Target: to_mindspore/torch >= 1.0.
-2. memory: an in-RAM dataset (``--mem-mb`` MB, one uint8 array, 64 KiB per sample), batch 16,
+   ``to_mindspore``) to the last batch converted to numpy. Rounds alternate sides (``--rounds``); all
+   reported. The timed runs drop each batch once taken, as a training loop does (a loop that kept every
+   batch would keep all its shared memory busy); they keep a fingerprint of every batch (dtype, shape and
+   every 4099th element of each column), compared with torch's. One untimed run of each side keeps every
+   batch, compared whole (dtype + ``np.array_equal`` per column). Target: to_mindspore/torch >= 1.0.
+2. step: the same loader in a training loop whose step takes ``--step-ms`` per batch on an accelerator
+   (modelled as the host thread waiting: ``time.sleep``); images/s of the whole loop, same checks.
+3. memory: an in-RAM dataset (``--mem-mb`` MB, one uint8 array, 64 KiB per sample), batch 16,
    num_workers 2; peak of RSS / PSS / USS summed over the process and all its children (psutil, sampled
    every 20 ms by a thread) during building the loader (+ ``to_mindspore``) and one epoch; each side in its
    own subprocess; the epochs' sha256 digests must match. PSS is the fair one (RSS counts shared
    copy-on-write pages once per process). Target: to_mindspore/torch PSS peak <= ~1.0.
-3. construct: ``to_mindspore(dataset of 1e6 path strings, batch_size=32, shuffle=True, num_workers=2)``
+4. construct: ``to_mindspore(dataset of 1e6 path strings, batch_size=32, shuffle=True, num_workers=2)``
    (the files are never opened; ``__getitem__`` returns a small array); seconds for the call, torch's
    ``DataLoader(...)`` for reference; the first batch of both is compared. Target: <= 0.2 s.
-4. first: time to first batch of the image loader at num_workers 0 and 2, from ``iter(loader)`` (torch) /
+5. first: time to first batch of the image loader at num_workers 0 and 2, from ``iter(loader)`` (torch) /
    the ``to_mindspore(loader)`` call (MindSpore, through ``create_tuple_iterator``) to the first batch as
    numpy; after a warm-up of both runtimes; two rounds alternating. Target: <= torch + 0.2 s.
 
@@ -143,8 +147,21 @@ def image_loader(args, workers: int):
                       num_workers=workers, generator=torch.Generator().manual_seed(0))  # fmt: skip
 
 
-def run_side(side: str, make, epochs: int, keep: str = "batches"):
-    """Seed, build, iterate ``epochs`` epochs; returns (seconds incl. build, first-batch s, kept per batch)."""
+def fingerprint(batch) -> list:
+    """dtype, shape and every 4099th element of each column: cheap, and any other sample order shows."""
+    return [(x.dtype.str, x.shape, x.ravel()[::4099].copy()) for x in leaves(batch)]
+
+
+def check_fingerprints(actual: list, expected: list, what: str) -> None:
+    assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        for c, ((da, sa, xa), (de, se, xe)) in enumerate(zip(a, e)):
+            assert da == de and sa == se and np.array_equal(xa, xe), f"{what}: batch {k} column {c} differs"
+
+
+def run_side(side: str, make, epochs: int, keep: str = "batches", step_s: float = 0.0):
+    """Seed, build, iterate ``epochs`` epochs (``step_s`` of waiting per batch: the accelerator's step);
+    returns (seconds incl. build, first-batch s, kept per batch: "batches", "digests" or "fingerprints")."""
     import adapters
 
     seed_all(0)
@@ -159,29 +176,42 @@ def run_side(side: str, make, epochs: int, keep: str = "batches"):
         batches = (ds.structure.rebuild(row) for _ in range(epochs) for row in it)
     for b in batches:
         first = first or time.perf_counter() - start
-        kept.append(b if keep == "batches" else batch_digest(b))
+        kept.append(b if keep == "batches" else batch_digest(b) if keep == "digests" else fingerprint(b))
+        del b
+        if step_s:
+            time.sleep(step_s)
     return time.perf_counter() - start, first, kept
 
 
 # ------------------------------------------------------------------------------------------ sections
 
 
-def section_throughput(args) -> dict:
+def section_throughput(args, step_s: float = 0.0) -> dict:
     make_jpegs(args.data_dir, args.images)
     rows = []
     for w in (0, 2):
-        reference = None
-        for r in range(2):
+        # Untimed: every batch of both sides, compared whole; torch's fingerprints are the reference.
+        full = {side: run_side(side, lambda: image_loader(args, w), epochs=2)[2] for side in ("torch", "ms")}
+        check_same(full["ms"], full["torch"], f"num_workers={w}, untimed run")
+        reference = [fingerprint(b) for b in full["torch"]]
+        images = sum(len(b[1]) for b in full["torch"])
+        del full
+        gc.collect()
+        for r in range(args.rounds):
             res = {}
-            for side in ("torch", "ms") if r == 0 else ("ms", "torch"):
-                t, _, kept = run_side(side, lambda: image_loader(args, w), epochs=2)
-                reference = reference if reference is not None else kept  # torch's first run
-                check_same(kept, reference, f"{side} num_workers={w} round {r + 1}")
-                res[side] = sum(len(b[1]) for b in kept) / t
+            for side in ("torch", "ms") if r % 2 == 0 else ("ms", "torch"):
+                t, _, kept = run_side(side, lambda: image_loader(args, w), epochs=2, keep="fingerprints",
+                                      step_s=step_s)  # fmt: skip
+                check_fingerprints(kept, reference, f"{side} num_workers={w} round {r + 1}")
+                res[side] = images / t
                 del kept
                 gc.collect()
             rows.append([w, r + 1, f"{res['torch']:.1f}", f"{res['ms']:.1f}", f"{res['ms'] / res['torch']:.3f}"])
     return {"rows": rows}
+
+
+def section_step(args) -> dict:
+    return section_throughput(args, step_s=args.step_ms / 1000)
 
 
 def section_memory(args) -> dict:
@@ -267,7 +297,7 @@ def section_first(args) -> dict:
     return {"rows": rows}
 
 
-SECTIONS = dict(throughput=section_throughput, memory=section_memory, construct=section_construct, first=section_first)
+SECTIONS = dict(throughput=section_throughput, step=section_step, memory=section_memory, construct=section_construct, first=section_first)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -279,7 +309,8 @@ def child(args, section: str, side: str | None = None) -> dict:
         out = f.name
     cmd = [sys.executable, os.path.abspath(__file__), "--section", section, "--result", out,
            "--data-dir", args.data_dir, "--images", str(args.images), "--mem-mb", str(args.mem_mb),
-           "--paths", str(args.paths)] + (["--side", side] if side else [])  # fmt: skip
+           "--paths", str(args.paths), "--rounds", str(args.rounds), "--step-ms", str(args.step_ms)]
+    cmd += ["--side", side] if side else []
     try:
         subprocess.run(cmd, check=True)
         with open(out) as f:
@@ -293,14 +324,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, < 2 minutes)")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     p.add_argument("--data-dir", default=tempfile.gettempdir(), help="where the JPEGs are cached")
-    p.add_argument("--images", type=int, default=None, help="JPEGs in the image loader (default 256, quick 128)")
+    p.add_argument("--images", type=int, default=None, help="JPEGs in the image loader (default 1024, quick 128)")
+    p.add_argument("--rounds", type=int, default=2, help="throughput rounds per worker count, sides alternating")
+    p.add_argument("--step-ms", type=float, default=40.0, help="the accelerator's step per batch in the step section")
     p.add_argument("--mem-mb", type=int, default=None, help="in-RAM dataset size, MiB (default 300, quick 64)")
     p.add_argument("--paths", type=int, default=1_000_000, help="paths in the construction dataset")
     p.add_argument("--section", choices=list(SECTIONS), help=argparse.SUPPRESS)
     p.add_argument("--side", choices=["torch", "ms"], help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.images = args.images or (128 if args.quick else 256)
+    args.images = args.images or (128 if args.quick else 1024)
     args.mem_mb = args.mem_mb or (64 if args.quick else 300)
 
     if args.section:  # child process
@@ -317,14 +350,23 @@ def main(argv: list[str] | None = None) -> None:
         res = child(args, "throughput")
         print(f"\n== 1. throughput: {args.images} JPEGs 256->224, batch 32, shuffle, 2 epochs; images/s ==")
         print_table(["num_workers", "round", "torch", "to_mindspore", "ms/torch"], res["rows"])
-        print("every batch identical to torch's (dtype + np.array_equal, every column)")
+        print("every batch identical to torch's (untimed run: whole columns; timed runs: fingerprints)")
         for w in (0, 2):
             ratios = "/".join(r[4] for r in res["rows"] if r[0] == w)
             summary.append(["throughput ms/torch", f"num_workers={w}", ratios, ">= 1.0"])
+    if "step" in args.sections:
+        res = child(args, "step")
+        print(f"\n== 2. training loop with a {args.step_ms:g} ms accelerator step per batch (the host waits); "
+              f"{args.images} JPEGs, 2 epochs; images/s ==")
+        print_table(["num_workers", "round", "torch", "to_mindspore", "ms/torch"], res["rows"])
+        print("every batch identical to torch's (untimed run: whole columns; timed runs: fingerprints)")
+        for w in (0, 2):
+            ratios = "/".join(r[4] for r in res["rows"] if r[0] == w)
+            summary.append([f"loop with {args.step_ms:g} ms step ms/torch", f"num_workers={w}", ratios, ""])
     if "memory" in args.sections:
         mem = {side: child(args, "memory", side) for side in ("torch", "ms")}
         assert mem["ms"]["digests"] == mem["torch"]["digests"], "memory: to_mindspore's batches differ from torch's"
-        print(f"\n== 2. memory: {args.mem_mb} MiB in RAM, 64 KiB samples, batch 16, num_workers 2, 1 epoch; "
+        print(f"\n== 3. memory: {args.mem_mb} MiB in RAM, 64 KiB samples, batch 16, num_workers 2, 1 epoch; "
               "MiB summed over process + children ==")  # fmt: skip
         rows = []
         for side in ("torch", "ms"):
@@ -338,13 +380,13 @@ def main(argv: list[str] | None = None) -> None:
         summary.append(["memory peak ms/torch", "PSS / RSS", f"{pm[1] / pt[1]:.3f} / {pm[0] / pt[0]:.3f}", "<= ~1.0"])
     if "construct" in args.sections:
         res = child(args, "construct")
-        print(f"\n== 3. construction: {args.paths} paths, batch 32, shuffle, num_workers 2 ==")
+        print(f"\n== 4. construction: {args.paths} paths, batch 32, shuffle, num_workers 2 ==")
         print_table(["", "seconds"], [["torch DataLoader(...)", f"{res['torch']:.4f}"],
                                       ["to_mindspore(dataset, ...)", f"{res['ms']:.4f}"]])  # fmt: skip
         summary.append(["construction s", f"{args.paths} paths", f"{res['ms']:.3f}", "<= 0.2"])
     if "first" in args.sections:
         res = child(args, "first")
-        print("\n== 4. time to first batch (image loader), seconds, after warm-up ==")
+        print("\n== 5. time to first batch (image loader), seconds, after warm-up ==")
         print_table(["num_workers", "round", "torch", "to_mindspore", "ms - torch"], res["rows"])
         for w in (0, 2):
             diffs = "/".join(r[4] for r in res["rows"] if r[0] == w)
