@@ -22,6 +22,7 @@ import weakref
 from adapters.engine._errors import SourceError, WorkerError, wrap_exception
 from adapters.engine._interrupt import sigint_received
 from adapters.engine._processes import (
+    STREAM_AHEAD_BYTES,
     EpochRunner,
     close_lifeline,
     format_worker_death,
@@ -30,7 +31,7 @@ from adapters.engine._processes import (
     start_guardian,
 )
 from adapters.engine._schedule import Schedule
-from adapters.engine._transport import recv, send
+from adapters.engine._transport import recv, recv_sized, send
 
 __all__ = ["Engine", "Consumer"]
 
@@ -135,6 +136,7 @@ class Engine:
         self._history: collections.deque = collections.deque()  # (g, row) produced, maybe not consumed
         self._passes = 0
         self._stream_open = False
+        self._uncredited = 0  # num_workers=0: bytes of the loader's stream taken but not yet credited back
         self._base_seed: int | None = None
         self._probe = None  # epoch 0's generator, started to learn the columns
         self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
@@ -441,6 +443,7 @@ class Engine:
             return
         if spec.num_workers == 0:
             epoch.what = "stream"
+            self._uncredited = 0  # (what an earlier stream left uncredited is no credit for this one)
             send(self._conn, ("epoch", epoch.number, "stream", None))
             k = 0
             while True:
@@ -450,7 +453,6 @@ class Engine:
                     epoch.total = msg[1]
                     self._check_length(epoch, msg[1])
                     break
-                self._credit()
                 if self.length is not None and k >= self.length:
                     self._check_length(epoch, k + 1, at_least=True)
                 yield from self._emit(epoch, msg, k)
@@ -616,6 +618,7 @@ class Engine:
                 if not self._stream_open:
                     count = self._steps if self.schedule.mode == "steps" else None
                     op = "epoch" if (self.schedule.mode == "repeat" or self._passes == 0) else "more"
+                    self._uncredited = 0
                     send(self._conn, (op, self._passes, "stream", count))
                     self._passes += 1
                     self._stream_open = True
@@ -623,7 +626,6 @@ class Engine:
                 if msg[0] == "end":
                     self._stream_open = False
                     continue
-                self._credit()
                 return msg
         if not self._workers:
             self._request_indices(epoch)
@@ -654,23 +656,31 @@ class Engine:
 
     # ------------------------------------------------------------------ processes
     def _credit(self) -> None:
-        """num_workers=0: a batch was taken off the loader's pipe; it may send one more (STREAM_AHEAD)."""
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            send(self._conn, ("credit",))  # (a dead loader is reported by the next receive)
+        """num_workers=0: give the loader back room for the stream bytes taken (STREAM_AHEAD_BYTES)."""
+        if self._uncredited:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                send(self._conn, ("credit", self._uncredited))  # (a dead loader is reported by the next receive)
+            self._uncredited = 0
 
     def _recv_loader(self, epoch: _Epoch | None, what: str):
         try:
+            if not self._conn.poll(0):
+                self._credit()  # about to wait: the loader may be waiting for room
             while not self._conn.poll(_POLL):
                 self._watch_sigint(what)
                 if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
                     raise _Abandoned
-            msg = recv(self._conn)
+            msg, nbytes = recv_sized(self._conn)
         except (EOFError, OSError):
             if self._closed:
                 raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
             raise WorkerError(f"the pipeline's loader process exited unexpectedly while waiting for {what}") from None
         if msg[0] == "error":
             raise msg[1]
+        if msg[0] == "batch":  # the stream (num_workers=0): credit in half windows, or before waiting
+            self._uncredited += nbytes
+            if self._uncredited >= STREAM_AHEAD_BYTES // 2:
+                self._credit()
         return msg
 
     def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):

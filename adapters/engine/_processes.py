@@ -42,14 +42,16 @@ from adapters.torch_data._worker_seeding import WorkerInfo
 from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
 
 __all__ = [
-    "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline", "STREAM_AHEAD",
+    "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline",
+    "STREAM_AHEAD_BYTES",
 ]
 
 GRACE = 1.0  # seconds the pipeline's processes get to exit by themselves once the caller let go
-# num_workers=0: batches the loader process may have sent that the engine has not yet taken. torch
-# makes one batch per next(); a few keep the loader busy while MindSpore takes rows, and memory
-# bounded (the loop used to play a whole epoch ahead, every batch of it held in shared memory).
-STREAM_AHEAD = 2
+# num_workers=0: bytes of batches the loader process may have sent that the engine has not yet
+# taken (and one batch more). torch makes one batch per next(); a window keeps the loader busy while
+# MindSpore takes rows, and memory bounded (the loop used to play a whole epoch ahead, every batch
+# of it held in shared memory). In bytes, not batches: small batches then need almost no credits.
+STREAM_AHEAD_BYTES = 32 << 20
 
 # Write ends of the live guardians' lifelines. Every process forked from the caller (ours, and the
 # caller's own: a torch DataLoader's workers, multiprocessing) closes them, so that a lifeline's
@@ -327,20 +329,22 @@ class EpochRunner:
 class Control:
     """The loader's end of its pipe to the engine: stream credits counted, other messages in order.
 
-    In ``"stream"`` mode (``num_workers=0``) the engine sends ``("credit",)`` for every batch it takes
-    off the pipe; the loader sends a batch only with a credit in hand (:data:`STREAM_AHEAD` at the
-    start of a stream). Credits can arrive at any point, so every read skips and counts them.
+    In ``"stream"`` mode (``num_workers=0``) the loader makes a batch only while the bytes it has
+    sent and the engine has not credited back are fewer than :data:`STREAM_AHEAD_BYTES`. The engine
+    sends ``("credit", nbytes)`` for what it took off the pipe — when half a window has come
+    together, and whenever it is about to wait for the loader — so credits can arrive at any point:
+    every read counts them and skips them.
     """
 
     def __init__(self, conn) -> None:
         self.conn = conn
-        self.credits = 0
+        self.room = 0  # bytes the loader may still send before it waits for a credit
         self._pending: collections.deque = collections.deque()
 
     def _read(self) -> None:
         msg = recv(self.conn)
         if msg[0] == "credit":
-            self.credits += 1
+            self.room += msg[1]
         else:
             self._pending.append(msg)
 
@@ -356,14 +360,11 @@ class Control:
             self._read()
         return bool(self._pending)
 
-    def take_credit(self) -> bool:
+    def wait_for_room(self) -> bool:
         """Wait until the engine has room for one more batch; False if another message came first."""
-        while self.credits == 0 and not self._pending:
+        while self.room <= 0 and not self._pending:
             self._read()
-        if self._pending:
-            return False
-        self.credits -= 1
-        return True
+        return not self._pending
 
 
 def _serve_epoch(ctl: Control, runner: EpochRunner, msg) -> None:
@@ -400,9 +401,9 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg) -> None:
             send(conn, ("plan", epoch, base_seed, batches))
         elif what == "stream":  # num_workers == 0: the whole single-process loop
             k = 0
-            ctl.credits = STREAM_AHEAD  # (credits of an earlier stream were all read before this message)
+            ctl.room = STREAM_AHEAD_BYTES  # (credits of an earlier stream were all read before this message)
             while count is None or k < count:
-                if not ctl.take_credit():
+                if not ctl.wait_for_room():
                     break  # the engine gave its verdict: the consumer left this epoch
                 try:
                     batch, samples = runner.next_batch(k, epoch)
@@ -411,7 +412,7 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg) -> None:
                         runner.restart_pass(epoch)
                         continue
                     break
-                send(conn, ("batch", k, batch, samples))
+                ctl.room -= send(conn, ("batch", k, batch, samples))
                 k += 1
                 if ctl.message_waiting():
                     break  # the engine gave its verdict early: the consumer left this epoch

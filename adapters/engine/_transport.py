@@ -31,13 +31,14 @@ import os
 import pickle
 import struct
 import sys
+import threading
 import weakref
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
 import numpy as np
 
-__all__ = ["send", "recv", "numpy_tree", "adopt", "reset"]
+__all__ = ["send", "recv", "recv_sized", "numpy_tree", "adopt", "reset"]
 
 # buffers (| _SHARED_BIT), torch shared-memory files, freed ids, slot id (0: a one-off file)
 _HEAD = struct.Struct("<IIIQ")
@@ -210,33 +211,53 @@ def _torch_shared_file(arr: np.ndarray):
 
 
 class _Pickler(pickle.Pickler):
-    """Protocol 5 with buffers out of band; arrays in torch's shared memory become references to its files."""
+    """Protocol 5 with buffers out of band; arrays in torch's shared memory become references to its files.
+
+    Only where torch is loaded (only its tensors can be in such files), and through ``reducer_override``,
+    which pickle calls for arrays but not for the builtin types that make up most of a message.
+    """
 
     def __init__(self, file, buffers: list) -> None:
         super().__init__(file, protocol=5, buffer_callback=buffers.append)
         self.files: list[tuple[int, int]] = []  # (fd, size) per torch shared-memory file referenced
 
-    def persistent_id(self, obj):
-        if type(obj) is not np.ndarray:
-            return None
-        found = _torch_shared_file(obj)
-        if found is None:
-            return None
-        fd, size, offset = found
-        self.files.append((fd, size))
-        return (len(self.files) - 1, offset, obj.dtype.str, obj.shape)
+    def reducer_override(self, obj):
+        if type(obj) is np.ndarray:
+            found = _torch_shared_file(obj)
+            if found is not None:
+                fd, size, offset = found
+                self.files.append((fd, size))
+                return _from_shared_file, (len(self.files) - 1, offset, obj.dtype.str, obj.shape)
+        return NotImplemented
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, buffers, maps: list) -> None:
-        super().__init__(file, buffers=buffers)
-        self.maps = maps
+_LOADING = threading.local()  # the torch shared-memory files of the message being unpickled
 
-    def persistent_load(self, pid):
-        k, offset, dtype, shape = pid
-        dtype = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        return np.frombuffer(self.maps[k], dtype, count, offset).reshape(shape)
+
+def _from_shared_file(k: int, offset: int, dtype: str, shape: tuple) -> np.ndarray:
+    mapping = _LOADING.maps[k]
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(mapping, np.dtype(dtype), count, offset).reshape(shape)
+
+
+def _dumps(obj: Any, buffers: list) -> tuple[bytes, list]:
+    """``obj``'s pickle (its buffers appended to ``buffers``) and the torch shared-memory files it references."""
+    if "torch" not in sys.modules:
+        return pickle.dumps(obj, protocol=5, buffer_callback=buffers.append), []
+    out = io.BytesIO()
+    pickler = _Pickler(out, buffers)
+    pickler.dump(obj)
+    return out.getbuffer(), pickler.files
+
+
+def _loads(body, buffers: list, maps: list) -> Any:
+    if not maps:
+        return pickle.loads(body, buffers=buffers)
+    _LOADING.maps = maps
+    try:
+        return pickle.loads(body, buffers=buffers)
+    finally:
+        _LOADING.maps = None
 
 
 def _map_private(fd: int, size: int) -> mmap.mmap:
@@ -247,17 +268,18 @@ def _map_private(fd: int, size: int) -> mmap.mmap:
         os.close(fd)
 
 
-def send(conn, obj: Any) -> None:
-    """Send ``obj`` on ``conn`` (a socket-based ``multiprocessing`` Connection), buffers out of band."""
+def send(conn, obj: Any) -> int:
+    """Send ``obj`` on ``conn`` (a socket-based ``multiprocessing`` Connection), buffers out of band.
+
+    Returns the message's size: its pickle plus its array buffers, in bytes (what :func:`recv_sized`
+    reports on the other side).
+    """
     st = _state(conn)
     buffers: list[pickle.PickleBuffer] = []
-    out = io.BytesIO()
-    pickler = _Pickler(out, buffers)
-    pickler.dump(obj)
-    head = out.getbuffer()
+    head, torch_files = _dumps(obj, buffers)
     views = [b.raw() for b in buffers]
     sizes = b"".join(_SIZE.pack(v.nbytes) for v in views)
-    files = b"".join(_SIZE.pack(size) for _, size in pickler.files)
+    files = b"".join(_SIZE.pack(size) for _, size in torch_files)
     freed = []
     while st.freed:
         freed.append(st.freed.popleft())
@@ -268,11 +290,12 @@ def send(conn, obj: Any) -> None:
         if st.pool is None:
             st.pool = _SendPool()
         slot = st.pool.put(total, views)  # before the header goes: the receiver may map it at once
-    header = _HEAD.pack(len(views) | (_SHARED_BIT if shared else 0), len(pickler.files), len(freed),
+    header = _HEAD.pack(len(views) | (_SHARED_BIT if shared else 0), len(torch_files), len(freed),
                         slot.id if slot is not None else 0)  # fmt: skip
     conn.send_bytes(header + sizes + files + b"".join(_SIZE.pack(i) for i in freed) + head)
-    for fd, _ in pickler.files:
+    for fd, _ in torch_files:
         send_handle(conn, fd, 0)
+    nbytes = len(head) + sum(v.nbytes for v in views)
     if slot is not None:
         send_handle(conn, slot.fd, 0)
     elif shared:  # every file of the pool is mapped by the receiver: a one-off file
@@ -285,6 +308,7 @@ def send(conn, obj: Any) -> None:
     else:
         for view in views:
             conn.send_bytes(view)
+    return nbytes
 
 
 def _ids(head: bytes, offset: int, count: int) -> tuple[list[int], int]:
@@ -298,6 +322,11 @@ def _ids(head: bytes, offset: int, count: int) -> tuple[list[int], int]:
 
 def recv(conn) -> Any:
     """Receive one object sent by :func:`send` (arrays land in fresh writable buffers)."""
+    return recv_sized(conn)[0]
+
+
+def recv_sized(conn) -> tuple[Any, int]:
+    """:func:`recv`, and the message's size as :func:`send` returned it."""
     st = _state(conn)
     head = conn.recv_bytes()
     count, nfiles, nfreed, slot_id = _HEAD.unpack_from(head)
@@ -328,7 +357,8 @@ def recv(conn) -> Any:
             else:
                 conn.recv_bytes()
             buffers.append(buf)
-    return _Unpickler(io.BytesIO(memoryview(head)[offset:]), buffers, maps).load()
+    body = memoryview(head)[offset:]
+    return _loads(body, buffers, maps), len(body) + sum(sizes)
 
 
 def _is_tensor(x: Any) -> bool:

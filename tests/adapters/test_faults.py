@@ -176,27 +176,48 @@ def test_num_workers_0_loader_runs_a_bounded_distance_ahead_of_the_consumer(tmp_
 
     import mindspore.dataset as msds
 
-    from adapters.engine._processes import STREAM_AHEAD
+    from adapters.engine._processes import STREAM_AHEAD_BYTES
 
     log = tmp_path / "fetched"
 
-    class Counting:
+    class Counting:  # 1 MiB samples, 4 MiB batches, 120 batches an epoch
         def __len__(self):
-            return 400
+            return 480
 
         def __getitem__(self, i):
             with open(log, "ab") as f:
                 f.write(b"x")
-            return np.full(4, i, np.int64)
+            return np.full(1 << 18, i, np.float32)
 
-    ds = adapters.to_mindspore(Counting(), batch_size=2, num_workers=0, infinite=(loop == "infinite"))
+    ds = adapters.to_mindspore(Counting(), batch_size=4, num_workers=0, infinite=(loop == "infinite"))
     it = ds.create_tuple_iterator(num_epochs=1, output_numpy=True)
     first = next(it)
-    time.sleep(1.0)
-    fetched_batches = log.stat().st_size // 2
-    # MindSpore's own queue holds prefetch_size rows; the loader may be STREAM_AHEAD (+ the one it makes) past that.
-    bound = 1 + msds.config.get_prefetch_size() + STREAM_AHEAD + 1
+    time.sleep(1.5)
+    fetched_batches = log.stat().st_size // 4
+    # MindSpore's own queue holds prefetch_size rows; the loader may send up to the byte window (and one
+    # batch more) past that, and be making one.
+    bound = 1 + msds.config.get_prefetch_size() + -(-STREAM_AHEAD_BYTES // (4 << 20)) + 1 + 1
     assert fetched_batches <= bound, f"{fetched_batches} batches made while the loop took 1 (bound {bound})"
-    rest = [row[0] for row in it]
-    assert np.array_equal(np.concatenate([first[0]] + rest)[:, 0], np.arange(400))
+    rest = [row[0][:, 0] for row in it]
+    assert np.array_equal(np.concatenate([first[0][:, 0]] + rest), np.arange(480))
+    ds.close()
+
+
+def test_num_workers_0_small_batches_need_almost_no_credits(monkeypatch):
+    # Credits flow in bytes: a stream of small batches runs on a handful of them.
+    from adapters.engine import _engine
+
+    sent = []
+    real = _engine.Engine._credit
+
+    def counting(self):
+        if self._uncredited:
+            sent.append(self._uncredited)
+        real(self)
+
+    monkeypatch.setattr(_engine.Engine, "_credit", counting)
+    ds = adapters.to_mindspore([np.full(8, i, np.float32) for i in range(3200)], batch_size=32, num_workers=0)
+    rows = [row[0] for row in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+    assert np.array_equal(np.concatenate(rows)[:, 0], np.arange(3200))
+    assert len(sent) < 20, f"{len(sent)} credits for 100 batches"
     ds.close()
