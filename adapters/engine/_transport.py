@@ -13,6 +13,9 @@ left (the mmap object's exports keep it alive); its finaliser queues the file's 
 receiver's next message on the same connection carries the ids back. A file is never written while
 any mapping of it in the receiver is alive. Its descriptor crosses with every message and the
 receiver closes it once mapped, so a file the sender closes (idle ones beyond ``_KEEP_IDLE``) is gone.
+A process forked from the receiver inherits its mappings, which nothing tracks: so the files mapped
+when a fork happens are retired instead (the sender closes them once the receiver lets go; the child
+keeps what it inherited, as torch's forked workers keep their copy of everything).
 
 An array that already lives in torch's shared memory — what torch's ``default_collate`` makes
 inside a worker, e.g. called from a custom ``collate_fn`` — is not copied at all: its storage's
@@ -44,6 +47,7 @@ __all__ = ["send", "recv", "recv_sized", "numpy_tree", "adopt", "reset"]
 _HEAD = struct.Struct("<IIIQ")
 _SIZE = struct.Struct("<Q")
 _SHARED_BIT = 1 << 31  # the buffers are in a shared-memory file, whose descriptor follows
+_RETIRED_BIT = 1 << 63  # on a freed id: the file must not be written again (see _retire_leases)
 
 _SHARED_FROM = 1 << 20  # bytes of array data from which a message goes through shared memory
 _ALIGN = 64
@@ -114,7 +118,7 @@ class _SendPool:
     """The shared-memory files one process writes its messages on one connection into."""
 
     def __init__(self) -> None:
-        self.token = int.from_bytes(os.urandom(4), "little")
+        self.token = int.from_bytes(os.urandom(4), "little") >> 1  # 31 bits: ids stay clear of _RETIRED_BIT
         self.slots: dict[int, _Slot] = {}
         self._counter = 0
 
@@ -140,8 +144,14 @@ class _SendPool:
 
     def release(self, ids) -> None:
         for slot_id in ids:
-            slot = self.slots.get(slot_id)
-            if slot is not None:  # (ids of an earlier pool on this connection are ignored)
+            retired = bool(slot_id & _RETIRED_BIT)
+            slot = self.slots.get(slot_id & ~_RETIRED_BIT)
+            if slot is None:
+                continue  # (ids of an earlier pool on this connection are ignored)
+            if retired:  # a process forked from the receiver may still map it: never written again
+                del self.slots[slot.id]
+                slot.close()
+            else:
                 slot.busy = False
         idle = sorted((s for s in self.slots.values() if not s.busy), key=lambda s: s.capacity)
         for slot in idle[_KEEP_IDLE:]:  # the largest go first
@@ -152,6 +162,34 @@ class _SendPool:
         for slot in self.slots.values():
             slot.close()
         self.slots.clear()
+
+
+class _Lease:
+    """The receiver's hold on one file: reported back when its mapping is freed."""
+
+    __slots__ = ("freed", "slot_id", "retired", "__weakref__")
+
+    def __init__(self, freed: collections.deque, slot_id: int) -> None:
+        self.freed = freed
+        self.slot_id = slot_id
+        self.retired = False
+
+    def done(self) -> None:
+        self.freed.append(self.slot_id | (_RETIRED_BIT if self.retired else 0))
+
+
+_LEASES: "weakref.WeakSet[_Lease]" = weakref.WeakSet()  # leases whose mapping is alive in this process
+
+
+def _retire_leases() -> None:
+    # Before a fork: the child inherits every live mapping, and its copies of the arrays would see a
+    # file written again after this process lets go of it. Those files are not reused.
+    for lease in list(_LEASES):
+        lease.retired = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_retire_leases)
 
 
 class _State:
@@ -342,7 +380,9 @@ def recv_sized(conn) -> tuple[Any, int]:
         mm = _map_private(recv_handle(conn), sum(_aligned(n) for n in sizes))
         if slot_id:
             # Called only once nothing made from this mapping is left: then the sender may reuse the file.
-            weakref.finalize(mm, st.freed.append, slot_id).atexit = False
+            lease = _Lease(st.freed, slot_id)
+            _LEASES.add(lease)  # (the finaliser holds the lease: alive exactly as long as the mapping)
+            weakref.finalize(mm, lease.done).atexit = False
         whole = memoryview(mm)
         buffers, start = [], 0
         for n in sizes:

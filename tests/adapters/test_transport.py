@@ -165,3 +165,28 @@ def test_after_a_burst_only_a_few_idle_files_are_kept(pipe):
     got = _roundtrip(pipe, np.full(1 << 18, 99, np.float32))  # a kept one, reused
     assert np.all(got == 99)
     assert len(_pool(pipe[0]).slots) == _transport._KEEP_IDLE
+
+
+def test_a_process_forked_while_a_batch_is_held_keeps_that_batch_as_it_was(pipe):
+    # The child's inherited mapping is not tracked: once the parent lets go, the file must not be written
+    # again (torch's forked workers keep their copy of everything as it was at the fork).
+    import gc
+    import os
+
+    got = _roundtrip(pipe, np.full(1 << 18, 7, np.float32))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # the parent has let go and sent more in the meantime
+        os._exit(0 if np.all(got == 7) else 1)
+    os.close(r)
+    del got
+    gc.collect()
+    _ack(pipe)  # the file comes back retired: the sender closes it
+    for k in range(3):
+        assert np.all(_roundtrip(pipe, np.full(1 << 18, 100 + k, np.float32)) == 100 + k)
+        _ack(pipe)
+    os.write(w, b"x")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child's batch was written over"
