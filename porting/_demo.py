@@ -39,13 +39,26 @@ class _Comparison:
 # --------------------------------------------------------------------------- building
 
 
+_SYNTHETIC_MARK = ".torch2ms-synthetic"
+
+
 def _data(args: argparse.Namespace, out: Path):
     """The image source and a description; a one-line DemoError for a missing or empty source."""
     from yolov5_core import list_image_files, make_synthetic_dataset
 
     if args.data is None:
         t0 = time.perf_counter()
-        data = make_synthetic_dataset(out / "data", n_images=args.images, seed=args.seed)
+        folder = out / "data"
+        if folder.exists():
+            # Made again each run (another --images or --seed must not find stale files); only a folder
+            # this command made is removed: --out may well be a YOLOv5 checkout with a data/ of its own.
+            if not (folder / _SYNTHETIC_MARK).exists():
+                raise DemoError(f"--out {args.out}: {folder} exists and was not made by this command; "
+                                "choose another --out")  # fmt: skip
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / _SYNTHETIC_MARK).write_text("made by torch2ms demo; removed and made again by each run\n")
+        data = make_synthetic_dataset(folder, n_images=args.images, seed=args.seed)
         return str(data.images), (f"embedded synthetic YOLO dataset: {data.n_clean} images, {data.n_objects} "
                                   f"objects -> {data.images} ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
     source = Path(args.data)
@@ -135,7 +148,6 @@ def _run(args: argparse.Namespace) -> int:
     from yolov5_ms import COLUMNS
 
     out = Path(args.out)
-    shutil.rmtree(out / "data", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     source, described = _data(args, out)
     print(f"[1/5] data: {described}")

@@ -117,3 +117,15 @@ def test_difference_map_marks_the_differing_pixel_only():
     assert not body[2:30, 2:30].any()
     with pytest.raises(ValueError, match="different shapes"):
         diff_heatmap(a, b[:, :, :16])
+
+
+def test_the_out_folders_own_data_is_never_removed(tmp_path, capsys):
+    # --out may be a YOLOv5 checkout: its data/ (hyp files, dataset yamls) is the user's.
+    out = tmp_path / "yolov5"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "hyp.yaml").write_text("lr0: 0.01\n")
+    rc, text = _run(capsys, "yolov5", "--data", str(tmp_path / "nope"), "--out", str(out))
+    assert rc == 2 and (out / "data" / "hyp.yaml").read_text() == "lr0: 0.01\n"
+    rc, text = _run(capsys, "demo", "--images", "2", "--out", str(out))
+    assert rc == 2 and "was not made by this command" in text and len(text.strip().splitlines()) == 1
+    assert (out / "data" / "hyp.yaml").read_text() == "lr0: 0.01\n"
