@@ -85,19 +85,26 @@ def _generic(x, h, w, fma: bool) -> np.ndarray:
 
 def _channels_last(x, h, w, fma: bool) -> np.ndarray:
     (h0, h1, lh0, lh1), (w0, w1, lw0, lw1) = h, w
-    x00, x01 = x[..., h0[:, None], w0], x[..., h0[:, None], w1]
-    x10, x11 = x[..., h1[:, None], w0], x[..., h1[:, None], w1]
     w00, w01 = lh0[:, None] * lw0, lh0[:, None] * lw1
     w10, w11 = lh1[:, None] * lw0, lh1[:, None] * lw1
-    if fma:
-        tail = _fma32(x11, w11, _fma32(x10, w10, _fma32(x00, w00, x01 * w01)))
-        vec = _fma32(x00, w00, _fma32(x01, w01, _fma32(x11, w11, x10 * w10)))
-    else:
-        tail = ((x00 * w00 + x01 * w01) + x10 * w10) + x11 * w11
-        vec = x00 * w00 + (x01 * w01 + (x10 * w10 + x11 * w11))
     n_vec = (x.shape[1] // _VEC) * _VEC
-    tail[:, :n_vec] = vec[:, :n_vec]
-    return tail
+    out = np.empty(x.shape[:2] + w00.shape, np.float32)
+    # Each channel gets one of the two chains: compute each only where it applies (C == 3: tail only).
+    for channels, vector in ((slice(None, n_vec), True), (slice(n_vec, None), False)):
+        xc = x[:, channels]
+        if xc.shape[1] == 0:
+            continue
+        x00, x01 = xc[..., h0[:, None], w0], xc[..., h0[:, None], w1]
+        x10, x11 = xc[..., h1[:, None], w0], xc[..., h1[:, None], w1]
+        if vector and fma:
+            out[:, channels] = _fma32(x00, w00, _fma32(x01, w01, _fma32(x11, w11, x10 * w10)))
+        elif vector:
+            out[:, channels] = x00 * w00 + (x01 * w01 + (x10 * w10 + x11 * w11))
+        elif fma:
+            out[:, channels] = _fma32(x11, w11, _fma32(x10, w10, _fma32(x00, w00, x01 * w01)))
+        else:
+            out[:, channels] = ((x00 * w00 + x01 * w01) + x10 * w10) + x11 * w11
+    return out
 
 
 def interpolate_bilinear(
