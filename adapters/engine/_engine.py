@@ -662,21 +662,38 @@ class Engine:
                 send(self._conn, ("credit", self._uncredited))  # (a dead loader is reported by the next receive)
             self._uncredited = 0
 
-    def _recv_loader(self, epoch: _Epoch | None, what: str):
+    def _receive(self, conn, epoch: _Epoch | None, what: str, died, *, timeout=None, before_wait=None):
+        """The next message on ``conn`` as ``(msg, nbytes)``; its ``("error", exc)`` raised.
+
+        While nothing has come: Ctrl-C is watched for, and the wait ends (``_Abandoned``) when the epoch
+        is given up, the loop was interrupted or the dataset closed; ``timeout`` is torch's. The
+        process at the other end exiting raises :class:`WorkerError` with the message ``died()``.
+        """
         try:
-            if not self._conn.poll(0):
-                self._credit()  # about to wait: the loader may be waiting for room
-            while not self._conn.poll(_POLL):
-                self._watch_sigint(what)
-                if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
-                    raise _Abandoned
-            msg, nbytes = recv_sized(self._conn)
+            if not conn.poll(0):
+                if before_wait is not None:
+                    before_wait()
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while not conn.poll(_POLL):
+                    self._watch_sigint(what)
+                    if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
+                        raise _Abandoned
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise RuntimeError(f"DataLoader timed out after {timeout} seconds (waiting for {what})")
+            msg, nbytes = recv_sized(conn)
         except (EOFError, OSError):
             if self._closed:
                 raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
-            raise WorkerError(f"the pipeline's loader process exited unexpectedly while waiting for {what}") from None
+            raise WorkerError(died()) from None
         if msg[0] == "error":
             raise msg[1]
+        return msg, nbytes
+
+    def _recv_loader(self, epoch: _Epoch | None, what: str):
+        msg, nbytes = self._receive(
+            self._conn, epoch, what, lambda: f"the pipeline's loader process exited unexpectedly while waiting for {what}",
+            before_wait=self._credit,  # about to wait: the loader may be waiting for room
+        )
         if msg[0] == "batch":  # the stream (num_workers=0): credit in half windows, or before waiting
             self._uncredited += nbytes
             if self._uncredited >= STREAM_AHEAD_BYTES // 2:
@@ -685,24 +702,8 @@ class Engine:
 
     def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):
         pid, conn = self._workers[w]
-        timeout = self.spec.timeout or None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                msg = recv(conn) if conn.poll(_POLL) else None
-            except (EOFError, OSError):
-                if self._closed:
-                    raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
-                raise WorkerError(format_worker_death(pid, where)) from None
-            if msg is not None:
-                if msg[0] == "error":
-                    raise msg[1]
-                return msg
-            self._watch_sigint(where)
-            if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
-                raise _Abandoned
-            if deadline is not None and time.monotonic() > deadline:
-                raise RuntimeError(f"DataLoader timed out after {timeout} seconds (waiting for {where})")
+        died = lambda: format_worker_death(pid, where)  # noqa: E731
+        return self._receive(conn, epoch, where, died, timeout=self.spec.timeout or None)[0]
 
     def _dispatch(self, w: int, k: int, index, where: str) -> None:
         try:
