@@ -18,6 +18,7 @@ MindSpore's own BatchNorm does not advance it while training (porting's ``moment
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -295,6 +296,24 @@ def _describe_layout(layout: tuple | None) -> str:
 # ----------------------------------------------------------------------------------------------- loading
 
 
+class _Claims:
+    """Byte ranges of memory already given to a parameter: a range is claimed once."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def claim(self, array: np.ndarray) -> bool:
+        lo = array.__array_interface__["data"][0]
+        hi = lo + array.nbytes
+        i = bisect.bisect_right(self._starts, lo)
+        if (i and self._ends[i - 1] > lo) or (i < len(self._starts) and self._starts[i] < hi):
+            return False
+        self._starts.insert(i, lo)
+        self._ends.insert(i, hi)
+        return True
+
+
 def _source_mapping(source: Any, where: str) -> tuple[Mapping[str, Any], bool]:
     """The entries, and whether their arrays are porting's own (read from a file), so they may be adopted."""
     if isinstance(source, Mapping):
@@ -433,6 +452,8 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
             shares the memory instead where layout and dtype allow (as ``load_param_into_net`` shares its
             dict's): faster and no second copy, but training the cell then writes into the torch tensors.
             Tensors read from a file are never shared with anyone, so they are adopted without a copy.
+            Either way no two parameters share memory: of entries on one storage (tied weights), all but
+            the first are copied.
 
     Returns:
         A :class:`CheckpointReport` (``.table()`` prints it; ``.warnings`` lists momenta that look unflipped).
@@ -457,13 +478,16 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
     report, loads, counters = _match(cell, source)
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)
+    adopted = _Claims()
     for item, key, _ in loads:
         dtype = dtype_name(item.param)
         if key is None:
             array = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
         else:
             array = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
-        item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None))
+        # Tied weights (two keys on one torch storage) must not become two parameters on one buffer:
+        # an optimizer would update it twice. The second one gets a copy.
+        item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None and adopted.claim(array)))
     for carried, key in counters:
         _counter_parameter(carried.cell, carried.attr, getattr(getattr(carried.cell, carried.attr, None), "name", key),
                            int(to_numpy(source[key])))

@@ -542,3 +542,25 @@ def test_copy_semantics_default_copies_and_files_are_adopted_safely(tmp_path):
         _ = [np.ones(1 << 16) for _ in range(50)]  # reuse freed memory, if anything had been freed
         assert_equivalent(torch_state_dict(cell), expected, **EXACT)
         ms.save_checkpoint(cell, str(tmp_path / f"{name}.ckpt"))  # and MindSpore can still use them
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_tied_weights_load_into_parameters_of_their_own(tmp_path, copy):
+    # A tied embedding / output projection: two keys on one storage. Two parameters on one buffer would
+    # be updated twice per step by a MindSpore optimizer.
+    class Two(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Dense(3, 4)
+            self.b = nn.Dense(3, 4)
+
+    w = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    state = {"a.weight": w, "b.weight": w, "a.bias": torch.zeros(4), "b.bias": torch.zeros(4)}
+    torch.save(state, str(tmp_path / "tied.pt"))
+    sources = [str(tmp_path / "tied.pt")] if copy else [{k: v.numpy() for k, v in state.items()}]
+    for source in sources:
+        cell = Two()
+        assert load_torch_state_dict(cell, source, copy=copy).ok
+        ms.ops.assign_add(cell.b.weight, ms.Tensor(np.ones((4, 3), np.float32)))  # an update, in place
+        assert np.array_equal(cell.b.weight.asnumpy(), w.numpy() + 1)
+        assert np.array_equal(cell.a.weight.asnumpy(), w.numpy()), "a.weight moved with b.weight: one buffer"
