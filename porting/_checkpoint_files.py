@@ -162,6 +162,7 @@ class _LazySafetensors(Mapping):
 
         self._path = path
         self._numpy = safe_open(path, framework="numpy")
+        self._torch = None  # opened at the first bfloat16 entry
         self._keys = list(self._numpy.keys())
         slices = {k: self._numpy.get_slice(k) for k in self._keys}
         self._dtypes = {k: sl.get_dtype() for k, sl in slices.items()}
@@ -175,15 +176,20 @@ class _LazySafetensors(Mapping):
         if key not in self._dtypes:
             raise KeyError(key)
         if self._dtypes[key] == "BF16":  # numpy has no bfloat16: read it as a torch tensor
+            return self._torch_handle(key).get_tensor(key)
+        return self._numpy.get_tensor(key)
+
+    def _torch_handle(self, key: str):
+        # One handle for every bfloat16 entry: each safe_open parses the whole header again.
+        if self._torch is None:
             import importlib.util
 
             if importlib.util.find_spec("torch") is None:
                 raise ValueError(f"{self._path}: {key!r} is bfloat16, which reading without torch cannot hold")
             from safetensors import safe_open
 
-            with safe_open(self._path, framework="pt") as f:
-                return f.get_tensor(key)
-        return self._numpy.get_tensor(key)
+            self._torch = safe_open(self._path, framework="pt")
+        return self._torch
 
     def __iter__(self):
         return iter(self._keys)
