@@ -202,12 +202,11 @@ def _ms_class() -> type:
 
 def _ms_world_size(group: str | None) -> int:
     """Ranks in ``group`` if MindSpore's communication is initialised, else 1 (plain BatchNorm)."""
-    try:
-        from mindspore.communication import get_group_size
+    from mindspore.communication import GlobalComm, get_group_size
 
-        return int(get_group_size(group) if group else get_group_size())
-    except Exception:  # not initialised (a single process): MindSpore raises RuntimeError/ValueError here
+    if not GlobalComm.INITED:  # a single process: plain BatchNorm
         return 1
+    return int(get_group_size(group) if group else get_group_size())  # (a bad group name raises)
 
 
 class ReferenceSyncBatchNormCell(metaclass=_LazyClass):

@@ -49,15 +49,10 @@ def seed_worker(worker_id: int) -> None:
 
 def _mindspore_group() -> tuple[int, int] | None:
     """``(world size, rank)`` of an initialised ``mindspore.communication`` group, else None."""
-    from mindspore.communication import _comm_helper, get_group_size, get_rank
+    from mindspore.communication import GlobalComm, get_group_size, get_rank
 
     # get_group_size() answers 1 without init(); only an initialised group says what the world is.
-    is_initialized = getattr(_comm_helper, "_is_initialized", None)
-    if is_initialized is None:
-        raise RuntimeError(
-            "create_dataloader: this MindSpore has no mindspore.communication._comm_helper._is_initialized; "
-            "pass num_shards= and shard_id= explicitly")
-    if not is_initialized():
+    if not GlobalComm.INITED:
         return None
     return get_group_size(), get_rank()
 
