@@ -223,8 +223,8 @@ def create_dataloader(
     # main process (no workers) and in the fresh workers of a plain loader; never in persistent ones.
     rewrites_reach = recipe.num_workers == 0 or not recipe.infinite
     if recipe.num_workers == 0:
-        dataset.samples_per_epoch = len(sampler) if sampler is not None else len(dataset)
-        dataset.share_indices()  # before the engine forks its loader process
+        # before the engine forks its loader process
+        dataset.share_indices(samples_per_epoch=len(sampler) if sampler is not None else len(dataset))
     # set_epoch=True: each MindSpore epoch sets the sampler's epoch as train.py does, with the timing torch's
     # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
     # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.

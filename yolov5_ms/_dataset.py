@@ -119,12 +119,10 @@ class LoadImagesAndLabels(YoloDatasetCore):
         else:
             self._indices = values
 
-    samples_per_epoch: int | None = None  # set by create_dataloader (the sampler's length)
-
     def _check_not_ahead(self, pipeline) -> None:
         expected = pipeline.epochs_completed * self.samples_per_epoch
         ahead = self._shared.samples_read - expected
-        if ahead:
+        if ahead > 0:
             raise RuntimeError(
                 f"LoadImagesAndLabels.indices: rewritten after epoch {pipeline.epochs_completed - 1}, but the "
                 f"MindSpore pipeline has already made {ahead} sample(s) of the next epoch with the old indices (one "
@@ -142,15 +140,18 @@ class LoadImagesAndLabels(YoloDatasetCore):
         finally:
             self._pinned = None
 
-    def share_indices(self, pipeline=None) -> None:
+    def share_indices(self, pipeline=None, *, samples_per_epoch: int | None = None) -> None:
         """Put ``indices`` in shared memory, so a rewrite here reaches processes forked from now on.
 
         Args:
             pipeline: the pipeline reading this dataset; rewrites before its epoch 0 was consumed are then
                 refused (see the module docstring). ``None``: not guarded (yet).
+            samples_per_epoch: samples the pipeline reads an epoch (its sampler's length; default
+                ``len(self)``): a rewrite after the pipeline has read into the next epoch is refused.
         """
         if self._shared is None:
             self._shared = _SharedIndices(len(self), self._indices)
+        self.samples_per_epoch = len(self) if samples_per_epoch is None else samples_per_epoch
         self.guard(pipeline)
 
     def guard(self, pipeline) -> None:

@@ -371,3 +371,23 @@ def test_sweep_matches(data, many_cpus, cache, quad, workers, hyp_name):
 @pytest.mark.parametrize("workers", [0, 1, 3])
 def test_sweep_two_ranks(data, tmp_path, workers):
     test_two_ranks_distributed_sampler_match(data, tmp_path, workers)
+
+
+def test_share_indices_on_its_own_guards_a_rewrite_after_an_epoch(data):
+    # share_indices is public: used without create_dataloader it must know the epoch's length itself.
+    class Pipeline:  # what the guard reads of one
+        epochs_completed = 0
+
+    ds = yolov5_ms.LoadImagesAndLabels(data, 64, 4)
+    pipeline = Pipeline()
+    ds.share_indices(pipeline)
+    with pytest.raises(RuntimeError, match="before the pipeline's first epoch was consumed"):
+        ds.indices = list(range(len(ds)))[::-1]
+    pipeline.epochs_completed = 1
+    ds._shared._meta[2] = len(ds)  # one epoch's samples read, none of the next
+    ds.indices = list(range(len(ds)))[::-1]
+    assert ds.indices == list(range(len(ds)))[::-1]
+    ds._shared._meta[2] = len(ds) + 3
+    pipeline.epochs_completed = 1
+    with pytest.raises(RuntimeError, match="already made 3 sample"):
+        ds.indices = list(range(len(ds)))
