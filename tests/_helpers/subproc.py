@@ -38,3 +38,34 @@ def run_json(code: str, **kwargs) -> object:
     """Run ``code`` (which prints one JSON document as its last stdout line) and parse it."""
     out = run_python(code, **kwargs)
     return json.loads(out.strip().splitlines()[-1])
+
+
+def run_ranks(script_path, args: list[str], *, world: int = 2, timeout: float = 300) -> None:
+    """Run ``script_path`` once per rank (``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` set, as torchrun does).
+
+    Each rank's output goes to a file next to the script (a full pipe cannot stall a rank); a rank
+    that fails or outlives ``timeout`` fails the call with its stderr, and no rank is left running.
+    """
+    import pathlib
+
+    script = pathlib.Path(script_path)
+    procs, logs = [], []
+    try:
+        for rank in range(world):
+            log = open(script.with_name(f"{script.stem}.rank{rank}.log"), "w+")
+            logs.append(log)
+            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+                   "PYTHONPATH": ROOT}  # fmt: skip
+            procs.append(subprocess.Popen([sys.executable, str(script), *args], env=env, cwd=ROOT, stdout=log,
+                                          stderr=subprocess.STDOUT))  # fmt: skip
+        for rank, p in enumerate(procs):
+            p.wait(timeout=timeout)
+            logs[rank].seek(0)
+            assert p.returncode == 0, f"rank {rank} exited with {p.returncode}:\n{logs[rank].read()[-3000:]}"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()

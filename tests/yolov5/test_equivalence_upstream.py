@@ -318,23 +318,11 @@ _DDP_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("workers", [0])
 def test_distributed_sampler_two_ranks_matches_upstream(upstream, data, tmp_path, workers):
-    import subprocess
-    import sys
-
-    from tests._helpers.subproc import ROOT
+    from tests._helpers.subproc import run_ranks
 
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
-    procs = []
-    for rank in (0, 1):
-        env = {**__import__("os").environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "PYTHONPATH": ROOT}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "store"), data, str(workers), str(tmp_path)],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    run_ranks(script, [str(tmp_path / "store"), data, str(workers), str(tmp_path)])
     ranks = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in (0, 1)]
     for r, res in enumerate(ranks):
         assert res["ours"] == res["upstream"], f"rank {r} differs from upstream"
