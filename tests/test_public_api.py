@@ -3,8 +3,6 @@
 import fnmatch
 import importlib
 import pathlib
-import subprocess
-import sys
 
 import pytest
 

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-import adapters
 
 
 def to_numpy_tree(obj):

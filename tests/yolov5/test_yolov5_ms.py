@@ -26,7 +26,7 @@ import adapters
 import yolov5_ms
 import yolov5_pt
 from porting import assert_pipelines_equivalent
-from tests._helpers.subproc import ROOT, run_python
+from tests._helpers.subproc import run_python
 from yolov5_core import GENERATOR_SEED_BASE, load_hyp
 
 IMG = 64  # small images, so the default run stays fast
