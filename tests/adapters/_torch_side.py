@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 
-
 def to_numpy_tree(obj):
     """torch batch → the same structure with numpy leaves (what the MindSpore side yields)."""
     if isinstance(obj, torch.Tensor):
