@@ -86,14 +86,14 @@ def test_rows_dropped_as_taken_reuse_files_and_stay_exact(num_workers, persisten
     ds.close()
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_workers):
+@pytest.mark.parametrize("num_workers,persistent", [(0, False), (1, True), (2, False), (3, True), (4, False)])
+def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_workers, persistent):
     # num_workers=0: each epoch's runner writes into the loader's files; after epoch 1 is left early
     # the loader replays it and takes over with new files, while every row taken so far is still held.
     plan = [None, 2, None, None]  # batches taken per epoch (None: all)
     torch.manual_seed(0)
     np.random.seed(0)
-    loader = _loader(num_workers)
+    loader = _loader(num_workers, persistent)
     expected = []
     for take in plan:
         expected.append([])
@@ -101,7 +101,7 @@ def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_
             expected[-1].append(to_numpy_tree(b))
             if take is not None and k + 1 == take:
                 break
-    ds = _port(num_workers, False)
+    ds = _port(num_workers, persistent)
     held = []
     for e, take in enumerate(plan):
         held.append([])
@@ -119,4 +119,52 @@ def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_
             assert len(rows) == len(expected[e])
         for k, row in enumerate(rows):
             _same(row, expected[e][k], f"epoch {e} / batch {k}")
+    ds.close()
+
+
+def _model_train_rows(ds, epochs):
+    from mindspore import Parameter, Tensor, nn
+    from mindspore.train import Callback, Model
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(Tensor(np.float32(1.0)))
+
+        def construct(self, img, label):
+            return (img.mean() * self.w) ** 2
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_step_end(self, run_context):
+            self.seen.append(tuple(run_context.original_args().train_dataset_element))
+
+    net, recorder = Net(), Recorder()
+    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.0)).train(epochs, ds, callbacks=[recorder],
+                                                                      dataset_sink_mode=False)  # fmt: skip
+    return recorder.seen
+
+
+@pytest.mark.parametrize("num_workers,persistent", [(0, False), (1, False), (2, True), (3, False), (4, True)])
+@pytest.mark.parametrize("loop", ["one-iterator", "per-epoch", "Model.train", "map"])
+def test_every_loop_shape_and_worker_count_with_held_rows(num_workers, persistent, loop):
+    # 1.2 MB batches (the shared files, reused), every row held to the end, then compared with torch.
+    expected = [b for epoch in _torch_epochs(num_workers, persistent, 3) for b in epoch]
+    ds = _port(num_workers, persistent)
+    if loop == "one-iterator":
+        it = ds.create_tuple_iterator(num_epochs=3)
+        held = [row for _ in range(3) for row in it]
+    elif loop == "per-epoch":
+        held = [row for _ in range(3) for row in ds.create_tuple_iterator(num_epochs=1)]
+    elif loop == "Model.train":
+        held = _model_train_rows(ds, 3)
+    else:
+        mapped = ds.map(lambda x: x, input_columns=[ds.structure.names[0]])
+        it = mapped.create_tuple_iterator(num_epochs=3)
+        held = [row for _ in range(3) for row in it]
+    assert len(held) == len(expected) == 18
+    for k, row in enumerate(held):
+        _same(row, expected[k], f"row {k} ({loop})")
     ds.close()
