@@ -9,7 +9,7 @@ The entry point is :func:`to_mindspore`. Two layers:
   workers in processes it owns and hands MindSpore the batches in torch's order.
 """
 
-from porting._environment import check_environment
+from torch2ms_base import check_environment
 
 check_environment()
 
@@ -40,12 +40,16 @@ from adapters.torch_data import (  # noqa: E402
     to_numpy,
 )
 
-from porting._seed import register_stream  # noqa: E402
-from porting._version import __version__  # noqa: E402  (one version for the toolkit)
+from torch2ms_base import RandomStream, register_stream  # noqa: E402
+from torch2ms_base import __version__  # noqa: E402  (one version for the toolkit)
 
-# porting.seed_everything seeds the emulated torch generator too (it stands in for torch's own
-# when torch is not installed); porting itself never imports adapters.
-register_stream("adapters.default_generator", default_generator.manual_seed)
+# The emulated torch generator stands in for torch's own when torch is not installed: it is one
+# more global stream (seeded by seed_everything, captured by StreamState, seeded in every emulated
+# torch worker as torch's default generator is).
+register_stream(RandomStream(
+    "adapters.default_generator", default_generator.manual_seed, get_state=default_generator.get_state,
+    set_state=default_generator.set_state, worker_seed="torch",
+))
 
 __all__ = [
     "BatchSampler",

@@ -1,54 +1,67 @@
 """porting: the toolkit for moving PyTorch training code to MindSpore and proving nothing changed.
 
-Public surface:
+By concept, one subpackage each (everything public is also importable from ``porting``):
 
-* seeding: ``seed_everything``;
-* the equivalence harness: ``compare`` / ``assert_equivalent`` (nested structures, any framework
-  mix, ``torch.testing.assert_close``'s rules and wording) and ``compare_pipelines`` /
-  ``assert_pipelines_equivalent`` (batch streams, exact by default);
-* BatchNorm and checkpoints: ``convert_batchnorm``, ``copy_batchnorm_state``,
-  ``load_torch_state_dict``, ``torch_state_dict``, ``convert_checkpoint``,
-  ``torch_to_mindspore_names``, ``ReferenceSyncBatchNorm`` / ``ReferenceSyncBatchNormCell``;
-* the training step: ``convert_optimizer``, ``convert_lr_scheduler``, ``diff_layers``,
-  ``compare_training``;
-* the environment check. The ``torch2ms`` command line is :mod:`porting.cli`.
+* :mod:`porting.harness` — the equivalence harness: ``compare`` / ``assert_equivalent`` (nested
+  structures, any framework mix, ``torch.testing.assert_close``'s rules and wording) and
+  ``compare_pipelines`` / ``assert_pipelines_equivalent`` (batch streams, exact by default);
+* :mod:`porting.convert` — BatchNorm and checkpoints: ``convert_batchnorm``, ``copy_batchnorm_state``,
+  ``load_torch_state_dict``, ``torch_state_dict``, ``convert_checkpoint``, ``torch_to_mindspore_names``,
+  ``ReferenceSyncBatchNorm`` / ``ReferenceSyncBatchNormCell``;
+* :mod:`porting.training` — the training step: ``convert_optimizer``, ``convert_lr_scheduler``,
+  ``diff_layers``, ``compare_training``;
+* :mod:`porting.cli` — the ``torch2ms`` command line, its reports and the YOLOv5 demo.
 
-torch and MindSpore are imported only by the functions that need them: ``import porting`` works
-without torch.
+Seeding (``seed_everything``) and the environment check come from ``torch2ms_base``, the layer below
+both ``porting`` and ``adapters``. torch and MindSpore are imported only by the functions that need
+them: ``import porting`` works without torch.
 """
 
-from porting._environment import (
+from torch2ms_base import (
     EnvironmentReport,
     IncompatibleEnvironmentError,
+    SeedReport,
+    __version__,
     check_environment,
     environment_report,
+    seed_everything,
 )
 
 check_environment()
 
-from porting._batchnorm import convert_batchnorm, copy_batchnorm_state  # noqa: E402
-from porting._checkpoint import (  # noqa: E402
+from porting.convert import (  # noqa: E402
     CheckpointMismatchError,
     CheckpointReport,
+    ReferenceSyncBatchNorm,
+    ReferenceSyncBatchNormCell,
+    convert_batchnorm,
     convert_checkpoint,
+    copy_batchnorm_state,
     load_torch_state_dict,
     torch_state_dict,
     torch_to_mindspore_names,
 )
-from porting._compare import Comparison, Mismatch, assert_equivalent, compare  # noqa: E402
-from porting._layer_diff import LayerDiff, LayerReport, diff_layers  # noqa: E402
-from porting._lr_scheduler import LRSchedule, convert_lr_scheduler  # noqa: E402
-from porting._optim import convert_optimizer  # noqa: E402
-from porting._pipelines import (  # noqa: E402
+from porting.harness import (  # noqa: E402
     BatchMismatch,
+    Comparison,
+    Mismatch,
     PipelineReport,
+    assert_equivalent,
     assert_pipelines_equivalent,
+    compare,
     compare_pipelines,
 )
-from porting._seed import SeedReport, seed_everything  # noqa: E402
-from porting._syncbn import ReferenceSyncBatchNorm, ReferenceSyncBatchNormCell  # noqa: E402
-from porting._training import StepRecord, TrainingReport, compare_training  # noqa: E402
-from porting._version import __version__  # noqa: E402
+from porting.training import (  # noqa: E402
+    LayerDiff,
+    LayerReport,
+    LRSchedule,
+    StepRecord,
+    TrainingReport,
+    compare_training,
+    convert_lr_scheduler,
+    convert_optimizer,
+    diff_layers,
+)
 
 __all__ = [
     # seeding and the harness

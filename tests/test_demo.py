@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from porting._yolo_plots import class_colour, diff_heatmap, plot_batch
+from porting.cli._yolo_plots import class_colour, diff_heatmap, plot_batch
 from porting.cli import main
 
 

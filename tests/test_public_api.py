@@ -1,6 +1,5 @@
 """Pin each package's public surface: a change here must be deliberate (and documented)."""
 
-import fnmatch
 import importlib
 import pathlib
 
@@ -18,6 +17,25 @@ SURFACE = {
         "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
         "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
         "convert_lr_scheduler", "convert_optimizer", "diff_layers",
+    ],
+    "porting.harness": [
+        "BatchMismatch", "Comparison", "Mismatch", "PipelineReport", "assert_equivalent", "assert_pipelines_equivalent",
+        "compare", "compare_pipelines", "dataset_rows", "loader_epochs",
+    ],
+    "porting.convert": [
+        "CheckpointMismatchError", "CheckpointReport", "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
+        "convert_batchnorm", "convert_checkpoint", "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict",
+        "torch_to_mindspore_names",
+    ],
+    "porting.training": [
+        "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
+        "convert_lr_scheduler", "convert_optimizer", "diff_layers",
+    ],
+    "porting.cli": ["build_parser", "main"],
+    "torch2ms_base": [
+        "EnvironmentReport", "IncompatibleEnvironmentError", "RandomStream", "SeedReport", "StreamState",
+        "StreamUnavailable", "__version__", "check_environment", "environment_report", "own_streams",
+        "register_stream", "seed_everything", "streams",
     ],
     "adapters": [
         "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
@@ -76,7 +94,7 @@ def test_private_modules_declare_all(package):
         assert isinstance(getattr(module, "__all__", None), (list, tuple)), f"{package}/{path.name} has no __all__"
 
 
-@pytest.mark.parametrize("package", ["porting", "adapters", "yolov5_core", "yolov5_ms"])
+@pytest.mark.parametrize("package", ["torch2ms_base", "porting", "adapters", "yolov5_core", "yolov5_ms"])
 def test_mindspore_side_imports_without_torch(package):
     from tests._helpers.subproc import run_python
 
@@ -84,34 +102,110 @@ def test_mindspore_side_imports_without_torch(package):
     assert out.strip() == "False"
 
 
+# The layers, bottom up: what each package may import of the project (its own modules always).
+# torch2ms_base < adapters.torch_data < adapters.engine < adapters;
+# torch2ms_base < porting.harness < porting.convert < porting.training < porting;
+# yolov5_core (framework-free) < yolov5_pt (torch) / yolov5_ms (on adapters); porting.cli uses all.
+_PROJECT = ("torch2ms_base", "adapters", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms")
+LAYERS = {
+    "torch2ms_base": set(),
+    "adapters.torch_data": {"torch2ms_base"},
+    "adapters.engine": {"torch2ms_base", "adapters.torch_data"},
+    "adapters": {"torch2ms_base", "adapters.torch_data", "adapters.engine"},
+    "porting.harness": {"torch2ms_base"},
+    "porting.convert": {"torch2ms_base", "porting.harness"},
+    "porting.training": {"torch2ms_base", "porting.harness", "porting.convert"},
+    "porting": {"torch2ms_base", "porting.harness", "porting.convert", "porting.training"},
+    "porting.cli": {"torch2ms_base", "porting", "porting.harness", "porting.convert", "porting.training",
+                    "adapters", "adapters.torch_data", "adapters.engine", "yolov5_core", "yolov5_pt", "yolov5_ms"},
+    "yolov5_core": set(),
+    "yolov5_pt": {"yolov5_core"},
+    "yolov5_ms": {"torch2ms_base", "yolov5_core", "adapters", "adapters.torch_data", "adapters.engine"},
+}
+# Third-party packages a layer must not import (at module level or inside a function).
+FORBIDDEN = {
+    "adapters.torch_data": ("mindspore",),
+    "yolov5_core": ("torch", "mindspore"),
+    "yolov5_ms": ("torch",),
+}
+_OWNER_OVERRIDES = {"porting/__main__.py": "porting.cli"}  # the command line's entry point
+
+
+def _layer_of(module: str) -> str | None:
+    """The most specific layer ``module`` belongs to (``porting.harness._compare`` -> ``porting.harness``)."""
+    best = None
+    for layer in LAYERS:
+        if (module == layer or module.startswith(layer + ".")) and (best is None or len(layer) > len(best)):
+            best = layer
+    return best
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
 def _imports(path: pathlib.Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it (function bodies too), relative imports resolved."""
     import ast
 
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            names.add(module)
+            names.update(f"{module}.{a.name}" for a in node.names)  # `from porting import harness`
     return names
 
 
-@pytest.mark.parametrize(
-    "lower, upper, above",
-    [
-        ("adapters/torch_data", ("adapters.engine", "adapters._", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore"), ()),
-        ("adapters/engine", ("porting._compare", "porting._pipelines", "porting._demo", "porting.cli", "yolov5_"), ()),
-        # porting's core (harness, seeding, environment); its CLI and demo sit above adapters
-        ("porting", ("adapters", "yolov5_"), ("_demo.py", "_check.py", "_cli_*.py", "cli.py", "__main__.py")),
-        ("yolov5_core", ("adapters", "porting", "yolov5_pt", "yolov5_ms", "torch", "mindspore"), ()),
-    ],
-)
-def test_lower_layers_never_import_upper_ones(lower, upper, above):
-    for path in sorted((ROOT / lower).glob("*.py")):
-        if any(fnmatch.fnmatch(path.name, pattern) for pattern in above):
-            continue
-        bad = sorted(n for n in _imports(path) if n.startswith(upper) or n in {u.rstrip("._") for u in upper})
-        assert not bad, f"{path.relative_to(ROOT)} imports {bad} (a layer above it)"
+def _all_modules():
+    for top in _PROJECT:
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def test_the_layer_table_covers_every_module():
+    assert all(_layer_of(_module_name(p)) is not None for p in _all_modules())
+    assert len(list(_all_modules())) > 75
+
+
+@pytest.mark.parametrize("path", list(_all_modules()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_lower_layers_never_import_upper_ones(path):
+    rel = str(path.relative_to(ROOT))
+    own = _OWNER_OVERRIDES.get(rel) or _layer_of(_module_name(path))
+    allowed = LAYERS[own] | {own}
+    bad = set()
+    for name in _imports(path):
+        if name.split(".")[0] in _PROJECT:
+            target = _layer_of(name)
+            if target not in allowed:
+                bad.add(name)
+        elif name.split(".")[0] in FORBIDDEN.get(own, ()):
+            bad.add(name)
+    assert not bad, f"{rel} ({own}) imports {sorted(bad)}: a layer above it (allowed: {sorted(allowed)})"
+
+
+@pytest.mark.parametrize("package, not_loaded", [
+    ("adapters", ("porting", "yolov5_core", "yolov5_pt", "yolov5_ms")),
+    ("porting", ("adapters", "yolov5_core", "yolov5_pt", "yolov5_ms", "porting.cli")),
+    ("torch2ms_base", ("adapters", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore", "torch")),
+])
+def test_importing_a_layer_loads_nothing_above_it(package, not_loaded):
+    """At import time (functions may import what they need when called: seed_everything imports torch)."""
+    from tests._helpers.subproc import run_python
+
+    code = (f"import sys, {package}; names = {not_loaded!r}; "
+            "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in names)))")
+    out = run_python(code)
+    assert out.strip() == "[]"
 
 
 def test_one_version_for_the_toolkit_and_the_command_line():

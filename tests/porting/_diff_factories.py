@@ -7,7 +7,7 @@ def _pair(ln_eps):
     import mindspore as ms
     import torch
 
-    from porting._checkpoint import load_torch_state_dict
+    from porting.convert._checkpoint import load_torch_state_dict
 
     torch.manual_seed(0)
     t = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 3))

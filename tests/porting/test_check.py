@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from porting._check import EXIT, run_check
+from porting.cli._check import EXIT, run_check
 from tests._helpers.subproc import run_python
 
 M = "tests.porting._check_loaders"

@@ -12,7 +12,7 @@ from torch.testing._comparison import _DTYPE_PRECISIONS
 
 import porting
 from porting import Comparison, Mismatch, assert_equivalent, compare
-from porting._tolerances import DTYPE_PRECISIONS
+from porting.harness._tolerances import DTYPE_PRECISIONS
 from tests._helpers.subproc import run_json
 
 Point = collections.namedtuple("Point", "x y")

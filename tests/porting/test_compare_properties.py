@@ -12,7 +12,7 @@ from torch.testing._comparison import _DTYPE_PRECISIONS
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import porting._arrays
+import porting.harness._arrays
 from porting import compare
 
 Pair = collections.namedtuple("Pair", "first second")
@@ -98,7 +98,7 @@ def test_chunked_walk_gives_torchs_answer(pair, chunk):
     # Large arrays are walked in chunks; tiny chunks put every statistic across chunk boundaries.
     actual, expected, kw = pair
     theirs = _torch_verdict(actual, expected, **kw)
-    with mock.patch.object(porting._arrays, "_CHUNK", chunk):
+    with mock.patch.object(porting.harness._arrays, "_CHUNK", chunk):
         ours = compare(actual, expected, **kw)
     assert ours.ok == (theirs is None)
     if theirs is not None:
@@ -112,7 +112,7 @@ def test_chunked_integer_equality_finds_any_single_change(dtype, size, data):
     flat = data.draw(st.integers(0, size - 1))
     changed = base.copy()
     changed[flat] = 1
-    with mock.patch.object(porting._arrays, "_CHUNK", data.draw(st.sampled_from([1, 2, 8]))):
+    with mock.patch.object(porting.harness._arrays, "_CHUNK", data.draw(st.sampled_from([1, 2, 8]))):
         assert compare(base, base.copy()).ok
         [m] = compare(changed, base).mismatches
     assert m.abs_index == (flat,)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import porting
-from porting._checkpoint import load_torch_state_dict
+from porting.convert._checkpoint import load_torch_state_dict
 
 torch = pytest.importorskip("torch")
 ms = pytest.importorskip("mindspore")

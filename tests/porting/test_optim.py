@@ -135,7 +135,7 @@ def test_caller_objects_untouched():
 
 
 def test_cell_parameters_matched_by_name():
-    # Through the checkpoint rules (porting._checkpoint, built by the checkpoint issue): a model with a
+    # Through the checkpoint rules (porting.convert._checkpoint, built by the checkpoint issue): a model with a
     # BatchNorm, whose torch names differ from MindSpore's, and the definition order reversed on one side.
     from mindspore import nn as mnn
 

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from porting import compare_pipelines
-from porting._streams import StreamState, own_streams
+from torch2ms_base._streams import StreamState, own_streams
 
 
 class Augmenting(Dataset):
@@ -46,9 +46,9 @@ def test_with_own_streams_each_gives_what_it_gives_alone_and_the_caller_is_untou
     report = compare_pipelines(own_streams(_epochs(a), sa), own_streams(_epochs(b), sb), progress=False)
     assert report.verdict == "bit-identical" and report.batches == 4
     after = StreamState.capture()
-    assert random.getstate() == before.python
-    assert np.array_equal(after.numpy[1], before.numpy[1]) and after.numpy[2] == before.numpy[2]
-    assert torch.equal(after.torch, before.torch)
+    assert random.getstate() == before["python.random"]
+    assert np.array_equal(after["numpy.random"][1], before["numpy.random"][1]) and after["numpy.random"][2] == before["numpy.random"][2]
+    assert torch.equal(after["torch"], before["torch"])
     torch.manual_seed(0), np.random.seed(0), random.seed(0)
     alone = [b.clone() for b in _epochs(DataLoader(Augmenting(), batch_size=4, shuffle=True))]
     a, sa, _, _ = _two_loaders()

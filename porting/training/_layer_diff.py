@@ -4,7 +4,7 @@ Per layer (in forward-completion order, so a leaf comes before the container aro
 output, the gradient w.r.t. that output, the gradients of the layer's own parameters, and its buffers
 (BatchNorm running stats) before and after the forward. Layers are matched by their path in the module
 tree (the port keeps torch's attribute names); parameters and buffers by the checkpoint rename rules
-(``porting._checkpoint.torch_to_mindspore_names``), never by definition order. Every comparison is
+(``porting.convert._checkpoint.torch_to_mindspore_names``), never by definition order. Every comparison is
 ``porting.compare``'s, elementwise, per-dtype tolerances unless given.
 
 The first divergence is looked for in the order things happen: forward (buffers before, output, buffers
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from porting._compare import Comparison, Mismatch, compare
-from porting._format import text_table
+from porting.harness._compare import Comparison, Mismatch, compare
+from porting.harness._format import text_table
 
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
 
@@ -337,7 +337,7 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
     import mindspore as ms
     import torch
 
-    from porting._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
+    from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
     if ms.get_context("mode") != ms.PYNATIVE_MODE:
         raise RuntimeError("diff_layers records every cell call with forward hooks, which MindSpore runs in "

@@ -1,6 +1,6 @@
 """Checkpoint files: ``.pt/.pth`` (``weights_only=True``), ``.safetensors`` and ``.ckpt`` read and written, dtypes kept.
 
-This is the layer below :mod:`porting._checkpoint` (which decides names, layouts and what matches): it
+This is the layer below :mod:`porting.convert._checkpoint` (which decides names, layouts and what matches): it
 knows file formats and the tensor types of torch, MindSpore and numpy, and nothing about cells or rule
 tables. torch, MindSpore and safetensors are imported only by the functions that need them.
 

@@ -1,8 +1,8 @@
 """``convert_optimizer``: a ``torch.optim`` optimizer's hyperparameters and parameter groups, on MindSpore parameters.
 
-The result applies torch's exact update formulas (``porting._ms_optimizers``), so the numbers match
+The result applies torch's exact update formulas (``porting.training._ms_optimizers``), so the numbers match
 instead of MindSpore's own optimizers' (different nesterov, weight-decay placement and Adam eps placement).
-Parameters are matched by name through the checkpoint rename rules (``porting._checkpoint``), never by position,
+Parameters are matched by name through the checkpoint rename rules (``porting.convert._checkpoint``), never by position,
 when a cell and its torch module are given.
 """
 
@@ -19,7 +19,7 @@ _IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
 # Keys a torch LR scheduler stores in the groups; convert_lr_scheduler reads them from the torch optimizer.
 _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 
-# {torch class name: (MindSpore cell in porting._ms_optimizers, group keys passed through, {key: (value, why)} refused)}
+# {torch class name: (MindSpore cell in porting.training._ms_optimizers, group keys passed through, {key: (value, why)} refused)}
 OPTIMIZER_RULES: dict[str, tuple[str, tuple[str, ...], dict[str, tuple[Any, str]]]] = {
     "SGD": ("TorchSGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), {}),
     "Adam": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),
@@ -46,7 +46,7 @@ def _scalar(value: Any, where: str) -> Any:
 
 
 def _ms_params_by_name(torch_optimizer, cell, torch_module) -> list[list[Any]]:
-    from porting._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
+    from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
     names = torch_to_mindspore_names(torch_module, cell)
     torch_names = {id(p): n for n, p in torch_module.named_parameters(remove_duplicate=False)}
@@ -62,7 +62,7 @@ def _ms_params_by_name(torch_optimizer, cell, torch_module) -> list[list[Any]]:
             tname = torch_names[id(p)]
             if tname not in names:
                 raise KeyError(f"{where}: torch parameter {tname!r} has no counterpart in the cell "
-                               f"{type(cell).__name__} under the checkpoint rules (porting._checkpoint)")
+                               f"{type(cell).__name__} under the checkpoint rules (porting.convert._checkpoint)")
             mname = names[tname]
             if mname not in ms_params:
                 raise KeyError(f"{where}: torch parameter {tname!r} maps to {mname!r}, which the cell "
@@ -121,7 +121,7 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
         torch_module: the torch module the optimizer's parameters belong to (required with a Cell).
 
     Returns:
-        A ``porting._ms_optimizers`` ``TorchSGD`` / ``TorchAdam`` / ``TorchRMSprop``
+        A ``porting.training._ms_optimizers`` ``TorchSGD`` / ``TorchAdam`` / ``TorchRMSprop``
         (a ``mindspore.experimental.optim.Optimizer``).
 
     Raises:
@@ -140,7 +140,7 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
     """
     import mindspore as ms
 
-    from porting import _ms_optimizers
+    from porting.training import _ms_optimizers
 
     cls = type(torch_optimizer)
     name = cls.__name__
@@ -187,7 +187,7 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
             elif key in torch_optimizer.defaults:
                 # a hyperparameter this torch version reads that the rule does not know: never dropped silently
                 raise ValueError(f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
-                                 f"(porting._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
+                                 f"(porting.training._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
             else:
                 # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
                 out[key] = value

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
-import random
-from typing import Callable, Any
+from typing import Any
 
 import numpy as np
+
+from torch2ms_base._streams import StreamUnavailable, note_seeded, streams
 
 __all__ = ["SeedReport", "seed_everything"]
 
@@ -39,33 +39,9 @@ class SeedReport:
         return "\n".join(lines)
 
 
-def _optional(name: str):
-    """Import ``name`` or return the reason it cannot be imported."""
-    try:
-        return importlib.import_module(name), None
-    except ImportError as exc:  # not installed, or blocked on purpose
-        return None, f"{name} is not importable ({exc.__class__.__name__}: {exc})"
+def _mindspore_deterministic() -> str:
+    import mindspore as ms
 
-
-def _seed_mindspore(seed: int, deterministic: bool, report: SeedReport) -> None:
-    ms, why = _optional("mindspore")
-    if ms is None:
-        report.skipped["mindspore"] = why
-        report.skipped["mindspore.dataset"] = why
-        return
-    # Seeds MindSpore's initialisers/ops and also numpy's global RNG (re-seeded below on purpose).
-    ms.set_seed(seed)
-    report.seeded["mindspore"] = seed
-    import mindspore.dataset as msds
-
-    # Also re-seeds python `random` and numpy in this process; they are re-seeded after this.
-    msds.config.set_seed(seed)
-    report.seeded["mindspore.dataset"] = seed
-    if deterministic:
-        report.seeded["mindspore.deterministic"] = _mindspore_deterministic(ms)
-
-
-def _mindspore_deterministic(ms) -> str:
     # MindSpore raises on a second set_deterministic call, so make ours idempotent.
     try:
         from mindspore._c_expression import DeviceManagerConf  # type: ignore[attr-defined]
@@ -83,56 +59,27 @@ def _mindspore_deterministic(ms) -> str:
     return "on"
 
 
-def _seed_torch(seed: int, deterministic: bool, report: SeedReport) -> None:
-    torch, why = _optional("torch")
-    if torch is None:
-        report.skipped["torch"] = why
-        return
-    torch.manual_seed(seed)  # CPU, and every CUDA device when CUDA is initialised
-    report.seeded["torch"] = seed
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-        report.seeded["torch.cuda"] = seed
-    else:
-        report.skipped["torch.cuda"] = "CUDA is not available"
-    if deterministic:
-        # cuBLAS needs this before its first call to be deterministic.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        report.seeded["torch.deterministic"] = "on"
+def _torch_deterministic() -> str:
+    import torch
+
+    # cuBLAS needs this before its first call to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return "on"
 
 
-# Streams of packages built on porting (adapters' emulated torch generator), registered by them:
-# porting imports none of them. name -> function(seed).
-_REGISTERED: dict[str, Callable[[int], None]] = {}
-_last_seed: int | None = None
-
-
-def register_stream(name: str, seed_fn: Callable[[int], None]) -> None:
-    """Have :func:`seed_everything` seed one more stream (called by packages that own one).
-
-    A stream registered after ``seed_everything`` ran is seeded at once with that seed, so the
-    order of imports does not matter.
-
-    Args:
-        name: how the stream appears in :class:`SeedReport` (``"adapters.default_generator"``).
-        seed_fn: called with the seed.
-
-    Example:
-        >>> register_stream("example.stream", lambda seed: None)
-    """
-    _REGISTERED[name] = seed_fn
-    if _last_seed is not None:
-        seed_fn(_last_seed)
+# Settings made by ``deterministic=True`` after the stream of the same framework was seeded.
+_DETERMINISTIC = {"mindspore": ("mindspore.deterministic", _mindspore_deterministic),
+                  "torch": ("torch.deterministic", _torch_deterministic)}
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:
     """Seed python, numpy, torch and mindspore (whichever are importable) with one seed.
 
     Order: mindspore (``set_seed`` and the dataset engine's ``config.set_seed``), torch (CPU,
-    CUDA if available), the streams registered by other packages (:func:`register_stream`:
+    CUDA if available), the streams registered by other packages (``torch2ms_base.register_stream``:
     ``adapters.default_generator``, the numpy emulation of torch's CPU generator that stands in for
     torch when it is not installed), then python ``random`` and numpy's global RNG last, because
     MindSpore's seeding also reseeds those two.
@@ -161,17 +108,17 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:
     if not 0 <= seed <= _MAX_SEED:
         raise ValueError(f"seed_everything: seed must be in [0, {_MAX_SEED}], got {seed}")
     report = SeedReport(seed)
-    _seed_mindspore(seed, deterministic, report)
-    _seed_torch(seed, deterministic, report)
-    global _last_seed
-    _last_seed = seed
-    for name, seed_fn in _REGISTERED.items():
-        seed_fn(seed)
-        report.seeded[name] = seed
-    random.seed(seed)
-    report.seeded["python.random"] = seed
-    np.random.seed(seed)
-    report.seeded["numpy.random"] = seed
+    for stream in streams():
+        try:
+            stream.seed(seed)
+        except StreamUnavailable as why:
+            report.skipped[stream.name] = str(why)
+            continue
+        report.seeded[stream.name] = seed
+        if deterministic and stream.name in _DETERMINISTIC:
+            name, turn_on = _DETERMINISTIC[stream.name]
+            report.seeded[name] = turn_on()
+    note_seeded(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     report.seeded["PYTHONHASHSEED"] = str(seed)
     report.notes.append(

@@ -132,7 +132,7 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
 def _ms_class() -> type:
     from mindspore import nn, ops
 
-    from porting._batchnorm import add_batchnorm_parameters
+    from porting.convert._batchnorm import add_batchnorm_parameters
 
     class _ReferenceSyncBatchNormCell(nn.Cell):
         torch_rule = "batchnorm"

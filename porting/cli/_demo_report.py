@@ -13,7 +13,7 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
     """PNG per shown batch: each side's mosaic, the difference map, and all three side by side."""
     import cv2
 
-    from porting._yolo_plots import diff_heatmap, plot_batch, side_by_side
+    from porting.cli._yolo_plots import diff_heatmap, plot_batch, side_by_side
 
     made = []
     for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms)):
@@ -34,7 +34,7 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
 
 def _rows(args: Any, described: str, hyp: dict, comparisons: list, speeds: tuple, unreadable: list,
           upstream_note: str | None, ok: bool) -> tuple[list, list]:  # fmt: skip
-    from porting._environment import environment_report
+    from torch2ms_base._environment import environment_report
 
     pt_speed, ms_speed = speeds
     summary = []

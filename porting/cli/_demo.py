@@ -73,7 +73,7 @@ def _data(args: argparse.Namespace, out: Path):
 
 def _loaders(args: argparse.Namespace, source: str, hyp: dict, which: str, **extra):
     """Seed everything and build one side, as a YOLOv5 training run does."""
-    from porting._seed import seed_everything
+    from torch2ms_base._seed import seed_everything
 
     seed_everything(args.seed)
     common = dict(hyp=hyp, augment=True, workers=args.workers, shuffle=True, seed=args.seed, prefix=f"{which}: ")
@@ -142,8 +142,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._pipelines import compare_pipelines, dataset_rows, loader_epochs
-    from porting._streams import StreamState, own_streams
+    from porting.harness._pipelines import compare_pipelines, dataset_rows, loader_epochs
+    from torch2ms_base._streams import StreamState, own_streams
     from yolov5_core import list_image_files, load_hyp
     from yolov5_ms import COLUMNS
 
@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
     ms_ds.close()
     print(f"      yolov5_pt {pt_speed:.1f} img/s, yolov5_ms {ms_speed:.1f} img/s, ratio {ms_speed / pt_speed:.2f}")
 
-    from porting._demo_report import write_report
+    from porting.cli._demo_report import write_report
 
     ok = all(c.report.ok and c.report.verdict == "bit-identical" for c in comparisons)
     files = write_report(out, args=args, described=described, hyp=hyp, comparisons=comparisons,

@@ -1,4 +1,4 @@
-"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of :mod:`porting._checkpoint_rules`.
+"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of :mod:`porting.convert._checkpoint_rules`.
 
 * :func:`torch_to_mindspore_names` — which MindSpore parameter each torch key becomes.
 * :func:`load_torch_state_dict` — load a torch state dict (or ``.pt/.pth/.safetensors`` file) into a cell;
@@ -8,7 +8,7 @@
 * :func:`convert_checkpoint` — file to file, dtypes preserved.
 
 Reading and writing the files themselves (``.pt/.pth`` with ``weights_only=True``, ``.safetensors``, ``.ckpt``)
-is :mod:`porting._checkpoint_files`, the layer below this one.
+is :mod:`porting.convert._checkpoint_files`, the layer below this one.
 
 ``num_batches_tracked`` (torch BatchNorm's counter, which MindSpore has not) is carried as an extra
 non-trainable int64 ``Parameter`` named ``num_batches_tracked`` on the BatchNorm cell, so it is in
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from porting._checkpoint_files import (
+from porting.convert._checkpoint_files import (
     MS_EXT,
     ST_EXT,
     TORCH_EXT,
@@ -39,8 +39,8 @@ from porting._checkpoint_files import (
     torch_tensor,
     write_tensors,
 )
-from porting._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
-from porting._format import text_table
+from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
+from porting.harness._format import text_table
 
 __all__ = [
     "CheckpointMismatchError",
@@ -153,7 +153,7 @@ def _momentum_warning(prefix: str, cell: Any, rule: str) -> str | None:
 def torch_to_mindspore_names(torch_module: Any, cell: Any) -> dict[str, str]:
     """Map each key of ``torch_module.state_dict()`` that has a MindSpore counterpart to its name in ``cell``.
 
-    Matching is by the name rules (:mod:`porting._checkpoint_rules`, the ones :func:`load_torch_state_dict`
+    Matching is by the name rules (:mod:`porting.convert._checkpoint_rules`, the ones :func:`load_torch_state_dict`
     applies), not by definition order. Keys without a counterpart (``num_batches_tracked``) and keys the
     cell has no parameter for are absent.
 
@@ -437,7 +437,7 @@ def _counter_parameter(cell: Any, attr: str, name: str, value: int):
 def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True) -> CheckpointReport:
     """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
 
-    Names and layouts are mapped by :mod:`porting._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
+    Names and layouts are mapped by :mod:`porting.convert._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
     Embedding, Conv1d, BatchNorm3d nesting, Linear/Dense, LSTM/GRU); dtypes are cast to the
     parameter's (reported as ``converted``). ``num_batches_tracked`` is carried as an extra int64
     parameter on the BatchNorm cell (see the module docstring).

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from porting._arrays import is_worse
-from porting._compare import Mismatch, compare
-from porting._format import format_path
-from porting._tolerances import resolve_tolerances
+from porting.harness._arrays import is_worse
+from porting.harness._compare import Mismatch, compare
+from porting.harness._format import format_path
+from porting.harness._tolerances import resolve_tolerances
 
 __all__ = [
     "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",

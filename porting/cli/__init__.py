@@ -1,6 +1,6 @@
 """Command-line tool: ``python -m porting`` / ``torch2ms``.
 
-Each sub-command lives in its own module, ``porting._cli_<name>``, with a ``register(subparsers)``
+Each sub-command lives in its own module, ``porting.cli._cmd_<name>``, with a ``register(subparsers)``
 function that adds its parser and sets ``func``; the modules import their heavy dependencies only
 when the command runs, so ``torch2ms --help`` stays fast.
 """
@@ -18,7 +18,7 @@ _COMMANDS = ("demo", "check", "convert_ckpt", "diff", "env")
 
 
 def _version() -> str:
-    from porting._version import __version__
+    from torch2ms_base import __version__
 
     return __version__
 
@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         try:
-            module = importlib.import_module(f"porting._cli_{name}")
+            module = importlib.import_module(f"porting.cli._cmd_{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"porting._cli_{name}":
+            if exc.name != f"porting.cli._cmd_{name}":
                 raise
             continue  # a command whose module is not part of this build
         module.register(sub)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from porting._cli_args import at_least
+from porting.cli._args import at_least
 
 __all__ = ["register"]
 
@@ -16,7 +16,7 @@ bit-identical; 1 any mismatch; 2 bad input (missing or empty data, unknown hyp, 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._demo import run_demo
+    from porting.cli._demo import run_demo
 
     return run_demo(args)
 

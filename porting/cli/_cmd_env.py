@@ -8,7 +8,7 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._environment import check_environment
+    from torch2ms_base._environment import check_environment
 
     print("\n".join(check_environment().lines()))
     return 0

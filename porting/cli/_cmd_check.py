@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from porting._cli_args import at_least
+from porting.cli._args import at_least
 
 __all__ = ["register"]
 
@@ -19,7 +19,7 @@ with the same seeds differ: the port cannot be judged); 4 the loader raised an e
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._check import run_check
+    from porting.cli._check import run_check
 
     result = run_check(args.target, epochs=args.epochs, seed=args.seed, loop=args.loop, steps=args.steps,
                        tolerance=args.tolerance, equal_nan=args.equal_nan, set_epoch=not args.no_set_epoch,

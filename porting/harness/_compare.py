@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from porting._arrays import diff_arrays, is_worse
-from porting._dtypes import promote, storage_rounder
-from porting._format import (
+from porting.harness._arrays import diff_arrays, is_worse
+from porting.harness._dtypes import promote, storage_rounder
+from porting.harness._format import (
     attribute_message,
     format_location,
     format_path,
@@ -64,8 +64,8 @@ from porting._format import (
     text_message,
     values_message,
 )
-from porting._leaves import MAPPING, SEQUENCE, Leaf, classify, number_as_array
-from porting._tolerances import default_tolerances, resolve_tolerances
+from porting.harness._leaves import MAPPING, SEQUENCE, Leaf, classify, number_as_array
+from porting.harness._tolerances import default_tolerances, resolve_tolerances
 
 __all__ = ["Mismatch", "Comparison", "compare", "assert_equivalent"]
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from porting._pipelines import batch_location, loader_epochs
+from porting.harness._pipelines import batch_location, loader_epochs
 
 __all__ = ["EXIT", "CheckError", "CheckResult", "load_factory", "parse_tolerance", "run_check"]
 
@@ -223,7 +223,7 @@ def _build(factory: Callable, target: str, seed: int):
     """Seed everything, call the factory; return ``(torch_loader, to_mindspore_args, to_mindspore_kwargs)``."""
     from torch.utils.data import DataLoader
 
-    from porting._seed import seed_everything
+    from torch2ms_base._seed import seed_everything
 
     seed_everything(seed)
     made = factory()
@@ -411,7 +411,7 @@ def run_check(
         A :class:`CheckResult`; ``status`` is the exit status.
     """
     import adapters
-    from porting._pipelines import compare_pipelines
+    from porting.harness._pipelines import compare_pipelines
 
     result = CheckResult(target=target, status=EXIT["usage"], verdict="error", epochs=epochs, seed=seed,
                          loop=loop, steps=steps, tolerance=tolerance, versions=_versions())  # fmt: skip

@@ -21,7 +21,7 @@ _LOSSES = {"sum": None, "mse": "mse", "cross_entropy": "cross_entropy"}
 
 
 def _unpack(result, target: str):
-    from porting._check import CheckError
+    from porting.cli._check import CheckError
 
     if not isinstance(result, tuple) or len(result) not in (3, 4):
         raise CheckError(f"{target}: must return (torch_module, mindspore_cell, inputs[, target]); got "
@@ -35,8 +35,8 @@ def _unpack(result, target: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._check import EXIT, CheckError, load_factory, parse_tolerance
-    from porting._layer_diff import diff_layers
+    from porting.cli._check import EXIT, CheckError, load_factory, parse_tolerance
+    from porting.training._layer_diff import diff_layers
 
     try:
         tol = parse_tolerance(args.tolerance)

@@ -2,7 +2,7 @@
 
 Per step: the loss, every parameter's gradient, every parameter after the update, every buffer
 (BatchNorm running stats) and the learning rate of every group. Names are matched through the checkpoint
-rules (``porting._checkpoint.torch_to_mindspore_names``). It stops at the first step that diverges and
+rules (``porting.convert._checkpoint.torch_to_mindspore_names``). It stops at the first step that diverges and
 names it (step, what, tensor, assert_close-style figures).
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from porting._compare import Comparison, Mismatch, compare
-from porting._format import text_table
+from porting.harness._compare import Comparison, Mismatch, compare
+from porting.harness._format import text_table
 
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
 
@@ -158,7 +158,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     import mindspore as ms
     import torch
 
-    from porting._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
+    from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")

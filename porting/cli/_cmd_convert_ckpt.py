@@ -14,8 +14,8 @@ exit status: 0 converted; 1 entries missing, unexpected or mis-shaped (listed; n
 
 
 def _load_like(spec: str):
-    """``MODULE:FACTORY`` -> the MindSpore cell ``FACTORY()`` returns (``porting._check``'s factory loading)."""
-    from porting._check import CheckError, load_factory
+    """``MODULE:FACTORY`` -> the MindSpore cell ``FACTORY()`` returns (``porting.cli._check``'s factory loading)."""
+    from porting.cli._check import CheckError, load_factory
 
     factory = load_factory(spec)
     try:
@@ -28,8 +28,8 @@ def _load_like(spec: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting._check import EXIT, CheckError
-    from porting._checkpoint import CheckpointMismatchError, convert_checkpoint
+    from porting.cli._check import EXIT, CheckError
+    from porting.convert._checkpoint import CheckpointMismatchError, convert_checkpoint
 
     try:
         like = _load_like(args.like) if args.like else None

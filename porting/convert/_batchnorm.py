@@ -283,7 +283,7 @@ def copy_batchnorm_state(src: Any, dst: Any) -> None:
         >>> copy_batchnorm_state(t, cell); cell.moving_mean.asnumpy().tolist()
         [2.0, 2.0, 2.0]
     """
-    from porting._checkpoint import load_torch_state_dict, torch_state_dict
+    from porting.convert._checkpoint import load_torch_state_dict, torch_state_dict
 
     src_is_torch = type(src).__module__.startswith("torch")
     dst_is_torch = type(dst).__module__.startswith("torch")

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from porting._dtypes import storage_rounder
+from porting.harness._dtypes import storage_rounder
 
 __all__ = ["ArrayDiff", "diff_arrays", "all_equal", "is_worse"]
 

@@ -1,6 +1,6 @@
 """The conversion rules between torch state-dict names/layouts and MindSpore parameter names, as data.
 
-One row per kind of layer; :mod:`porting._checkpoint` applies them with small generic code (both directions,
+One row per kind of layer; :mod:`porting.convert._checkpoint` applies them with small generic code (both directions,
 plus :func:`porting.torch_to_mindspore_names`), so each rule lives in exactly one place.
 
 A row is a tuple of :class:`Entry`: ``ms`` is the parameter's path inside the MindSpore cell (it may go
@@ -85,7 +85,7 @@ CARRIED: dict[str, tuple[Entry, ...]] = {
     "batchnorm3d": (Entry("num_batches_tracked", "num_batches_tracked", when="tracks_running_stats"),),
 }
 
-#: condition name -> (attribute read on the MindSpore cell, how) — evaluated by porting._checkpoint:
+#: condition name -> (attribute read on the MindSpore cell, how) — evaluated by porting.convert._checkpoint:
 #: ``affine``: torch has weight/bias unless the cell is affine=False, which MindSpore represents as
 #: frozen gamma=1 / beta=0; ``tracks_running_stats``: torch has running stats unless
 #: track_running_stats=False, which MindSpore spells ``use_batch_statistics=True``.
