@@ -6,6 +6,8 @@ import dataclasses
 import importlib.metadata as metadata
 import platform
 
+from torch2ms_base._report import Report
+
 __all__ = ["IncompatibleEnvironmentError", "EnvironmentReport", "check_environment", "environment_report"]
 
 
@@ -14,7 +16,7 @@ class IncompatibleEnvironmentError(ImportError):
 
 
 @dataclasses.dataclass(frozen=True)
-class EnvironmentReport:
+class EnvironmentReport(Report):
     """Versions of the packages this toolkit depends on (``None`` = not installed)."""
 
     python: str
@@ -26,7 +28,31 @@ class EnvironmentReport:
     albumentations: str | None
 
     def lines(self) -> list[str]:
+        """One line per package: name, version (``-``: not installed)."""
         return [f"{f.name:15s} {getattr(self, f.name) or '-'}" for f in dataclasses.fields(self)]
+
+    def problem(self) -> str | None:
+        """Why these versions cannot work together, with the fix; ``None`` when they can."""
+        if self.mindspore and self.numpy and _major(self.mindspore) == 2 and _major(self.numpy) >= 2:
+            return (
+                f"mindspore {self.mindspore} is built against NumPy 1.x but numpy {self.numpy} is installed; "
+                "its ops would crash with SystemError. Install 'numpy<2' (and opencv-python-headless==4.9.0.80, "
+                "the last OpenCV wheel for NumPy 1.x): pip install -c constraints.txt 'numpy<2'"
+            )
+        return None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the versions are known to work together."""
+        return self.problem() is None
+
+    @property
+    def verdict(self) -> str:
+        """``compatible`` or ``INCOMPATIBLE: <why>``."""
+        return "compatible" if self.ok else f"INCOMPATIBLE: {self.problem()}"
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
 
 
 def _version(dist: str) -> str | None:
@@ -81,10 +107,6 @@ def check_environment(report: EnvironmentReport | None = None) -> EnvironmentRep
         True
     """
     report = report or environment_report()
-    if report.mindspore and report.numpy and _major(report.mindspore) == 2 and _major(report.numpy) >= 2:
-        raise IncompatibleEnvironmentError(
-            f"mindspore {report.mindspore} is built against NumPy 1.x but numpy {report.numpy} is installed; "
-            "its ops would crash with SystemError. Install 'numpy<2' (and opencv-python-headless==4.9.0.80, "
-            "the last OpenCV wheel for NumPy 1.x): pip install -c constraints.txt 'numpy<2'"
-        )
+    if not report.ok:
+        raise IncompatibleEnvironmentError(report.problem())
     return report

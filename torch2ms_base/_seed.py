@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from torch2ms_base._report import Report
 from torch2ms_base._streams import StreamUnavailable, note_seeded, streams
 
 __all__ = ["SeedReport", "seed_everything"]
@@ -16,7 +17,7 @@ _MAX_SEED = 2**32 - 1  # numpy's legacy seeding and mindspore.set_seed both refu
 
 
 @dataclasses.dataclass
-class SeedReport:
+class SeedReport(Report):
     """What :func:`seed_everything` did.
 
     Attributes:
@@ -30,6 +31,16 @@ class SeedReport:
     seeded: dict[str, Any] = dataclasses.field(default_factory=dict)
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Always True: a stream that is not there (torch not installed, no CUDA) is skipped, not failed."""
+        return True
+
+    @property
+    def verdict(self) -> str:
+        """``seeded N streams with S (M skipped)``."""
+        return f"seeded {len(self.seeded)} streams with {self.seed} ({len(self.skipped)} skipped)"
 
     def __str__(self) -> str:
         lines = [f"seed_everything({self.seed})"]

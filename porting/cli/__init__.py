@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from porting.cli._args import HelpFormatter
+
 __all__ = ["main", "build_parser"]
 
 # Order is the order of ``torch2ms --help``.
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="torch2ms",
         description="Move PyTorch training code to MindSpore and prove, tensor by tensor, that nothing changed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -12,7 +12,7 @@ dataloader_kwargs)``):
    compare every batch with :func:`porting.compare_pipelines` — exact unless a tolerance is chosen.
    The torch batches are also checked against the digests of step 1.
 
-Exit status (:data:`EXIT`): 0 every batch matched and at least one was compared; 1 a mismatch;
+Exit status (:class:`porting.cli._exit.ExitCode`): 0 every batch matched and at least one was compared; 1 a mismatch;
 2 bad invocation (module, factory, options, an empty loader); 3 torch side not reproducible;
 4 the user's loader raised (the error keeps its type, sample index and worker in the report).
 """
@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from porting.cli._exit import ExitCode
 from porting.harness._pipelines import batch_location, loader_epochs
+from torch2ms_base._report import Report, jsonable, markdown_table
 
-__all__ = ["EXIT", "CheckError", "CheckResult", "load_factory", "parse_tolerance", "run_check"]
+__all__ = ["CheckError", "CheckResult", "load_factory", "parse_tolerance", "run_check"]
 
-EXIT = {"ok": 0, "mismatch": 1, "usage": 2, "torch_not_reproducible": 3, "loader_error": 4}
 
 
 class CheckError(Exception):
@@ -44,12 +45,12 @@ class CheckError(Exception):
 
 
 @dataclasses.dataclass
-class CheckResult:
-    """What ``torch2ms check`` found; ``status`` is the exit status (see :data:`EXIT`)."""
+class CheckResult(Report):
+    """What ``torch2ms check`` found; ``status`` is the exit status (:class:`~porting.cli._exit.ExitCode`)."""
 
     target: str
     status: int
-    verdict: str
+    outcome: str = dataclasses.field(repr=False)  # what `verdict` says
     epochs: int
     seed: int
     loop: str
@@ -72,6 +73,23 @@ class CheckResult:
     versions: dict = dataclasses.field(default_factory=dict)
 
     @property
+    def ok(self) -> bool:
+        """Whether the check passed (exit status 0)."""
+        return self.status == ExitCode.OK
+
+    @property
+    def verdict(self) -> str:
+        """``bit-identical``, ``equivalent within ...``, ``MISMATCH``, ``torch side not reproducible``, ..."""
+        return self.outcome
+
+    def summary(self) -> str:
+        """The first line of :meth:`lines`."""
+        return self.lines()[0]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    @property
     def ratio(self) -> float | None:
         """MindSpore's batches/s over torch's (above 1: the port is faster)."""
         if not self.torch_batches_per_s or self.mindspore_batches_per_s is None:
@@ -79,10 +97,8 @@ class CheckResult:
         return self.mindspore_batches_per_s / self.torch_batches_per_s
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (for CI)."""
-        out = dataclasses.asdict(self)
-        out["ratio"] = self.ratio
-        return out
+        """JSON-ready dict (for CI): the report protocol's fields, then the throughput ratio."""
+        return {**super().to_dict(), "ratio": jsonable(self.ratio)}
 
     def lines(self) -> list[str]:
         """The human summary."""
@@ -123,11 +139,11 @@ class CheckResult:
                 ("torch batches/s", _fmt(self.torch_batches_per_s)),
                 ("MindSpore batches/s", _fmt(self.mindspore_batches_per_s)),
                 ("ratio (MindSpore / torch)", _fmt(self.ratio, ".2f"))]  # fmt: skip
-        md = [f"# torch2ms check `{self.target}`", "", "| | |", "|---|---|"]
-        md += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+        md = [f"# torch2ms check `{self.target}`", "", markdown_table(("", ""), rows)]
         if self.columns:
-            md += ["", "## Columns", "", "| name | dtype | shape (first batch) |", "|---|---|---|"]
-            md += [f"| {c['name']} | {c['dtype']} | {c['shape']} |" for c in self.columns]
+            md += ["", "## Columns", "",
+                   markdown_table(("name", "dtype", "shape (first batch)"),
+                                  [(c["name"], c["dtype"], c["shape"]) for c in self.columns])]
         for title, text in (("First mismatch", self.first_mismatch_text), ("Error", self.error)):
             if text:
                 md += ["", f"## {title}", "", "```", text, "```"]
@@ -139,7 +155,7 @@ class CheckResult:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         js, md = folder / "check.json", folder / "check.md"
-        js.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        js.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         md.write_text(self.to_markdown())
         return js, md
 
@@ -413,7 +429,7 @@ def run_check(
     import adapters
     from porting.harness._pipelines import compare_pipelines
 
-    result = CheckResult(target=target, status=EXIT["usage"], verdict="error", epochs=epochs, seed=seed,
+    result = CheckResult(target=target, status=ExitCode.USAGE, outcome="error", epochs=epochs, seed=seed,
                          loop=loop, steps=steps, tolerance=tolerance, versions=_versions())  # fmt: skip
     try:
         options = parse_tolerance(tolerance)
@@ -451,10 +467,10 @@ def run_check(
         if "nothing was compared" in str(exc):
             result.error = f"{target}: {exc}"
             return result
-        result.status, result.verdict, result.error = EXIT["loader_error"], "error in the loader", _error_text(exc)
+        result.status, result.outcome, result.error = ExitCode.LOADER_ERROR, "error in the loader", _error_text(exc)
         return result
     except Exception as exc:
-        result.status, result.verdict, result.error = EXIT["loader_error"], "error in the loader", _error_text(exc)
+        result.status, result.outcome, result.error = ExitCode.LOADER_ERROR, "error in the loader", _error_text(exc)
         return result
     result.batches, result.tensors, result.bytes = report.batches, report.tensors, report.bytes
     result.mismatches, result.count_mismatch = len(report.mismatches), report.count_mismatch
@@ -469,11 +485,11 @@ def run_check(
         result.mindspore_batches_per_s = report.batches / max(report.seconds_a, 1e-9)
     result.torch_not_reproducible = repro.first
     if repro.first is not None:
-        result.status, result.verdict = EXIT["torch_not_reproducible"], "torch side not reproducible"
+        result.status, result.outcome = ExitCode.NOT_REPRODUCIBLE, "torch side not reproducible"
     elif not report.ok:
-        result.status, result.verdict = EXIT["mismatch"], "MISMATCH"
+        result.status, result.outcome = ExitCode.MISMATCH, "MISMATCH"
     else:
-        result.status, result.verdict = EXIT["ok"], report.verdict
+        result.status, result.outcome = ExitCode.OK, report.verdict
     return result
 
 

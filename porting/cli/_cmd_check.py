@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from porting.cli._args import at_least
+from porting.cli._args import HelpFormatter, at_least
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
         description="Build your loader twice with the same seeds, check that torch reproduces itself, then walk "
                     "torch and adapters.to_mindspore side by side and compare every batch, element by element.",
         epilog=_EPILOG,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("target", metavar="MODULE:FACTORY", help="where your loader factory is, e.g. my_project.data:make_loader")
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")

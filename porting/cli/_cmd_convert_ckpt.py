@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from porting.cli._args import HelpFormatter
+
 __all__ = ["register"]
 
 _EPILOG = """\
@@ -28,7 +30,8 @@ def _load_like(spec: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting.cli._check import EXIT, CheckError
+    from porting.cli._check import CheckError
+    from porting.cli._exit import ExitCode
     from porting.convert._checkpoint import CheckpointMismatchError, convert_checkpoint
 
     try:
@@ -37,13 +40,13 @@ def _run(args: argparse.Namespace) -> int:
     except CheckpointMismatchError as exc:
         print(exc.report.table())
         print(f"torch2ms convert-ckpt: {str(exc).splitlines()[0]}; nothing written", file=sys.stderr)
-        return EXIT["mismatch"]
+        return ExitCode.MISMATCH
     except (CheckError, ValueError, TypeError, OSError) as exc:
         print(f"torch2ms convert-ckpt: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return EXIT["usage"]
+        return ExitCode.USAGE
     print(report.table())
     print(f"wrote {args.dst}")
-    return EXIT["ok"] if report.ok else EXIT["mismatch"]
+    return ExitCode.OK if report.ok else ExitCode.MISMATCH
 
 
 def register(sub) -> None:
@@ -54,7 +57,7 @@ def register(sub) -> None:
                     "and back). With --like, names and layouts follow porting's rule tables for that MindSpore "
                     "cell, and every missing, unexpected or mis-shaped entry is listed.",
         epilog=_EPILOG,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("src", metavar="SRC", help="source checkpoint: .pt, .pth, .safetensors or .ckpt")
     p.add_argument("dst", metavar="DST", help="destination checkpoint: .ckpt, .safetensors, .pt or .pth (overwritten)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from porting.cli._args import at_least
+from porting.cli._args import HelpFormatter, at_least
 
 __all__ = ["register"]
 
@@ -26,13 +26,14 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
         name, help=help_text,
         description="Run yolov5_pt (PyTorch, bit-identical to upstream YOLOv5 v7.0) and yolov5_ms (native MindSpore) "
                     "with the same seed, compare every batch tensor by tensor, exactly, and write a report.",
-        epilog=_EPILOG, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_EPILOG, formatter_class=HelpFormatter,
     )  # fmt: skip
     p.add_argument("--data", required=data_required, default=None,
                    help="a YOLOv5 images folder or list file" + ("" if data_required else
                                                                   " (default: generate the embedded synthetic dataset)"))
     p.add_argument("--out", default="demo_out" if name == "demo" else "yolov5_report",
-                   help="report folder (the synthetic dataset is written to OUT/data)")
+                   help="report folder" + ("" if data_required else " (without --data, the synthetic dataset is "
+                                                                    "written to OUT/data)"))
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for the dataset, the sampler and the workers")
     if not data_required:
         p.add_argument("--images", type=at_least(1), default=16, help="synthetic images to generate")

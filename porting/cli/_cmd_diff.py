@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from porting.cli._args import HelpFormatter
+
 __all__ = ["register"]
 
 _EPILOG = """\
@@ -35,7 +37,8 @@ def _unpack(result, target: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting.cli._check import EXIT, CheckError, load_factory, parse_tolerance
+    from porting.cli._check import CheckError, load_factory, parse_tolerance
+    from porting.cli._exit import ExitCode
     from porting.training._layer_diff import diff_layers
 
     try:
@@ -56,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     except (CheckError, ValueError, TypeError) as exc:
         print(f"torch2ms diff: error: {exc}".splitlines()[0] if isinstance(exc, CheckError) else
               f"torch2ms diff: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT["usage"]
+        return ExitCode.USAGE
     unused = " (the factory's target is not used with --loss sum)" if loss is None and target is not None else ""
     print(f"torch2ms diff {args.target}: {'OK' if report.ok else 'DIVERGES'}{unused}\n")
     print(report)
@@ -64,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(f"# torch2ms diff {args.target}\n\n{report.to_markdown()}")
         print(f"\n  report: {args.markdown}")
-    return EXIT["ok"] if report.ok else EXIT["mismatch"]
+    return ExitCode.OK if report.ok else ExitCode.MISMATCH
 
 
 def register(sub) -> None:
@@ -75,7 +78,7 @@ def register(sub) -> None:
                     "returns; compare every layer's output, gradient w.r.t. its output, parameter gradients and "
                     "buffers before/after, and name the first divergent layer.",
         epilog=_EPILOG,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("target", metavar="MODULE:FACTORY", help="where your factory is, e.g. my_project.port:make_pair")
     p.add_argument("--loss", choices=sorted(_LOSSES), default="sum",

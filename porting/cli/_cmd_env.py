@@ -8,10 +8,11 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from torch2ms_base._environment import check_environment
+    from porting.cli._exit import ExitCode
+    from torch2ms_base import check_environment
 
-    print("\n".join(check_environment().lines()))
-    return 0
+    print(check_environment())
+    return ExitCode.OK
 
 
 def register(sub) -> None:

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from porting.cli._exit import ExitCode
+
 __all__ = ["DemoError", "run_demo"]
 
 _SHOWN_BATCHES = 2
@@ -138,7 +140,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return _run(args)
     except DemoError as exc:
         print(f"torch2ms {args.command}: error: {exc}")
-        return 2
+        return ExitCode.USAGE
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -218,11 +220,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from porting.cli._demo_report import write_report
 
-    ok = all(c.report.ok and c.report.verdict == "bit-identical" for c in comparisons)
-    files = write_report(out, args=args, described=described, hyp=hyp, comparisons=comparisons,
-                         kept_pt=kept_pt.kept, kept_ms=kept_ms.kept, speeds=(pt_speed, ms_speed),
-                         unreadable=unreadable, upstream_note=upstream_note, ok=ok)  # fmt: skip
-    print(f"[5/5] report: {files[0]}, {files[1]} and {len(files) - 2} pictures in {out}")
+    report, files = write_report(out, args=args, described=described, hyp=hyp, comparisons=comparisons,
+                                 kept_pt=kept_pt.kept, kept_ms=kept_ms.kept, speeds=(pt_speed, ms_speed),
+                                 unreadable=unreadable, upstream_note=upstream_note)  # fmt: skip
+    print(f"[5/5] report: {files[0]}, {files[1]}, {files[2]} and {len(files) - 3} pictures in {out}")
     # Every comparison above is exact (rtol = atol = 0, dtypes checked) and non-empty.
-    print("RESULT:", "bit-identical" if ok else "MISMATCH (see above)")
-    return 0 if ok else 1
+    print("RESULT:", "bit-identical" if report.ok else "MISMATCH (see above)")
+    return ExitCode.OK if report.ok else ExitCode.MISMATCH

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+from torch2ms_base._report import Report, jsonable, markdown_table
+
+__all__ = ["DemoReport", "write_report"]
 
 
 def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, Path, Path, Path, int]]:
@@ -32,19 +36,13 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
     return made
 
 
-def _rows(args: Any, described: str, hyp: dict, comparisons: list, speeds: tuple, unreadable: list,
-          upstream_note: str | None, ok: bool) -> tuple[list, list]:  # fmt: skip
-    from torch2ms_base._environment import environment_report
+def _settings(args: Any, described: str, hyp: dict, speeds: tuple, unreadable: list,
+              upstream_note: str | None) -> list[tuple[str, Any]]:  # fmt: skip
+    from torch2ms_base import environment_report
 
     pt_speed, ms_speed = speeds
-    summary = []
-    for c in comparisons:
-        r = c.report
-        worst = "none (all equal)" if r.worst_abs_location is None else f"{r.worst_abs_diff} at {r.worst_abs_location}"
-        summary.append((c.title, r.verdict, r.batches, r.tensors, r.bytes, len(r.mismatches), worst))
     env = environment_report()
     settings = [
-        ("result", "bit-identical" if ok else "MISMATCH"),
         ("data", described + (f"; {len(unreadable)} corrupt image(s) skipped (unreadable or bad label): "
                               + ", ".join(Path(u).name for u in unreadable) if unreadable else "")),
         ("seed", args.seed), ("epochs", args.epochs), ("batch size", args.batch), ("image size", args.imgsz),
@@ -56,59 +54,109 @@ def _rows(args: Any, described: str, hyp: dict, comparisons: list, speeds: tuple
     ]  # fmt: skip
     if upstream_note:
         settings.append(("upstream", upstream_note))
-    return summary, settings
+    return settings
 
 
 _HEAD = ("comparison", "verdict", "batches", "tensors", "bytes", "mismatches", "worst absolute difference")
+_TITLE = "YOLOv5 v7.0 data pipeline: yolov5_ms (MindSpore) vs yolov5_pt (PyTorch)"
+_HOW = "every batch of every epoch compared element by element, exactly (rtol = atol = 0, dtypes and shapes checked)."
+
+
+@dataclasses.dataclass
+class DemoReport(Report):
+    """The demo's outcome: each comparison's :class:`~porting.PipelineReport`, the settings, the pictures.
+
+    ``ok`` only when every comparison is exact, non-empty and equal ("bit-identical").
+    """
+
+    comparisons: list  # _Comparison(title, report)
+    settings: list  # (name, value) rows
+    pictures: list = dataclasses.field(default_factory=list)  # (k, pt, ms, diff, side_by_side, differing)
+
+    @property
+    def ok(self) -> bool:
+        """Every comparison bit-identical."""
+        return bool(self.comparisons) and all(c.report.ok and c.report.verdict == "bit-identical"
+                                              for c in self.comparisons)
+
+    @property
+    def verdict(self) -> str:
+        """``bit-identical`` or ``MISMATCH``."""
+        return "bit-identical" if self.ok else "MISMATCH"
+
+    def rows(self) -> list[tuple]:
+        """One row per comparison (see ``_HEAD``)."""
+        out = []
+        for c in self.comparisons:
+            r = c.report
+            worst = "none (all equal)" if r.worst_abs_location is None else f"{r.worst_abs_diff} at {r.worst_abs_location}"
+            out.append((c.title, r.verdict, r.batches, r.tensors, r.bytes, len(r.mismatches), worst))
+        return out
+
+    def summary(self) -> str:
+        """One line per comparison."""
+        return "\n".join(f"{c.title}: {c.report.summary().splitlines()[0]}" for c in self.comparisons)
+
+    def __str__(self) -> str:
+        return f"{self.verdict}\n{self.summary()}"
+
+    def to_dict(self) -> dict:
+        """JSON-ready: verdict, each comparison's report, the settings."""
+        return {"ok": self.ok, "verdict": self.verdict,
+                "comparisons": {c.title: c.report.to_dict() for c in self.comparisons},
+                "settings": jsonable(dict(self.settings))}
+
+    def to_markdown(self) -> str:
+        """``report.md``: verdict, the comparisons table, settings, mismatches, the pictures."""
+        md = [f"# {_TITLE}", "", f"**Result: {self.verdict}** — {_HOW}", "", markdown_table(_HEAD, self.rows()),
+              "", "## Settings", "", markdown_table(("", ""), self.settings)]
+        for c in self.comparisons:
+            if not c.report.ok:
+                md += ["", f"## Mismatches: {c.title}", "", "```", c.report.failure_text(max_shown=5), "```"]
+        md += ["", "## First batches", ""]
+        for k, _, _, _, both, differing in self.pictures:
+            md += [f"### Batch {k}: {_picture_note(differing)}", "",
+                   f"![batch {k}: yolov5_pt | yolov5_ms | difference]({both.name})", ""]
+        return "\n".join(md) + "\n"
+
+    def to_html(self) -> str:
+        """``report.html``: the same as :meth:`to_markdown`, as one page."""
+        e = html.escape
+        table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in _HEAD) + "</tr>" + "".join(
+            "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in self.rows())
+        config = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in self.settings)
+        figures = "".join(
+            f"<h3>Batch {k}</h3><p>{_picture_note(d)}</p><img src=\"{e(both.name)}\" "
+            f"alt=\"batch {k}: yolov5_pt, yolov5_ms, difference\" style=\"max-width:100%\">"
+            for k, _, _, _, both, d in self.pictures
+        )
+        mismatches = "".join(f"<h2>Mismatches: {e(c.title)}</h2><pre>{e(c.report.failure_text(max_shown=5))}</pre>"
+                             for c in self.comparisons if not c.report.ok)  # fmt: skip
+        return (
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>torch2ms YOLOv5 report</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
+            f"<h1>{e(_TITLE)}</h1><p><b>Result: {self.verdict}</b> &mdash; {e(_HOW)}</p>"
+            f"<table>{table}</table><h2>Settings</h2><table>{config}</table>{mismatches}<h2>First batches</h2>{figures}"
+            "</body></html>\n"
+        )
+
+
+def _picture_note(differing: int) -> str:
+    return "no pixel differs" if differing == 0 else "shapes differ" if differing < 0 else f"{differing} pixel(s) differ"
 
 
 def write_report(out: Path, *, args: Any, described: str, hyp: dict, comparisons: list, kept_pt: list,
-                 kept_ms: list, speeds: tuple, unreadable: list, upstream_note: str | None, ok: bool) -> list[Path]:  # fmt: skip
-    """Write ``report.md``, ``report.html`` and the pictures into ``out``; return their paths (md, html, pngs)."""
-    summary, settings = _rows(args, described, hyp, comparisons, speeds, unreadable, upstream_note, ok)
-    pictures = _pictures(out, kept_pt, kept_ms)
+                 kept_ms: list, speeds: tuple, unreadable: list, upstream_note: str | None) -> tuple[DemoReport, list[Path]]:  # fmt: skip
+    """Write ``report.md``, ``report.html``, ``report.json`` and the pictures into ``out``.
 
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "/")
-
-    md = ["# YOLOv5 v7.0 data pipeline: yolov5_ms (MindSpore) vs yolov5_pt (PyTorch)", "",
-          f"**Result: {'bit-identical' if ok else 'MISMATCH'}** — every batch of every epoch compared element by "
-          "element, exactly (rtol = atol = 0, dtypes and shapes checked).", "",
-          "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]  # fmt: skip
-    md += ["| " + " | ".join(cell(v) for v in row) + " |" for row in summary]
-    md += ["", "## Settings", "", "| | |", "|---|---|"] + [f"| {k} | {cell(v)} |" for k, v in settings]
-    for c in comparisons:
-        if not c.report.ok:
-            md += ["", f"## Mismatches: {c.title}", "", "```", c.report.failure_text(max_shown=5), "```"]
-    md += ["", "## First batches", ""]
-    for k, pt, ms, diff, both, differing in pictures:
-        note = ("no pixel differs" if differing == 0 else "shapes differ" if differing < 0
-                else f"{differing} pixel(s) differ")  # fmt: skip
-        md += [f"### Batch {k}: {note}", "", f"![batch {k}: yolov5_pt | yolov5_ms | difference]({both.name})", ""]
-    md_path = out / "report.md"
-    md_path.write_text("\n".join(md) + "\n")
-
-    e = html.escape
-    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in _HEAD) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in summary)
-    config = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in settings)
-    figures = "".join(
-        f"<h3>Batch {k}</h3><p>{'no pixel differs' if d == 0 else 'shapes differ' if d < 0 else f'{d} pixel(s) differ'}"
-        f"</p><img src=\"{e(both.name)}\" alt=\"batch {k}: yolov5_pt, yolov5_ms, difference\" style=\"max-width:100%\">"
-        for k, _, _, _, both, d in pictures
-    )
-    mismatches = "".join(f"<h2>Mismatches: {e(c.title)}</h2><pre>{e(c.report.failure_text(max_shown=5))}</pre>"
-                         for c in comparisons if not c.report.ok)  # fmt: skip
-    page = (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>torch2ms YOLOv5 report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
-        "<h1>YOLOv5 v7.0 data pipeline: yolov5_ms (MindSpore) vs yolov5_pt (PyTorch)</h1>"
-        f"<p><b>Result: {'bit-identical' if ok else 'MISMATCH'}</b> &mdash; every batch of every epoch compared "
-        "element by element, exactly (rtol = atol = 0, dtypes and shapes checked).</p>"
-        f"<table>{table}</table><h2>Settings</h2><table>{config}</table>{mismatches}<h2>First batches</h2>{figures}"
-        "</body></html>\n"
-    )
-    html_path = out / "report.html"
-    html_path.write_text(page)
-    return [md_path, html_path] + [p for row in pictures for p in row[1:5]]
+    Returns:
+        The :class:`DemoReport` and the paths written (md, html, json, then the pictures).
+    """
+    report = DemoReport(comparisons, _settings(args, described, hyp, speeds, unreadable, upstream_note))
+    report.pictures = _pictures(out, kept_pt, kept_ms)
+    md_path, html_path, json_path = out / "report.md", out / "report.html", out / "report.json"
+    md_path.write_text(report.to_markdown())
+    html_path.write_text(report.to_html())
+    json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return report, [md_path, html_path, json_path] + [p for row in report.pictures for p in row[1:5]]

@@ -42,6 +42,7 @@ from porting.convert._checkpoint_files import (
 from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
 from porting.harness._format import text_table
 
+from torch2ms_base._report import Report, markdown_table
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointReport",
@@ -190,7 +191,7 @@ class CheckpointMismatchError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckpointReport:
+class CheckpointReport(Report):
     """What a conversion did, entry by entry.
 
     Attributes:
@@ -223,6 +224,20 @@ class CheckpointReport:
     def ok(self) -> bool:
         """True when nothing is missing, unexpected or mis-shaped."""
         return not (self.missing or self.unexpected or self.mis_shaped)
+
+    @property
+    def verdict(self) -> str:
+        """``every entry matched`` or ``MISMATCH: <counts>``."""
+        if self.ok:
+            return "every entry matched"
+        return (f"MISMATCH: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                f"{len(self.mis_shaped)} mis-shaped")
+
+    def to_markdown(self) -> str:
+        """The table as GitHub markdown, the warnings and the counts."""
+        lines = [markdown_table(("status", "source", "destination", "detail"), self.rows()), ""]
+        lines += [f"- warning: {w}" for w in self.warnings]
+        return "\n".join(lines + [f"**{self.verdict}** ({self.summary()})"]) + "\n"
 
     def problem_lines(self) -> list[str]:
         """One line per missing / unexpected / mis-shaped entry, every one of them."""

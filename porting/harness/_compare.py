@@ -67,6 +67,7 @@ from porting.harness._format import (
 from porting.harness._leaves import MAPPING, SEQUENCE, Leaf, classify, number_as_array
 from porting.harness._tolerances import default_tolerances, resolve_tolerances
 
+from torch2ms_base._report import Report
 __all__ = ["Mismatch", "Comparison", "compare", "assert_equivalent"]
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Mismatch:
 
 
 @dataclasses.dataclass(frozen=True)
-class Comparison:
+class Comparison(Report):
     """What :func:`compare` found.
 
     Attributes:
@@ -142,6 +143,11 @@ class Comparison:
     def ok(self) -> bool:
         """True when no mismatch was found."""
         return not self.mismatches
+
+    @property
+    def verdict(self) -> str:
+        """``equivalent`` (every compared element within the tolerance) or ``MISMATCH``."""
+        return "equivalent" if self.ok else f"MISMATCH ({len(self.mismatches)})"
 
     def summary(self) -> str:
         """One line: what was compared and the worst difference seen."""

@@ -14,6 +14,7 @@ from porting.harness._compare import Mismatch, compare
 from porting.harness._format import format_path
 from porting.harness._tolerances import resolve_tolerances
 
+from torch2ms_base._report import Report
 __all__ = [
     "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",
     "dataset_rows", "loader_epochs",
@@ -67,7 +68,7 @@ class BatchMismatch:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineReport:
+class PipelineReport(Report):
     """What :func:`compare_pipelines` found.
 
     Attributes:

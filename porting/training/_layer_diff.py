@@ -23,6 +23,7 @@ import numpy as np
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
 
+from torch2ms_base._report import Report, markdown_table
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
 
 # (attribute of LayerDiff, label) in forward order, then backward order
@@ -71,7 +72,7 @@ class LayerDiff:
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerReport:
+class LayerReport(Report):
     """What :func:`diff_layers` found.
 
     Attributes:
@@ -110,6 +111,17 @@ class LayerReport:
 
     _HEADER = ["#", "layer", "torch", "MindSpore", "output", "grad out", "param grads", "buffers", "worst |diff|"]
 
+    @property
+    def verdict(self) -> str:
+        """``all N layer calls match`` or ``DIVERGES at layer '...'``."""
+        if self.ok:
+            return f"all {len(self.layers)} layer calls match"
+        return f"DIVERGES at layer {self.first.name!r}" if self.first is not None else "DIVERGES"
+
+    def summary(self) -> str:
+        """One line: the headline."""
+        return self.headline()
+
     def headline(self) -> str:
         """One line: all matched, or where the first divergence is."""
         if self.first is not None:
@@ -134,12 +146,8 @@ class LayerReport:
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown, the headline and the first mismatch's figures below it."""
-        def row(values):
-            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-        lines = [row(self._HEADER), "|" + "---|" * len(self._HEADER), *(row(r) for r in self._rows())]
         detail = self._detail()
-        text = "\n".join(lines) + f"\n\n**{self.headline()}**\n"
+        text = markdown_table(self._HEADER, self._rows()) + f"\n\n**{self.headline()}**\n"
         return text + (f"\n```\n{detail}\n```\n" if detail else "")
 
 

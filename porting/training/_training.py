@@ -17,6 +17,7 @@ import numpy as np
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
 
+from torch2ms_base._report import Report, markdown_table
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
 
 # what is compared each step, in the order a step produces it
@@ -45,7 +46,7 @@ class StepRecord:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingReport:
+class TrainingReport(Report):
     """What :func:`compare_training` found.
 
     Attributes:
@@ -73,6 +74,15 @@ class TrainingReport:
         """The MindSpore loss curve."""
         return [s.ms_loss for s in self.steps]
 
+    @property
+    def verdict(self) -> str:
+        """``all N steps match`` or ``DIVERGES at step k``."""
+        return f"all {len(self.steps)} steps match" if self.ok else f"DIVERGES at step {self.first_step}"
+
+    def summary(self) -> str:
+        """One line: the headline."""
+        return self.headline()
+
     def headline(self) -> str:
         """One line: all steps matched, or the first divergence."""
         if self.ok:
@@ -80,19 +90,27 @@ class TrainingReport:
         where = self.first_mismatch.where if self.first_mismatch is not None else ""
         return f"first divergence: step {self.first_step}, {self.first_what} {where}".rstrip()
 
-    def __str__(self) -> str:
-        header = ["step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer",
-                  "lr"]
+    _HEADER = ("step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer", "lr")
+
+    def _rows(self) -> list[list[str]]:
         rows = []
         for s in self.steps:
             c = s.comparisons
             rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", f"{abs(s.torch_loss - s.ms_loss):.3g}",
                          f"{float(c['gradients'].worst_abs_diff):.3g}", f"{float(c['parameters'].worst_abs_diff):.3g}",
                          f"{float(c['buffers'].worst_abs_diff):.3g}", "ok" if c["learning rate"].ok else "DIFF"])
-        lines = [text_table(header, rows), "", self.headline()]
+        return rows
+
+    def __str__(self) -> str:
+        lines = [text_table(self._HEADER, self._rows()), "", self.headline()]
         if self.first_mismatch is not None:
             lines.append(str(self.first_mismatch))
         return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The per-step table as GitHub markdown, the headline and the first mismatch's figures."""
+        text = markdown_table(self._HEADER, self._rows()) + f"\n\n**{self.headline()}**\n"
+        return text + (f"\n```\n{self.first_mismatch}\n```\n" if self.first_mismatch is not None else "")
 
 
 def _side(side: Any, label: str) -> tuple:

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from porting.cli._check import EXIT, run_check
+from porting.cli._check import run_check
+from porting.cli._exit import ExitCode
 from tests._helpers.subproc import run_python
 
 M = "tests.porting._check_loaders"
@@ -16,7 +17,7 @@ def check(name, **kw):
 
 def test_equal_loader_is_bit_identical():
     r = check("equal", epochs=2)
-    assert (r.status, r.verdict) == (EXIT["ok"], "bit-identical"), r.lines()
+    assert (r.status, r.verdict) == (ExitCode.OK, "bit-identical"), r.lines()
     assert r.batches == 6 and r.tensors == 12 and r.bytes == 2 * (12 * 3 * 6 * 5 * 4 + 12 * 8)
     assert r.columns == [{"name": "img", "dtype": "float32", "shape": [4, 3, 6, 5]},
                          {"name": "label", "dtype": "int64", "shape": [4]}]
@@ -31,7 +32,7 @@ def test_dataset_and_kwargs_factory_in_both_loop_shapes(loop):
 
 def test_one_changed_pixel_in_one_epoch_is_located():
     r = check("one_pixel", epochs=3)
-    assert (r.status, r.verdict) == (EXIT["mismatch"], "MISMATCH")
+    assert (r.status, r.verdict) == (ExitCode.MISMATCH, "MISMATCH")
     assert r.first_mismatch == "epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]"
     assert r.mismatches == 1 and r.batches == 9
     assert "Mismatched elements: 1 / 360" in r.first_mismatch_text
@@ -42,7 +43,7 @@ def test_tolerance_is_stated_and_never_called_bit_identical():
     r = check("equal", epochs=1, tolerance="1e-6,0")
     assert r.status == 0 and r.verdict == "equivalent within rtol=1e-06, atol=0"
     r = check("equal", epochs=1, tolerance="loose")
-    assert r.status == EXIT["usage"] and "--tolerance: expected exact, default or RTOL,ATOL" in r.error
+    assert r.status == ExitCode.USAGE and "--tolerance: expected exact, default or RTOL,ATOL" in r.error
 
 
 def test_infinite_sampler_with_steps():
@@ -56,13 +57,13 @@ def test_distributed_sampler_gets_set_epoch_on_both_sides():
 
 def test_empty_loader_is_an_error_not_a_pass():
     r = check("empty")
-    assert r.status == EXIT["usage"] and r.verdict == "error"
+    assert r.status == ExitCode.USAGE and r.verdict == "error"
     assert "yields no batch" in r.error
 
 
 def test_error_in_the_dataset_keeps_its_type_and_index():
     r = check("raises")
-    assert r.status == EXIT["loader_error"]
+    assert r.status == ExitCode.LOADER_ERROR
     # torch's own loader raises first (the reference run): its message, its type
     assert r.error.startswith("raised by the torch side: KeyError: Caught KeyError in DataLoader worker process")
     assert "KeyError: 'no annotation for sample 5'" in r.error
@@ -70,14 +71,14 @@ def test_error_in_the_dataset_keeps_its_type_and_index():
 
 def test_error_only_in_the_port_names_sample_and_worker():
     r = check("raises_in_port")
-    assert r.status == EXIT["loader_error"]
+    assert r.status == ExitCode.LOADER_ERROR
     assert r.error.startswith("raised by the MindSpore side: KeyError: 'no annotation for sample 5'")
     assert "Raised by dataset[5] (sample of batch 1 of epoch 0, main process)" in r.error
 
 
 def test_clock_seeded_worker_init_is_torch_not_reproducible():
     r = check("clock_seeded")
-    assert r.status == EXIT["torch_not_reproducible"] and r.verdict == "torch side not reproducible"
+    assert r.status == ExitCode.NOT_REPRODUCIBLE and r.verdict == "torch side not reproducible"
     assert r.torch_not_reproducible.startswith("epoch 0 / batch 0 / column 'label' differs between two torch runs")
 
 
@@ -94,7 +95,7 @@ def test_clock_seeded_worker_init_is_torch_not_reproducible():
 )
 def test_bad_targets_are_one_line_errors(target, message):
     r = run_check(target, progress=False)
-    assert r.status == EXIT["usage"] and message in r.error and "\n" not in r.error
+    assert r.status == ExitCode.USAGE and message in r.error and "\n" not in r.error
 
 
 def test_command_line_exit_status_and_reports(tmp_path):
