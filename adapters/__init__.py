@@ -41,7 +41,7 @@ from adapters.torch_data import (  # noqa: E402
 )
 
 from torch2ms_base import RandomStream, register_stream  # noqa: E402
-from torch2ms_base import __version__  # noqa: E402  (one version for the toolkit)
+from torch2ms_base import __version__ as __version__  # noqa: E402  (one version for the toolkit)
 
 # The emulated torch generator stands in for torch's own when torch is not installed: it is one
 # more global stream (seeded by seed_everything, captured by StreamState, seeded in every emulated

@@ -148,7 +148,7 @@ def create_dataloader(
 
     Epochs: without ``image_weights`` the pipeline is upstream's ``InfiniteDataLoader`` (one iterator
     over all epochs, workers persist); with it, a plain loader whose workers start afresh each epoch
-    and see ``dataset.indices`` as the caller set them (train.py's weighted draws). With ``rank !=
+    and see ``dataset.indices`` as the caller set them before the epoch (train.py's weighted draws). With ``rank !=
     -1``, a ``DistributedSampler`` whose epoch follows the MindSpore epochs the way train.py's
     ``sampler.set_epoch(epoch)`` reaches torch's (with ``InfiniteDataLoader`` and workers, torch's
     prefetching draws a pass before that call: see ``adapters.engine.Schedule.sampler_epoch``).
@@ -161,9 +161,10 @@ def create_dataloader(
             :func:`distributed_context`).
         devices: accelerator count in upstream's worker formula (``torch.cuda.device_count()`` there;
             0 on a CPU run).
-        indices: epoch 0's ``dataset.indices`` (a sequence, or a function of the dataset returning
-            one), set before the pipeline starts: what train.py's ``--image-weights`` sets before its
-            first epoch (see :mod:`yolov5_ms._dataset` for why it cannot be set afterwards).
+        indices: ``dataset.indices`` to start with (a sequence, or a function of the dataset returning
+            one); the same as setting ``dataset.indices`` before the first epoch, as train.py's
+            ``--image-weights`` does (rewrites before later epochs reach the pipeline where torch's
+            loader would see them).
 
     Returns:
         ``(dataset, LoadImagesAndLabels)``: an ``adapters.TorchLoaderDataset`` (a
@@ -219,18 +220,10 @@ def create_dataloader(
     )
     if indices is not None:
         dataset.indices = indices(dataset) if callable(indices) else indices
-    # Where torch's loader would see a later rewrite of dataset.indices (train.py's image weights): in its
-    # main process (no workers) and in the fresh workers of a plain loader; never in persistent ones.
-    rewrites_reach = recipe.num_workers == 0 or not recipe.infinite
-    if recipe.num_workers == 0:
-        # before the engine forks its loader process
-        dataset.share_indices(samples_per_epoch=len(sampler) if sampler is not None else len(dataset))
     # set_epoch=True: each MindSpore epoch sets the sampler's epoch as train.py does, with the timing torch's
     # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
     # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.
     quad_groups = recipe.batch_size // 4 if recipe.quad else 0
     pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS), set_epoch=True,
                                      pack_lists_of=quad_groups or None, **loader_kwargs)
-    if rewrites_reach:
-        dataset.guard(pipeline)
     return pipeline, dataset

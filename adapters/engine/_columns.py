@@ -22,7 +22,15 @@ Leaves and how they come back:
 - numpy scalars: a 0-d array of their dtype, rebuilt as the numpy scalar;
 - ``str`` / ``bytes``: a 0-d ``<U`` / ``S`` array, rebuilt as ``str`` / ``bytes``;
 - a non-empty list or tuple made only of ``str`` (or only of ``bytes``), as default_collate leaves them:
-  one 1-d ``<U`` / ``S`` column, rebuilt as the same list or tuple.
+  one 1-d ``<U`` / ``S`` column, rebuilt as the same list or tuple;
+- **packed columns**, for what may vary from batch to batch: a ``None`` (YOLOv5's ``shapes`` under mosaic),
+  and, with a custom ``collate_fn``, a per-sample sequence — a list or tuple with one item per sample of the
+  batch (``pseudo_collate``'s lists, detection targets, NLP ``lengths``, YOLOv5's ``shapes``), unless it is a
+  tuple of fields batched over the samples (an array whose first dimension is the batch, beside other kinds).
+  The value is pickled into a 1-d ``uint8`` column, signed with a key of this process, and rebuilt exactly —
+  later batches may hold any number of items of any kinds there (a short batch mid-epoch, a bucketing
+  sampler, ``None`` in one batch and a tuple in the next). A packed column whose bytes were changed is
+  refused, never unpickled.
 
 numpy's fixed-width strings drop trailing NUL characters, so a string ending in ``"\\0"`` is refused rather
 than changed. Dict key order is taken from the first batch; later batches may list the same keys in another
@@ -34,7 +42,10 @@ from __future__ import annotations
 import collections.abc
 import copy
 import dataclasses
+import hashlib
+import hmac
 import pickle
+import secrets
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -44,6 +55,8 @@ from adapters.torch_data._collate import _is_tensor, to_numpy
 __all__ = ["Structure", "StructureMismatchError", "flatten", "unflatten"]
 
 _ROOT_NAME = "0"
+_KEY = secrets.token_bytes(32)  # signs packed columns: only bytes made by this process (or its forks) are unpickled
+_MAC = 32
 
 
 class StructureMismatchError(ValueError):
@@ -63,7 +76,7 @@ class _Leaf:
         if self.kind == "strings":
             return f"a {self.container.__name__} of {self.item.__name__}"
         if self.kind == "packed":
-            return f"a {self.container.__name__} (packed column)"
+            return "any value (packed column)" if self.container is None else f"a {self.container.__name__} (packed column)"
         return {"array": "an array", "number": "a python number", "numpy_scalar": "a numpy scalar"}.get(
             self.kind, f"a {self.kind}"
         )
@@ -162,6 +175,11 @@ def _no_trailing_nul(values: Sequence, item: type, path: tuple) -> None:
 
 _PACKED = _Leaf("packed", list)
 _PACKED_TUPLE = _Leaf("packed", tuple)
+_PACKED_ANY = _Leaf("packed", None)
+
+
+def _sign(data: bytes) -> bytes:
+    return hmac.new(_KEY, data, hashlib.sha256).digest()
 
 
 def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
@@ -170,8 +188,8 @@ def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
         try:
             data = pickle.dumps(obj, protocol=5)
         except Exception as exc:
-            raise TypeError(f"flatten: the per-sample list at {_render(path)} cannot be packed: {exc}") from None
-        return np.frombuffer(data, dtype=np.uint8)
+            raise TypeError(f"flatten: the value at {_render(path)} cannot be packed: {exc}") from None
+        return np.frombuffer(_sign(data) + data, dtype=np.uint8)
     if kind == "array":
         arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
         if not isinstance(arr, np.ndarray):
@@ -211,8 +229,15 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
         return arr
     if kind == "packed":
         if arr.dtype != np.uint8 or arr.ndim != 1:
-            raise ValueError(f"unflatten: column {name!r} is a packed list, so it must be 1-d uint8; got {arr.dtype} {arr.shape}")
-        return pickle.loads(arr.tobytes())
+            raise ValueError(f"unflatten: column {name!r} is packed, so it must be 1-d uint8; got {arr.dtype} {arr.shape}")
+        raw = arr.tobytes()
+        mac, data = raw[:_MAC], raw[_MAC:]
+        if len(raw) < _MAC or not hmac.compare_digest(mac, _sign(data)):
+            raise ValueError(
+                f"unflatten: packed column {name!r} was not made by this pipeline in this process (its bytes were "
+                "changed, e.g. by a map on it, or it comes from another process): it is refused, never unpickled"
+            )
+        return pickle.loads(data)
     expected = {"strings": 1}.get(kind, 0)
     string_kind = {"str": "U", "bytes": "S", "strings": "U" if leaf.item is str else "S"}.get(kind)
     if arr.ndim != expected or arr.dtype.kind not in (string_kind or "biufc"):
@@ -230,44 +255,27 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
 # --------------------------------------------------------------------------- walking
 
 
-class _NoneNode:
-    """A ``None`` in the batch (e.g. YOLOv5's ``shapes`` under mosaic): no column; rebuilt as None."""
-
-    def describe(self) -> str:
-        return "None"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _NoneNode)
-
-    def __hash__(self) -> int:
-        return hash(_NoneNode)
-
-
-_NONE = _NoneNode()
-
-
 def _per_sample(obj: Any, samples: int | None) -> bool:
     """A list or tuple with one item per sample (what a custom collate returns per sample).
 
-    One item per sample, all of one kind; not a sequence of batched fields (arrays whose first
-    dimension is the batch: ``[images, labels]``).
+    As many items as the batch has samples, of any kinds (``None`` among tuples included); not a tuple of
+    fields batched over the samples — an array whose first dimension is the batch, beside items of other
+    kinds (``(images, labels, paths)``). Items that are all arrays of one dtype and rank are per-sample
+    whatever their sizes (``pseudo_collate``'s images): packing them is exact either way, while splitting a
+    per-sample list into columns would break at the next batch of another size.
     """
     if samples is None or type(obj) not in (list, tuple) or len(obj) != samples or not obj:
         return False
-    kinds = {type(v) for v in obj}
-    if len(kinds) != 1:
-        return False
-    first = obj[0]
-    if isinstance(first, collections.abc.Mapping) and any(v.keys() != first.keys() for v in obj):
-        return False
-    if _leaf_of(first) == _Leaf("array") and all(getattr(v, "ndim", 0) >= 1 and v.shape[0] == samples for v in obj):
-        return False
-    return True
+    arrays = [to_numpy(v) if _is_tensor(v) else v for v in obj if isinstance(v, np.ndarray) or _is_tensor(v)]
+    if not any(a.ndim >= 1 and a.shape[0] == samples for a in arrays):
+        return True
+    return len(arrays) == len(obj) and len({(a.dtype, a.ndim) for a in arrays}) == 1
 
 
 def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
-    if obj is None:
-        return _NONE
+    if obj is None:  # None here may be anything in the next batch (YOLOv5's shapes): carried packed
+        out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
+        return _PACKED_ANY
     leaf = _leaf_of(obj)
     if leaf is None and _per_sample(obj, pack):
         leaf = _PACKED if type(obj) is list else _PACKED_TUPLE
@@ -315,13 +323,12 @@ def _describe(obj: Any) -> str:
 
 
 def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | None) -> None:
-    if isinstance(node, _NoneNode) or obj is None:
-        if not (isinstance(node, _NoneNode) and obj is None):
-            raise _mismatch(batch_index, path, node, _describe(obj))
-    elif isinstance(node, _Leaf) and node.kind == "packed":
-        if type(obj) is not node.container:
+    if isinstance(node, _Leaf) and node.kind == "packed":
+        if node.container is not None and type(obj) is not node.container:
             raise _mismatch(batch_index, path, node, _describe(obj))
         out.append(_leaf_array(obj, node, path))
+    elif obj is None:
+        raise _mismatch(batch_index, path, node, "None")
     elif isinstance(node, _Leaf):
         leaf = _leaf_of(obj)
         if leaf != node:
@@ -345,8 +352,6 @@ def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | Non
 
 
 def _rebuild(node: Any, columns: Iterator, names: Iterator) -> Any:
-    if isinstance(node, _NoneNode):
-        return None
     if isinstance(node, _Leaf):
         return _leaf_value(next(columns), node, next(names))
     values = [_rebuild(child, columns, names) for child in node.children]

@@ -3,9 +3,17 @@
 :class:`Engine` runs in the thread MindSpore calls the source from. It never runs user code and
 never draws from a random stream: it asks the loader process for each epoch's base seed and index
 batches, hands tasks to the torch-worker processes in torch's order (:class:`Schedule`), and
-receives the collated batches. The iterators that :class:`~adapters.TorchLoaderDataset` hands out
-report how far the training loop got (:class:`Consumer`): that is what continuing after a partial
-epoch exactly as torch would needs.
+receives the collated batches.
+
+The consumer drives epochs. Every iterator made from the dataset, or from a dataset chained on it
+(``map``, ``project``, ...), is a :class:`Consumer`; a new one supersedes the older ones (torch's
+rule: each ``iter(loader)`` is the next epoch). An epoch begins when its consumer asks for its first
+row — not when MindSpore's prefetching asks the source for it: the source waits at that gate, so an
+abandoned iterator's prefetch never begins an epoch. At that moment the state torch would read is
+taken: fresh workers are forked from the caller's process, and with ``num_workers=0`` the attributes
+the loop changed on the dataset (and on the samplers, every ``num_workers``) since the last epoch are
+carried into the loader process (:mod:`adapters.engine._sync`). How far the loop got in an epoch it
+left early (rows taken, counted by the consumer) decides where torch's next epoch starts.
 """
 
 from __future__ import annotations
@@ -15,12 +23,34 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import threading
 import time
 import weakref
 
-from adapters.engine._errors import SourceError, WorkerError, wrap_exception
+from adapters.engine._errors import SourceError, WorkerError, original_exception, wrap_exception
 from adapters.engine._interrupt import sigint_received
+from adapters.engine._messages import (
+    Batch,
+    Begin,
+    Chunk,
+    Credit,
+    End,
+    Error,
+    Exit,
+    Indices,
+    MoreIndices,
+    Next,
+    Plan,
+    Probe,
+    Seed,
+    Settle,
+    Spawn,
+    StartEpoch,
+    SyncState,
+    Task,
+    WorkerStarted,
+)
 from adapters.engine._processes import (
     STREAM_AHEAD_BYTES,
     EpochRunner,
@@ -38,6 +68,15 @@ __all__ = ["Engine", "Consumer"]
 _POLL = 0.05  # seconds between liveness / abandonment checks while waiting
 _FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
 _CHUNK = 4096
+_KEPT_ERRORS = 16  # errors raised into MindSpore, kept until an iterator asks for them
+
+
+def _expect(msg, cls):
+    """``msg`` if it is a ``cls``; a message of another type is a fault of the pipeline, said so."""
+    if not isinstance(msg, cls):
+        raise WorkerError(f"to_mindspore: the pipeline's loader process answered {type(msg).__name__}, expected "
+                          f"{cls.__name__} (a fault of the pipeline, not of your code)")
+    return msg
 
 
 class _Abandoned(Exception):
@@ -45,15 +84,20 @@ class _Abandoned(Exception):
 
 
 class Consumer:
-    """What one iterator of the dataset tells the engine: how many rows of each epoch it took."""
+    """One iterator of the dataset (or of a dataset chained on it): when it begins epochs, how many rows it took.
 
-    def __init__(self, engine: "Engine") -> None:
+    ``counts_rows``: every row it takes is one row of the source (the dataset's own iterators, and chains of
+    ``map`` / ``project`` / ``rename``); otherwise only whole epochs can be told apart.
+    """
+
+    def __init__(self, engine: "Engine", counts_rows: bool = True) -> None:
         self._engine = engine
-        self.epochs: list[int] = []  # engine epochs produced for this iterator, in order
+        self.counts_rows = counts_rows
+        self.epochs: list[int] = []  # engine epochs begun for this iterator, in order
         self.position = 0  # index into ``epochs`` of the epoch being consumed
         self.arrived = 0  # epochs whose first row the loop has asked for
-        self.thread: int | None = None
         self.closed = False
+        self.superseded_by: str | None = None  # why a newer iterator took over
 
     def arrives(self) -> None:
         """The loop asks for the first row of its next epoch (called in the loop's own thread)."""
@@ -91,7 +135,8 @@ class _Epoch:
         self.consumed = 0  # rows the consumer took
         self.exhausted = False  # produced to its end
         self.stream_ended = False  # num_workers=0: the loader's end marker was received
-        self.finished = False  # the consumer saw its end
+        self.finished = False  # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
+        self.saw_end = False  # the consumer's iterator ended this epoch
         self.closed = False
         self.aborted = False
         self.what = "plan"
@@ -125,8 +170,11 @@ class Engine:
         self._io = threading.RLock()  # one producer at a time talks to the processes
         self._next_epoch = 0
         self._current: _Epoch | None = None
-        self._pending_consumer: Consumer | None = None
         self._consumers: list[Consumer] = []
+        self.binding: Consumer | None = None  # the consumer a source copied now belongs to (see bind)
+        self.tracker = None  # the loop's changes to carry into the loader process (adapters.engine._sync)
+        self._sync: list = []  # changes taken at an arrival, sent before the epoch begins
+        self._errors: dict[str, SourceError] = {}  # raised into MindSpore, by token
         self._workers: dict[int, tuple] = {}
         self._outstanding: dict[int, collections.deque] = {}
         # continuous modes
@@ -138,10 +186,12 @@ class Engine:
         self._stream_open = False
         self._uncredited = 0  # num_workers=0: bytes of the loader's stream taken but not yet credited back
         self._base_seed: int | None = None
-        self._probe = None  # epoch 0's generator, started to learn the columns
+        self._first = None  # epoch 0's first batch, made by the probe (columns, MindSpore's getters)
+        self._probe_kept = False  # the probe's copy waits to carry on as epoch 0 (num_workers=0)
+        self._spawned = False  # a spawner was forked for this pipeline's workers
+        self.workers_at_construction = False  # persistent workers start from the snapshot (YOLOv5's InfiniteDataLoader)
         self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
         self._closed = False
-        self._peek = False
         self.interrupted: str | None = None  # where the loop was when a KeyboardInterrupt stopped the pipeline
         # Every process of the pipeline joins the guardian's process group; the guardian stops the
         # group when the caller closes the pipeline or dies (see _processes.start_guardian).
@@ -201,28 +251,46 @@ class Engine:
             )
 
     # ------------------------------------------------------------------ consumers
-    def new_consumer(self) -> Consumer:
-        """Register the consumer of the next MindSpore launch; older consumers are abandoned."""
-        consumer = Consumer(self)
+    def new_consumer(self, counts_rows: bool = True, what: str = "a new iterator") -> Consumer:
+        """Register the consumer of a new MindSpore iterator; older consumers are superseded (torch: a new
+        ``iter(loader)`` is the next epoch, whatever happened to the previous iterator)."""
+        consumer = Consumer(self, counts_rows)
         with self._cv:
             for old in self._consumers:
                 old.closed = True
+                old.superseded_by = what
             self._consumers = [consumer]
-            self._pending_consumer = consumer
             self._cv.notify_all()
         return consumer
 
+    @contextlib.contextmanager
+    def bind(self, consumer: Consumer):
+        """While MindSpore builds ``consumer``'s iterator, the source copies it makes belong to that consumer.
+
+        MindSpore deep-copies the dataset tree for each iterator it builds (synchronously, inside
+        ``create_tuple_iterator``); each copy of the source asks the engine for its epochs as that consumer.
+        A copy made at any other time (MindSpore's getters) belongs to no consumer and begins no epoch.
+        """
+        self.binding = consumer
+        try:
+            yield
+        finally:
+            self.binding = None
+
     def _arrive(self, consumer: Consumer) -> None:
-        # Fresh (non-persistent) torch workers see the dataset as it is when their epoch starts:
-        # fork the process they will be forked from now, from the training loop's own thread.
-        cur = self._current
-        # The first consumer consumes epoch 0, whose workers were started with the columns' probe.
-        probe_epoch = consumer.arrived == 0 and (
-            self._probe is not None or (cur is not None and cur.number == 0 and cur.consumer is consumer)
-        )
-        if self.spec.num_workers > 0 and not self.schedule.keeps_workers and not probe_epoch:
+        """The loop asks for the first row of its next epoch (in its own thread): torch's ``iter(loader)``.
+
+        The state torch would read now is taken now: fresh workers are forked from this thread (they see
+        the dataset as the loop left it), and the loop's changes to the objects the loader process holds
+        are collected to be applied there before the epoch begins.
+        """
+        first_of_persistent = not self._spawned and not self.workers_at_construction
+        if self.spec.num_workers > 0 and (not self.schedule.keeps_workers or first_of_persistent):
+            self._spawned = True  # persistent workers: forked once, at the first epoch, from the loop's state
             self._refresh_spawner()
+        changes = self.tracker.changes() if self.tracker is not None else []
         with self._cv:
+            self._sync.extend(changes)
             consumer.arrived += 1
             self._cv.notify_all()
 
@@ -244,15 +312,6 @@ class Engine:
         if old is not None:
             _retire(old)
 
-    def detach_consumers(self) -> None:
-        """A chained pipeline's iterator starts: the dataset's own iterators are left (abandoned)."""
-        with self._cv:
-            for old in self._consumers:
-                old.closed = True
-            self._consumers = []
-            self._pending_consumer = None
-            self._cv.notify_all()
-
     def _note(self, consumer: Consumer, what: str) -> None:
         with self._cv:
             if what == "close":
@@ -262,76 +321,76 @@ class Engine:
                 cur = self._current
                 if cur is not None and cur.number == e:
                     if what == "row":
-                        cur.consumed += 1
-                        if self.schedule.continuous:
-                            self._global_consumed = cur.start + cur.consumed
+                        if consumer.counts_rows:
+                            cur.consumed += 1
+                            if self.schedule.continuous:
+                                self._global_consumed = cur.start + cur.consumed
                     else:
-                        cur.finished = True
+                        cur.saw_end = True
+                        cur.finished = consumer.counts_rows or cur.exhausted
                 if what == "end":
                     consumer.position += 1
             self._cv.notify_all()
 
-    def _claim_consumer(self, thread: int) -> Consumer | None:
-        pending = self._pending_consumer
-        if pending is not None and pending.thread is None and not pending.closed:
-            pending.thread = thread
-            self._pending_consumer = None
-            return pending
-        for c in self._consumers:
-            if c.thread == thread and not c.closed:
-                return c
-        return None
+    # ------------------------------------------------------------------ errors
+    def raise_into_mindspore(self, exc: BaseException) -> SourceError:
+        """Wrap ``exc`` (if it is not yet) and keep it under its token, to be raised in MindSpore's thread.
+
+        MindSpore re-raises it as a ``RuntimeError`` holding only text; :meth:`original_of` finds the
+        original again by the token in that text.
+        """
+        err = exc if isinstance(exc, SourceError) else wrap_exception(exc, "the pipeline")
+        with self._cv:
+            self._errors[err.token] = err
+            while len(self._errors) > _KEPT_ERRORS:
+                self._errors.pop(next(iter(self._errors)))
+        return err
+
+    def original_of(self, err: BaseException) -> BaseException | None:
+        """The original exception behind a ``RuntimeError`` from MindSpore, or None if it is not this pipeline's."""
+        with self._cv:
+            return original_exception(err, self._errors)
 
     # ------------------------------------------------------------------ the source
     def first_batch(self):
-        """Start epoch 0 and return its first batch (as collated, numpy leaves), or None if it has none.
+        """Epoch 0's first batch (collated, numpy leaves) or None if it has none; made in a throwaway copy.
 
-        The batch is computed once: it is also row 0 of epoch 0 for the first MindSpore iterator.
+        The loader process forks a copy of itself that begins epoch 0 as torch would and makes its first
+        batch (as torch worker 0 would, with workers); the copy then exits. Nothing is used up: the real
+        epoch 0 begins when the training loop asks for it, from the state the loader still has.
         """
-        self._probe = self._rows(probe=True)
-        try:
-            return next(self._probe)
-        except StopIteration:
-            self._probe = None
+        with self._io:
+            send(self._conn, Probe())
+            msg, _ = self._receive(self._conn, None, "the first batch of epoch 0",
+                                   lambda: "the pipeline's loader process exited while making epoch 0's first batch")
+        if isinstance(msg, End):
             return None
+        self._first, self.first_samples = msg.batch, msg.samples
+        # num_workers=0: the copy that made it waits, suspended, to carry on as epoch 0 (see _processes._probe)
+        self._probe_kept = self.spec.num_workers == 0
+        return msg.batch
 
-    @contextlib.contextmanager
-    def peeking(self):
-        """While active, a new epoch of the source is only epoch 0's first row (for MindSpore's getters)."""
-        self._peek = True
-        try:
-            yield
-        finally:
-            self._peek = False
+    def rows(self, consumer: Consumer | None):
+        """Generator for one MindSpore epoch of a source copy bound to ``consumer`` (MindSpore calls ``iter(source)``).
 
-    def rows(self):
-        """Generator for one MindSpore epoch (MindSpore calls ``iter(source)`` once per epoch)."""
-        if self._peek:
-            yield self.structure.to_row(self._first, 0)
+        Without a consumer (a copy MindSpore made for a getter such as ``output_shapes``) it is epoch 0's
+        first row only, and no epoch begins. With one, it waits until the consumer asks for the epoch's
+        first row (:meth:`_arrive`), then produces the epoch.
+        """
+        if consumer is None:
+            if self._first is not None:
+                yield self.structure.to_row(self._first, 0)
             return
-        if self.interrupted is not None or self._closed:
-            return  # MindSpore starting one more epoch of a stopped pipeline: it has none
-        probe, self._probe = self._probe, None
-        if probe is not None:
-            with self._cv:
-                consumer = self._claim_consumer(threading.get_ident())
-                self._current.consumer = consumer
-                if consumer is not None:
-                    consumer.epochs.append(self._current.number)
-            yield self.structure.to_row(self._first, 0)
-            yield from probe
-            return
-        yield from self._rows(probe=False)
-
-    def _rows(self, *, probe: bool):
+        if not self._await_arrival(consumer):
+            return  # superseded, closed or interrupted before it asked: this epoch never begins
         try:
-            epoch = self._open_epoch(None if probe else threading.get_ident())
+            epoch = self._open_epoch(consumer)
         except _Abandoned:
             return
-        except Exception:
+        except Exception as exc:
             if self.interrupted is not None:
                 return  # nobody waits for this epoch any more
-            raise
+            raise self.raise_into_mindspore(exc) from None
         self._io.acquire()
         try:
             yield from self._produce(epoch)
@@ -340,12 +399,20 @@ class Engine:
         except Exception as exc:
             if self.interrupted is not None:
                 return
-            if isinstance(exc, SourceError):
-                raise
-            # Raised here, in MindSpore's thread: packed so the iterator re-raises it with its own type.
-            raise wrap_exception(exc, f"epoch {epoch.number} of the pipeline") from None
+            # Raised here, in MindSpore's thread: kept, so the iterator re-raises it with its own type.
+            if not isinstance(exc, SourceError) and not isinstance(exc, WorkerError):
+                exc = wrap_exception(exc, f"epoch {epoch.number} of the pipeline")
+            raise self.raise_into_mindspore(exc) from None
         finally:
             self._io.release()
+
+    def _await_arrival(self, consumer: Consumer) -> bool:
+        with self._cv:
+            while consumer.arrived <= len(consumer.epochs):
+                if consumer.closed or self._closed or self.interrupted is not None:
+                    return False
+                self._cv.wait(_POLL)
+        return True
 
     def _yield(self, epoch: _Epoch, row, *, check_abort: bool = True):
         """Hand a row to MindSpore, letting other producers use the processes meanwhile."""
@@ -358,55 +425,71 @@ class Engine:
         if check_abort and epoch.aborted:
             raise _Abandoned
 
-    def _emit(self, epoch: _Epoch, msg, k: int):
-        batch = msg[2]
-        if self.structure is None:  # the probe: the raw batch, the columns are not known yet
-            self._first = batch
-            self.first_samples = msg[3]
-            yield from self._yield(epoch, batch, check_abort=False)
-            return
-        yield from self._yield(epoch, self.structure.to_row(batch, k))
+    def _emit(self, epoch: _Epoch, msg: Batch, k: int):
+        yield from self._yield(epoch, self.structure.to_row(msg.batch, k))
 
     # ------------------------------------------------------------------ epochs
-    def _open_epoch(self, thread: int | None) -> _Epoch:
+    def _open_epoch(self, consumer: Consumer) -> _Epoch:
         with self._cv:
-            consumer = None if thread is None else self._claim_consumer(thread)
             prev = self._current
             if prev is not None and not prev.closed:
                 prev.aborted = True
                 self._cv.notify_all()
                 c = prev.consumer
-                while c is not None and not (prev.finished or c.closed or self._closed or self.interrupted):
+                while not (prev.saw_end or c.closed or self._closed or self.interrupted):
                     self._cv.wait(_POLL)
             number = self._next_epoch
             self._next_epoch += 1
             start = self._global_consumed if self.schedule.continuous else 0
             epoch = _Epoch(number, consumer, start)
-            if consumer is not None:
-                consumer.epochs.append(number)
+            consumer.epochs.append(number)
+            changes, self._sync = self._sync, []
         with self._io:
             if prev is not None and not prev.closed:
                 self._close(prev)
+            if changes:
+                self._send_changes(changes, number)
             with self._cv:
                 self._current = epoch
         return epoch
 
+    def _send_changes(self, changes: list, number: int) -> None:
+        """Apply the loop's changes in the loader process before epoch ``number`` begins."""
+        if self.schedule.continuous and self._stream_open:
+            # num_workers=0, one torch iterator: the loader's stream of the sampler's pass must have ended here
+            # (whole epochs: its end marker is next), else batches of the new epoch were made with the old state.
+            if isinstance(self._recv_loader(None, f"the end of the sampler's pass before epoch {number}"), End):
+                self._stream_open = False
+        if self.schedule.continuous and self._stream_open:
+            names = ", ".join(".".join((owner, *map(str, path))) for owner, path, _ in changes)
+            raise RuntimeError(
+                f"to_mindspore: {names} changed before epoch {number}, but the loader's stream is in the middle of a "
+                "pass of the sampler (infinite=True after a partial epoch, num_workers=0): batches of it were made "
+                "with the old value, where torch would make them with the new one. Consume whole epochs here."
+            )
+        self._probe_kept = False  # (the probe's copy hands this message back and exits)
+        try:
+            send(self._conn, SyncState(changes))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            names = ", ".join(".".join((owner, *map(str, path))) for owner, path, _ in changes)
+            raise TypeError(
+                f"to_mindspore: your loop changed {names} before epoch {number}; torch would use the new value, but "
+                f"it cannot be sent to the pipeline's loader process ({type(exc).__name__}: {exc})"
+            ) from None
+        self._recv_loader(None, f"applying the loop's changes before epoch {number}")
+
     def _close(self, prev: _Epoch) -> None:
         """Settle ``prev`` as torch would after the consumer stopped where it did."""
         prev.closed = True
-        if prev.consumer is None:
-            if not prev.exhausted and prev.produced > 0:
-                raise RuntimeError(
-                    f"to_mindspore: epoch {prev.number} was left after {prev.produced} of its batches had been "
-                    "produced, by an iterator this dataset cannot see (a chained pipeline such as ds.map(...), "
-                    "or a getter such as output_shapes() on one). MindSpore prefetches, so how many batches were "
-                    "used is unknown and the next epoch cannot be reproduced exactly. Consume whole epochs "
-                    "through chained pipelines, or break out of iterators made by this dataset's own "
-                    "create_tuple_iterator()/create_dict_iterator()."
-                )
-            consumed, finished = prev.produced, prev.exhausted
-        else:
-            consumed, finished = prev.consumed, prev.finished
+        consumed, finished = prev.consumed, prev.finished
+        if not prev.consumer.counts_rows and not finished and prev.produced > 0:
+            raise RuntimeError(
+                f"to_mindspore: epoch {prev.number} was left after {prev.produced} of its batches had been "
+                "produced, by an iterator of a pipeline that does not keep one row per batch (batch, filter, take, "
+                "skip, shuffle, zip, concat, repeat on this dataset). How many batches the loop used is unknown, so "
+                "the next epoch cannot be given exactly. Consume whole epochs through such pipelines, or break out "
+                "of iterators of this dataset itself or of map / project / rename on it (their rows are counted)."
+            )
         if self.schedule.mode == "repeat" and self.sets_sampler_epochs and not finished \
                 and (self.length is None or consumed < self.length):
             raise RuntimeError(
@@ -417,22 +500,22 @@ class Engine:
                 "or pass set_epoch=False if the loop does not call set_epoch."
             )
         if self.schedule.continuous:
-            if prev.consumer is None:
+            if not prev.consumer.counts_rows:
                 self._global_consumed = prev.start + prev.produced
             return
         if prev.what == "seed":
-            verdict = ("settle", 0, True)  # IterableDataset with workers: the loader only drew the seed
+            verdict = Settle(0, True)  # IterableDataset with workers: the loader only drew the seed
         elif prev.what == "stream":
-            verdict = ("settle", consumed, finished)
+            verdict = Settle(consumed, finished)
         elif prev.total is not None:
             self._catch_up_dispatch(prev, consumed, finished)
-            verdict = ("settle", self.schedule.dispatched(consumed=consumed, total=prev.total, finished=finished), finished)
+            verdict = Settle(self.schedule.dispatched(consumed=consumed, total=prev.total, finished=finished), finished)
         else:  # the plan was not drawn to its end: torch had drawn prefetch + consumed (or fewer, at the end)
             self._catch_up_dispatch(prev, consumed, finished)
-            verdict = ("settle", self.schedule.max_outstanding + consumed, finished)
+            verdict = Settle(self.schedule.max_outstanding + consumed, finished)
         send(self._conn, verdict)
         if prev.what == "stream" and not prev.stream_ended:
-            while self._recv_loader(None, "the end of an epoch left early")[0] != "end":
+            while not isinstance(self._recv_loader(None, "the end of an epoch left early"), End):
                 pass  # batches played ahead of the consumer: dropped
         self._recv_loader(None, f"settling epoch {prev.number}")
 
@@ -444,14 +527,18 @@ class Engine:
         if spec.num_workers == 0:
             epoch.what = "stream"
             self._uncredited = 0  # (what an earlier stream left uncredited is no credit for this one)
-            send(self._conn, ("epoch", epoch.number, "stream", None))
+            send(self._conn, StartEpoch(epoch.number, "stream", None))
             k = 0
+            if self._probe_kept:  # epoch 0: the probe's copy made batch 0 and goes on from batch 1
+                self._probe_kept = False
+                yield from self._emit(epoch, Batch(0, self._first, self.first_samples), 0)
+                k = 1
             while True:
                 msg = self._recv_loader(epoch, f"batch {k} of epoch {epoch.number}")
-                if msg[0] == "end":
+                if isinstance(msg, End):
                     epoch.stream_ended = True
-                    epoch.total = msg[1]
-                    self._check_length(epoch, msg[1])
+                    epoch.total = msg.count
+                    self._check_length(epoch, msg.count)
                     break
                 if self.length is not None and k >= self.length:
                     self._check_length(epoch, k + 1, at_least=True)
@@ -459,17 +546,17 @@ class Engine:
                 k += 1
         elif spec.kind == "iterable":
             epoch.what = "seed"
-            send(self._conn, ("epoch", epoch.number, "seed", None))
-            _, _, base_seed = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
-            self._begin_workers(epoch, base_seed)
+            send(self._conn, StartEpoch(epoch.number, "seed", None))
+            seed = _expect(self._recv_loader(epoch, f"the start of epoch {epoch.number}"), Seed)
+            self._begin_workers(epoch, seed.base_seed)
             yield from self._iterable_rows(epoch)
         else:
             first = max(_FIRST_CHUNK, 2 * sched.max_outstanding)
-            send(self._conn, ("epoch", epoch.number, "lazyplan", first))
-            _, _, base_seed, batches, done = self._recv_loader(epoch, f"the start of epoch {epoch.number}")
-            self._plan_grew(epoch, batches, done)
-            self._begin_workers(epoch, base_seed)
-            yield from self._map_rows(epoch, batches, done)
+            send(self._conn, StartEpoch(epoch.number, "lazyplan", first))
+            plan = _expect(self._recv_loader(epoch, f"the start of epoch {epoch.number}"), Plan)
+            self._plan_grew(epoch, plan.batches, plan.done)
+            self._begin_workers(epoch, plan.base_seed)
+            yield from self._map_rows(epoch, plan.batches, plan.done)
         epoch.exhausted = True
 
     def _check_length(self, epoch: _Epoch, count: int, *, at_least: bool = False) -> None:
@@ -497,12 +584,12 @@ class Engine:
     def _more_indices(self, epoch: _Epoch) -> bool:
         """The loader draws the plan in chunks as the dispatch needs them (a million-sample sampler
         costs no start-up); the sampler's own order is unchanged. Returns whether it ended."""
-        send(self._conn, ("chunk", _CHUNK))
-        _, more, done = self._recv_loader(None, f"index batches of epoch {epoch.number}")
-        epoch.batches.extend(more)
-        epoch.plan_done = done
-        self._plan_grew(epoch, epoch.batches, done)
-        return done
+        send(self._conn, Chunk(_CHUNK))
+        more = _expect(self._recv_loader(None, f"index batches of epoch {epoch.number}"), Indices)
+        epoch.batches.extend(more.batches)
+        epoch.plan_done = more.done
+        self._plan_grew(epoch, epoch.batches, more.done)
+        return more.done
 
     def _catch_up_dispatch(self, epoch: _Epoch, consumed: int, finished: bool) -> None:
         """Persistent workers, epoch left early: hand out the tasks torch had dispatched by then.
@@ -557,9 +644,9 @@ class Engine:
         while active:
             for w in list(active):
                 where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
-                send(self._workers[w][1], ("next", k, where))
+                send(self._workers[w][1], Next(k, where))
                 msg = self._recv_worker(w, epoch, where)
-                if msg[0] == "end":
+                if isinstance(msg, End):
                     active.remove(w)
                     continue
                 yield from self._emit(epoch, msg, k)
@@ -567,8 +654,8 @@ class Engine:
         epoch.total = k
 
     def _gate(self, epoch: _Epoch, dispatched: int) -> None:
-        """Persistent workers + a known consumer: dispatch no further ahead than torch would."""
-        if epoch.consumer is None or not self.schedule.keeps_workers:
+        """Persistent workers + a consumer counting rows: dispatch no further ahead than torch would."""
+        if not epoch.consumer.counts_rows or not self.schedule.keeps_workers:
             return
         limit = self.schedule.max_outstanding
         self._io.release()
@@ -596,18 +683,12 @@ class Engine:
         g = start + epoch.produced
         while epoch.produced < length:
             msg = self._next_continuous_batch(epoch, g)
-            batch = msg[2]
-            if self.structure is None:
-                yield from self._emit(epoch, msg, g)
-                row = self.structure.to_row(batch, g)
-            else:
-                row = self.structure.to_row(batch, g - start)
+            row = self.structure.to_row(msg.batch, g - start)
             self._history.append((g, row))
             while self._history and self._history[0][0] < self._global_consumed:
                 self._history.popleft()
             g += 1
-            if epoch.produced < g - start:  # the probe already counted this row
-                yield from self._yield(epoch, row)
+            yield from self._yield(epoch, row)
         epoch.exhausted = True
         epoch.total = epoch.produced
 
@@ -617,13 +698,16 @@ class Engine:
             while True:
                 if not self._stream_open:
                     count = self._steps if self.schedule.mode == "steps" else None
-                    op = "epoch" if (self.schedule.mode == "repeat" or self._passes == 0) else "more"
+                    op = StartEpoch if (self.schedule.mode == "repeat" or self._passes == 0) else MoreIndices
                     self._uncredited = 0
-                    send(self._conn, (op, self._passes, "stream", count))
+                    send(self._conn, op(self._passes, "stream", count))
                     self._passes += 1
                     self._stream_open = True
+                    if self._probe_kept:  # the probe's copy made batch 0 and is the loader now
+                        self._probe_kept = False
+                        return Batch(0, self._first, self.first_samples)
                 msg = self._recv_loader(epoch, f"batch {g} of the loader's stream")
-                if msg[0] == "end":
+                if isinstance(msg, End):
                     self._stream_open = False
                     continue
                 return msg
@@ -643,14 +727,15 @@ class Engine:
 
     def _request_indices(self, epoch: _Epoch) -> None:
         if self.schedule.mode == "repeat":
-            send(self._conn, ("epoch", self._passes, "plan", None))
+            send(self._conn, StartEpoch(self._passes, "plan", None))
         else:
-            send(self._conn, ("epoch" if self._passes == 0 else "more", self._passes, "plan", self._steps))
-        _, _, base_seed, batches = self._recv_loader(epoch, "the loader's next index batches")
+            send(self._conn, (StartEpoch if self._passes == 0 else MoreIndices)(self._passes, "plan", self._steps))
+        plan = _expect(self._recv_loader(epoch, "the loader's next index batches"), Plan)
+        batches = plan.batches
         if not batches:
             raise RuntimeError("to_mindspore: the sampler yields no batch")
         self._passes += 1
-        self._base_seed = base_seed
+        self._base_seed = plan.base_seed
         self._index_queue.extend((self._queued + i, b) for i, b in enumerate(batches))
         self._queued += len(batches)
 
@@ -659,11 +744,11 @@ class Engine:
         """num_workers=0: give the loader back room for the stream bytes taken (STREAM_AHEAD_BYTES)."""
         if self._uncredited:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                send(self._conn, ("credit", self._uncredited))  # (a dead loader is reported by the next receive)
+                send(self._conn, Credit(self._uncredited))  # (a dead loader is reported by the next receive)
             self._uncredited = 0
 
     def _receive(self, conn, epoch: _Epoch | None, what: str, died, *, timeout=None, before_wait=None):
-        """The next message on ``conn`` as ``(msg, nbytes)``; its ``("error", exc)`` raised.
+        """The next message on ``conn`` as ``(msg, nbytes)``; an :class:`Error`'s exception raised.
 
         While nothing has come: Ctrl-C is watched for, and the wait ends (``_Abandoned``) when the epoch
         is given up, the loop was interrupted or the dataset closed; ``timeout`` is torch's. The
@@ -685,8 +770,8 @@ class Engine:
             if self._closed:
                 raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
             raise WorkerError(died()) from None
-        if msg[0] == "error":
-            raise msg[1]
+        if isinstance(msg, Error):
+            raise msg.error
         return msg, nbytes
 
     def _recv_loader(self, epoch: _Epoch | None, what: str):
@@ -694,7 +779,7 @@ class Engine:
             self._conn, epoch, what, lambda: f"the pipeline's loader process exited unexpectedly while waiting for {what}",
             before_wait=self._credit,  # about to wait: the loader may be waiting for room
         )
-        if msg[0] == "batch":  # the stream (num_workers=0): credit in half windows, or before waiting
+        if isinstance(msg, Batch):  # the stream (num_workers=0): credit in half windows, or before waiting
             self._uncredited += nbytes
             if self._uncredited >= STREAM_AHEAD_BYTES // 2:
                 self._credit()
@@ -707,7 +792,7 @@ class Engine:
 
     def _dispatch(self, w: int, k: int, index, where: str) -> None:
         try:
-            send(self._workers[w][1], ("task", k, index, where))
+            send(self._workers[w][1], Task(k, index, where))
         except (BrokenPipeError, ConnectionResetError):
             # The worker died: name what it was producing then (its oldest task), as the receive would.
             pid = self._workers[w][0]
@@ -738,13 +823,14 @@ class Engine:
         with self._cv:
             spawner = self._holder["spawner"]
         conn = self._conn if spawner is None else spawner[1]
-        send(conn, ("spawn", self.spec.num_workers))
+        send(conn, Spawn(self.spec.num_workers))
         for _ in range(self.spec.num_workers):
             msg = recv(conn) if spawner is not None else self._recv_loader(None, "the start of the torch workers")
-            _, w, pid = msg
+            if not isinstance(msg, WorkerStarted):
+                raise WorkerError(f"expected a started torch worker from the pipeline, got {type(msg).__name__}")
             conn_w = multiprocessing.connection.Connection(recv_handle(conn))
-            self._workers[w] = (pid, conn_w)
-            self._outstanding[w] = collections.deque()
+            self._workers[msg.worker_id] = (msg.pid, conn_w)
+            self._outstanding[msg.worker_id] = collections.deque()
 
     def _stop_workers(self) -> None:
         _stop(self._workers)
@@ -760,7 +846,7 @@ class Engine:
                 self._outstanding[w].popleft()
                 with contextlib.suppress(Exception):
                     self._recv_worker(w, None, "a result of an epoch left early")
-            send(self._workers[w][1], ("begin", epoch.number, base_seed, fresh))
+            send(self._workers[w][1], Begin(epoch.number, base_seed, fresh))
         for w in range(self.spec.num_workers):
             self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
 
@@ -770,14 +856,14 @@ def _stop(workers: dict) -> None:
     for w in list(workers):
         _, conn = workers.pop(w)
         with contextlib.suppress(Exception):
-            send(conn, ("exit",))
+            send(conn, Exit())
         conn.close()
 
 
 def _retire(spawner) -> None:
     proc, conn = spawner
     with contextlib.suppress(Exception):
-        send(conn, ("exit",))
+        send(conn, Exit())
     conn.close()
     threading.Thread(target=proc.join, args=(5,), daemon=True).start()
 
@@ -791,7 +877,7 @@ def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
         _retire(holder["spawner"])
     _stop(workers)
     with contextlib.suppress(Exception):
-        send(conn, ("exit",))
+        send(conn, Exit())
     conn.close()
     guardian = holder.pop("guardian", None)
     if guardian is not None:

@@ -2,39 +2,65 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import mindspore.dataset as msds
 
-from adapters.engine._errors import unwrap_exception
 from adapters.engine._interrupt import armed, deliver_pending_interrupt, disarm, tripped
 
 __all__ = ["TorchLoaderDataset"]
 
 
 class _Source:
-    """What ``GeneratorDataset`` iterates: each ``iter()`` is the next epoch of the torch loader."""
+    """What ``GeneratorDataset`` iterates: each ``iter()`` is the next epoch of the torch loader.
 
-    def __init__(self, engine) -> None:
+    MindSpore deep-copies the dataset tree for every iterator it builds; each copy of the source is
+    bound to that iterator's consumer (:meth:`Engine.bind`), so the engine knows whose epochs it is
+    asked for. The dataset's own source (and copies made for MindSpore's getters) belong to nobody.
+    """
+
+    def __init__(self, engine, consumer=None) -> None:
         self._engine = engine
+        self._consumer = consumer
 
     def __iter__(self):
-        return self._engine.rows()
+        return self._engine.rows(self._consumer)
+
+    def bound(self, consumer) -> _Source:
+        return type(self)(self._engine, consumer)
 
 
 class _SizedSource(_Source):
     """A source whose epochs all have the same number of batches (MindSpore reads it as the dataset size)."""
 
-    def __init__(self, engine, length: int) -> None:
-        super().__init__(engine)
+    def __init__(self, engine, length: int, consumer=None) -> None:
+        super().__init__(engine, consumer)
         self._length = length
 
     def __len__(self) -> int:
         return self._length
 
+    def bound(self, consumer) -> _SizedSource:
+        return type(self)(self._engine, self._length, consumer)
+
+
+_ROW_PRESERVING = ("MapDataset", "ProjectDataset", "RenameDataset")  # one output row per source row, in order
+
+
+def _counts_rows(dataset) -> bool:
+    """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
+    node = dataset
+    while not isinstance(node, TorchLoaderDataset):
+        children = getattr(node, "children", None) or []
+        if type(node).__name__ not in _ROW_PRESERVING or len(children) != 1:
+            return False
+        node = children[0]
+    return True
+
 
 class _Iterator:
-    """Wraps a MindSpore iterator: original error types; for the dataset's own iterators, how far the loop got.
+    """Wraps a MindSpore iterator: epochs begun by the consumer, rows counted, original error types.
 
     Ctrl-C: MindSpore's ``next()`` waits in C++, where a KeyboardInterrupt is not seen until a row
     comes (never, if a torch worker is stuck). While it waits, the pipeline's source watches for
@@ -43,27 +69,36 @@ class _Iterator:
     stuck worker included): its position in torch's stream is lost, so later use raises saying so.
     """
 
-    def __init__(self, inner, consumer=None, owner: "TorchLoaderDataset | None" = None, engine=None) -> None:
+    def __init__(self, inner, consumer, engine) -> None:
         self._inner = inner
         self._consumer = consumer
-        self._owner = owner
         self._engine = engine
         self._epoch_started = False
         self._epoch = 0  # this iterator's epoch and row, for the interrupt's message
         self._row = 0
+        self._busy = threading.Lock()
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                "to_mindspore: this iterator is already being read by another thread. A TorchLoaderDataset is one "
+                "torch DataLoader stream: reading it from two threads at once would give each thread batches that "
+                "match no torch epoch. Read it from one thread, or build one dataset per reader with "
+                "to_mindspore(...)."
+            )
         try:
             return self._next()
         except KeyboardInterrupt as kbi:
             self._interrupted(kbi)
             raise
+        finally:
+            self._busy.release()
 
     def _next_inner(self):
-        if self._consumer is not None and self._consumer.row_ready():
+        if self._consumer.row_ready():
             return next(self._inner)  # a row is waiting in MindSpore: nothing to watch for
         with armed():
             try:
@@ -83,8 +118,6 @@ class _Iterator:
         kbi.__suppress_context__ = True  # not "during handling of" MindSpore's error for the ended epoch
         where = f"row {self._row} of epoch {self._epoch} of this iterator"
         engine = self._engine
-        if engine is None:
-            return
         engine.interrupt(where)
         stop = getattr(self._inner, "stop", None)
         if stop is not None:  # MindSpore starts no further epoch of the stopped pipeline
@@ -99,10 +132,20 @@ class _Iterator:
             "to_mindspore(...) to start again."
         )
 
+    def _check_current(self) -> None:
+        self._engine.check_usable()
+        why = self._consumer.superseded_by
+        if why is not None:
+            raise RuntimeError(
+                f"to_mindspore: this iterator was superseded by {why} of the same dataset. A TorchLoaderDataset is "
+                "one torch DataLoader stream and each new iterator is the next iter(loader), so an older iterator "
+                "cannot go on (its batches would match no torch epoch). Use the newest iterator, or build one "
+                "dataset per consumer with to_mindspore(...)."
+            )
+
     def _next(self):
-        if self._engine is not None:
-            self._engine.check_usable()
-        if self._consumer is not None and not self._epoch_started:
+        self._check_current()
+        if not self._epoch_started:
             self._epoch_started = True
             self._consumer.arrives()
         try:
@@ -110,15 +153,13 @@ class _Iterator:
         except StopIteration:
             self._epoch += 1
             self._row = 0
-            if self._consumer is not None:
-                self._epoch_started = False
-                self._consumer.saw_end()
-                self._owner.epochs_completed += 1
+            self._epoch_started = False
+            self._consumer.saw_end()
             raise
         except RuntimeError as err:
-            original = unwrap_exception(err)
+            original = self._engine.original_of(err)
             if original is None:
-                if self._engine is not None and self._engine.closed:
+                if self._engine.closed:
                     # MindSpore's complaint about the epoch close() ended (read, so that it is not
                     # reported later by another pipeline): say what happened instead.
                     raise RuntimeError("to_mindspore: this dataset was closed (close()); build a new one "
@@ -126,14 +167,12 @@ class _Iterator:
                 raise
             raise original from None
         self._row += 1
-        if self._consumer is not None:
-            self._consumer.took_row()
+        self._consumer.took_row()
         return row
 
     def stop(self) -> None:
         """Stop this iterator (MindSpore's ``stop``); the engine then knows where the loop stopped."""
-        if self._consumer is not None:
-            self._consumer.close()
+        self._consumer.close()
         stop = getattr(self._inner, "stop", None)
         if stop is not None:
             stop()
@@ -145,6 +184,15 @@ class _Iterator:
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
+
+
+def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
+    """A consumer-bound MindSpore iterator of ``dataset`` (the TorchLoaderDataset or a dataset chained on it)."""
+    engine.check_usable()
+    consumer = engine.new_consumer(counts_rows=_counts_rows(dataset), what=what)
+    with engine.bind(consumer):
+        inner = make(*args, **kwargs)
+    return _Iterator(inner, consumer, engine)
 
 
 # MindSpore operations whose result is a dataset built on this one: their iterators must give
@@ -174,36 +222,19 @@ def _chained(result, engine):
 
 
 class _ChainedMixin:
-    def _detach(self):
-        engine = self._torch2ms_engine()
-        if engine is not None:
-            engine.detach_consumers()
-
     def _engine_now(self):
         engine = self._torch2ms_engine()
-        if engine is not None:
-            engine.check_usable()
+        if engine is None:
+            raise RuntimeError("to_mindspore: the TorchLoaderDataset this pipeline was built on is gone")
         return engine
 
     def create_tuple_iterator(self, *args, **kwargs):
-        engine = self._engine_now()
-        self._detach()
-        return _Iterator(super().create_tuple_iterator(*args, **kwargs), engine=engine)
+        return _iterator(self, self._engine_now(), super().create_tuple_iterator, args, kwargs,
+                         f"an iterator of a {type(self).__name__} on it")
 
     def create_dict_iterator(self, *args, **kwargs):
-        engine = self._engine_now()
-        self._detach()
-        return _Iterator(super().create_dict_iterator(*args, **kwargs), engine=engine)
-
-    # MindSpore answers these by running the pipeline for one row: it gets epoch 0's first batch
-    # again, and no epoch of the torch loader is started or consumed.
-    def output_shapes(self, *args, **kwargs):
-        with self._torch2ms_engine().peeking():
-            return super().output_shapes(*args, **kwargs)
-
-    def output_types(self, *args, **kwargs):
-        with self._torch2ms_engine().peeking():
-            return super().output_types(*args, **kwargs)
+        return _iterator(self, self._engine_now(), super().create_dict_iterator, args, kwargs,
+                         f"an iterator of a {type(self).__name__} on it")
 
 
 def _chaining(name):
@@ -228,7 +259,6 @@ class TorchLoaderDataset(msds.GeneratorDataset):
     Attributes:
         structure: how to rebuild a row into the nested batch torch would have returned
             (``structure.rebuild(row)``).
-        epochs_completed: epochs fully consumed through iterators of this dataset.
     """
 
     def __init__(self, engine, structure, first_row, length: int | None) -> None:
@@ -241,20 +271,14 @@ class TorchLoaderDataset(msds.GeneratorDataset):
             python_multiprocessing=False,
         )
         self.structure = structure
-        self.epochs_completed = 0
         self._first_row = first_row
         self._length = length
 
-    def _wrap(self, make, args, kwargs):
-        self._engine.check_usable()
-        consumer = self._engine.new_consumer()
-        return _Iterator(make(*args, **kwargs), consumer, self, self._engine)
-
     def create_tuple_iterator(self, *args, **kwargs):
-        return self._wrap(super().create_tuple_iterator, args, kwargs)
+        return _iterator(self, self._engine, super().create_tuple_iterator, args, kwargs, "a newer iterator")
 
     def create_dict_iterator(self, *args, **kwargs):
-        return self._wrap(super().create_dict_iterator, args, kwargs)
+        return _iterator(self, self._engine, super().create_dict_iterator, args, kwargs, "a newer iterator")
 
     def _chain(self, name, *args, **kwargs):
         return _chained(getattr(super(), name)(*args, **kwargs), self._engine)
@@ -314,12 +338,14 @@ class TorchLoaderDataset(msds.GeneratorDataset):
 
     def __deepcopy__(self, memodict):
         # MindSpore copies the tree when it builds a pipeline; the engine (its processes and epoch
-        # position) stays one object, as the source does.
+        # position) stays one object. The copy's source asks for epochs as the consumer being bound now.
         if id(self) in memodict:
             return memodict[id(self)]
-        return self.__safe_deepcopy__(
+        new = self.__safe_deepcopy__(
             memodict, exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length")
         )
+        new.source = self.source.bound(self._engine.binding)
+        return new
 
 
 def _ts_op(name):

@@ -24,22 +24,46 @@ from __future__ import annotations
 
 import collections
 import gc
+import multiprocessing.connection
 import os
 import pickle
 import random
-import multiprocessing.connection
 import signal
 import socket
 import sys
 import time
+from typing import NamedTuple
 
-from adapters.engine._errors import WorkerError, wrap_exception
-from adapters.torch_data._worker_seeding import draw_base_seed
+from adapters.engine._errors import SourceError, WorkerError, wrap_exception
 from adapters.engine._fetch import collate, fetch_iterable, fetch_map
+from adapters.engine._messages import (
+    DELETED,
+    Batch,
+    Begin,
+    Chunk,
+    Credit,
+    End,
+    Error,
+    Exit,
+    Indices,
+    MoreIndices,
+    Next,
+    Plan,
+    Probe,
+    Ready,
+    Seed,
+    Settle,
+    Settled,
+    Spawn,
+    StartEpoch,
+    SyncState,
+    Task,
+    WorkerStarted,
+)
+from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
 from adapters.torch_data._rng_streams import seed_streams_like_torch_worker
 from adapters.torch_data._worker_info import set_worker_info
-from adapters.torch_data._worker_seeding import WorkerInfo
-from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
+from adapters.torch_data._worker_seeding import WorkerInfo, draw_base_seed
 
 __all__ = [
     "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline",
@@ -148,8 +172,8 @@ def _child_setup() -> None:
         torch.set_num_threads(1)  # as torch's workers
 
 
-def _error(exc: BaseException, where: str):
-    return ("error", wrap_exception(exc, where))
+def _error(exc: BaseException, where: str) -> Error:
+    return Error(wrap_exception(exc, where))
 
 
 def _count(spec, items) -> int | None:
@@ -162,75 +186,87 @@ def _fetch_and_collate(spec, index, where: str):
     return numpy_tree(collate(spec.collate_fn, data, where))
 
 
+def _next_iterable_batch(spec, ds_iter, k: int, where: str):
+    """The next batch from an IterableDataset iterator (``StopIteration`` at its end)."""
+    data = fetch_iterable(ds_iter, spec.iterable_index, spec.auto_collation, spec.drop_last, where)
+    return Batch(k, numpy_tree(collate(spec.collate_fn, data, where)), _count(spec, data))
+
+
 # ----------------------------------------------------------------------------------- torch worker
+
+
+def begin_worker(spec, worker_id: int, base_seed: int, epoch: int):
+    """What torch's ``_worker_loop`` does before its first task: seed, ``WorkerInfo``, ``worker_init_fn``.
+
+    Returns the dataset iterator for an IterableDataset (a new one every epoch, as torch's fetcher).
+    """
+    n = spec.num_workers
+    seed = seed_streams_like_torch_worker(base_seed, worker_id)
+    set_worker_info(WorkerInfo(id=worker_id, num_workers=n, seed=seed, dataset=spec.dataset))
+    if spec.worker_init_fn is not None:
+        try:
+            spec.worker_init_fn(worker_id)
+        except Exception as exc:
+            raise wrap_exception(exc, f"worker_init_fn({worker_id}) in torch worker {worker_id} of {n}, epoch {epoch}")
+
+
+class _Worker:
+    """One torch worker's state between messages."""
+
+    def __init__(self, conn, spec, worker_id: int) -> None:
+        self.conn, self.spec, self.worker_id = conn, spec, worker_id
+        self.ds_iter = None
+        self.epoch: int | None = None
+
+    def begin(self, msg: Begin) -> None:
+        self.epoch = msg.epoch
+        spec, w = self.spec, self.worker_id
+        if msg.restart:
+            begin_worker(spec, w, msg.base_seed, msg.epoch)
+        if spec.kind == "iterable":
+            try:
+                self.ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
+            except Exception as exc:
+                raise wrap_exception(exc, f"iter(dataset) in torch worker {w} of {spec.num_workers}, epoch {msg.epoch}")
+        send(self.conn, Ready(w))
+
+    def task(self, msg: Task) -> None:
+        batch = _fetch_and_collate(self.spec, msg.index, msg.where)
+        send(self.conn, Batch(msg.k, batch, _count(self.spec, msg.index)))
+
+    def next(self, msg: Next) -> None:
+        try:
+            out = _next_iterable_batch(self.spec, self.ds_iter, msg.k, msg.where)
+        except StopIteration:
+            out = End(msg.k)
+        send(self.conn, out)
 
 
 def worker_loop(conn, spec, worker_id: int) -> None:
     """Body of one torch worker process.
 
-    Messages in: ``("begin", epoch, base_seed, restart)``, ``("task", k, index, where)`` (map-style),
-    ``("next", k, where)`` (iterable), ``("exit",)``. Out: ``("batch", k, batch)``, ``("end", k)``
-    (iterable shard exhausted), ``("error", SourceError)``.
+    Messages in: :class:`Begin`, :class:`Task` (map-style), :class:`Next` (iterable), :class:`Exit`.
+    Out: :class:`Ready`, :class:`Batch`, :class:`End` (iterable shard exhausted), :class:`Error`.
     """
-    n = spec.num_workers
-    ds_iter = None
-    epoch = None
+    worker = _Worker(conn, spec, worker_id)
+    handlers = {Begin: worker.begin, Task: worker.task, Next: worker.next}
     while True:
         try:
             msg = recv(conn)
         except (EOFError, OSError):
             return
-        op = msg[0]
+        if isinstance(msg, Exit):
+            return
         try:
-            if op == "begin":
-                _, epoch, base_seed, restart = msg
-                if restart:
-                    seed = seed_streams_like_torch_worker(base_seed, worker_id)
-                    set_worker_info(WorkerInfo(id=worker_id, num_workers=n, seed=seed, dataset=spec.dataset))
-                    if spec.worker_init_fn is not None:
-                        try:
-                            spec.worker_init_fn(worker_id)
-                        except Exception as exc:
-                            send(conn, _error(exc, f"worker_init_fn({worker_id}) in torch worker {worker_id} of {n}, epoch {epoch}"))
-                            continue
-                if spec.kind == "iterable":
-                    try:
-                        ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
-                    except Exception as exc:
-                        send(conn, _error(exc, f"iter(dataset) in torch worker {worker_id} of {n}, epoch {epoch}"))
-                        continue
-                send(conn, ("ready", worker_id))
-            elif op == "task":
-                _, k, index, where = msg
-                try:
-                    batch = _fetch_and_collate(spec, index, where)
-                except Exception as exc:
-                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
-                    continue
-                send(conn, ("batch", k, batch, _count(spec, index)))
-            elif op == "next":
-                _, k, where = msg
-                try:
-                    data = fetch_iterable(ds_iter, spec.iterable_index, spec.auto_collation, spec.drop_last, where)
-                except StopIteration:
-                    send(conn, ("end", k))
-                    continue
-                except Exception as exc:
-                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
-                    continue
-                try:
-                    batch = numpy_tree(collate(spec.collate_fn, data, where))
-                except Exception as exc:
-                    send(conn, ("error", exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, where)))
-                    continue
-                send(conn, ("batch", k, batch, _count(spec, data)))
-            elif op == "exit":
-                return
+            handlers[type(msg)](msg)
         except (BrokenPipeError, EOFError, OSError):
             return
+        except SourceError as err:
+            send(conn, Error(err))
         except Exception as exc:  # a batch that cannot be sent (unpicklable leaf, ...)
             try:
-                send(conn, _error(exc, f"sending batch from torch worker {worker_id} of {n}, epoch {epoch}"))
+                send(conn, _error(exc, f"sending a batch from torch worker {worker_id} of {spec.num_workers}, "
+                                       f"epoch {worker.epoch}"))
             except Exception:
                 return
 
@@ -331,7 +367,7 @@ class Control:
 
     In ``"stream"`` mode (``num_workers=0``) the loader makes a batch only while the bytes it has
     sent and the engine has not credited back are fewer than :data:`STREAM_AHEAD_BYTES`. The engine
-    sends ``("credit", nbytes)`` for what it took off the pipe — when half a window has come
+    sends :class:`Credit` for the bytes it took off the pipe — when half a window has come
     together, and whenever it is about to wait for the loader — so credits can arrive at any point:
     every read counts them and skips them.
     """
@@ -343,8 +379,8 @@ class Control:
 
     def _read(self) -> None:
         msg = recv(self.conn)
-        if msg[0] == "credit":
-            self.room += msg[1]
+        if isinstance(msg, Credit):
+            self.room += msg.nbytes
         else:
             self._pending.append(msg)
 
@@ -367,61 +403,88 @@ class Control:
         return not self._pending
 
 
-def _serve_epoch(ctl: Control, runner: EpochRunner, msg) -> None:
+def apply_changes(spec, changes: list) -> None:
+    """Set (or delete) the attributes the training loop changed on its dataset / samplers (:class:`SyncState`)."""
+    for owner, path, value in changes:
+        obj = getattr(spec, owner)
+        for step in path[:-1]:
+            obj = obj[step] if isinstance(step, int) else getattr(obj, step)
+        last = path[-1]
+        if isinstance(last, int):
+            obj[last] = value  # an item of a list of objects replaced
+        elif value == DELETED:
+            if hasattr(obj, last):
+                delattr(obj, last)
+        else:
+            setattr(obj, last, value)
+
+
+def _serve_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch | MoreIndices, started: bool = False) -> None:
     """Play one epoch ahead, sending what the engine asked for.
 
-    ``("epoch", e, what, count)`` starts epoch ``e`` as ``iter(loader)`` would; ``("more", ...)``
-    continues the running iterator (``steps_per_epoch``). In ``"stream"`` mode a message from the
-    engine arriving between two batches (its verdict on an epoch left early) stops the stream.
+    :class:`StartEpoch` starts epoch ``e`` as ``iter(loader)`` would; :class:`MoreIndices` continues the
+    running iterator (``steps_per_epoch``). In ``"stream"`` mode a message from the engine arriving
+    between two batches (its verdict on an epoch left early) stops the stream. ``started``: the probe
+    began this epoch and sent its first batch already (``num_workers=0``): go on from batch 1.
     """
     conn = ctl.conn
-    op, epoch, what, count = msg
+    epoch, what, count = msg.epoch, msg.what, msg.count
     try:
-        base_seed = runner.start(epoch) if op == "epoch" else runner.base_seed
+        if started:
+            _stream(ctl, runner, epoch, count, start=1)
+            return
+        base_seed = runner.start(epoch) if isinstance(msg, StartEpoch) else runner.base_seed
         if what == "seed":  # workers fetch (IterableDataset / map-style): only the seed and indices
-            send(conn, ("seed", epoch, base_seed))
-        elif what == "lazyplan":  # the first index batches now, more on request (("chunk", n))
+            send(conn, Seed(epoch, base_seed))
+        elif what == "lazyplan":  # the first index batches now, more on request (Chunk)
             batches = runner.draw(count)
-            send(conn, ("plan", epoch, base_seed, batches, runner.exhausted))
+            send(conn, Plan(epoch, base_seed, batches, runner.exhausted))
         elif what == "plan":
-            batches = []
-            while count is None or len(batches) < count:
-                try:
-                    batches.append(runner.next_index())
-                except StopIteration:
-                    if count is None:
-                        break
-                    if runner.schedule.mode == "repeat":
-                        runner.restart_pass(epoch)
-                        continue
-                    raise RuntimeError(
-                        f"to_mindspore: the sampler ended after {len(batches)} batches, but steps_per_epoch asks "
-                        f"for {count} per epoch (an infinite sampler must never end)"
-                    ) from None
-            send(conn, ("plan", epoch, base_seed, batches))
-        elif what == "stream":  # num_workers == 0: the whole single-process loop
-            k = 0
-            ctl.room = STREAM_AHEAD_BYTES  # (credits of an earlier stream were all read before this message)
-            while count is None or k < count:
-                if not ctl.wait_for_room():
-                    break  # the engine gave its verdict: the consumer left this epoch
-                try:
-                    batch, samples = runner.next_batch(k, epoch)
-                except StopIteration:
-                    if count is not None and runner.schedule.mode == "repeat" and runner.spec.kind == "map":
-                        runner.restart_pass(epoch)
-                        continue
-                    break
-                ctl.room -= send(conn, ("batch", k, batch, samples))
-                k += 1
-                if ctl.message_waiting():
-                    break  # the engine gave its verdict early: the consumer left this epoch
-            send(conn, ("end", k))
+            send(conn, Plan(epoch, base_seed, _plan(runner, epoch, count)))
+        else:  # "stream", num_workers == 0: the whole single-process loop
+            _stream(ctl, runner, epoch, count)
     except (BrokenPipeError, EOFError):
         raise
     except Exception as exc:
-        err = exc if type(exc).__name__ == "SourceError" else wrap_exception(exc, f"epoch {epoch}, main process")
-        send(conn, ("error", err))
+        send(conn, _error(exc, f"epoch {epoch}, main process"))
+
+
+def _plan(runner: EpochRunner, epoch: int, count: int | None) -> list:
+    batches: list = []
+    while count is None or len(batches) < count:
+        try:
+            batches.append(runner.next_index())
+        except StopIteration:
+            if count is None:
+                break
+            if runner.schedule.mode == "repeat":
+                runner.restart_pass(epoch)
+                continue
+            raise RuntimeError(
+                f"to_mindspore: the sampler ended after {len(batches)} batches, but steps_per_epoch asks "
+                f"for {count} per epoch (an infinite sampler must never end)"
+            ) from None
+    return batches
+
+
+def _stream(ctl: Control, runner: EpochRunner, epoch: int, count: int | None, start: int = 0) -> None:
+    k = start
+    ctl.room = STREAM_AHEAD_BYTES  # (credits of an earlier stream were all read before this message)
+    while count is None or k < count:
+        if not ctl.wait_for_room():
+            break  # the engine gave its verdict: the consumer left this epoch
+        try:
+            batch, samples = runner.next_batch(k, epoch)
+        except StopIteration:
+            if count is not None and runner.schedule.mode == "repeat" and runner.spec.kind == "map":
+                runner.restart_pass(epoch)
+                continue
+            break
+        ctl.room -= send(ctl.conn, Batch(k, batch, samples))
+        k += 1
+        if ctl.message_waiting():
+            break  # the engine gave its verdict early: the consumer left this epoch
+    send(ctl.conn, End(k))
 
 
 def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None:
@@ -437,13 +500,248 @@ def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None
             return
 
 
+def _forked(work) -> tuple[int, int]:
+    """Run ``work(write_fd)`` in a child that sends on the loader's pipe; return the read end of its status pipe.
+
+    The child writes into this process's shared-memory files (``adopt``); the caller must ``reset`` the pipe
+    once the child is done (its status pipe's EOF), unless the child carries on as the loader.
+    """
+    read_fd, write_fd = os.pipe()
+    python_state = random.getstate()
+    pid = os.fork()
+    if pid == 0:
+        gc.freeze()
+        random.setstate(python_state)  # python's random reseeds itself in a forked child
+        os.close(read_fd)
+        try:
+            work(write_fd)
+        except _CarryOn:
+            raise  # this child is the loader from now on
+        except BaseException:
+            pass  # (a SystemExit from user code included: a child never runs the loader's loop by accident)
+        os._exit(0)
+    os.close(write_fd)
+    return read_fd, pid
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+class _Started(NamedTuple):
+    """A pending action of the loader loop: serve ``msg`` whose first batch the probe already sent."""
+
+    msg: StartEpoch
+
+
+def _probe(ctl: Control, runner: EpochRunner):
+    """Epoch 0's first batch, made in a copy of the loader: the columns are learnt, nothing is used up.
+
+    With workers the copy is thrown away: the real epoch 0 begins when the training loop asks for it, its
+    workers forked from the loop's process then. With ``num_workers=0`` the copy is kept, suspended after
+    its first batch: if the next message begins epoch 0 with no change from the loop in between, the copy
+    is exactly where that epoch's runner would be after batch 0, and it carries on as the runner (no batch
+    is made twice; no ``__getitem__`` is called more often than torch calls it). Any other message is
+    handed back here, the copy exits, and this process goes on from where it was.
+
+    Returns:
+        The loader loop's next action: a message handed back, :class:`_Started` (this process is the copy,
+        now the loader of a continuous pipeline), or None.
+    """
+    conn = ctl.conn
+
+    def work(status_fd: int) -> None:
+        adopt(conn)
+        try:
+            first = _first_batch(runner)
+        except SourceError as err:
+            first = Error(err)
+        except Exception as exc:
+            first = _error(exc, "the first batch of epoch 0")
+        send(conn, first)
+        if not (isinstance(first, Batch) and runner.spec.num_workers == 0):
+            os.write(status_fd, b"T")  # thrown away
+            return
+        msg = ctl.recv()
+        if not (isinstance(msg, StartEpoch) and msg.epoch == 0 and msg.what == "stream"):
+            os.write(status_fd, b"F" + pickle.dumps(msg))  # not for this copy: back to the loader
+            return
+        if runner.schedule.mode != "epochs":  # one torch iterator, played in place: this copy is the loader now
+            os.write(status_fd, b"C")
+            raise _CarryOn(_Started(msg))
+        _runner_child(ctl, runner, msg, status_fd, started=True)
+
+    try:
+        read_fd, pid = _forked(work)
+    except _CarryOn as carry:
+        return carry.action
+    data = _read_all(read_fd)
+    if data == b"T" or data.startswith(b"F"):
+        reset(conn)
+        return pickle.loads(data[1:]) if data.startswith(b"F") else None  # (from this process's own child)
+    return _runner_parent(ctl, runner, data, pid)
+
+
+def _first_batch(runner: EpochRunner):
+    """``Batch`` 0 of epoch 0, as torch makes it (``End(0)`` if the epoch has none)."""
+    spec = runner.spec
+    base_seed = runner.start(0)
+    if spec.num_workers == 0:
+        try:
+            batch, samples = runner.next_batch(0, 0)
+        except StopIteration:
+            return End(0)
+        return Batch(0, batch, samples)
+    if spec.kind == "map":
+        try:
+            index = runner.next_index()
+        except StopIteration:
+            return End(0)
+        begin_worker(spec, 0, base_seed, 0)
+        where = f"batch 0 of epoch 0, torch worker 0 of {spec.num_workers}, indices {index!r}"
+        return Batch(0, _fetch_and_collate(spec, index, where), _count(spec, index))
+    # IterableDataset: torch takes the first batch from worker 0, or from the next worker whose shard is not empty.
+    for w in range(spec.num_workers):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            try:
+                begin_worker(spec, w, base_seed, 0)
+                where = f"batch 0 of epoch 0, torch worker {w} of {spec.num_workers}"
+                try:
+                    out = _next_iterable_batch(spec, iter(spec.dataset), 0, where)
+                except StopIteration:
+                    os.write(write_fd, b"E")
+                    os._exit(0)
+                os.write(write_fd, pickle.dumps(out))
+            except SourceError as err:
+                os.write(write_fd, pickle.dumps(Error(err)))
+            except Exception as exc:
+                os.write(write_fd, pickle.dumps(_error(exc, f"iter(dataset) in torch worker {w}, epoch 0")))
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        data = _read_all(read_fd)
+        if data and data != b"E":
+            return pickle.loads(data)  # from this process's own child
+        if not data:
+            return Error(SourceError(WorkerError(f"torch worker {w} (pid {pid}) died making epoch 0's first batch"),
+                                     "the first batch of epoch 0"))
+    return End(0)
+
+
+def _run_epoch_in_runner(ctl: Control, runner: EpochRunner, msg: StartEpoch):
+    """Play epoch ``msg.epoch`` in a forked runner (see :func:`_runner_child`); returns the loop's next action (None)."""
+    try:
+        read_fd, pid = _forked(lambda status_fd: _runner_child(ctl, runner, msg, status_fd))
+    except _CarryOn as carry:
+        return carry.action  # this process is the runner, carrying on as the loader
+    return _runner_parent(ctl, runner, _read_all(read_fd), pid)
+
+
+def _runner_child(ctl: Control, runner: EpochRunner, msg: StartEpoch, status_fd: int, started: bool = False) -> None:
+    """In a runner: play the epoch, then wait for the verdict.
+
+    Once the consumer's position is known the runner either becomes the loader (the epoch was consumed
+    as played: ``Settled(committed=True)``) or is dropped, and the loader it was forked from replays
+    exactly as much of the epoch as torch would have drawn (a partial epoch).
+    """
+    adopt(ctl.conn)  # it sends on the pipe now, into the loader's shared-memory files
+    try:
+        verdict = _play_and_wait(ctl, runner, msg, status_fd, started)
+    except (BrokenPipeError, EOFError, OSError):
+        os._exit(0)
+    if isinstance(verdict, Settled):
+        os.write(status_fd, b"C")
+        os.close(status_fd)
+        send(ctl.conn, verdict)
+        raise _CarryOn(None)
+    os.write(status_fd, b"V" + pickle.dumps((verdict, msg)))
+
+
+def _runner_parent(ctl: Control, runner: EpochRunner, data: bytes, pid: int):
+    """In the loader a runner was forked from, once the runner is done: replay a partial epoch, or hand over."""
+    conn = ctl.conn
+    if data == b"C":
+        os._exit(0)  # the runner carries on as the loader
+    reset(conn)  # the runner wrote into this process's shared-memory files: the engine may hold any
+    if not data:  # the copy died before a verdict (killed, segfault in user code)
+        _runner_died(conn, pid)
+        return None
+    verdict, msg = pickle.loads(data[1:])  # from this process's own child
+    if not isinstance(verdict, Settle):
+        os._exit(0)  # Exit: the pipeline is shutting down
+    try:
+        _replay(runner, msg.epoch, msg.what, verdict.target)
+        send(conn, Settled(committed=False))
+    except (BrokenPipeError, EOFError, OSError):
+        os._exit(0)
+    except Exception as exc:
+        send(conn, _error(exc, f"replaying epoch {msg.epoch} in the loader process"))
+    return None
+
+
+def _runner_died(conn, pid: int) -> None:
+    try:
+        send(conn, Error(SourceError(WorkerError(f"the loader process running an epoch (pid {pid}) died"),
+                                     "the loader process")))
+    except Exception:
+        os._exit(0)
+
+
+class _CarryOn(BaseException):
+    """Raised in a runner that becomes the loader: unwinds out of the fork helper into the loader loop."""
+
+    def __init__(self, action=None) -> None:
+        super().__init__()
+        self.action = action
+
+
+def _play_and_wait(ctl: Control, runner: EpochRunner, msg: StartEpoch, write_fd: int, started: bool = False):
+    """In the runner: play the epoch, answer the engine, return the verdict (``Settled`` to carry on)."""
+    conn = ctl.conn
+    try:
+        _serve_epoch(ctl, runner, msg, started)
+        verdict = ctl.recv()
+        while isinstance(verdict, (Spawn, Chunk)):
+            if isinstance(verdict, Spawn):
+                spawn_workers(conn, runner.spec, verdict.count, (write_fd,))
+            else:
+                send(conn, Indices(runner.draw(verdict.count), runner.exhausted))
+            verdict = ctl.recv()
+        if isinstance(verdict, Settle):
+            # Where the consumer stopped, torch's sampler had been drawn ``target`` times:
+            # this runner carries on as the loader if it can get exactly there.
+            if msg.what == "seed":  # IterableDataset with workers: its sampler draws nothing
+                exact = True
+            elif msg.what == "stream":
+                exact = verdict.finished or runner.drawn == verdict.target
+            else:
+                exact = runner.settle(verdict.target, verdict.finished)
+            return Settled(committed=True) if exact else verdict
+        return verdict  # Exit
+    except (BrokenPipeError, EOFError, OSError):
+        raise
+    except Exception as exc:  # a sampler raising while settling
+        send(conn, _error(exc, f"settling epoch {msg.epoch} in the loader process"))
+        return Settle(0, False)
+
+
 def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid=None) -> None:
     """Body of the loader process (see the module docstring).
 
-    Messages in: ``("epoch", e, what, count)`` — play epoch ``e`` in a runner (``what``: ``"plan"``
-    index batches, ``"seed"`` only the base seed, ``"stream"`` whole batches); ``("more", e, "more",
-    count)`` — continuous modes, more index batches from the same iterator; ``("commit",)`` /
-    ``("rewind", dispatched)`` — the verdict on the runner's epoch; ``("exit",)``.
+    Messages in: :class:`Probe` (epoch 0's first batch, in a throwaway copy); :class:`SyncState` (the loop's
+    changes, applied before the next epoch); :class:`StartEpoch` (play epoch ``e`` in a runner);
+    :class:`MoreIndices` (continuous modes: more of the same iterator); :class:`Spawn`; :class:`Settle` (the
+    verdict on the runner's epoch, read by the runner); :class:`Exit`.
     """
     join_group(pgid)
     _child_setup()
@@ -453,100 +751,33 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
         random.setstate(python_state)  # python's random reseeds itself in a forked child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers forked here are reaped automatically
     ctl = Control(conn)
+    action = None  # what a probe or runner handed back to do next
     while True:
         try:
-            msg = ctl.recv()
+            msg, action = (action, None) if action is not None else (ctl.recv(), None)
         except (EOFError, OSError):
             os._exit(0)
-        op = msg[0]
-        if op == "exit":
-            os._exit(0)
-        if op == "spawn":
-            spawn_workers(conn, runner.spec, msg[1])
-            continue
-        if op == "more":
-            try:
-                _serve_epoch(ctl, runner, msg)
-            except (BrokenPipeError, EOFError, OSError):
-                os._exit(0)
-            continue
-        if op != "epoch":
-            continue
-        if runner.schedule.mode != "epochs":
-            # One torch iterator over all epochs: nothing to rewind, play in place.
-            try:
-                _serve_epoch(ctl, runner, msg)
-            except (BrokenPipeError, EOFError, OSError):
-                os._exit(0)
-            continue
-        read_fd, write_fd = os.pipe()
-        python_state = random.getstate()
-        pid = os.fork()
-        if pid == 0:  # the runner: play the epoch, then wait for the verdict
-            gc.freeze()
-            random.setstate(python_state)
-            os.close(read_fd)
-            adopt(conn)  # it sends on the pipe now, into the loader's shared-memory files
-            try:
-                _serve_epoch(ctl, runner, msg)
-                verdict = ctl.recv()
-                while verdict[0] in ("spawn", "chunk"):
-                    if verdict[0] == "spawn":
-                        spawn_workers(conn, runner.spec, verdict[1], (write_fd,))
-                    else:
-                        send(conn, ("chunk", runner.draw(verdict[1]), runner.exhausted))
-                    verdict = ctl.recv()
-                if verdict[0] == "settle":
-                    # Where the consumer stopped, torch's sampler had been drawn ``target`` times:
-                    # this runner carries on as the loader if it can get exactly there.
-                    _, target, finished = verdict
-                    if msg[2] == "seed":  # IterableDataset with workers: its sampler draws nothing
-                        exact = True
-                    elif msg[2] == "stream":
-                        exact = finished or runner.drawn == target
-                    else:
-                        exact = runner.settle(target, finished)
-                    verdict = ("commit",) if exact else ("rewind", target)
-            except (BrokenPipeError, EOFError, OSError):
-                os._exit(0)
-            except Exception as exc:  # a sampler raising while settling
-                send(conn, ("error", wrap_exception(exc, f"settling epoch {msg[1]} in the loader process")))
-                verdict = ("rewind", 0)
-            if verdict[0] == "commit":
-                os.write(write_fd, b"C")
-                os.close(write_fd)
-                send(conn, ("committed",))
-                continue  # this process is the loader now
-            os.write(write_fd, pickle.dumps(verdict))
-            os._exit(0)
-        os.close(write_fd)
-        chunks = []
-        while True:
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(read_fd)
-        data = b"".join(chunks)
-        if data == b"C":
-            os._exit(0)  # the runner carries on as the loader
-        reset(conn)  # the runner wrote into this process's shared-memory files: the engine may hold any
-        if data:
-            verdict = pickle.loads(data)
-            if verdict[0] != "rewind":
-                os._exit(0)  # ("exit",): the pipeline is shutting down
-            try:
-                _replay(runner, msg[1], msg[2], verdict[1])
-                send(conn, ("rewound",))
-            except (BrokenPipeError, EOFError, OSError):
-                os._exit(0)
-            except Exception as exc:
-                send(conn, ("error", wrap_exception(exc, f"replaying epoch {msg[1]} in the loader process")))
-            continue
-        # The runner died before a verdict (killed, segfault in user code).
         try:
-            send(conn, ("error", WorkerError(f"the loader process running epoch {msg[1]} (pid {pid}) died")))
-        except Exception:
+            if isinstance(msg, Exit):
+                os._exit(0)
+            elif isinstance(msg, _Started):
+                _serve_epoch(ctl, runner, msg.msg, started=True)
+            elif isinstance(msg, Spawn):
+                spawn_workers(conn, runner.spec, msg.count)
+            elif isinstance(msg, Probe):
+                action = _probe(ctl, runner)
+            elif isinstance(msg, SyncState):
+                try:
+                    apply_changes(runner.spec, msg.changes)
+                except Exception as exc:
+                    send(conn, _error(exc, "applying the training loop's changes to the dataset / samplers"))
+                else:
+                    send(conn, Settled(committed=True))
+            elif isinstance(msg, MoreIndices) or (isinstance(msg, StartEpoch) and runner.schedule.mode != "epochs"):
+                _serve_epoch(ctl, runner, msg)  # one torch iterator over all epochs: nothing to rewind, play in place
+            elif isinstance(msg, StartEpoch):
+                action = _run_epoch_in_runner(ctl, runner, msg)
+        except (BrokenPipeError, EOFError, OSError):
             os._exit(0)
 
 
@@ -556,7 +787,7 @@ def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
     Forking here, not in the caller: the caller runs MindSpore's threads, and a process forked from
     one of them loses every other thread's frames, running finalizers of the caller's objects (a
     torch DataLoader iterator's ``__del__`` stops *its* workers) in the child.
-    For each worker the engine gets ``("worker", id, pid)`` and then the pipe's file descriptor.
+    For each worker the engine gets :class:`WorkerStarted` and then the pipe's file descriptor.
     """
     from multiprocessing.reduction import send_handle
 
@@ -574,7 +805,7 @@ def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
             finally:
                 os._exit(0)
         theirs.close()
-        send(conn, ("worker", w, pid))
+        send(conn, WorkerStarted(w, pid))
         send_handle(conn, ours.fileno(), 0)
         ours.close()
 
@@ -583,7 +814,7 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None) -> None:
     """Body of a spawner: a process forked from the training loop's thread when an epoch starts.
 
     It holds the dataset as it is at that moment (what torch's freshly forked workers see) and forks
-    that epoch's torch workers from it on request (``("spawn", n)``), then waits for ``("exit",)``.
+    that epoch's torch workers from it on request (:class:`Spawn`), then waits for :class:`Exit`.
     """
     join_group(pgid)
     _child_setup()
@@ -595,8 +826,8 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None) -> None:
             msg = recv(conn)
         except (EOFError, OSError):
             os._exit(0)
-        if msg[0] == "spawn":
-            spawn_workers(conn, spec, msg[1])
+        if isinstance(msg, Spawn):
+            spawn_workers(conn, spec, msg.count)
         else:
             os._exit(0)
 

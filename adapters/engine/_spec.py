@@ -60,6 +60,9 @@ class LoaderSpec:
     default_collate: bool  # collate_fn is (torch's or our) default_collate / default_convert
     timeout: float = 0
     prefetch_factor: int | None = None
+    # "lazy": the loader object is one torch iterator over all epochs started at its first iter() (timm's
+    # MultiEpochsDataLoader, ultralytics' InfiniteDataLoader): infinite="lazy" semantics.
+    repeat: str | None = None
 
     @property
     def auto_collation(self) -> bool:
@@ -128,14 +131,24 @@ def spec_from_loader(loader) -> LoaderSpec:
     from torch.utils.data import IterableDataset
 
     _check_in_order(getattr(loader, "in_order", True))
-    if type(loader.batch_sampler).__name__ == "_RepeatSampler" or hasattr(loader, "iterator"):
-        raise TypeError(
-            f"to_mindspore: {type(loader).__name__} starts its iterator (drawing the base seed and the first "
-            "sampler order) when it is constructed, so its stream cannot be replayed from the loader object. "
-            "Pass the dataset with the same DataLoader keyword arguments plus infinite=True instead, e.g. "
-            "to_mindspore(dataset, batch_size=..., shuffle=True, num_workers=..., collate_fn=..., "
-            "worker_init_fn=..., generator=<a generator seeded as the loader's was>, infinite=True)"
-        )
+    batch_sampler, sampler, repeat = loader.batch_sampler, loader.sampler, None
+    if _is_repeat_sampler(batch_sampler) or _is_repeat_sampler(sampler) or getattr(loader, "iterator", None) is not None:
+        # One torch iterator over all epochs (a repeating sampler inside): YOLOv5's InfiniteDataLoader starts it
+        # when constructed; timm's MultiEpochsDataLoader and ultralytics' InfiniteDataLoader at the first iter().
+        if getattr(loader, "iterator", None) is not None:
+            raise TypeError(
+                f"to_mindspore: this {type(loader).__name__} has already started its iterator (it drew the base "
+                "seed and the first sampler order, and its workers hold their state), so its stream cannot be "
+                "replayed from the loader object. Pass the loader before its first iteration, or the dataset with "
+                "the same DataLoader keyword arguments plus infinite=True (YOLOv5's InfiniteDataLoader, which starts "
+                "when constructed), e.g. to_mindspore(dataset, batch_size=..., shuffle=True, num_workers=..., "
+                "collate_fn=..., worker_init_fn=..., generator=<a generator seeded as the loader's was>, infinite=True)"
+            )
+        if _is_repeat_sampler(batch_sampler):
+            batch_sampler = batch_sampler.sampler
+        elif _is_repeat_sampler(sampler):
+            sampler = sampler.sampler
+        repeat = "lazy"
     kind = "iterable" if isinstance(loader.dataset, IterableDataset) else "map"
     _warn_unmapped(loader.pin_memory, loader.multiprocessing_context)
     collate_fn, is_default = _numpy_collate_for(loader.collate_fn, loader.batch_sampler is not None, torch)
@@ -144,8 +157,8 @@ def spec_from_loader(loader) -> LoaderSpec:
         kind=kind,
         batch_size=loader.batch_size,
         drop_last=loader.drop_last,
-        sampler=loader.sampler,
-        batch_sampler=loader.batch_sampler,
+        sampler=sampler,
+        batch_sampler=batch_sampler,
         collate_fn=collate_fn,
         num_workers=loader.num_workers,
         worker_init_fn=loader.worker_init_fn,
@@ -155,7 +168,13 @@ def spec_from_loader(loader) -> LoaderSpec:
         default_collate=is_default,
         timeout=loader.timeout,
         prefetch_factor=loader.prefetch_factor,
+        repeat=repeat,
     )
+
+
+def _is_repeat_sampler(sampler) -> bool:
+    """timm's / ultralytics' ``_RepeatSampler``: ``sampler`` repeated forever (one iterator over all epochs)."""
+    return type(sampler).__name__ == "_RepeatSampler" and hasattr(sampler, "sampler")
 
 
 def _check_kwargs(kwargs: dict) -> dict:

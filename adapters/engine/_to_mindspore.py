@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import random
+import types
 
 from adapters.engine._columns import Structure
-from adapters.engine._errors import SourceError, unwrap_exception
+from adapters.engine._errors import SourceError
 from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
 from adapters.engine._engine import Engine
 from adapters.engine._schedule import Schedule
+from adapters.engine._sync import AttributeTracker
 
 __all__ = ["to_mindspore", "build_engine", "reachable_samplers"]
 
@@ -64,6 +67,24 @@ def _epoch_hook(spec: LoaderSpec, set_epoch):
     return hook
 
 
+def _tracked(spec: LoaderSpec, mode: str) -> dict:
+    """The objects torch reads in the loop's process at each ``iter(loader)``, which the loader process holds too.
+
+    The samplers always (one torch iterator per epoch); with ``num_workers=0`` also the dataset and a
+    ``collate_fn`` object (fresh workers are forked from the loop's process anyway; persistent ones keep
+    their copy, as torch's). One torch iterator over all epochs reads its sampler once.
+    """
+    owners = {}
+    if mode == "epochs":
+        owners.update(sampler=spec.sampler, batch_sampler=spec.batch_sampler)
+    if spec.num_workers == 0:
+        owners["dataset"] = spec.dataset
+        if not spec.default_collate and hasattr(spec.collate_fn, "__dict__") and not isinstance(
+                spec.collate_fn, (types.FunctionType, types.MethodType, functools.partial)):
+            owners["collate_fn"] = spec.collate_fn
+    return owners
+
+
 def build_engine(
     spec: LoaderSpec,
     *,
@@ -71,12 +92,15 @@ def build_engine(
     mode: str = "epochs",
     steps_per_epoch: int | None = None,
     length: int | None = None,
+    workers_at_construction: bool = False,
 ):
     """Start the pipeline's processes for ``spec`` and learn its columns from epoch 0's first batch.
 
     The public entry point for packages that build their own MindSpore dataset on the engine
     (``yolov5_ms``): returns ``(engine, first_batch)``; ``engine.rows()`` is one epoch's generator.
-    ``length``: the batches every epoch must have (``None``: epochs may differ).
+    ``length``: the batches every epoch must have (``None``: epochs may differ). ``workers_at_construction``:
+    persistent workers start from the state at this call (YOLOv5's ``InfiniteDataLoader``), not from the
+    loop's state at the first epoch.
 
     Raises:
         ValueError: the loader yields no batch in epoch 0.
@@ -89,16 +113,15 @@ def build_engine(
     engine = Engine(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
                     python_state=random.getstate())
     engine.length = length
+    engine.workers_at_construction = workers_at_construction
+    engine.tracker = AttributeTracker(_tracked(spec, mode))
     engine.sets_sampler_epochs = set_epoch not in (False, None) and (callable(set_epoch) or any(
         callable(getattr(s, "set_epoch", None)) for s in reachable_samplers(spec)))
     try:
         first = engine.first_batch()
     except SourceError as err:
         engine.close()
-        original = unwrap_exception(err)
-        if original is None:
-            raise
-        raise original from None
+        raise err.exception() from None
     except BaseException:
         engine.close()
         raise
@@ -117,7 +140,7 @@ def to_mindspore(
     column_names=None,
     seed: int | None = None,
     set_epoch=True,
-    infinite: bool = False,
+    infinite: bool | str = False,
     steps_per_epoch: int | None = None,
     fixed_length: bool = True,
     pack_lists_of: int | None = None,
@@ -163,9 +186,13 @@ def to_mindspore(
             attributes, e.g. the DistributedSampler inside a ``BatchSampler``). ``False``: nothing. A
             callable ``fn(loader_spec, epoch)``: your own (it runs in the pipeline's loader process on
             the snapshot, whose ``.sampler``, ``.batch_sampler``, ``.dataset`` it can use).
-        infinite: reproduce YOLOv5's ``InfiniteDataLoader`` (one torch iterator over all epochs: the
-            base seed is drawn once, workers persist, batches keep cycling over the workers across
-            epoch boundaries, the sampler is iterated again whenever it ends).
+        infinite: one torch iterator over all epochs (the base seed is drawn once, workers persist, batches
+            keep cycling over the workers across epoch boundaries, the sampler is iterated again whenever it
+            ends). ``True``: YOLOv5's ``InfiniteDataLoader``, which starts that iterator — forks its workers —
+            when it is constructed, i.e. at this call. ``"lazy"``: timm's ``MultiEpochsDataLoader`` and
+            ultralytics' ``InfiniteDataLoader``, which start it at their first ``iter()`` (workers forked
+            then, seeing the dataset as the loop left it). Passing such a loader object (not yet iterated)
+            sets ``"lazy"`` by itself.
         steps_per_epoch: for an infinite sampler (detectron2's ``TrainingSampler``, mmengine's
             ``InfiniteSampler``): one torch iterator over all epochs, each MindSpore epoch being the
             next ``steps_per_epoch`` batches. The sampler is never drained.
@@ -217,6 +244,13 @@ def to_mindspore(
     if pack_lists_of is not None and (isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int)
                                       or pack_lists_of < 1):
         raise ValueError(f"to_mindspore: pack_lists_of must be a positive int or None, got {pack_lists_of!r}")
+    if infinite not in (False, True, "lazy"):
+        raise ValueError(f"to_mindspore: infinite must be False, True or 'lazy', got {infinite!r}")
+    if spec.repeat is not None:
+        if infinite not in (False, spec.repeat):
+            raise ValueError(f"to_mindspore: this {type(loader_or_dataset).__name__} starts its one iterator at "
+                             f"its first iter() (infinite={spec.repeat!r}); got infinite={infinite!r}")
+        infinite = spec.repeat
     if infinite and steps_per_epoch is not None:
         raise ValueError("to_mindspore: give infinite=True or steps_per_epoch=, not both")
     if infinite:
@@ -233,7 +267,8 @@ def to_mindspore(
             )
         mode = "steps"
     length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
-    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length)
+    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
+                                 workers_at_construction=infinite is True)
     try:
         # A custom collate's python lists with one item per sample are carried as packed columns, so
         # that a short last batch or a bucketing sampler (a different count) is carried exactly.

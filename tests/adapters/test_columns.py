@@ -261,17 +261,32 @@ def test_tensors_are_flattened_as_numpy():
         flatten({"x": torch.ones(1, dtype=torch.bfloat16)})
 
 
-def test_none_is_kept_without_a_column_and_must_stay_none():
-    # YOLOv5's collate_fn returns shapes=(None, ...) under mosaic: no column, rebuilt as None.
+def test_none_is_a_packed_column_that_may_hold_anything_in_later_batches():
+    # YOLOv5's collate_fn returns shapes=(None, ...) under mosaic, and tuples for the samples that were not
+    # mosaics: what is None in the first batch may be a nested tuple in the next one. Carried exactly.
     batch = (np.zeros((2, 3)), (None, None), ["a.jpg", "b.jpg"])
     columns, s = flatten(batch)
-    assert [n for n, _ in columns] == ["0", "2"]
+    assert [n for n, _ in columns] == ["0", "1.0", "1.1", "2"]
+    assert all(a.dtype == np.uint8 and a.ndim == 1 for n, a in columns if n.startswith("1."))
     rebuilt = unflatten([a for _, a in columns], s)
     assert rebuilt[1] == (None, None) and rebuilt[2] == ["a.jpg", "b.jpg"]
-    with pytest.raises(StructureMismatchError, match=re.escape("batch 4 is not nested like the first batch at [1][0]")):
-        s.flatten((np.zeros((2, 3)), ((1, 2), None), ["a.jpg", "b.jpg"]), batch_index=4)
+    later = (np.ones((2, 3)), (((640, 480), ((0.5, 0.5), (0.0, 16.0))), None), ["c.jpg", "d.jpg"])
+    again = unflatten([a for _, a in s.flatten(later, batch_index=4)], s)
+    assert again[1] == later[1] and type(again[1][0][1][1]) is tuple
     with pytest.raises(StructureMismatchError, match="expected an array, got None"):
         flatten([np.zeros(1)])[1].flatten([None], batch_index=1)
+
+
+def test_a_packed_column_whose_bytes_were_changed_is_refused_not_unpickled():
+    columns, s = flatten([np.zeros(1), None])
+    arrays = [a for _, a in columns]
+    forged = np.frombuffer(bytes(32) + pickle.dumps(None), dtype=np.uint8)  # an attacker's pickle, wrong signature
+    with pytest.raises(ValueError, match="was not made by this pipeline"):
+        unflatten([arrays[0], forged], s)
+    tampered = arrays[1].copy()
+    tampered[-2] ^= 1
+    with pytest.raises(ValueError, match="was not made by this pipeline"):
+        unflatten([arrays[0], tampered], s)
 
 
 @pytest.mark.parametrize("value, message", [

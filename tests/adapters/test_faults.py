@@ -36,7 +36,7 @@ def test_dataset_error_keeps_type_and_names_the_sample(num_workers):
         _drain(ds)
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "Raised by dataset[5] (sample of batch 2 of epoch 0" in notes
-    assert "Traceback in the worker" in notes
+    assert "Traceback in the pipeline's process" in notes
 
 
 def test_ragged_default_collate_names_batch_entries_and_shapes():

@@ -366,7 +366,9 @@ def test_persistent_workers_with_a_new_iterator_per_epoch(num_workers):
         )
 
     # Two loaders, two counters: the pipeline's processes work ahead of the consumer, so its calls
-    # are counted from before to_mindspore() to after the last epoch (every sample exactly once).
+    # are counted from before to_mindspore() to after the last epoch: every sample exactly once, plus,
+    # with workers, epoch 0's first batch once more (made in a throwaway copy to learn the columns; with
+    # num_workers=0 that copy goes on as epoch 0 and nothing is made twice).
     seed_all(0)
     loader = make()
     ms_loader = make()
@@ -386,7 +388,7 @@ def test_persistent_workers_with_a_new_iterator_per_epoch(num_workers):
     ds.close()
 
     assert torch_counts == [20, 20, 20]
-    assert ms_counter.value == sum(torch_counts)
+    assert ms_counter.value == sum(torch_counts) + (3 if num_workers else 0)
     assert_equivalent(actual, expected, rtol=0, atol=0)
 
 
@@ -716,12 +718,75 @@ def _reweight(dataset, epoch):
     dataset.indices = rng.choices(range(len(dataset.indices)), k=len(dataset.indices))
 
 
-@pytest.mark.parametrize("num_workers", MULTI_WORKERS, ids=WORKER_IDS)
+class _Curriculum(torch.utils.data.Dataset):
+    """The loop sets the difficulty before each epoch (``dataset.set_epoch(e)``); samples draw numpy's stream."""
+
+    def __init__(self, n=12):
+        self.n, self.scale, self.noise = n, 1, {"p": 0.0}
+
+    def set_epoch(self, epoch):
+        self.scale = epoch + 1  # reassigned
+        self.noise["p"] = epoch / 10  # changed in place
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"x": np.float32(i * self.scale + self.noise["p"]), "np": np.random.randint(0, 1000)}
+
+
+CHANGE_LOOP_SHAPES = ["iterator_per_epoch", "one_iterator", "tutorial_map", "model_train"]
+
+
+def _epochs_with_changes(ds, change, shape, epochs=3):
+    """Walk ``ds`` in a loop shape, calling ``change(e)`` before each epoch (epoch 0 included)."""
+    out = []
+    if shape == "model_train":
+        import mindspore as ms
+        from mindspore.train import Callback, Model
+
+        class Record(Callback):  # Model.train calls these around each epoch: the change lands where a loop's would
+            def on_train_epoch_begin(self, run_context):
+                change(len(out))
+                out.append([])
+
+            def on_train_step_end(self, run_context):
+                cols = run_context.original_args().train_dataset_element
+                out[-1].append(ds.structure.rebuild([c.asnumpy() for c in cols]))
+
+        class Net(ms.nn.Cell):
+            def __init__(self):
+                super().__init__()
+                self.w = ms.Parameter(ms.Tensor(0.0, ms.float32))
+
+            def construct(self, *cols):
+                return self.w * 0
+
+        net = Net()
+        Model(net, optimizer=ms.nn.SGD(net.trainable_params(), 0.0)).train(
+            epochs, ds, callbacks=[Record()], dataset_sink_mode=False)
+        return out
+    it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True) if shape == "one_iterator" else None
+    train_ds = ds.map(operations=lambda x: x, input_columns=[ds.get_col_names()[0]]) if shape == "tutorial_map" else ds
+    for e in range(epochs):
+        change(e)
+        rows = it if it is not None else train_ds.create_tuple_iterator(output_numpy=True)  # MindSpore's tutorial loop
+        epoch = []
+        for r in rows:
+            epoch.append(ds.structure.rebuild(list(r)))
+        out.append(epoch)
+    return out
+
+
+@pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh", "persistent"])
-@pytest.mark.parametrize("shape", ["iterator_per_epoch", "one_iterator"])
+@pytest.mark.parametrize("shape", CHANGE_LOOP_SHAPES)
 def test_dataset_changed_between_epochs_is_seen_as_torch_sees_it(shape, persistent, num_workers):
+    if persistent and not num_workers:
+        pytest.skip("torch refuses persistent_workers without workers")
+
     def make():
-        return DataLoader(_Reweighted(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers,
+        return DataLoader(_Curriculum(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers,
                           persistent_workers=persistent)
 
     seed_all(0)
@@ -729,29 +794,33 @@ def test_dataset_changed_between_epochs_is_seen_as_torch_sees_it(shape, persiste
     ds = adapters.to_mindspore(ms_loader)
     expected = []
     for e in range(3):
-        if e:
-            _reweight(loader.dataset, e)
+        loader.dataset.set_epoch(e)
         expected.append([to_numpy_tree(b) for b in loader])
-    actual = []
-    it = ds.create_tuple_iterator(num_epochs=3, output_numpy=True) if shape == "one_iterator" else None
-    for e in range(3):
-        if e:
-            _reweight(ms_loader.dataset, e)
-        rows = it if it is not None else ds.create_tuple_iterator(num_epochs=1, output_numpy=True)
-        actual.append([ds.structure.rebuild(r) for r in rows])
+    actual = _epochs_with_changes(ds, ms_loader.dataset.set_epoch, shape)
+    ds.close()
     assert_equivalent(actual, expected, rtol=0, atol=0)
-    # fresh workers see the new indices (persistent ones keep their copy, in torch as here)
-    changed = [sorted(int(i) for b in epoch for i in b["i"]) != list(range(12)) for epoch in expected]
-    assert changed == [False, not persistent, not persistent]
+    # torch's main process (num_workers=0) and fresh workers see every change; persistent workers only the one
+    # made before they were started (epoch 0's): then the noise of epochs 1 and 2 (0.1, 0.2) is not there
+    assert [float(expected[e][0]["x"][0]) % 1 > 0 for e in (1, 2)] == [not persistent] * 2
 
 
-def test_dataset_changed_between_epochs_with_num_workers_0_uses_the_snapshot():
-    # Documented difference: without workers the loader process's snapshot of the dataset is used.
-    ms_loader = DataLoader(_Reweighted(), batch_size=4)
+@pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
+@pytest.mark.parametrize("shape", CHANGE_LOOP_SHAPES)
+def test_indices_rewritten_before_each_epoch_as_yolov5_image_weights_does(shape, num_workers):
+    def make():
+        return DataLoader(_Reweighted(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers)
+
+    seed_all(0)
+    loader, ms_loader = make(), make()
     ds = adapters.to_mindspore(ms_loader)
-    _reweight(ms_loader.dataset, 1)
-    got = sorted(int(i) for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True) for i in ds.structure.rebuild(r)["i"])
-    assert got == list(range(12))
+    expected = []
+    for e in range(3):
+        _reweight(loader.dataset, e)  # before epoch 0 too, as train.py does
+        expected.append([to_numpy_tree(b) for b in loader])
+    actual = _epochs_with_changes(ds, lambda e: _reweight(ms_loader.dataset, e), shape)
+    ds.close()
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+    assert all(sorted(int(i) for b in epoch for i in b["i"]) != list(range(12)) for epoch in expected)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
