@@ -18,6 +18,7 @@ left early (rows taken, counted by the consumer) decides where torch's next epoc
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import multiprocessing
@@ -98,6 +99,7 @@ class Consumer:
         self.arrived = 0  # epochs whose first row the loop has asked for
         self.closed = False
         self.superseded_by: str | None = None  # why a newer iterator took over
+        self.source_returned = 0  # times its source generator returned (or raised) before beginning the next epoch
 
     def arrives(self) -> None:
         """The loop asks for the first row of its next epoch (called in the loop's own thread)."""
@@ -118,6 +120,10 @@ class Consumer:
         p, epochs = self.position, self.epochs
         return p < len(epochs) and epochs[p] == cur.number and cur.produced > cur.consumed
 
+    def began(self) -> bool:
+        """Whether the source has begun the epoch this iterator is on (MindSpore is pulling rows of it)."""
+        return self.position < len(self.epochs)
+
     def saw_end(self) -> None:
         self._engine._note(self, "end")
 
@@ -136,6 +142,7 @@ class _Epoch:
         self.exhausted = False  # produced to its end
         self.stream_ended = False  # num_workers=0: the loader's end marker was received
         self.finished = False  # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
+        self.ended = False  # its source generator is done (to the end, abandoned, or raised)
         self.saw_end = False  # the consumer's iterator ended this epoch
         self.closed = False
         self.aborted = False
@@ -193,10 +200,12 @@ class Engine:
         self._holder: dict = {"spawner": None}  # (process, conn) forking fresh workers; None: the loader does
         self._closed = False
         self.interrupted: str | None = None  # where the loop was when a KeyboardInterrupt stopped the pipeline
+        self.waiting_for: str | None = None  # what the source waits for from the pipeline's processes, if anything
         # Every process of the pipeline joins the guardian's process group; the guardian stops the
         # group when the caller closes the pipeline or dies (see _processes.start_guardian).
         self._pgid, lifeline = start_guardian()
         self._holder["guardian"] = (self._pgid, lifeline)
+        self._set_epoch = set_epoch
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
         self._loader = self._ctx.Process(
@@ -208,6 +217,7 @@ class Engine:
         theirs.close()
         self._conn = ours
         self._finalizer = weakref.finalize(self, _shutdown, os.getpid(), self._conn, self._workers, self._holder)
+        _register(self)
 
     def close(self) -> None:
         """Stop every process of the pipeline (one stuck in user code is killed after a short grace)."""
@@ -302,7 +312,8 @@ class Engine:
         if self._holder["spawner"] is not None:
             inherited.append(self._holder["spawner"][1])
         proc = self._ctx.Process(
-            target=spawner_loop, args=(theirs, self.spec, inherited, self._pgid), daemon=True, name="torch2ms-spawner"
+            target=spawner_loop, args=(theirs, self.spec, inherited, self._pgid, self._set_epoch), daemon=True,
+            name="torch2ms-spawner"
         )
         proc.start()
         join_group(self._pgid, proc.pid)
@@ -381,16 +392,46 @@ class Engine:
             if self._first is not None:
                 yield self.structure.to_row(self._first, 0)
             return
-        if not self._await_arrival(consumer):
-            return  # superseded, closed or interrupted before it asked: this epoch never begins
+        epoch = None
         try:
-            epoch = self._open_epoch(consumer)
-        except _Abandoned:
+            if not self._await_arrival(consumer):
+                yield from self._filler(consumer, 0)  # superseded or closed before it asked: never begins
+                return
+            try:
+                epoch = self._open_epoch(consumer)
+            except _Abandoned:
+                return
+            except Exception as exc:
+                if self.interrupted is not None:
+                    return  # nobody waits for this epoch any more
+                raise self.raise_into_mindspore(exc) from None
+            yield from self._produce_rows(epoch)
+            if not epoch.exhausted:
+                yield from self._filler(consumer, epoch.produced)
+        finally:
+            with self._cv:  # a loop waiting in wait_for_row: MindSpore's next() will not wait on the pipeline now
+                if epoch is None:
+                    consumer.source_returned += 1
+                else:
+                    epoch.ended = True
+                self._cv.notify_all()
+
+    def _filler(self, consumer: Consumer, produced: int):
+        """Rows nobody reads, completing an abandoned epoch of a sized source.
+
+        MindSpore raises in a tree whose sized source ends an epoch short, and reports that unread error
+        later in place of another pipeline's own. An abandoned iterator's tree (its consumer closed or
+        superseded: it refuses to give rows) is given the epoch's full count instead; its queue takes a few
+        and the tree is dropped with the iterator. Never for a dataset closed or interrupted: an iterator
+        may still read, and must get the error that says so.
+        """
+        if self.length is None or self._first is None or not consumer.closed or self._closed or self.interrupted:
             return
-        except Exception as exc:
-            if self.interrupted is not None:
-                return  # nobody waits for this epoch any more
-            raise self.raise_into_mindspore(exc) from None
+        row = self.structure.to_row(self._first, 0)
+        for _ in range(produced, self.length):
+            yield row
+
+    def _produce_rows(self, epoch: _Epoch):
         self._io.acquire()
         try:
             yield from self._produce(epoch)
@@ -406,6 +447,31 @@ class Engine:
         finally:
             self._io.release()
 
+    def wait_for_row(self, consumer: Consumer) -> None:
+        """Wait, in the loop's thread and in Python, until MindSpore's ``next()`` for ``consumer`` cannot wait
+        on the pipeline's processes: a row of its epoch was handed to MindSpore, or its source is done.
+
+        The wait is torch's: signal handlers run while it lasts (a SIGTERM handler of yours, Ctrl-C's
+        ``KeyboardInterrupt``), however long a torch worker is stuck in ``__getitem__``. Before the epoch's
+        source has begun (MindSpore pulls only once ``next()`` is called) it returns at once: that first
+        ``next()`` is watched for Ctrl-C by :mod:`adapters.engine._interrupt` instead.
+        """
+        with self._cv:
+            while not self._row_or_end(consumer):
+                self._cv.wait(_POLL)
+
+    def _row_or_end(self, consumer: Consumer) -> bool:
+        if consumer.closed or self._closed or self.interrupted is not None:
+            return True
+        p = consumer.position
+        if p >= len(consumer.epochs):
+            # Its epoch has not begun: MindSpore starts pulling from the source only once next() is called.
+            return True
+        cur = self._current
+        if cur is None or cur.number != consumer.epochs[p]:
+            return True  # not the epoch being produced: MindSpore decides
+        return cur.produced > cur.consumed or cur.ended
+
     def _await_arrival(self, consumer: Consumer) -> bool:
         with self._cv:
             while consumer.arrived <= len(consumer.epochs):
@@ -416,7 +482,9 @@ class Engine:
 
     def _yield(self, epoch: _Epoch, row, *, check_abort: bool = True):
         """Hand a row to MindSpore, letting other producers use the processes meanwhile."""
-        epoch.produced += 1
+        with self._cv:
+            epoch.produced += 1
+            self._cv.notify_all()  # (a loop waiting in wait_for_row)
         self._io.release()
         try:
             yield row
@@ -443,6 +511,7 @@ class Engine:
             start = self._global_consumed if self.schedule.continuous else 0
             epoch = _Epoch(number, consumer, start)
             consumer.epochs.append(number)
+            consumer.source_returned = 0
             changes, self._sync = self._sync, []
         with self._io:
             if prev is not None and not prev.closed:
@@ -759,13 +828,17 @@ class Engine:
                 if before_wait is not None:
                     before_wait()
                 deadline = None if timeout is None else time.monotonic() + timeout
+                self.waiting_for = what  # named if the loop is interrupted meanwhile
                 while not conn.poll(_POLL):
                     self._watch_sigint(what)
-                    if (epoch is not None and epoch.aborted) or self.interrupted is not None or self._closed:
+                    if epoch is not None and (epoch.aborted or epoch.consumer.closed):
+                        raise _Abandoned  # given up, or its iterator dropped (MindSpore's stop() waits for us)
+                    if self.interrupted is not None or self._closed:
                         raise _Abandoned
                     if deadline is not None and time.monotonic() > deadline:
                         raise RuntimeError(f"DataLoader timed out after {timeout} seconds (waiting for {what})")
             msg, nbytes = recv_sized(conn)
+            self.waiting_for = None
         except (EOFError, OSError):
             if self._closed:
                 raise _Abandoned from None  # close() from another thread: this epoch ends, quietly
@@ -823,7 +896,9 @@ class Engine:
         with self._cv:
             spawner = self._holder["spawner"]
         conn = self._conn if spawner is None else spawner[1]
-        send(conn, Spawn(self.spec.num_workers))
+        # A spawner first sets the epoch on its samplers, as the loop's set_epoch did before torch forked its
+        # workers: what set_epoch changes besides the order (a dataset it holds) is what the workers see.
+        send(conn, Spawn(self.spec.num_workers, None if spawner is None else epoch.number))
         for _ in range(self.spec.num_workers):
             msg = recv(conn) if spawner is not None else self._recv_loader(None, "the start of the torch workers")
             if not isinstance(msg, WorkerStarted):
@@ -849,6 +924,28 @@ class Engine:
             send(self._workers[w][1], Begin(epoch.number, base_seed, fresh))
         for w in range(self.spec.num_workers):
             self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
+
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # engines of this process, closed at interpreter exit
+_AT_EXIT = False
+
+
+def _close_live_engines() -> None:
+    """At interpreter exit: close every pipeline first, so that the source MindSpore's own exit clean-up
+    waits for returns (it would otherwise poll a stuck worker forever), and no process is left behind."""
+    for engine in list(_LIVE):
+        with contextlib.suppress(Exception):
+            engine.close()
+
+
+def _register(engine: Engine) -> None:
+    global _AT_EXIT
+    if not _AT_EXIT:
+        # Registered after mindspore.dataset was imported (atexit runs the last registered first): this runs
+        # before MindSpore's clean-up.
+        atexit.register(_close_live_engines)
+        _AT_EXIT = True
+    _LIVE.add(engine)
 
 
 def _stop(workers: dict) -> None:

@@ -62,9 +62,13 @@ class Credit(NamedTuple):
 
 
 class Spawn(NamedTuple):
-    """Fork ``count`` torch workers and hand their pipes over (answered by :class:`WorkerStarted` each)."""
+    """Fork ``count`` torch workers and hand their pipes over (answered by :class:`WorkerStarted` each).
+
+    ``epoch``: a spawner first runs the loop's ``set_epoch(epoch)`` on its samplers (``None``: not at all).
+    """
 
     count: int
+    epoch: int | None = None
 
 
 class Settle(NamedTuple):

@@ -98,6 +98,11 @@ class _Iterator:
             self._busy.release()
 
     def _next_inner(self):
+        if self._consumer.counts_rows and self._consumer.began():
+            # Wait in Python, as torch's loop does: your signal handlers run and Ctrl-C raises while a torch
+            # worker is slow or stuck; MindSpore's next() then returns without waiting on the pipeline.
+            self._engine.wait_for_row(self._consumer)
+            return next(self._inner)
         if self._consumer.row_ready():
             return next(self._inner)  # a row is waiting in MindSpore: nothing to watch for
         with armed():
@@ -116,9 +121,8 @@ class _Iterator:
     def _interrupted(self, kbi: KeyboardInterrupt) -> None:
         disarm(drain=True)  # in case the interrupt landed before the wake-up fd was put back
         kbi.__suppress_context__ = True  # not "during handling of" MindSpore's error for the ended epoch
-        where = f"row {self._row} of epoch {self._epoch} of this iterator"
         engine = self._engine
-        engine.interrupt(where)
+        engine.interrupt(engine.waiting_for or f"row {self._row} of epoch {self._epoch} of this iterator")
         stop = getattr(self._inner, "stop", None)
         if stop is not None:  # MindSpore starts no further epoch of the stopped pipeline
             try:
@@ -151,6 +155,7 @@ class _Iterator:
         try:
             row = self._next_inner()
         except StopIteration:
+            self._check_current()  # superseded while waiting: its epoch was cut short, never a silent end
             self._epoch += 1
             self._row = 0
             self._epoch_started = False
@@ -159,6 +164,7 @@ class _Iterator:
         except RuntimeError as err:
             original = self._engine.original_of(err)
             if original is None:
+                self._check_current()  # superseded while waiting: say so, not MindSpore's complaint
                 if self._engine.closed:
                     # MindSpore's complaint about the epoch close() ended (read, so that it is not
                     # reported later by another pipeline): say what happened instead.

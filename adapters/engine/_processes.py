@@ -810,11 +810,14 @@ def spawn_workers(conn, spec, count: int, close_fds=()) -> None:
         ours.close()
 
 
-def spawner_loop(conn, spec, close_fds=(), pgid=None) -> None:
+def spawner_loop(conn, spec, close_fds=(), pgid=None, set_epoch=None) -> None:
     """Body of a spawner: a process forked from the training loop's thread when an epoch starts.
 
     It holds the dataset as it is at that moment (what torch's freshly forked workers see) and forks
-    that epoch's torch workers from it on request (:class:`Spawn`), then waits for :class:`Exit`.
+    that epoch's torch workers from it on request (:class:`Spawn`), then waits for :class:`Exit`. Before
+    forking it runs the loop's ``set_epoch`` for the epoch on its own copy of the samplers: a sampler's
+    ``set_epoch`` that also changes the dataset (``self.dataset.epoch = epoch``) is seen by the workers, as
+    torch's loop calls it before forking them.
     """
     join_group(pgid)
     _child_setup()
@@ -827,6 +830,11 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None) -> None:
         except (EOFError, OSError):
             os._exit(0)
         if isinstance(msg, Spawn):
+            if msg.epoch is not None and set_epoch is not None:
+                try:
+                    set_epoch(msg.epoch)
+                except Exception:
+                    pass  # the loader process runs the same call and reports its error
             spawn_workers(conn, spec, msg.count)
         else:
             os._exit(0)

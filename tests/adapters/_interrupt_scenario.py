@@ -10,7 +10,9 @@ Usage: ``python _interrupt_scenario.py TOKEN MARKER CASE NUM_WORKERS ACTION``
   ``probe`` (sample 0 hangs: inside ``to_mindspore()`` itself).
 * ACTION: ``sigint`` (a SIGINT to this process once the marker exists; the KeyboardInterrupt is left
   uncaught), ``sigint-catch`` (the same, caught; then the dataset is used again), ``wait`` (nothing:
-  the test kills this process).
+  the test kills this process), ``sigterm`` (a SIGTERM handler of the user's that exits with status 7;
+  the test sends the SIGTERM), ``raise`` / ``exit0`` (after the first row, an uncaught ValueError /
+  ``sys.exit(0)`` while the pipeline is busy).
 
 Prints JSON lines: ``{"interrupt_after": seconds}`` (from the SIGINT to the KeyboardInterrupt),
 ``{"reuse": message}``, ``{"pgrp_same": bool, "sigint_default": bool, "wakeup_fd": int}``.
@@ -70,10 +72,17 @@ def _emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
 
 
+def _user_sigterm_handler(signum, frame) -> None:
+    _emit(handler_ran=True)
+    sys.exit(7)
+
+
 def main() -> None:
     pgrp = os.getpgrp()
     if ACTION.startswith("sigint"):
         threading.Thread(target=_interrupt_when_hung, daemon=True).start()
+    if ACTION == "sigterm":
+        signal.signal(signal.SIGTERM, _user_sigterm_handler)
     try:
         if CASE == "probe":
             adapters.to_mindspore(Hang(0), batch_size=2, num_workers=NUM_WORKERS)
@@ -92,7 +101,10 @@ def main() -> None:
             if CASE == "map":
                 ds = ds.map(lambda x: x * 2, input_columns=["0"])
             for _row in ds.create_tuple_iterator(output_numpy=True, num_epochs=1):
-                pass
+                if ACTION == "raise":
+                    raise ValueError("an error of the training loop")
+                if ACTION == "exit0":
+                    sys.exit(0)
         raise AssertionError("the epoch ended")
     except KeyboardInterrupt:
         _emit(interrupt_after=time.monotonic() - SENT[0] if SENT else None)

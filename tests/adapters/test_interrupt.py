@@ -224,3 +224,32 @@ def test_iterating_leaves_the_callers_signal_state_and_process_group_alone():
     assert rows == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert signal.set_wakeup_fd(-1) == -1
     assert (os.getpgrp(), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("action, status", [("raise", 1), ("exit0", 0)])
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_interpreter_exit_with_a_busy_pipeline_finishes_in_seconds(scenario, action, status, num_workers):
+    # An uncaught error (or sys.exit) in the loop while the pipeline is busy: MindSpore's clean-up of the
+    # dropped iterator waits for the source, which must stop waiting on the pipeline's processes then.
+    for _ in range(3):  # it used to hang in 4 runs of 5
+        s = scenario("getitem", num_workers, action)
+        started = time.monotonic()
+        assert s.wait(30) == status, s.stderr()[-3000:]
+        assert time.monotonic() - started < 30
+        assert _wait_gone(s.token, GONE_WITHIN) == []
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_sigterm_handler_of_yours_runs_while_a_worker_hangs(scenario, num_workers):
+    # torch's loop waits in Python, so a SIGTERM handler runs at once; so does the port's.
+    s = scenario("getitem", num_workers, "sigterm")
+    s.wait_hung()
+    time.sleep(0.5)
+    sent = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.wait(30) == 7, s.stderr()[-3000:]
+    assert time.monotonic() - sent < 10
+    assert s.records().get("handler_ran") is True
+    assert _wait_gone(s.token, GONE_WITHIN) == []

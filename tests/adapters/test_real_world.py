@@ -836,3 +836,49 @@ def test_getters_on_a_chained_pipeline_start_no_epoch(num_workers):
     it = mapped.create_tuple_iterator(num_epochs=2, output_numpy=True)
     actual = [[ds.structure.rebuild(r) for r in it] for _ in range(2)]
     assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+class _EpochFromSampler(torch.utils.data.Dataset):
+    """The sampler's set_epoch reaches into the dataset (``self.dataset.epoch = epoch``), as some samplers do."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.array([100 * self.epoch + i])
+
+
+class _SamplerSettingDatasetEpoch(torch.utils.data.Sampler):
+    def __init__(self, dataset):
+        self.dataset, self.epoch = dataset, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        self.dataset.epoch = epoch
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __iter__(self):
+        return iter(range(len(self.dataset)))
+
+
+@pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
+def test_a_set_epoch_that_changes_the_dataset_is_seen_by_the_workers(num_workers):
+    def make():
+        ds = _EpochFromSampler()
+        return DataLoader(ds, batch_size=2, sampler=_SamplerSettingDatasetEpoch(ds), num_workers=num_workers)
+
+    loader = make()
+    expected = []
+    for e in range(3):
+        loader.sampler.set_epoch(e)  # the training loop's call, in torch's main process
+        expected.append([b.numpy().tolist() for b in loader])
+    ds = adapters.to_mindspore(make())  # set_epoch=True: the port makes that call itself
+    actual = [[r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True)] for _ in range(3)]
+    ds.close()
+    assert expected[1] == [[[100], [101]], [[102], [103]]]
+    assert actual == expected
