@@ -403,8 +403,10 @@ class _TorchWalk:
     """The torch training loop that ``to_mindspore(loader, set_epoch=..., steps_per_epoch=...)`` mirrors, knowing
     where it is (``position()``: epoch and batch of the batch being fetched) and never running past its bound."""
 
-    def __init__(self, loader, epochs: int, steps: int | None, set_epoch: bool, bound, target: str) -> None:
+    def __init__(self, loader, epochs: int, steps: int | None, set_epoch: bool, bound, target: str,
+                 collect: bool = True) -> None:  # fmt: skip
         self.loader, self.epochs, self.steps, self.bound, self.target = loader, epochs, steps, bound, target
+        self.collect = collect  # loader_epochs' gc before each epoch's fork; off when timing (a loop would not)
         self.samplers = [s for s in _samplers(loader) if callable(getattr(s, "set_epoch", None))] if set_epoch else []
         self.epoch, self.batch = 0, 0  # of the batch being fetched
         self.limit = self.why = None
@@ -420,13 +422,13 @@ class _TorchWalk:
             sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator:
+        epochs = loader_epochs if self.collect else _plain_epochs
         if self.steps is not None:  # an infinite sampler: one iterator, cut into epochs of `steps` batches
-            for n, batch in enumerate(itertools.islice(loader_epochs(self.loader, 1, self._mark),
-                                                       self.epochs * self.steps)):  # fmt: skip
+            for n, batch in enumerate(itertools.islice(epochs(self.loader, 1, self._mark), self.epochs * self.steps)):
                 yield batch
                 self.epoch, self.batch = divmod(n + 1, self.steps)
             return
-        for batch in loader_epochs(self.loader, self.epochs, self._mark):
+        for batch in epochs(self.loader, self.epochs, self._mark):
             if self.limit is not None and self.batch >= self.limit:
                 raise CheckError(
                     f"{self.target}: epoch {self.epoch} of the torch run yielded more than {self.limit} batches "
@@ -434,6 +436,12 @@ class _TorchWalk:
                     "epochs" + (", or raise the bound" if self.why.startswith("--max") else ""))
             yield batch
             self.batch += 1
+
+
+def _plain_epochs(loader, epochs: int, before_epoch: Callable[[int], None]) -> Iterator:
+    for epoch in range(epochs):
+        before_epoch(epoch)
+        yield from loader
 
 
 class _MindSporeWalk:
@@ -747,14 +755,17 @@ def _loader_failed(result: CheckResult, exc: BaseException, factory, target: str
 def _time_each_side_alone(result: CheckResult, factory, target: str, seed: int, epochs: int, loop: str,
                           steps: int | None, set_epoch: bool, bounded: bool, limit: int | None) -> None:  # fmt: skip
     """Each side alone, same epochs, from the factory call to the last batch (loader built, workers started)."""
+    import gc
     import time
 
+    gc.collect()  # the comparison's garbage: collected before the clocks start (torch forks its workers)
     start = time.perf_counter()
     loader, args, kwargs = _build(factory, target, seed)
     bound = _epoch_bound(loader, steps, limit, target) if bounded else None
-    n_torch = sum(1 for _ in _TorchWalk(loader, epochs, steps, set_epoch, bound, target))
+    n_torch = sum(1 for _ in _TorchWalk(loader, epochs, steps, set_epoch, bound, target, collect=False))
     torch_seconds = time.perf_counter() - start
     del loader
+    gc.collect()
     start = time.perf_counter()
     _, args, kwargs = _build(factory, target, seed)
     ds = _port(args, kwargs, steps, set_epoch, target)
