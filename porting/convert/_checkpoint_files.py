@@ -584,6 +584,10 @@ def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes
     try:
         _write(tmp, ext, tensors, names)
         os.replace(tmp, path)
+    except ValueError:
+        raise
+    except Exception as exc:  # torch's, safetensors' and MindSpore's writers name neither the file nor the cause
+        raise ValueError(f"{path}: could not be written: {type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

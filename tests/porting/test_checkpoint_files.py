@@ -148,6 +148,14 @@ def test_zero_length_entries_convert_where_the_format_holds_them(tmp_path, capfd
     assert float(ms.load_checkpoint(str(tmp_path / "s.ckpt"))["scalar"].asnumpy()) == 2.5
 
 
+@pytest.mark.parametrize("dst", ["x.pt", "x.safetensors", "x.ckpt"])
+def test_a_destination_that_cannot_be_written_is_one_line(tmp_path, capfd, dst):
+    torch.save(_state(), str(tmp_path / "a.pt"))
+    target = tmp_path / "no_such_folder" / dst
+    code, _, err = _cli(capfd, "convert-ckpt", str(tmp_path / "a.pt"), str(target))
+    assert code == 2 and len(err) == 1 and str(target) in err[0], err
+
+
 def test_our_ckpt_files_carry_a_crc_that_is_checked(tmp_path):
     torch.save(_state(), str(tmp_path / "a.pt"))
     convert_checkpoint(tmp_path / "a.pt", tmp_path / "a.ckpt")
