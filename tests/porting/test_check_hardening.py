@@ -175,3 +175,19 @@ def test_sys_exit_in_a_module_is_caught_in_process_too(tmp_path, monkeypatch):
     """))
     r = run_check("exits_at_import.py:f", progress=False)
     assert r.status == ExitCode.USAGE and "called sys.exit(0)" in r.error
+
+
+def test_a_defect_in_the_tool_is_exit_70_never_1_or_0(monkeypatch, capsys):
+    # Python exits 1 on an uncaught exception, which torch2ms documents as "mismatch".
+    import porting.cli._check as check_module
+    from porting.cli import main
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'shape'")
+
+    monkeypatch.setattr(check_module, "run_check", broken)
+    assert main(["check", f"{M}:equal", "--no-progress"]) == ExitCode.INTERNAL_ERROR == 70
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().splitlines()[-1].startswith(
+        "torch2ms check: internal error, not a verdict: AttributeError: 'NoneType' object has no attribute 'shape'")
