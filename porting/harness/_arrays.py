@@ -142,7 +142,27 @@ def _components(x: np.ndarray) -> np.ndarray:
 
 def _not_identical(a: np.ndarray, e: np.ndarray) -> tuple[int, int, tuple[int, ...] | None]:
     """Among elements equal in value (or both NaN): how many differ in the sign of zero, how many in
-    their NaN payload, and the index of the first such element. Same-dtype float/complex arrays."""
+    their NaN payload, and the index of the first such element. Same-dtype float/complex arrays.
+
+    Contiguous arrays are classified chunk by chunk, and only chunks whose bytes differ are looked at:
+    one ``-0.0`` in a large array costs about one byte comparison, not a pass of temporaries.
+    """
+    if _MEMCMP is None or a.ndim == 0 or not (a.flags.c_contiguous and e.flags.c_contiguous):
+        return _not_identical_chunk(a, e)
+    fa, fe = a.reshape(-1), e.reshape(-1)
+    size, zeros, nans, first = a.itemsize, 0, 0, None
+    for start in range(0, fa.size, _CHUNK):
+        stop = min(start + _CHUNK, fa.size)
+        if not _MEMCMP(fa.ctypes.data + start * size, fe.ctypes.data + start * size, (stop - start) * size):
+            continue
+        z, n, at = _not_identical_chunk(fa[start:stop], fe[start:stop])
+        zeros, nans = zeros + z, nans + n
+        if first is None and at is not None:
+            first = tuple(int(i) for i in np.unravel_index(start + at[0], a.shape))
+    return zeros, nans, first
+
+
+def _not_identical_chunk(a: np.ndarray, e: np.ndarray) -> tuple[int, int, tuple[int, ...] | None]:
     ca, ce = _components(a), _components(e)
     unsigned = _UINT[ca.dtype.itemsize]
     with np.errstate(all="ignore"):
