@@ -2,7 +2,9 @@
 # Create .venv (Python 3.11) and install the toolkit with the exact, tested set of dependencies.
 # Usage: bash scripts/setup.sh [extras]   (default extras: torch,test)
 # Idempotent: a second run only checks that everything is installed. pip's wheel cache
-# (~/.cache/pip) keeps the ~800 MB mindspore wheel between runs.
+# (~/.cache/pip) keeps the ~800 MB mindspore wheel between runs. pip runs with -qq: its warnings and the
+# build backend's (setuptools' "editable installation" notice, index locations it skips) are left out;
+# its errors still show, and any failure stops the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-torch,test}"
@@ -12,12 +14,12 @@ command -v "$py" >/dev/null 2>&1 || py=python3
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)-${extras//,/_}"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[${extras}]"
+  .venv/bin/python -m pip install -qq --upgrade "pip>=24"
+  .venv/bin/python -m pip install -qq -c constraints.txt -e ".[${extras}]"
   # Upstream YOLOv5 v7.0 is only the reference the tests compare against: no dependencies
   # (its requirements would pull torchvision and a CUDA torch).
   if [[ ",${extras}," == *",test,"* ]]; then
-    .venv/bin/python -m pip install --quiet --no-deps -c constraints.txt yolov5==7.0.14
+    .venv/bin/python -m pip install -qq --no-deps -c constraints.txt yolov5==7.0.14
   fi
   rm -f .venv/.installed-*
   touch "$stamp"

@@ -129,3 +129,57 @@ def test_the_out_folders_own_data_is_never_removed(tmp_path, capsys):
     rc, text = _run(capsys, "demo", "--images", "2", "--out", str(out))
     assert rc == 2 and "was not made by this command" in text and len(text.strip().splitlines()) == 1
     assert (out / "data" / "hyp.yaml").read_text() == "lr0: 0.01\n"
+
+
+# ----------------------------------------------------------------------------- honest figures, no noise (issue 18)
+
+
+def test_demo_speed_includes_building_each_side(tmp_path, capsys, monkeypatch):
+    # A MindSpore side that takes 1 s to build: timed alone from the build on, 8 images cannot exceed 8 img/s.
+    import porting.cli._demo as demo
+
+    real = demo._loaders
+
+    def slow_build(args, source, hyp, which, **extra):
+        if which == "yolov5_ms":
+            import time
+
+            time.sleep(1.0)
+        return real(args, source, hyp, which, **extra)
+
+    monkeypatch.setattr(demo, "_loaders", slow_build)
+    rc, out = _run(capsys, "demo", "--out", str(tmp_path), "--images", "4", "--epochs", "2", "--workers", "0",
+                   "--batch", "2")
+    assert rc == 0, out
+    ms_speed = float(re.search(r"yolov5_ms ([\d.]+) img/s", out).group(1))
+    assert 0 < ms_speed <= 8.0, out
+    assert ("[4/5] speed, each side alone on the same 8 images (fresh builds, same seed), building the loader and "
+            "starting its workers included:") in out
+    assert "images/s yolov5_ms (alone, build and start-up included) |" in (tmp_path / "report.md").read_text()
+
+
+def test_demo_output_explains_albumentations_once_and_is_otherwise_quiet(tmp_path):
+    # A fresh interpreter: upstream's logging handler and torch's warnings go to the real stderr.
+    import os
+    import subprocess
+    import sys
+
+    from tests._helpers.subproc import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "porting", "demo", "--out", str(tmp_path), "--images", "4",
+                           "--epochs", "1", "--batch", "2", "--workers", "1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    # upstream's multi-line pydantic error is not printed; one line says what it means
+    assert "Field required" not in text and "errors.pydantic.dev" not in text
+    [line] = [ln for ln in proc.stdout.splitlines() if "albumentations" in ln and "upstream's" in ln]
+    assert line.startswith("      (upstream's albumentations stage is off under albumentations 2.")
+    assert line.endswith("rejects: 1 validation error for InitSchema); the comparison turns ours off too)")
+    assert text.count("validation error") == 1
+    assert "pin_memory" not in text and "Scanning" not in text
+    # what is left on stderr: compare_pipelines' progress bar only (and MindSpore's own log lines, if any)
+    rest = [seg for line in proc.stderr.splitlines() for seg in line.split("\r")
+            if seg.strip() and not seg.startswith("compare_pipelines:") and not seg.startswith("[WARNING] ME(")]
+    assert rest == [], rest

@@ -46,9 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``torch2ms`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run ``torch2ms`` with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    An unexpected exception (a defect of ``torch2ms``, not of the input) prints its traceback and returns
+    ``ExitCode.INTERNAL_ERROR`` (70): left alone, Python would exit with 1, which reads as "mismatch".
+    """
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        import traceback
+
+        from porting.cli._exit import ExitCode
+
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        print(f"torch2ms {args.command}: internal error, not a verdict: {type(exc).__name__}: {first} "
+              f"(exit status {int(ExitCode.INTERNAL_ERROR)}; please report it with the traceback above)",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.INTERNAL_ERROR
 
 
 if __name__ == "__main__":

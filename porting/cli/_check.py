@@ -12,9 +12,14 @@ dataloader_kwargs)``):
    compare every batch with :func:`porting.compare_pipelines` — exact unless a tolerance is chosen.
    The torch batches are also checked against the digests of step 1.
 
+The walks are bounded: an epoch ends where ``len(loader)`` says (a sampler without ``__len__`` or an
+``IterableDataset`` without one is refused up front, naming ``--steps`` / ``--max-batches-per-epoch``),
+and an epoch that runs past its bound stops the check with an error, never runs on.
+
 Exit status (:class:`porting.cli._exit.ExitCode`): 0 every batch matched and at least one was compared; 1 a mismatch;
-2 bad invocation (module, factory, options, an empty loader); 3 torch side not reproducible;
-4 the user's loader raised (the error keeps its type, sample index and worker in the report).
+2 bad invocation (module, factory, options, an empty or endless loader, a target that calls ``sys.exit``);
+3 torch side not reproducible; 4 the user's loader raised (the error keeps its type; its first line names the
+side, epoch, batch and, from the port's replay, the dataset index and worker).
 """
 
 from __future__ import annotations
@@ -36,12 +41,15 @@ from porting.cli._exit import ExitCode
 from porting.harness._pipelines import batch_location, loader_epochs
 from torch2ms_base._report import Report, jsonable, markdown_table
 
-__all__ = ["CheckError", "CheckResult", "load_factory", "parse_tolerance", "run_check"]
-
-
+__all__ = ["CheckError", "CheckResult", "call_factory", "load_factory", "parse_tolerance", "run_check"]
 
 class CheckError(Exception):
     """A problem with the invocation (module, factory, options, an empty loader): exit status 2."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 @dataclasses.dataclass
@@ -69,6 +77,7 @@ class CheckResult(Report):
     torch_not_reproducible: str | None = None
     torch_batches_per_s: float | None = None
     mindspore_batches_per_s: float | None = None
+    speed_batches: int | None = None
     error: str | None = None
     versions: dict = dataclasses.field(default_factory=dict)
 
@@ -91,7 +100,7 @@ class CheckResult(Report):
 
     @property
     def ratio(self) -> float | None:
-        """MindSpore's batches/s over torch's (above 1: the port is faster)."""
+        """MindSpore's batches/s over torch's (above 1: the port is faster), each side timed alone (``speed=True``)."""
         if not self.torch_batches_per_s or self.mindspore_batches_per_s is None:
             return None
         return self.mindspore_batches_per_s / self.torch_batches_per_s
@@ -118,8 +127,10 @@ class CheckResult(Report):
             out.append(f"  worst absolute difference: {self.worst_abs_diff} at {self.worst_abs_location}")
         if self.torch_batches_per_s is not None:
             ratio = f", ratio {self.ratio:.2f}" if self.ratio is not None else ""
-            out.append(f"  throughput: torch {self.torch_batches_per_s:.1f} batches/s, MindSpore "
-                       f"{self.mindspore_batches_per_s:.1f} batches/s{ratio}")
+            out.append(f"  speed, each side alone on the same {self.speed_batches} batches, building the loader and "
+                       f"starting its workers included: torch {self.torch_batches_per_s:.1f} batches/s, MindSpore "
+                       f"{self.mindspore_batches_per_s:.1f} batches/s{ratio} (a short run is dominated by start-up; "
+                       "benchmarks/bench_adapters.py measures steady-state throughput)")
         if self.error:
             out.append(f"  error: {self.error}")
         return out
@@ -136,8 +147,8 @@ class CheckResult(Report):
                  else f"{self.worst_abs_diff} at {self.worst_abs_location}"),
                 ("torch side reproducible", "no: " + self.torch_not_reproducible
                  if self.torch_not_reproducible else "yes" if self.batches else "-"),
-                ("torch batches/s", _fmt(self.torch_batches_per_s)),
-                ("MindSpore batches/s", _fmt(self.mindspore_batches_per_s)),
+                ("torch batches/s (alone, start-up included)", _fmt(self.torch_batches_per_s)),
+                ("MindSpore batches/s (alone, start-up included)", _fmt(self.mindspore_batches_per_s)),
                 ("ratio (MindSpore / torch)", _fmt(self.ratio, ".2f"))]  # fmt: skip
         md = [f"# torch2ms check `{self.target}`", "", markdown_table(("", ""), rows)]
         if self.columns:
@@ -195,15 +206,24 @@ def load_factory(target: str) -> Callable[[], Any]:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:
+            raise CheckError(f"{target}: importing {path} called sys.exit({exc.code!r}); a module given as a "
+                             "target must not exit when imported (guard its script part with "
+                             "if __name__ == '__main__':)") from None
         except Exception as exc:
-            raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+            raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
     else:
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: the user's project is importable
         try:
             module = importlib.import_module(module_name)
+        except SystemExit as exc:
+            raise CheckError(f"{target}: importing module {module_name!r} called sys.exit({exc.code!r}); a module "
+                             "given as a target must not exit when imported (guard its script part with "
+                             "if __name__ == '__main__':)") from None
         except Exception as exc:
-            raise CheckError(f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise CheckError(f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from exc
     if not hasattr(module, attr):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
         raise CheckError(f"{target}: module {module_name!r} has no attribute {attr!r}; its callables: {names}")
@@ -211,6 +231,39 @@ def load_factory(target: str) -> Callable[[], Any]:
     if not callable(factory):
         raise CheckError(f"{target}: {attr!r} is a {type(factory).__name__}, not a callable factory")
     return factory
+
+
+def call_factory(factory: Callable[[], Any], target: str, returns: str = "a loader") -> Any:
+    """Call the user's factory; an exception or a ``sys.exit`` in it becomes a one-line :class:`CheckError`.
+
+    A factory that calls ``sys.exit`` (a script turned into a module) must not take the command's exit
+    status with it: ``sys.exit(0)`` would otherwise end ``torch2ms`` with status 0 and no report.
+
+    Args:
+        factory: the callable (from :func:`load_factory`).
+        target: how the user named it (``MODULE:FACTORY`` or ``--like MODULE:FACTORY``), for the message.
+        returns: what the factory should have returned, for the message.
+
+    Returns:
+        What the factory returned.
+
+    Raises:
+        CheckError: the factory raised (its type and first line named) or called ``sys.exit``.
+
+    Example:
+        >>> import sys
+        >>> call_factory(lambda: sys.exit(3), "m:f")
+        Traceback (most recent call last):
+        ...
+        porting.cli._check.CheckError: m:f: the factory called sys.exit(3) instead of returning a loader
+    """
+    try:
+        return factory()
+    except SystemExit as exc:
+        raise CheckError(f"{target}: the factory called sys.exit({exc.code!r}) instead of returning "
+                         f"{returns}") from None
+    except Exception as exc:
+        raise CheckError(f"{target}: the factory raised {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def parse_tolerance(text: str) -> dict:
@@ -242,7 +295,7 @@ def _build(factory: Callable, target: str, seed: int):
     from torch2ms_base._seed import seed_everything
 
     seed_everything(seed)
-    made = factory()
+    made = call_factory(factory, target)
     if isinstance(made, DataLoader):
         return made, (made,), {}
     if (isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], Mapping)
@@ -252,7 +305,7 @@ def _build(factory: Callable, target: str, seed: int):
             loader = DataLoader(dataset, **kwargs)
         except Exception as exc:
             raise CheckError(f"{target}: DataLoader(dataset, **kwargs) with the factory's kwargs failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
+                             f"{type(exc).__name__}: {_first_line(exc)}") from exc
         return loader, (dataset,), dict(kwargs)
     raise CheckError(
         f"{target}: the factory must return a torch DataLoader or (dataset, dataloader_kwargs); "
@@ -309,18 +362,112 @@ def _column_digests(batch: Any) -> list[tuple[Any, str]]:
 # --------------------------------------------------------------------------- the walks
 
 
-def _torch_epochs(loader, epochs: int, steps: int | None, set_epoch: bool) -> Iterator:
-    """The torch training loop that ``to_mindspore(loader, set_epoch=..., steps_per_epoch=...)`` mirrors."""
-    samplers = [s for s in _samplers(loader) if callable(getattr(s, "set_epoch", None))] if set_epoch else []
+def _is_iterable_dataset(dataset: Any) -> bool:
+    from torch.utils.data import IterableDataset
 
-    def mark(epoch: int) -> None:  # what a training loop does at the top of each epoch
-        for sampler in samplers:
+    return isinstance(dataset, IterableDataset)
+
+
+def _epoch_bound(loader, steps: int | None, limit: int | None, target: str) -> Callable[[], tuple[int, str]] | None:
+    """The most batches one torch epoch may yield, and why (computed at each epoch's start); ``None``: no bound
+    needed (``--steps`` cuts one iterator into epochs). Raises CheckError for a loader whose epochs may never end."""
+    if steps is not None:
+        return None
+    if limit is not None:
+        return lambda: (limit, f"--max-batches-per-epoch {limit}")
+    iterable = _is_iterable_dataset(loader.dataset)
+    try:
+        len(loader)
+    except TypeError:
+        if iterable:
+            raise CheckError(
+                f"{target}: the loader's dataset ({type(loader.dataset).__name__}) is an IterableDataset without "
+                "__len__, so nothing says where its epochs end: pass --steps N to compare N batches per epoch of an "
+                "endless stream, or --max-batches-per-epoch N to walk each epoch to its end, stopping with an error "
+                "past N batches (a finite stream), or give the dataset a __len__") from None
+        sampler = loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
+        raise CheckError(
+            f"{target}: the loader's sampler ({type(getattr(sampler, 'sampler', sampler)).__name__}) has no __len__, "
+            "so its epochs never end: pass --steps N to compare N batches per epoch (one iterator cut into "
+            "epochs, as to_mindspore(steps_per_epoch=N) does)") from None
+    if iterable:
+        # torch lets each worker emit its own partial last batch: len(loader) + one per worker at most
+        workers = max(loader.num_workers, 1)
+        return lambda: (len(loader) + workers,
+                        f"len(loader) says {len(loader)} (+ {workers} partial batch{'es' if workers > 1 else ''} per "
+                        "worker)" if workers > 1 else f"len(loader) says {len(loader)} (+ 1 partial batch per worker)")
+    return lambda: (len(loader), f"len(loader) says {len(loader)}")
+
+
+class _TorchWalk:
+    """The torch training loop that ``to_mindspore(loader, set_epoch=..., steps_per_epoch=...)`` mirrors, knowing
+    where it is (``position()``: epoch and batch of the batch being fetched) and never running past its bound."""
+
+    def __init__(self, loader, epochs: int, steps: int | None, set_epoch: bool, bound, target: str,
+                 collect: bool = True) -> None:  # fmt: skip
+        self.loader, self.epochs, self.steps, self.bound, self.target = loader, epochs, steps, bound, target
+        self.collect = collect  # loader_epochs' gc before each epoch's fork; off when timing (a loop would not)
+        self.samplers = [s for s in _samplers(loader) if callable(getattr(s, "set_epoch", None))] if set_epoch else []
+        self.epoch, self.batch = 0, 0  # of the batch being fetched
+        self.limit = self.why = None
+
+    def position(self) -> tuple[int, int]:
+        return self.epoch, self.batch
+
+    def _mark(self, epoch: int) -> None:  # what a training loop does at the top of each epoch
+        self.epoch, self.batch = epoch, 0
+        if self.bound is not None:
+            self.limit, self.why = self.bound()
+        for sampler in self.samplers:
             sampler.set_epoch(epoch)
 
-    if steps is None:
-        return loader_epochs(loader, epochs, mark)
-    # An infinite sampler: one iterator, cut into epochs of `steps` batches.
-    return itertools.islice(loader_epochs(loader, 1, mark), epochs * steps)
+    def __iter__(self) -> Iterator:
+        epochs = loader_epochs if self.collect else _plain_epochs
+        if self.steps is not None:  # an infinite sampler: one iterator, cut into epochs of `steps` batches
+            for n, batch in enumerate(itertools.islice(epochs(self.loader, 1, self._mark), self.epochs * self.steps)):
+                yield batch
+                self.epoch, self.batch = divmod(n + 1, self.steps)
+            return
+        for batch in epochs(self.loader, self.epochs, self._mark):
+            if self.limit is not None and self.batch >= self.limit:
+                raise CheckError(
+                    f"{self.target}: epoch {self.epoch} of the torch run yielded more than {self.limit} batches "
+                    f"({self.why}); an endless sampler or stream? pass --steps N (batches per epoch) to cut it into "
+                    "epochs" + (", or raise the bound" if self.why.startswith("--max") else ""))
+            yield batch
+            self.batch += 1
+
+
+def _plain_epochs(loader, epochs: int, before_epoch: Callable[[int], None]) -> Iterator:
+    for epoch in range(epochs):
+        before_epoch(epoch)
+        yield from loader
+
+
+class _MindSporeWalk:
+    """The MindSpore loop (one iterator for all epochs, or one per epoch), knowing the epoch and batch it is at
+    where the epoch length is known."""
+
+    def __init__(self, ds, epochs: int, loop: str, per_epoch: int | None) -> None:
+        self.ds, self.epochs, self.loop, self.per_epoch = ds, epochs, loop, per_epoch
+        self.n = self.epoch = self.batch = 0
+
+    def position(self) -> tuple[int, int] | None:
+        if self.loop == "per-epoch":
+            return self.epoch, self.batch
+        return divmod(self.n, self.per_epoch) if self.per_epoch else None
+
+    def __iter__(self) -> Iterator:
+        if self.loop == "one-iterator":
+            for batch in self.ds.iter_batches(self.epochs, output_numpy=True):
+                yield batch
+                self.n += 1
+            return
+        for self.epoch in range(self.epochs):  # a fresh iterator every epoch
+            self.batch = 0
+            for row in self.ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
+                yield self.ds.structure.rebuild(row)
+                self.batch += 1
 
 
 def _samplers(loader) -> list:
@@ -331,15 +478,6 @@ def _samplers(loader) -> list:
     with warnings.catch_warnings():  # to_mindspore warns about the same options once, for the user
         warnings.simplefilter("ignore")
         return reachable_samplers(spec_from_loader(loader))
-
-
-def _mindspore_epochs(ds, epochs: int, loop: str) -> Iterator:
-    if loop == "one-iterator":
-        yield from ds.iter_batches(epochs, output_numpy=True)
-        return
-    for _ in range(epochs):  # a fresh iterator every epoch
-        for row in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
-            yield ds.structure.rebuild(row)
 
 
 class _Reproducibility:
@@ -366,13 +504,25 @@ class _Reproducibility:
             self.first = f"the second run yielded {n + 1} batches, the first {len(self.digests)}"
 
 
-def _side(name: str, batches: Iterator) -> Iterator:
-    """Tag an error with the side that raised it (the user's error object, so its type stays)."""
+def _side(name: str, batches, position: Callable[[], tuple[int, int] | None]) -> Iterator:
+    """Tag an error with the side that raised it and the epoch / batch being fetched (the user's error object, so
+    its type stays); a ``sys.exit`` in the loader becomes an error of its own."""
     try:
         yield from batches
-    except Exception as exc:
-        exc._torch2ms_side = name
+    except CheckError:
         raise
+    except SystemExit as exc:
+        err = _LoaderExit(f"the loader called sys.exit({exc.code!r})")
+        err._torch2ms_side, err._torch2ms_at = name, position()
+        raise err from None
+    except Exception as exc:
+        if getattr(exc, "_torch2ms_side", None) is None:
+            exc._torch2ms_side, exc._torch2ms_at = name, position()
+        raise
+
+
+class _LoaderExit(Exception):
+    """The user's loader called ``sys.exit`` while the check walked it."""
 
 
 def _versions() -> dict:
@@ -387,11 +537,99 @@ def _versions() -> dict:
     return out
 
 
-def _error_text(exc: BaseException) -> str:
-    notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", ()))
+def _type_name(exc: BaseException) -> str:
+    if isinstance(exc, _LoaderExit):
+        return "SystemExit"
+    return f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", "")
+
+
+def _original_message(exc: BaseException) -> str:
+    """The error's own message: for torch's worker errors the last line of the worker's traceback
+    (``KeyError: 'no annotation for sample 5'``), not torch's ``Caught KeyError in DataLoader worker process 1.``"""
+    text = str(exc).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.splitlines()[-1].strip()
+        if last.split(":", 1)[0].rsplit(".", 1)[-1] == type(exc).__name__:
+            return last.replace(f"{type(exc).__module__}.", "") if ":" in last else last
+    first = text.splitlines()[0] if text else "(no message)"
+    return f"{_type_name(exc)}: {first}"
+
+
+def _sample_where(exc: BaseException) -> str | None:
+    """``dataset[5] (sample of batch 1 of epoch 0, ...)`` from the note adapters.to_mindspore adds, if any."""
+    for note in getattr(exc, "__notes__", ()):
+        if note.startswith("Raised by "):
+            return note[len("Raised by "):].split(" (re-raised", 1)[0].splitlines()[0].rstrip(".")
+    return None
+
+
+def _torch_worker(exc: BaseException) -> str | None:
+    import re
+
+    match = re.search(r"in DataLoader worker process (\d+)", str(exc))
+    return None if match is None else f"worker {match.group(1)}"
+
+
+def _error_text(exc: BaseException, port_where: str | None = None, port_note: str | None = None) -> str:
+    """First line: side, epoch / batch, sample and worker, then the original type and message; then the full text."""
     side = getattr(exc, "_torch2ms_side", None)
-    where = f"raised by the {side} side: " if side else ""
-    return where + f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}{notes}".replace("builtins.", "")
+    at = getattr(exc, "_torch2ms_at", None)
+    own = _sample_where(exc)
+    if side == "MindSpore":
+        # MindSpore prefetches and may raise while an earlier batch is awaited: its note names the batch.
+        where = [own] if own else [f"while awaiting epoch {at[0]} / batch {at[1]}"] if at else []
+    else:  # torch delivers batches (and their errors) in order: the batch awaited is the one that failed
+        where = [f"epoch {at[0]} / batch {at[1]}"] if at else []
+        sample = own or port_where or _torch_worker(exc)
+        if sample:
+            where.append(sample)
+    head = (f"raised by the {side} side" + (f" at {', '.join(where)}" if where else "") + ": " if side else "")
+    lines = [head + _original_message(exc)]
+    if port_note:
+        lines.append(f"  ({port_note})")
+    full = f"{_type_name(exc)}: {exc}".rstrip()
+    if full != _original_message(exc):  # torch's worker text with the worker's traceback, a multi-line message
+        lines.append(full)
+    lines += [f"  {n}" for n in getattr(exc, "__notes__", ())]
+    return "\n".join(lines)
+
+
+def _port(args: tuple, kwargs: dict, steps: int | None, set_epoch: bool, target: str):
+    """``adapters.to_mindspore`` of a fresh build; what it cannot mirror is a one-line CheckError (exit 2)."""
+    import adapters
+
+    try:
+        return adapters.to_mindspore(*args, steps_per_epoch=steps, set_epoch=set_epoch, **kwargs)
+    except (ValueError, TypeError) as exc:
+        if "yields no batch" in str(exc):
+            raise CheckError(f"{target}: the loader yields no batch, so there is nothing to compare "
+                             f"({_first_line(exc)})") from exc
+        if str(exc).startswith("to_mindspore"):  # its own refusal (an option it cannot mirror), not the user's error
+            raise CheckError(f"{target}: {_first_line(exc)}") from exc
+        raise
+
+
+def _locate_in_port(factory, target: str, seed: int, steps: int | None, set_epoch: bool, at: tuple[int, int],
+                    expected: str) -> tuple[str | None, str]:  # fmt: skip
+    """Replay the MindSpore port up to torch's failing batch ``at``: being exact, it raises there too, and it
+    knows which sample and worker. Returns (where, a note on what the replay found)."""
+    epoch, batch = at
+    ds = None
+    try:
+        _, args, kwargs = _build(factory, target, seed)
+        ds = _port(args, kwargs, steps, set_epoch, target)
+        walk = _MindSporeWalk(ds, epoch + 1, "per-epoch", None)
+        for _ in walk:
+            if walk.position() >= (epoch, batch):
+                break
+    except (Exception, SystemExit) as exc:
+        got = _original_message(exc) if not isinstance(exc, SystemExit) else f"SystemExit: {exc.code!r}"
+        same = "the same error" if got == expected else f"{got}, not the same error"
+        return _sample_where(exc), f"sample located by replaying the MindSpore port to that batch: it raised {same}"
+    finally:
+        if ds is not None:
+            ds.close()
+    return None, "the MindSpore port, replayed to that batch, did not raise there: which sample failed is unknown"
 
 
 def run_check(
@@ -406,6 +644,8 @@ def run_check(
     set_epoch: bool = True,
     progress: bool = True,
     factory: Callable | None = None,
+    max_batches_per_epoch: int | None = None,
+    speed: bool = False,
 ) -> CheckResult:
     """Run the check (see the module docstring); never raises for the user's errors.
 
@@ -415,51 +655,58 @@ def run_check(
         seed: given to :func:`porting.seed_everything` before each build.
         loop: ``one-iterator`` (one MindSpore iterator over all epochs, as ``Model.train``) or
             ``per-epoch`` (a fresh iterator every epoch).
-        steps: batches per epoch for an infinite sampler (``to_mindspore(steps_per_epoch=)``).
+        steps: batches per epoch for an infinite sampler or endless stream (``to_mindspore(steps_per_epoch=)``).
         tolerance: ``exact``, ``default`` or ``RTOL,ATOL``.
         equal_nan: NaN equals NaN.
         set_epoch: call ``set_epoch(e)`` on every reachable sampler before torch's epoch ``e``, as
             training loops do and as ``to_mindspore(set_epoch=True)`` does.
         progress: a progress bar on stderr.
         factory: the factory itself (for use from Python; ``target`` then only names it).
+        max_batches_per_epoch: for a stream without ``__len__``: walk each epoch to its end, but stop
+            with an error (exit 2) once an epoch passes this many batches.
+        speed: afterwards, time each side alone on the same epochs from a fresh build (building the
+            loader and starting its workers included) and report batches/s; off by default, as the
+            comparison walks both sides in lock step, which says nothing about speed.
 
     Returns:
         A :class:`CheckResult`; ``status`` is the exit status.
     """
-    import adapters
     from porting.harness._pipelines import compare_pipelines
 
     result = CheckResult(target=target, status=ExitCode.USAGE, outcome="error", epochs=epochs, seed=seed,
                          loop=loop, steps=steps, tolerance=tolerance, versions=_versions())  # fmt: skip
+    ds = torch_walk = None
     try:
         options = parse_tolerance(tolerance)
         if loop not in ("one-iterator", "per-epoch"):
             raise CheckError(f"--loop: expected one-iterator or per-epoch, got {loop!r}")
         factory = factory or load_factory(target)
-        # 1. torch against itself: the reference digests.
+        # 1. torch against itself: the reference digests (the walk is bounded before it starts).
         loader, _, _ = _build(factory, target, seed)
-        digests = [_column_digests(b) for b in _side("torch", _torch_epochs(loader, epochs, steps, set_epoch))]
+        bound = _epoch_bound(loader, steps, max_batches_per_epoch, target)
+        torch_walk = _TorchWalk(loader, epochs, steps, set_epoch, bound, target)
+        digests = [_column_digests(b) for b in _side("torch", torch_walk, torch_walk.position)]
         del loader
         # 2. MindSpore against torch, both from a fresh build with the same seeds.
         loader, args, kwargs = _build(factory, target, seed)
-        try:
-            ds = adapters.to_mindspore(*args, steps_per_epoch=steps, set_epoch=set_epoch, **kwargs)
-        except ValueError as exc:
-            if "yields no batch" in str(exc):
-                raise CheckError(f"{target}: the loader yields no batch, so there is nothing to compare "
-                                 f"({exc})") from exc
-            raise
+        ds = _port(args, kwargs, steps, set_epoch, target)
         per_epoch = steps or _dataset_size(ds)
         result.columns = [{"name": n, "dtype": str(t), "shape": list(s)}
                           for n, s, t in zip(ds.structure.names, ds.output_shapes(), ds.output_types())]
         repro = _Reproducibility(digests, per_epoch)
         total = per_epoch * epochs if per_epoch else None
-        ms_side = _side("MindSpore", _mindspore_epochs(ds, epochs, loop))
-        torch_side = _side("torch", repro.watch(_torch_epochs(loader, epochs, steps, set_epoch)))
-        report = compare_pipelines(ms_side, torch_side,
+        ms_walk = _MindSporeWalk(ds, epochs, loop, per_epoch)
+        torch_walk = _TorchWalk(loader, epochs, steps, set_epoch, _epoch_bound(loader, steps, max_batches_per_epoch,
+                                                                               target), target)  # fmt: skip
+        report = compare_pipelines(_side("MindSpore", ms_walk, ms_walk.position),
+                                   _side("torch", repro.watch(torch_walk), torch_walk.position),
                                    progress=progress, total=total, equal_nan=equal_nan, batches_per_epoch=per_epoch,
                                    **options)  # fmt: skip
         ds.close()
+        ds = None
+        if speed and repro.first is None and report.ok:
+            _time_each_side_alone(result, factory, target, seed, epochs, loop, steps, set_epoch, bound is not None,
+                                  max_batches_per_epoch)  # fmt: skip
     except CheckError as exc:
         result.error = str(exc)
         return result
@@ -467,11 +714,12 @@ def run_check(
         if "nothing was compared" in str(exc):
             result.error = f"{target}: {exc}"
             return result
-        result.status, result.outcome, result.error = ExitCode.LOADER_ERROR, "error in the loader", _error_text(exc)
-        return result
-    except Exception as exc:
-        result.status, result.outcome, result.error = ExitCode.LOADER_ERROR, "error in the loader", _error_text(exc)
-        return result
+        return _loader_failed(result, exc, factory, target, seed, steps, set_epoch)
+    except (Exception, SystemExit) as exc:
+        return _loader_failed(result, exc, factory, target, seed, steps, set_epoch)
+    finally:
+        if ds is not None:
+            ds.close()
     result.batches, result.tensors, result.bytes = report.batches, report.tensors, report.bytes
     result.mismatches, result.count_mismatch = len(report.mismatches), report.count_mismatch
     if report.worst_abs_location is not None:
@@ -480,9 +728,6 @@ def run_check(
         first = report.mismatches[0]
         result.first_mismatch = first.location
         result.first_mismatch_text = str(first)
-    if report.batches:
-        result.torch_batches_per_s = report.batches / max(report.seconds_b, 1e-9)
-        result.mindspore_batches_per_s = report.batches / max(report.seconds_a, 1e-9)
     result.torch_not_reproducible = repro.first
     if repro.first is not None:
         result.status, result.outcome = ExitCode.NOT_REPRODUCIBLE, "torch side not reproducible"
@@ -491,6 +736,49 @@ def run_check(
     else:
         result.status, result.outcome = ExitCode.OK, report.verdict
     return result
+
+
+def _loader_failed(result: CheckResult, exc: BaseException, factory, target: str, seed: int, steps: int | None,
+                   set_epoch: bool) -> CheckResult:  # fmt: skip
+    """Exit 4: the error's first line names side, epoch, batch and (from the port's replay) sample and worker."""
+    port_where = port_note = None
+    at = getattr(exc, "_torch2ms_at", None)
+    if getattr(exc, "_torch2ms_side", None) == "torch" and at is not None and _sample_where(exc) is None \
+            and not isinstance(exc, _LoaderExit):  # a port replaying sys.exit would exit its own process
+        # torch's reference run raised first (the usual case): torch does not say which sample; the port does.
+        port_where, port_note = _locate_in_port(factory, target, seed, steps, set_epoch, at, _original_message(exc))
+    result.status, result.outcome = ExitCode.LOADER_ERROR, "error in the loader"
+    result.error = _error_text(exc, port_where, port_note)
+    return result
+
+
+def _time_each_side_alone(result: CheckResult, factory, target: str, seed: int, epochs: int, loop: str,
+                          steps: int | None, set_epoch: bool, bounded: bool, limit: int | None) -> None:  # fmt: skip
+    """Each side alone, same epochs, from the factory call to the last batch (loader built, workers started)."""
+    import gc
+    import time
+
+    gc.collect()  # the comparison's garbage: collected before the clocks start (torch forks its workers)
+    start = time.perf_counter()
+    loader, args, kwargs = _build(factory, target, seed)
+    bound = _epoch_bound(loader, steps, limit, target) if bounded else None
+    n_torch = sum(1 for _ in _TorchWalk(loader, epochs, steps, set_epoch, bound, target, collect=False))
+    torch_seconds = time.perf_counter() - start
+    del loader
+    gc.collect()
+    start = time.perf_counter()
+    _, args, kwargs = _build(factory, target, seed)
+    ds = _port(args, kwargs, steps, set_epoch, target)
+    try:
+        n_ms = sum(1 for _ in _MindSporeWalk(ds, epochs, loop, None))
+    finally:
+        ds.close()
+    ms_seconds = time.perf_counter() - start
+    if n_torch != n_ms:  # cannot happen after a matching comparison; never print a figure for unequal work
+        raise CheckError(f"{target}: timed alone, torch yielded {n_torch} batches and MindSpore {n_ms}")
+    result.speed_batches = n_torch
+    result.torch_batches_per_s = n_torch / max(torch_seconds, 1e-9)
+    result.mindspore_batches_per_s = n_ms / max(ms_seconds, 1e-9)
 
 
 def _dataset_size(ds) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from porting.cli._args import HelpFormatter, at_least
 
@@ -12,18 +13,27 @@ _EPILOG = """\
 FACTORY is a function of MODULE (a dotted module importable from the current folder, or a .py
 path) that takes no arguments and returns a torch DataLoader, or (dataset, dataloader_kwargs).
 
+Endless loaders are refused up front: a sampler without __len__ needs --steps; an IterableDataset
+without __len__ needs --steps (an endless stream) or --max-batches-per-epoch (a finite one).
+
 exit status: 0 every batch matched (at least one compared); 1 a mismatch; 2 bad invocation
-(module, factory, options, an empty loader); 3 the torch side is not reproducible (two torch runs
-with the same seeds differ: the port cannot be judged); 4 the loader raised an error.
+(module, factory, options, an empty or endless loader, a target that calls sys.exit; one line on
+stderr); 3 the torch side is not reproducible (two torch runs with the same seeds differ: the port
+cannot be judged); 4 the loader raised an error (its first line names side, epoch, batch, sample).
 """
 
 
 def _run(args: argparse.Namespace) -> int:
     from porting.cli._check import run_check
+    from porting.cli._exit import ExitCode
 
     result = run_check(args.target, epochs=args.epochs, seed=args.seed, loop=args.loop, steps=args.steps,
                        tolerance=args.tolerance, equal_nan=args.equal_nan, set_epoch=not args.no_set_epoch,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, max_batches_per_epoch=args.max_batches_per_epoch,
+                       speed=args.speed)  # fmt: skip
+    if result.status == ExitCode.USAGE:  # nothing was checked: one line, no report
+        print(f"torch2ms check: error: {result.error}", file=sys.stderr)
+        return result.status
     print("\n".join(result.lines()))
     if result.first_mismatch_text:
         print("\n" + result.first_mismatch_text)
@@ -47,7 +57,14 @@ def register(sub) -> None:
     p.add_argument("--loop", choices=("one-iterator", "per-epoch"), default="one-iterator",
                    help="MindSpore loop shape: one iterator over all epochs (as Model.train) or one per epoch")
     p.add_argument("--steps", type=at_least(1), default=None,
-                   help="batches per epoch, for an infinite sampler (detectron2's TrainingSampler, ...)")
+                   help="batches per epoch, for an infinite sampler (detectron2's TrainingSampler, ...) or an endless "
+                        "IterableDataset: one iterator cut into epochs")
+    p.add_argument("--max-batches-per-epoch", type=at_least(1), default=None, metavar="N",
+                   help="for a finite IterableDataset without __len__: walk each epoch to its end, stopping with an "
+                        "error past N batches")
+    p.add_argument("--speed", action="store_true",
+                   help="afterwards, time each side alone on the same epochs (building the loader and starting its "
+                        "workers included) and print batches/s")
     p.add_argument("--tolerance", default="exact", metavar="exact|default|RTOL,ATOL",
                    help="exact: bit for bit; default: torch.testing's per-dtype tolerances; or RTOL,ATOL")
     p.add_argument("--equal-nan", action="store_true", help="NaN equals NaN")

@@ -17,13 +17,9 @@ exit status: 0 converted; 1 entries missing, unexpected or mis-shaped (listed; n
 
 def _load_like(spec: str):
     """``MODULE:FACTORY`` -> the MindSpore cell ``FACTORY()`` returns (``porting.cli._check``'s factory loading)."""
-    from porting.cli._check import CheckError, load_factory
+    from porting.cli._check import CheckError, call_factory, load_factory
 
-    factory = load_factory(spec)
-    try:
-        cell = factory()
-    except Exception as exc:
-        raise CheckError(f"--like {spec}: the factory raised {type(exc).__name__}: {exc}") from exc
+    cell = call_factory(load_factory(spec), f"--like {spec}", "a mindspore.nn.Cell")
     if not hasattr(cell, "parameters_dict"):
         raise CheckError(f"--like {spec}: expected the factory to return a mindspore.nn.Cell, got {type(cell).__name__}")
     return cell

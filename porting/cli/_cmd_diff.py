@@ -37,7 +37,7 @@ def _unpack(result, target: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from porting.cli._check import CheckError, load_factory, parse_tolerance
+    from porting.cli._check import CheckError, call_factory, load_factory, parse_tolerance
     from porting.cli._exit import ExitCode
     from porting.training._layer_diff import diff_layers
 
@@ -47,10 +47,7 @@ def _run(args: argparse.Namespace) -> int:
             tol = {"rtol": 0.0, "atol": 0.0}
         tol.pop("tolerance", None)
         factory = load_factory(args.target)
-        try:
-            result = factory()
-        except Exception as exc:
-            raise CheckError(f"{args.target}: the factory raised {type(exc).__name__}: {exc}") from exc
+        result = call_factory(factory, args.target, "(torch_module, mindspore_cell, inputs)")
         t, m, inputs, target = _unpack(result, args.target)
         if _LOSSES[args.loss] is not None and target is None:
             raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")

@@ -47,9 +47,10 @@ def _settings(args: Any, described: str, hyp: dict, speeds: tuple, unreadable: l
                               + ", ".join(Path(u).name for u in unreadable) if unreadable else "")),
         ("seed", args.seed), ("epochs", args.epochs), ("batch size", args.batch), ("image size", args.imgsz),
         ("workers", args.workers), ("hyp", f"{args.hyp}: " + ", ".join(f"{k}={v}" for k, v in hyp.items())),
-        ("images/s yolov5_pt (torch DataLoader)", f"{pt_speed:.1f}"),
-        ("images/s yolov5_ms (MindSpore)", f"{ms_speed:.1f}"),
-        ("ratio yolov5_ms / yolov5_pt", f"{ms_speed / pt_speed:.2f}"),
+        ("images/s yolov5_pt (alone, build and start-up included)", f"{pt_speed:.1f}"),
+        ("images/s yolov5_ms (alone, build and start-up included)", f"{ms_speed:.1f}"),
+        ("ratio yolov5_ms / yolov5_pt (same images; a short run is dominated by start-up)",
+         f"{ms_speed / pt_speed:.2f}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in vars(env).items() if v)),
     ]  # fmt: skip
     if upstream_note:

@@ -24,4 +24,7 @@ class ExitCode(enum.IntEnum):
     NOT_REPRODUCIBLE = 3
     """``check``: two torch runs with the same seeds differ, so no port can be judged."""
     LOADER_ERROR = 4
-    """``check``: the loader raised (its original type, with sample index, batch and worker)."""
+    """``check``: the loader raised (its first line names side, epoch, batch, sample index and worker)."""
+    INTERNAL_ERROR = 70
+    """A defect in ``torch2ms`` itself (an unexpected exception, traceback printed): never read as a verdict.
+    Python's own status for an uncaught exception is 1, which here means "mismatch"; 70 is sysexits' EX_SOFTWARE."""

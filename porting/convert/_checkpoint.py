@@ -30,6 +30,7 @@ from porting.convert._checkpoint_files import (
     MS_EXT,
     ST_EXT,
     TORCH_EXT,
+    cast_loss,
     dtype_name,
     file_ext,
     ms_tensor,
@@ -206,7 +207,8 @@ class CheckpointReport(Report):
         unexpected: checkpoint keys nothing in the cell corresponds to.
         mis_shaped: ``(torch key, MindSpore name, shape in the checkpoint, shape expected)``.
         warnings: other findings (a BatchNorm momentum that looks unflipped; a batch counter the checkpoint
-            lacks, which the cell keeps as torch's ``load_state_dict`` does).
+            lacks, which the cell keeps as torch's ``load_state_dict`` does; a dtype cast that changes values:
+            imaginary parts dropped, overflow to inf, underflow to 0, integers out of range).
     """
 
     loaded: tuple = ()
@@ -382,6 +384,10 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
             continue
         dst_dtype = dtype_name(item.param)
         hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
+        loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
+        if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
+            hows.append(f"LOSSY: {loss}")
+            warnings.append(f"{key} -> {item.ms}: {src_dtype} -> {dst_dtype} changes values: {loss}")
         if hows:
             converted.append((key, item.ms, "; ".join(hows)))
         elif key != item.ms:

@@ -38,8 +38,14 @@ other          0           0
 =============  ==========  ==========
 
 Integers and bools are therefore exact by default; caller-given tolerances apply to every numeric
-dtype (as in torch), with ``|a - e|`` taken in int64 (torch takes it in the input dtype and wraps
-around for uint8).
+dtype (as in torch), with ``|a - e|`` taken exactly (torch takes it in the input dtype and wraps
+around for uint8, and in int64 for 64-bit extremes). uint64 meeting a signed integer dtype (with
+``check_dtype=False``) is a dtype mismatch: no integer dtype holds both, and torch's int64 upcast
+would call ``2**64 - 1`` and ``-1`` equal.
+
+Equal is not always identical: ``-0.0 == 0.0``, and NaN payloads differ under ``equal_nan``. Such
+elements pass (as in torch) and are counted in ``signed_zeros`` / ``nan_payloads``, so that a report
+says "bit-identical" only when the bits are.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from __future__ import annotations
 import cmath
 import dataclasses
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -126,6 +133,9 @@ class Comparison(Report):
         worst_abs_diff, worst_abs_path, worst_abs_index: largest ``|actual - expected|`` over all
             compared elements (including those within tolerance), and where; path ``None`` if all equal.
         worst_rel_diff, worst_rel_path, worst_rel_index: the same for ``|actual - expected| / |expected|``.
+        signed_zeros, nan_payloads: float elements that passed but are not bit-identical: equal values
+            of different sign (``-0.0`` / ``0.0``), or NaN on both sides with different bits (``equal_nan``).
+        not_identical_path, not_identical_index: where the first of those is (path ``None`` if none).
     """
 
     mismatches: tuple[Mismatch, ...] = ()
@@ -138,11 +148,20 @@ class Comparison(Report):
     worst_rel_diff: float = 0.0
     worst_rel_path: tuple | None = None
     worst_rel_index: tuple[int, ...] | None = None
+    signed_zeros: int = 0
+    nan_payloads: int = 0
+    not_identical_path: tuple | None = None
+    not_identical_index: tuple[int, ...] | None = None
 
     @property
     def ok(self) -> bool:
         """True when no mismatch was found."""
         return not self.mismatches
+
+    @property
+    def identical(self) -> bool:
+        """No mismatch and no element that differs only in the sign of zero or its NaN payload."""
+        return self.ok and not (self.signed_zeros or self.nan_payloads)
 
     @property
     def verdict(self) -> str:
@@ -152,6 +171,10 @@ class Comparison(Report):
     def summary(self) -> str:
         """One line: what was compared and the worst difference seen."""
         line = f"compared {self.tensors} tensors ({self.elements} elements, {self.bytes} bytes)"
+        if self.signed_zeros or self.nan_payloads:
+            line += (f"; {self.signed_zeros + self.nan_payloads} element(s) equal but not bit-identical "
+                     f"({not_identical_words(self.signed_zeros, self.nan_payloads)}), the first at "
+                     f"{format_location(self.not_identical_path, self.not_identical_index) or 'the top level'}")
         if self.worst_abs_path is None:
             return line + "; all equal"
         return (
@@ -189,6 +212,31 @@ class Comparison(Report):
         return self.summary() if self.ok else self.failure_text()
 
 
+def not_identical_words(signed_zeros: int, nan_payloads: int) -> str:
+    """``1 element differs only in the sign of zero, 2 only in their NaN payload`` (empty parts left out).
+
+    Example:
+        >>> not_identical_words(2, 1)
+        '2 elements differ only in the sign of zero, 1 only in its NaN payload'
+    """
+    parts, subject = [], True
+    for count, what in ((signed_zeros, "the sign of zero"), (nan_payloads, "NaN payload")):
+        if not count:
+            continue
+        noun = ("element differs" if count == 1 else "elements differ") if subject else ""
+        if what == "NaN payload":
+            what = f"{'its' if count == 1 else 'their'} NaN payload"
+        parts.append(f"{count} {noun} only in {what}".replace("  ", " "))
+        subject = False
+    return ", ".join(parts)
+
+
+def _float_bits(x: float | complex) -> bytes:
+    if isinstance(x, complex):
+        return struct.pack("<dd", x.real, x.imag)
+    return struct.pack("<d", x)
+
+
 def _nan_hint(count: int) -> str:
     # NaN != NaN is the IEEE rule and torch's default; a port that produces NaN in the same places
     # usually wants to know that this alone is the difference.
@@ -211,6 +259,14 @@ class _Walker:
         self.tensors = self.elements = self.bytes = 0
         self.worst_abs: tuple = (0, None, None)
         self.worst_rel: tuple = (0.0, None, None)
+        self.signed_zeros = self.nan_payloads = 0
+        self.not_identical: tuple = (None, None)
+
+    def _note_not_identical(self, zeros: int, nans: int, path: tuple, index: tuple | None) -> None:
+        if (zeros or nans) and not (self.signed_zeros or self.nan_payloads):
+            self.not_identical = (path, index)
+        self.signed_zeros += zeros
+        self.nan_payloads += nans
 
     def result(self) -> Comparison:
         return Comparison(
@@ -224,6 +280,10 @@ class _Walker:
             worst_rel_diff=self.worst_rel[0],
             worst_rel_path=self.worst_rel[1],
             worst_rel_index=self.worst_rel[2],
+            signed_zeros=self.signed_zeros,
+            nan_payloads=self.nan_payloads,
+            not_identical_path=self.not_identical[0],
+            not_identical_index=self.not_identical[1],
         )
 
     def _note_worst(self, abs_diff: Any, abs_index: Any, rel_diff: Any, rel_index: Any, path: tuple) -> None:
@@ -311,7 +371,12 @@ class _Walker:
             return
         dtypes = [{int: "int64", float: "float64", complex: "complex128"}.get(type(x), "bool") for x in (a, e)]
         rtol, atol = self.tolerances or default_tolerances(*dtypes)
-        if a == e or (self.equal_nan and cmath.isnan(a) and cmath.isnan(e)):
+        both_nan = self.equal_nan and isinstance(a, (float, complex)) and isinstance(e, (float, complex)) \
+            and cmath.isnan(a) and cmath.isnan(e)
+        if a == e or both_nan:
+            if isinstance(a, (float, complex)) and isinstance(e, (float, complex)) and type(a) is type(e) \
+                    and _float_bits(a) != _float_bits(e):
+                self._note_not_identical(0 if both_nan else 1, 1 if both_nan else 0, path, ())
             return
         abs_diff = abs(a - e)
         rel_diff = math.inf if e == 0 else abs_diff / abs(e)
@@ -342,12 +407,19 @@ class _Walker:
         if self.check_dtype and a.dtype != e.dtype:
             self._fail(path, "dtype", attribute_message("dtype", a.describe_dtype(), e.describe_dtype()))
             return
+        if a.dtype != e.dtype and {x.dtype.kind, y.dtype.kind} == {"u", "i"} and "uint64" in (a.dtype, e.dtype):
+            self._fail(path, "dtype", attribute_message("dtype", a.describe_dtype(), e.describe_dtype())
+                       + " With check_dtype=False they would be promoted, but no integer dtype holds both uint64 and a "
+                         "signed integer dtype exactly (torch's int64 upcast wraps values above 2**63 - 1); cast one "
+                         "side yourself.")  # fmt: skip
+            return
         rtol, atol = self.tolerances or default_tolerances(a.dtype, e.dtype)
         common = promote(a.dtype, e.dtype)
         x, y = _cast(x, a.dtype, common), _cast(y, e.dtype, common)
         diff = diff_arrays(x, y, rtol=rtol, atol=atol, equal_nan=self.equal_nan, dtype=common)
         self._note_worst(diff.worst_abs, diff.worst_abs_index, diff.worst_rel, diff.worst_rel_index, path)
         if not diff.mismatched:
+            self._note_not_identical(diff.signed_zeros, diff.nan_payloads, path, diff.not_identical_index)
             return
         if x.ndim == 0:  # torch words 0-d tensors as scalars, figures from .item()
             ai, ei = x.item(), y.item()

@@ -33,6 +33,8 @@ def promote(a: str, b: str) -> str:
         >>> promote("int64", "float16"), promote("uint8", "int8"), promote("bfloat16", "float16")
         ('float16', 'int16', 'float32')
     """
+    if a == b:  # compared in their own dtype: uint64 values above int64's range are not wrapped
+        return a
     a = "int64" if a in _WIDE_UNSIGNED else a
     b = "int64" if b in _WIDE_UNSIGNED else b
     if a == b:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from porting.harness._arrays import is_worse
-from porting.harness._compare import Mismatch, compare
+from porting.harness._compare import Mismatch, compare, not_identical_words
 from porting.harness._format import format_path
 from porting.harness._tolerances import resolve_tolerances
 
@@ -83,6 +83,9 @@ class PipelineReport(Report):
         seconds_a, seconds_b: the part of it spent waiting for each pipeline's next batch.
         rtol, atol: the tolerances used (``None``: torch's per-dtype defaults).
         equal_nan, check_dtype: the other comparison options used.
+        signed_zeros, nan_payloads: float elements that matched but are not bit-identical (``-0.0`` vs
+            ``0.0``; NaN on both sides with different bits, under ``equal_nan``).
+        not_identical_location: where the first of those is, or ``None``.
     """
 
     batches: int = 0
@@ -103,6 +106,9 @@ class PipelineReport(Report):
     atol: float | None = 0.0
     equal_nan: bool = False
     check_dtype: bool = True
+    signed_zeros: int = 0
+    nan_payloads: int = 0
+    not_identical_location: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,14 +130,24 @@ class PipelineReport(Report):
         return f"rtol={self.rtol:g}, atol={self.atol:g}" + ("" if self.check_dtype else ", dtypes not checked")
 
     @property
+    def identical(self) -> bool:
+        """Bit-identical: an exact comparison of at least one batch that matched, every float in its bits too."""
+        return self.ok and self.exact and self.batches > 0 and not (self.signed_zeros or self.nan_payloads)
+
+    @property
     def verdict(self) -> str:
-        """``bit-identical`` (only from an exact comparison of at least one batch), ``equivalent
-        within <tolerance>``, ``nothing compared`` or ``DIFFER``."""
+        """``bit-identical`` (only from an exact comparison of at least one batch whose bits all match),
+        ``equal, not bit-identical (N elements differ only in the sign of zero, ...)`` (exact, values equal),
+        ``equivalent within <tolerance>``, ``nothing compared`` or ``DIFFER``."""
         if not self.ok:
             return "DIFFER"
         if not self.batches:
             return "nothing compared"
-        return "bit-identical" if self.exact else f"equivalent within {self.tolerance}"
+        if not self.exact:
+            return f"equivalent within {self.tolerance}"
+        if self.signed_zeros or self.nan_payloads:
+            return f"equal, not bit-identical ({not_identical_words(self.signed_zeros, self.nan_payloads)})"
+        return "bit-identical"
 
     def summary(self) -> str:
         """A few lines: verdict, counts, worst difference and where."""
@@ -142,6 +158,9 @@ class PipelineReport(Report):
             f"{self.elements} elements, {self.bytes} bytes in {self.seconds:.2f} s",
             f"tolerance: {self.tolerance}",
         ]
+        if self.not_identical_location is not None:
+            lines.append(f"equal but not bit-identical: {self.signed_zeros + self.nan_payloads} element(s), the first "
+                         f"at {self.not_identical_location}")
         if self.worst_abs_location is None:
             lines.append("worst difference: none (all equal)")
         else:
@@ -343,6 +362,8 @@ def compare_pipelines(
     tensors = elements = nbytes = n = 0
     worst_abs: tuple = (0, None)
     worst_rel: tuple = (0.0, None)
+    signed_zeros = nan_payloads = 0
+    not_identical = None
     count_mismatch = stopped = None
     start = time.perf_counter()
     it_a, it_b = _Timed(_epochs(a, num_epochs, "a")), _Timed(_epochs(b, num_epochs, "b"))
@@ -366,6 +387,13 @@ def compare_pipelines(
                 column, rest = (label(m.path[0]), m.path[1:]) if label and m.path else (None, m.path)
                 mismatches.append(BatchMismatch(n, column, dataclasses.replace(m, path=rest), batches_per_epoch))
             tensors, elements, nbytes = tensors + result.tensors, elements + result.elements, nbytes + result.bytes
+            if (result.signed_zeros or result.nan_payloads) and not_identical is None:
+                path = result.not_identical_path
+                column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
+                not_identical = BatchMismatch(n, column, Mismatch(path=rest, kind="", message="",
+                                                                  abs_index=result.not_identical_index),
+                                              batches_per_epoch).location  # fmt: skip
+            signed_zeros, nan_payloads = signed_zeros + result.signed_zeros, nan_payloads + result.nan_payloads
             for attr, current in (("abs", worst_abs), ("rel", worst_rel)):
                 value, path = getattr(result, f"worst_{attr}_diff"), getattr(result, f"worst_{attr}_path")
                 if path is not None and (current[1] is None or is_worse(value, current[0])):
@@ -408,6 +436,9 @@ def compare_pipelines(
         atol=None if atol is None else float(atol),
         equal_nan=bool(equal_nan),
         check_dtype=bool(check_dtype),
+        signed_zeros=signed_zeros,
+        nan_payloads=nan_payloads,
+        not_identical_location=not_identical,
     )
 
 

@@ -105,3 +105,113 @@ def not_a_loader():
 
 
 NOT_CALLABLE = 3
+
+
+# ------------------------------------------------------------------ hardening (issue 18): exits, endless, errors
+
+
+def exits_0():
+    import sys
+
+    sys.exit(0)  # seen in scripts turned into modules: a main() guard missing
+
+
+def exits_5():
+    import sys
+
+    sys.exit(5)
+
+
+class ExitingDataset(Images):
+    def __getitem__(self, i):
+        if i == 5:
+            import sys
+
+            sys.exit(0)
+        return super().__getitem__(i)
+
+
+def exits_in_getitem():
+    return DataLoader(ExitingDataset(), batch_size=4, num_workers=0)
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """A stream of labelled images, endless when ``n`` is None (webdataset / log readers); no ``__len__``."""
+
+    def __init__(self, n=None):
+        self.n = n
+
+    def __iter__(self):
+        i = 0
+        while self.n is None or i < self.n:
+            yield {"img": torch.rand(3, 4, 4), "label": i}
+            i += 1
+
+
+class SizedStream(Stream):
+    """An endless stream whose ``__len__`` claims ``length`` samples."""
+
+    def __init__(self, length):
+        super().__init__(None)
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+
+def stream_endless():
+    return DataLoader(Stream(), batch_size=4, num_workers=0)
+
+
+def stream_endless_workers():
+    return DataLoader(Stream(), batch_size=4, num_workers=2)
+
+
+def stream_finite():
+    return DataLoader(Stream(n=10), batch_size=4, num_workers=0)
+
+
+def stream_lying_len():
+    return DataLoader(SizedStream(8), batch_size=4, num_workers=0)
+
+
+class LyingSampler(Sampler):
+    """mmengine's InfiniteSampler shape: ``__len__`` is the dataset's size, ``__iter__`` never ends."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        while True:
+            yield from range(self.n)
+
+    def __len__(self):
+        return self.n
+
+
+def lying_sampler():
+    return DataLoader(Images(n=8), batch_size=4, sampler=LyingSampler(8), num_workers=0)
+
+
+class ShiftingSampler(Sampler):
+    """Epoch e visits samples 2e .. 2e + 11 (set_epoch moves the window), so a bad sample shows only in epoch 1."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(range(2 * self.epoch, 2 * self.epoch + 12))
+
+    def __len__(self):
+        return 12
+
+
+def raises_in_epoch_1():
+    return DataLoader(Images(n=14, raise_at=13), batch_size=4, sampler=ShiftingSampler(), num_workers=2)
+
+
+def raises_main_process():
+    return DataLoader(Images(raise_at=5), batch_size=4, num_workers=0)
