@@ -107,7 +107,8 @@ def ms_named_cells(cell: Any) -> list[tuple[str, Any]]:
 
     def walk(prefix: str, c: Any, active: frozenset) -> None:
         out.append((prefix, c))
-        for name, child in c.name_cells().items():
+        # _cells, not name_cells(): name_cells() lists a cell held twice once
+        for name, child in getattr(c, "_cells", {}).items():
             if child is None or id(child) in active:
                 continue  # a cycle: listed once
             walk(_join(prefix, name), child, active | {id(child)})
@@ -125,9 +126,10 @@ class CallTracer:
     Used with forward pre-hooks (:meth:`enter`) and forward hooks (:meth:`exit`), torch's or MindSpore's.
 
     Example:
-        >>> t = CallTracer([("", "top"), ("a", "layer"), ("a.act", "act"), ("b", "layer2"), ("b.act", "act")])
-        >>> _ = t.enter("top"), t.enter("layer2"), t.enter("act")
-        >>> t.exit("act")
+        >>> top, a, b, act = object(), object(), object(), object()
+        >>> t = CallTracer([("", top), ("a", a), ("a.act", act), ("b", b), ("b.act", act)])
+        >>> _ = t.enter(top), t.enter(b), t.enter(act)
+        >>> t.exit(act)
         ('b.act', 0)
     """
 
@@ -207,7 +209,7 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
     for path, c in named:
         if path in owner_of_rule:
             continue
-        has_children = bool(c.name_cells()) and path not in rule_cells
+        has_children = bool(getattr(c, "_cells", None)) and path not in rule_cells
         layers[path] = _Layer(path, type(c).__name__, _kind(type(c).__name__), not has_children, (), {}, c)
     for item in items:
         if item.entry is not None:
