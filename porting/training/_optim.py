@@ -75,12 +75,11 @@ def _ms_params_by_name(torch_optimizer, cell, torch_module, alignment=None) -> l
 
 
 def _ms_params_by_shape(torch_optimizer, cell) -> list[list[Any]]:
-    """Without ``torch_module``: pair by shape, in order within each shape, when that settles every parameter.
+    """Without ``torch_module``: pair by shape, when that settles every parameter (each shape once on each side).
 
-    It does when each shape occurs once on each side, or when the optimizer lists its parameters in the cell's
-    definition order (``SGD(model.parameters())`` on a port that defines its layers in torch's order: the two
-    shape sequences are then the same). Anything else is refused: several same-shaped parameters listed in
-    another order (YOLOv5's three groups) cannot be told apart without names.
+    Same-shaped parameters cannot be told apart without names: neither the optimizer's order nor the cell's
+    proves which is which (two ``Linear(64, 64)`` defined in another order have the same shape sequence), so
+    those are refused with the way out (``torch_module=``, and ``alignment=`` for names that differ).
     """
     from porting.convert._checkpoint import _plan
 
@@ -101,17 +100,14 @@ def _ms_params_by_shape(torch_optimizer, cell) -> list[list[Any]]:
         raise ValueError(f"{where}: the optimizer's {len(t_shapes)} parameters and the cell's {len(m_shapes)} "
                          f"trainable ones do not have the same shapes (e.g. torch has more of {only_t[:3]}); pass "
                          "torch_module= (and alignment= for a port whose names differ)")
-    if t_shapes == m_shapes:
-        chosen = ms_params  # the same order
-    else:
-        repeated = sorted({s for s in t_shapes if t_shapes.count(s) > 1})
-        if repeated:
-            raise ValueError(f"{where}: {sum(t_shapes.count(s) for s in repeated)} parameters share shapes "
-                             f"(e.g. {repeated[:3]}) and the optimizer does not list them in the cell's order, so "
-                             "their shapes cannot tell which MindSpore parameter each is; pass torch_module= (and "
-                             "alignment= for a port whose names differ)")
-        by_shape = dict(zip(m_shapes, ms_params, strict=True))
-        chosen = [by_shape[s] for s in t_shapes]
+    repeated = sorted({s for s in t_shapes if t_shapes.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{where}: {sum(t_shapes.count(s) for s in repeated)} parameters share shapes "
+                         f"(e.g. {repeated[:3]}), so shapes cannot tell which MindSpore parameter each is (the "
+                         "optimizer's order and the cell's prove nothing); pass torch_module= (and alignment= for a "
+                         "port whose names differ)")
+    by_shape = dict(zip(m_shapes, ms_params, strict=True))
+    chosen = [by_shape[s] for s in t_shapes]
     out: list[list[Any]] = [[] for _ in torch_optimizer.param_groups]
     for (g, i, p), m in zip(t_params, chosen, strict=True):
         out[g].append(_checked(m, p, f"param_groups[{g}]['params'][{i}] (MindSpore {m.name!r}, matched by shape)",
@@ -166,8 +162,8 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
         cell_or_params: the MindSpore ``nn.Cell`` holding the converted weights, or a sequence of
             ``mindspore.Parameter`` in the torch optimizer's parameter order (group by group). With a Cell and
             ``torch_module``, parameters are matched by name (the checkpoint rules, or ``alignment``); with a
-            Cell alone, by shape, in order: accepted only when that is unambiguous (every shape once on each
-            side, or the optimizer lists the parameters in the cell's definition order), refused otherwise.
+            Cell alone, by shape, when that is unambiguous (every shape once on each side); same-shaped
+            parameters are refused then (no order proves which is which): pass ``torch_module``.
         torch_module: the torch module the optimizer's parameters belong to (names them).
         alignment: with ``torch_module``, an :class:`~porting.Alignment` (or a saved one's path) for a port
             whose names differ from torch's.

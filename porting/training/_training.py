@@ -291,7 +291,12 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
                     ref["gradients"] = {n: r_params[n].grad.detach().clone() for n in t_grads}
                     r_opt.step()
                     if r_sched is not None:
-                        r_sched.step()
+                        import warnings
+
+                        with warnings.catch_warnings():
+                            # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
+                            warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
+                            r_sched.step()
                 finally:
                     torch.set_default_dtype(old)
                 ref["loss"] = np.float64(r_loss.item())
