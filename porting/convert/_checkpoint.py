@@ -202,7 +202,10 @@ class CheckpointMismatchError(ValueError):
 
     def __init__(self, report: "CheckpointReport", where: str) -> None:
         self.report = report
-        super().__init__(f"{where}: the checkpoint does not match the cell\n" + "\n".join(report.problem_lines()))
+        hint = ("; names on both sides that nothing pairs: for a port written independently pass "
+                "alignment=porting.align(torch_module, cell)" if report.missing and report.unexpected else "")
+        super().__init__(f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
+                         + "\n".join(report.problem_lines()))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import importlib.util
 import os
 import sys
 import types
@@ -169,13 +170,15 @@ def torch_yolov5s(nc: int = 80, seed: int = 0):
     import torch
 
     yolo = upstream_yolo()
-    torch.manual_seed(seed)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = yolo.DetectionModel(os.path.join(os.path.dirname(yolo.__file__), "yolov5s.yaml"), ch=3, nc=nc)
     from yolov5.utils.general import LOGGER
 
-    LOGGER.disabled = True  # upstream logs the model table on every build
-    return model
+    torch.manual_seed(seed)
+    disabled, LOGGER.disabled = LOGGER.disabled, True  # upstream logs the model table on every build
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return yolo.DetectionModel(os.path.join(os.path.dirname(yolo.__file__), "yolov5s.yaml"), ch=3, nc=nc)
+    finally:
+        LOGGER.disabled = disabled
 
 
 # mindyolo's configs/yolov5/yolov5s.yaml, its `network:` section (the wheel ships no configs).
@@ -199,27 +202,33 @@ MINDYOLO_YOLOV5S = {
 }
 
 
-def _pkg_resources_stand_in() -> None:
-    # mindyolo.data.albumentations does `import pkg_resources as pkg` (setuptools >= 81 has none) and only
-    # calls it when albumentations augmentation is configured, which the model path never is.
-    if "pkg_resources" in sys.modules:
-        return
-    try:
-        importlib.import_module("pkg_resources")
-        return
-    except ImportError:
-        pass
+def _import_mindyolo():
+    """Import mindyolo with a ``pkg_resources`` stand-in in ``sys.modules`` only while it imports.
+
+    ``mindyolo.data.albumentations`` does ``import pkg_resources as pkg`` (setuptools >= 81 has none) and calls
+    it only when albumentations augmentation is configured, which the model path never is; the stand-in is
+    taken out again afterwards (pytest's monkeypatch, among others, treats a ``pkg_resources`` module as real).
+    """
+    if "mindyolo" in sys.modules:
+        return sys.modules["mindyolo"]
     from yolov5_pt.upstream import _StandIn
 
-    module = _StandIn("pkg_resources")
-    module.__spec__ = importlib.machinery.ModuleSpec("pkg_resources", loader=None)
-    sys.modules["pkg_resources"] = module
+    added = None
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
+        added = _StandIn("pkg_resources")
+        added.__spec__ = importlib.machinery.ModuleSpec("pkg_resources", loader=None)
+        sys.modules["pkg_resources"] = added
+    try:
+        return importlib.import_module("mindyolo")
+    finally:
+        if added is not None and sys.modules.get("pkg_resources") is added:
+            del sys.modules["pkg_resources"]
 
 
 def mindyolo_yolov5s(nc: int = 80):
     """mindyolo 0.5.0's yolov5s from its config (random init)."""
     _require("mindyolo", MINDYOLO_VERSION)
-    _pkg_resources_stand_in()
+    _import_mindyolo()
     import contextlib
     import io
 
@@ -228,3 +237,32 @@ def mindyolo_yolov5s(nc: int = 80):
 
     with contextlib.redirect_stdout(io.StringIO()):
         return create_model(model_name="yolov5", model_cfg=Config(MINDYOLO_YOLOV5S), num_classes=nc)
+
+
+# ------------------------------------------------------------------------------------------------ CLI factories
+
+
+def resnet18_input(batch: int = 2, size: int = 64):
+    import numpy as np
+
+    return np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+
+
+def resnet18_pair():
+    """``torch2ms align`` factory: torch ResNet-18 and mindcv's resnet18 (weights as built) and an input."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch_resnet18(), mindcv_resnet18(), resnet18_input()
+
+
+def resnet18_loaded():
+    """``torch2ms diff --map`` factory: the pair with torch's weights loaded through the saved alignment
+    (``RESNET18_MAP`` in the environment), both in eval mode."""
+    import porting
+
+    t, m, x = resnet18_pair()
+    porting.load_torch_state_dict(m, t.state_dict(), alignment=os.environ["RESNET18_MAP"])
+    t.eval()
+    m.set_train(False)
+    return t, m, x
