@@ -382,19 +382,19 @@ def _unique_pairs(eq: np.ndarray) -> tuple[list[tuple[int, int]], dict[int, set[
         return [(i, i) for i in range(n)], {}
     pairs = _lcs_pairs(eq)
     best = len(pairs)
-    certain, ambiguous = [], {}
+    certain: list[tuple[int, int]] = []
+    seen: dict[int, set[int]] = {}  # every pairing some longest alignment makes
     for i, j in pairs:
+        seen.setdefault(i, set()).add(j)
         eq[i, j] = False
-        alternative = _lcs(eq) == best
-        if alternative:
-            # where else it could go: another longest alignment without this pair
-            alt = _lcs_pairs(eq)
-            cands = {j} | {jj for ii, jj in alt if ii == i}
-            ambiguous[i] = cands
-        eq[i, j] = True
-        if not alternative:
+        if _lcs(eq) == best:  # another longest alignment does without this pair: where else things go
+            for ii, jj in _lcs_pairs(eq):
+                seen.setdefault(ii, set()).add(jj)
+        else:
             certain.append((i, j))
-    return certain, ambiguous
+        eq[i, j] = True
+    fixed = {i for i, _ in certain}
+    return certain, {i: cands for i, cands in seen.items() if i not in fixed}
 
 
 # ------------------------------------------------------------------------------------------------ result
@@ -416,6 +416,7 @@ class Alignment(Report):
             the maps because more than one pairing fits equally well.
         torch_type, ms_type: the two models' class names.
         order: ``'execution'`` (traced forward) or ``'definition'`` (attribute order) or ``'file'``.
+        notes: ``{torch layer path: note}`` on how a pair was made, where it is worth saying (out of order).
     """
 
     state: dict
@@ -427,6 +428,7 @@ class Alignment(Report):
     torch_type: str = ""
     ms_type: str = ""
     order: str = "file"
+    notes: dict = dataclasses.field(default_factory=dict)
 
     # ---- the report protocol
 
@@ -464,7 +466,7 @@ class Alignment(Report):
         rows += [("UNMATCHED", n, "", why) for n, why in self.unmatched_torch.items()]
         rows += [("UNMATCHED", "", n, why) for n, why in self.unmatched_mindspore.items()]
         rows += [("derived", "", n, note) for n, note in self.derived.items()]
-        rows += [("layer", t, m, "" if t == m else "renamed") for t, m in self.layers.items()]
+        rows += [("layer", t, m, self.notes.get(t) or ("" if t == m else "renamed")) for t, m in self.layers.items()]
         rows += [("state", t, m, "" if t == m else "renamed") for t, m in self.state.items()]
         return rows
 
@@ -502,7 +504,7 @@ class Alignment(Report):
             "torch_type": self.torch_type, "ms_type": self.ms_type, "order": self.order,
             "state": dict(self.state), "layers": dict(self.layers), "derived": dict(self.derived),
             "unmatched_torch": dict(self.unmatched_torch), "unmatched_mindspore": dict(self.unmatched_mindspore),
-            "ambiguous": [dict(a) for a in self.ambiguous],
+            "ambiguous": [dict(a) for a in self.ambiguous], "notes": dict(self.notes),
         }
         return head + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
 
@@ -544,7 +546,7 @@ class Alignment(Report):
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected a mapping with 'state' and 'layers', got {type(data).__name__}")
         known = {"torch_type", "ms_type", "order", "state", "layers", "derived", "unmatched_torch",
-                 "unmatched_mindspore", "ambiguous"}
+                 "unmatched_mindspore", "ambiguous", "notes"}
         extra = sorted(set(map(str, data)) - known)
         if extra:
             raise ValueError(f"{where}: unknown key(s) {extra}; expected some of {sorted(known)}")
@@ -582,7 +584,7 @@ class Alignment(Report):
                    ambiguous=tuple({"torch": a["torch"], "candidates": [str(c) for c in a["candidates"]],
                                     "reason": str(a.get("reason", ""))} for a in ambiguous),
                    torch_type=str(data.get("torch_type") or ""), ms_type=str(data.get("ms_type") or ""),
-                   order=str(data.get("order") or "file"))
+                   order=str(data.get("order") or "file"), notes=names("notes", False))
 
 
 def _duplicates(values) -> list:
@@ -666,6 +668,7 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
         order = "execution"
 
     layer_map: dict[str, str] = {}
+    notes: dict[str, str] = {}
     ambiguous: list[dict] = []
     unmatched_t: dict[str, str] = {}
     unmatched_m: dict[str, str] = {}
@@ -695,6 +698,15 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
     t_anchor = [p for p in t_order if anchor(t_layers[p])]
     m_anchor = [p for p in m_order if anchor(m_layers[p])]
     sequence_match(t_anchor, m_anchor, same_anchor, "same kind and parameter shapes")
+    # out of order but unique: one layer of a kind and shapes left on each side, and nowhere else to go
+    undecided = {a["torch"] for a in ambiguous}
+    t_left = [p for p in t_anchor if p not in layer_map and p not in undecided]
+    m_left = [q for q in m_anchor if q not in layer_map.values() and not any(q in a["candidates"] for a in ambiguous)]
+    for p in t_left:
+        fits = [q for q in m_left if same_anchor(p, q)]
+        if len(fits) == 1 and sum(1 for pp in t_left if same_anchor(pp, fits[0])) == 1:
+            layer_map[p] = fits[0]
+            notes[p] = "paired by kind and parameter shapes alone (the only such layer on each side; order differs)"
 
     # 2. leaves without trainable parameters, between the paired ones
     anchors_m = set(layer_map.values())
@@ -829,7 +841,8 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
     layers = {p: layer_map[p] for p in t_layers if p in layer_map}
     return Alignment(state=state, layers=layers, derived=derived, unmatched_torch=unmatched_t,
                      unmatched_mindspore=unmatched_m, ambiguous=tuple(ambiguous),
-                     torch_type=type(torch_module).__name__, ms_type=type(ms_cell).__name__, order=order)
+                     torch_type=type(torch_module).__name__, ms_type=type(ms_cell).__name__, order=order,
+                     notes=notes)
 
 
 def _derived_note(t_layer: _Layer | None, local: str, name: str, ms_cell: Any, shape: tuple) -> str:
