@@ -54,23 +54,10 @@ def _run(args: argparse.Namespace) -> int:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"torch2ms align: error: {text}", file=sys.stderr)
         return ExitCode.USAGE
-    shown = alignment if args.all else _problems_only(alignment)
     print(f"torch2ms align {args.target}: {alignment.verdict} ({alignment.order} order)\n")
-    print(shown)
+    print(alignment.table(changes_only=not args.all))
     print(f"\n  map: {args.out}")
     return ExitCode.OK if alignment.ok else ExitCode.MISMATCH
-
-
-def _problems_only(alignment):
-    """The alignment's table without the plain pairs (``--all`` prints them too)."""
-    import dataclasses
-
-    class _Short(type(alignment)):
-        def rows(self):
-            rows = super().rows()
-            return [r for r in rows if r[0] not in ("layer", "state") or r[3]]
-
-    return _Short(**{f.name: getattr(alignment, f.name) for f in dataclasses.fields(alignment)})
 
 
 def register(sub) -> None:

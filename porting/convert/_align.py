@@ -467,13 +467,25 @@ class Alignment(Report):
         rows += [("UNMATCHED", "", n, why) for n, why in self.unmatched_mindspore.items()]
         rows += [("derived", "", n, note) for n, note in self.derived.items()]
         rows += [("layer", t, m, self.notes.get(t) or ("" if t == m else "renamed")) for t, m in self.layers.items()]
-        rows += [("state", t, m, "" if t == m else "renamed") for t, m in self.state.items()]
+        # a state entry is "renamed" when its layer is (BatchNorm's weight -> gamma & co. are the rule tables')
+        rows += [("state", t, m, "" if self.layers.get(_parent(t), _parent(t)) == _parent(t) else "renamed")
+                 for t, m in self.state.items()]
         return rows
 
-    def __str__(self) -> str:
+    def table(self, changes_only: bool = False) -> str:
+        """The rows as an aligned text table, then the counts.
+
+        Args:
+            changes_only: leave out the pairs whose names are the same on both sides (keep renamed, derived,
+                ambiguous and unmatched rows).
+        """
+        rows = [r for r in self.rows() if not changes_only or r[0] not in ("layer", "state") or r[3]]
         return "\n".join([text_table(self._HEADER, [[(c or "<top>") if i in (1, 2) and r[0] == "layer" else c
-                                                      for i, c in enumerate(r)] for r in self.rows()]),
+                                                      for i, c in enumerate(r)] for r in rows]),
                           "", self.summary()])
+
+    def __str__(self) -> str:
+        return self.table()
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown and the counts."""
