@@ -9,7 +9,8 @@ ResNet-18 (torchvision's names) / mindcv 0.3.0 ``resnet18``, and upstream YOLOv5
 * ``diff_layers`` elementwise and with ``reference="float64"`` (a third, float64 torch pass), against one plain
   forward + backward on both sides (torch ``backward``, MindSpore ``value_and_grad``), training mode.
 
-Run: ``.venv/bin/python benchmarks/bench_alignment.py [--batch 2] [--size 64] [--repeat 3] [--models resnet18,yolov5s]``.
+Run: ``.venv/bin/python benchmarks/bench_alignment.py [--batch 2] [--size 64] [--repeat 3]
+[--models resnet18,yolov5s]``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``torch2ms align MODULE:FACTORY --out map.yaml``: pair the names of a torch model and its independently written port."""
+"""``torch2ms align MODULE:FACTORY --out map.yaml``: the name map between a torch model and its independent port."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def _unpack(result, target: str):
     from porting.cli._check import CheckError
 
     if not isinstance(result, tuple) or len(result) < 2:
-        raise CheckError(f"{target}: must return (torch_module, mindspore_cell[, inputs, ...]); got "
-                         f"{type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+        got = type(result).__name__ + (f" of length {len(result)}" if isinstance(result, tuple) else "")
+        raise CheckError(f"{target}: must return (torch_module, mindspore_cell[, inputs, ...]); got {got}")
     t, m, *rest = result
     if not hasattr(t, "named_modules"):
         raise CheckError(f"{target}: item 0 must be a torch.nn.Module, got {type(t).__name__}")

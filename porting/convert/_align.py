@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from porting.convert._checkpoint_rules import CARRIED, RULES
+from porting.convert._checkpoint_rules import CARRIED
 from porting.harness._format import text_table
 
 from torch2ms_base._report import Report, markdown_table

@@ -296,7 +296,8 @@ class CheckpointReport(Report):
     def summary(self) -> str:
         """Counts per status."""
         counts = [
-            (len(self.loaded), "names kept" if self.names_kept else "loaded"), (len(self.renamed), "renamed"), (len(self.converted), "converted"),
+            (len(self.loaded), "names kept" if self.names_kept else "loaded"), (len(self.renamed), "renamed"),
+            (len(self.converted), "converted"),
             (len(self.carried), "carried"), (len(self.filled), "filled"), (len(self.unused), "unused"),
             *([(len(self.kept), "kept")] if self.kept else []),
             (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),

@@ -91,12 +91,13 @@ def _ms_params_by_shape(torch_optimizer, cell) -> list[list[Any]]:
         layout = layout_of.get(p.name)
         return shape[: layout[1]] + shape[layout[1] + 1:] if layout else shape
 
-    t_params = [(g, i, p) for g, group in enumerate(torch_optimizer.param_groups) for i, p in enumerate(group["params"])]
+    t_params = [(g, i, p) for g, group in enumerate(torch_optimizer.param_groups)
+                for i, p in enumerate(group["params"])]
     t_shapes = [tuple(p.shape) for _, _, p in t_params]
     m_shapes = [torch_shape(p) for p in ms_params]
     where = "convert_optimizer(torch_optimizer, cell) without torch_module"
     if sorted(t_shapes) != sorted(m_shapes):
-        only_t = sorted(set(t_shapes) - set(m_shapes)) or sorted({s for s in t_shapes if t_shapes.count(s) > m_shapes.count(s)})
+        only_t = sorted({s for s in t_shapes if t_shapes.count(s) > m_shapes.count(s)})
         raise ValueError(f"{where}: the optimizer's {len(t_shapes)} parameters and the cell's {len(m_shapes)} "
                          f"trainable ones do not have the same shapes (e.g. torch has more of {only_t[:3]}); pass "
                          "torch_module= (and alignment= for a port whose names differ)")

@@ -19,7 +19,7 @@ import numpy as np
 from porting.convert._align import as_alignment
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
-from porting.training._layer_diff import as_float64, float64_copy, mode_message, unpaired_entries
+from porting.training._layer_diff import as_float64, mode_message, unpaired_entries
 from porting.training._reference import compare_to_reference
 
 from torch2ms_base._report import Report, markdown_table
@@ -235,7 +235,8 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     names = torch_to_mindspore_names(t_model, m_model, alignment=alignment)
     unpaired = unpaired_entries(t_model, names, alignment, "compare_training")
     t_params = {n: p for n, p in t_model.named_parameters() if n not in unpaired}
-    t_buffers = {n: b for n, b in t_model.named_buffers() if not n.endswith("num_batches_tracked") and n not in unpaired}
+    t_buffers = {n: b for n, b in t_model.named_buffers()
+                 if not n.endswith("num_batches_tracked") and n not in unpaired}
     m_all = {p.name: p for p in m_model.get_parameters()}
     tol = dict(rtol=rtol, atol=atol)
     r_model = r_opt = r_sched = None
@@ -295,7 +296,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
 
                         with warnings.catch_warnings():
                             # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
-                            warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
+                            warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
                             r_sched.step()
                 finally:
                     torch.set_default_dtype(old)

@@ -125,6 +125,16 @@ def test_cli_align_then_diff_with_the_map(tmp_path, monkeypatch, capsys):
     assert main(["diff", "tests.porting._zoo:resnet18_loaded", "--map", str(out)]) == 1
     text = capsys.readouterr().out
     assert "first divergence: layer 'maxpool' (MaxPool2d), forward output" in text
+    t, _, _ = _zoo.resnet18_pair()
+    torch.save(t.state_dict(), tmp_path / "r18.pth")
+    args = ["convert-ckpt", str(tmp_path / "r18.pth"), str(tmp_path / "r18.ckpt"),
+            "--like", "tests.porting._zoo:mindcv_resnet18"]
+    assert main(args) == 1  # without the map: every renamed entry listed, nothing written
+    assert "layer2.0.down_sample.0.weight" in capsys.readouterr().out and not (tmp_path / "r18.ckpt").exists()
+    assert main([*args, "--map", str(out)]) == 0
+    assert "classifier.weight" in capsys.readouterr().out and (tmp_path / "r18.ckpt").exists()
+    assert main(["convert-ckpt", str(tmp_path / "r18.pth"), str(tmp_path / "x.ckpt"), "--map", str(out)]) == 2
+    assert "--map needs --like" in capsys.readouterr().err
     out.write_text("state: [1, 2]\nlayers: {}\n")
     assert main(["diff", "tests.porting._zoo:resnet18_loaded", "--map", str(out)]) == 2
     assert "'state': expected a mapping of names, got list" in capsys.readouterr().err
