@@ -153,11 +153,17 @@ def upstream_yolo():
             setattr(added.get(parent) or sys.modules[parent], child, module)
         added[name] = module
         sys.modules[name] = module
+    before = set(sys.modules)
     try:
         _upstream_yolo = importlib.import_module("yolov5.models.yolo")
     finally:
         for name, module in added.items():
             if sys.modules.get(name) is module:
+                del sys.modules[name]
+        # The model modules stay reachable through _upstream_yolo; out of sys.modules they leave the process as
+        # yolov5_pt.upstream leaves it (its tests check that upstream's model zoo was never imported).
+        for name in set(sys.modules) - before:
+            if name.startswith("yolov5."):
                 del sys.modules[name]
     return _upstream_yolo
 
@@ -170,7 +176,7 @@ def torch_yolov5s(nc: int = 80, seed: int = 0):
     import torch
 
     yolo = upstream_yolo()
-    from yolov5.utils.general import LOGGER
+    LOGGER = yolo.LOGGER  # noqa: N806 (upstream's name)
 
     torch.manual_seed(seed)
     disabled, LOGGER.disabled = LOGGER.disabled, True  # upstream logs the model table on every build
