@@ -7,7 +7,8 @@ By concept, one subpackage each (everything public is also importable from ``por
   ``compare_pipelines`` / ``assert_pipelines_equivalent`` (batch streams, exact by default);
 * :mod:`porting.convert` — BatchNorm and checkpoints: ``convert_batchnorm``, ``copy_batchnorm_state``,
   ``load_torch_state_dict``, ``torch_state_dict``, ``convert_checkpoint``, ``torch_to_mindspore_names``,
-  ``ReferenceSyncBatchNorm`` / ``ReferenceSyncBatchNormCell``;
+  ``ReferenceSyncBatchNorm`` / ``ReferenceSyncBatchNormCell``; ``align`` / ``Alignment`` (the name map
+  between a torch model and an independently written port);
 * :mod:`porting.training` — the training step: ``convert_optimizer``, ``convert_lr_scheduler``,
   ``diff_layers``, ``compare_training``;
 * :mod:`porting.cli` — the ``torch2ms`` command line, its reports and the YOLOv5 demo.
@@ -30,10 +31,12 @@ from torch2ms_base import (
 check_environment()
 
 from porting.convert import (  # noqa: E402
+    Alignment,
     CheckpointMismatchError,
     CheckpointReport,
     ReferenceSyncBatchNorm,
     ReferenceSyncBatchNormCell,
+    align,
     convert_batchnorm,
     convert_checkpoint,
     copy_batchnorm_state,
@@ -86,6 +89,9 @@ __all__ = [
     "CheckpointMismatchError",
     "ReferenceSyncBatchNorm",
     "ReferenceSyncBatchNormCell",
+    # two independently written models
+    "align",
+    "Alignment",
     # the training step
     "convert_optimizer",
     "convert_lr_scheduler",

@@ -14,7 +14,7 @@ SURFACE = {
         "compare", "compare_pipelines", "environment_report", "seed_everything",
         "CheckpointMismatchError", "CheckpointReport", "convert_batchnorm", "convert_checkpoint",
         "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict", "torch_to_mindspore_names",
-        "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
+        "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell", "Alignment", "align",
         "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
         "convert_lr_scheduler", "convert_optimizer", "diff_layers",
     ],
@@ -25,7 +25,7 @@ SURFACE = {
     "porting.convert": [
         "CheckpointMismatchError", "CheckpointReport", "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
         "convert_batchnorm", "convert_checkpoint", "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict",
-        "torch_to_mindspore_names",
+        "torch_to_mindspore_names", "Alignment", "align",
     ],
     "porting.training": [
         "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",

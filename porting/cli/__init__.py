@@ -16,7 +16,7 @@ from porting.cli._args import HelpFormatter
 __all__ = ["main", "build_parser"]
 
 # Order is the order of ``torch2ms --help``.
-_COMMANDS = ("demo", "check", "convert_ckpt", "diff", "env")
+_COMMANDS = ("demo", "check", "align", "convert_ckpt", "diff", "env")
 
 
 def _version() -> str:

@@ -32,7 +32,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         like = _load_like(args.like) if args.like else None
-        report = convert_checkpoint(args.src, args.dst, like=like, strict=not args.no_strict)
+        if args.map and like is None:
+            raise CheckError("--map needs --like (the MindSpore cell: its rules give the layouts and dtypes)")
+        report = convert_checkpoint(args.src, args.dst, like=like, strict=not args.no_strict, alignment=args.map)
     except CheckpointMismatchError as exc:
         print(exc.report.table())
         print(f"torch2ms convert-ckpt: {str(exc).splitlines()[0]}; nothing written", file=sys.stderr)
@@ -60,6 +62,9 @@ def register(sub) -> None:
     p.add_argument("--like", metavar="MODULE:FACTORY", default=None,
                    help="a callable returning the MindSpore cell whose names to map to (or from): a dotted module "
                         "importable from the current folder, or a .py path; without it names and layouts are kept")
+    p.add_argument("--map", default=None, metavar="FILE",
+                   help="with --like, an alignment (YAML, from `torch2ms align`) pairing the names of a port written "
+                        "independently")
     p.add_argument("--no-strict", action="store_true",
                    help="with --like, write what matches even if entries are missing, unexpected or mis-shaped")
     p.set_defaults(func=_run)

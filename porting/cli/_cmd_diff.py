@@ -15,8 +15,14 @@ that takes no arguments and returns (torch_module, mindspore_cell, inputs) or
 (torch_module, mindspore_cell, inputs, target): both models holding the same weights and in the same
 mode, inputs an array or a tuple of arrays (numpy / torch / mindspore).
 
+Verdicts: by default (--reference float64) each tensor is judged against a float64 run of the torch
+model: MindSpore passes when its RMS distance to float64 is within 2x torch float32's (3x under 1000
+elements) plus a floor of 1e-5 + 1.3e-6 x RMS (torch._dynamo.utils.same's fp64_ref rule). A correct port
+passes; a real difference (padding, epsilon, a transposed weight, a BatchNorm momentum) fails at its
+layer. --reference none, or --tolerance, compares element by element instead.
+
 exit status: 0 every layer matched; 1 a divergence (the first one is named); 2 bad invocation
-(module, factory, what it returned, options, models in different modes).
+(module, factory, what it returned, options, models in different modes, map file).
 """
 
 _LOSSES = {"sum": None, "mse": "mse", "cross_entropy": "cross_entropy"}
@@ -42,18 +48,29 @@ def _run(args: argparse.Namespace) -> int:
     from porting.training._layer_diff import diff_layers
 
     try:
+        reference = args.reference
+        if reference is None:  # the float64 rule, unless tolerances were asked for
+            reference = "none" if args.tolerance != "default" else "float64"
+        if reference == "float64" and args.tolerance != "default":
+            raise CheckError("--tolerance applies to elementwise comparisons: use it with --reference none")
         tol = parse_tolerance(args.tolerance)
         if tol.get("tolerance") == "exact":
             tol = {"rtol": 0.0, "atol": 0.0}
         tol.pop("tolerance", None)
+        alignment = None
+        if args.map:
+            from porting.convert._align import Alignment
+
+            alignment = Alignment.load(args.map)
         factory = load_factory(args.target)
         result = call_factory(factory, args.target, "(torch_module, mindspore_cell, inputs)")
         t, m, inputs, target = _unpack(result, args.target)
         if _LOSSES[args.loss] is not None and target is None:
             raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")
         loss = _LOSSES[args.loss]
-        report = diff_layers(t, m, inputs, loss=loss, target=None if loss is None else target, **tol)
-    except (CheckError, ValueError, TypeError) as exc:
+        report = diff_layers(t, m, inputs, loss=loss, target=None if loss is None else target, alignment=alignment,
+                             reference=None if reference == "none" else reference, **tol)
+    except (CheckError, ValueError, TypeError, OSError) as exc:
         print(f"torch2ms diff: error: {exc}".splitlines()[0] if isinstance(exc, CheckError) else
               f"torch2ms diff: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -80,7 +97,13 @@ def register(sub) -> None:
     p.add_argument("target", metavar="MODULE:FACTORY", help="where your factory is, e.g. my_project.port:make_pair")
     p.add_argument("--loss", choices=sorted(_LOSSES), default="sum",
                    help="loss to backpropagate: the sum of the output, or mse / cross_entropy against the target")
+    p.add_argument("--reference", choices=("float64", "none"), default=None,
+                   help="float64 (the default without --tolerance): judge against a float64 run of the torch model; "
+                        "none: element by element with --tolerance")
     p.add_argument("--tolerance", default="default", metavar="default|exact|RTOL,ATOL",
-                   help="default: torch.testing's per-dtype tolerances; exact: bit for bit; or RTOL,ATOL")
+                   help="with --reference none: torch.testing's per-dtype tolerances; exact: bit for bit; or RTOL,ATOL")
+    p.add_argument("--map", default=None, metavar="FILE",
+                   help="an alignment (YAML, from `torch2ms align` or porting.Alignment.save) pairing the names of a "
+                        "port written independently")
     p.add_argument("--markdown", default=None, metavar="PATH", help="also write the report as markdown to PATH")
     p.set_defaults(func=_run)

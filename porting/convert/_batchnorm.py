@@ -298,9 +298,9 @@ def copy_batchnorm_state(src: Any, dst: Any) -> None:
         return
     import torch
 
-    state = torch_state_dict(cell)
     own = module.state_dict()
-    if "num_batches_tracked" in own and "num_batches_tracked" not in state:
-        state["num_batches_tracked"] = own["num_batches_tracked"].clone()
+    # a cell without a counter of its own leaves torch's as it is
+    state = torch_state_dict(cell, num_batches_tracked=(int(own["num_batches_tracked"])
+                                                        if "num_batches_tracked" in own else None))
     with torch.no_grad():
         module.load_state_dict(state, strict=True)

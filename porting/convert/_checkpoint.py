@@ -40,7 +40,8 @@ from porting.convert._checkpoint_files import (
     torch_tensor,
     write_tensors,
 )
-from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
+from porting.convert._align import as_alignment
+from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, KEY_SIGNATURES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
 from porting.harness._format import text_table
 
 from torch2ms_base._report import Report, markdown_table
@@ -62,7 +63,7 @@ class _Item:
     """One MindSpore parameter and the torch key it corresponds to."""
 
     ms: str  # parameter name, as in cell.parameters_dict()
-    torch: str  # full torch state-dict key
+    torch: str | None  # full torch state-dict key (None: an alignment names none for it)
     entry: Entry | None  # None: no rule names it, same name and layout
     cell: Any
     param: Any
@@ -75,6 +76,7 @@ class _Carried:
     cell: Any
     active: bool  # torch has the key for this cell (False: track_running_stats=False, no counter)
     ms: str | None  # the cell's own counter Parameter's name, if it carries one
+    ms_path: str = ""  # the MindSpore name the counter has or gets (the cell's path + attribute)
 
 
 def _rule_name(cell: Any) -> str | None:
@@ -100,18 +102,24 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
-    """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings."""
+def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried], list[str]]:
+    """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings.
+
+    With an :class:`~porting.Alignment` the torch keys are the alignment's (``None`` where it names none);
+    without one, a parameter's torch key is its own path with the rule's torch name.
+    """
     params = cell.parameters_dict()
     name_of = {id(p): n for n, p in params.items()}  # Parameter.name is a slow property
     claimed: dict[str, _Item] = {}
     carried: list[_Carried] = []
     carried_names: set[str] = set()
     warnings: list[str] = []
+    ruled: list[str] = []
     for prefix, sub in cell.cells_and_names():
         rule = _rule_name(sub)
-        if rule is None:
-            continue
+        if rule is None or any(prefix.startswith(r + ".") or not r for r in ruled):
+            continue  # a cell inside a rule's cell (BatchNorm3d's bn2d) is part of that rule
+        ruled.append(prefix)
         for entry in RULES[rule]:
             name = name_of.get(id(_resolve(sub, entry.ms)))
             if name is not None and name not in claimed:
@@ -119,7 +127,7 @@ def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
         for entry in CARRIED.get(rule, ()):
             name = name_of.get(id(getattr(sub, entry.ms, None)))
             active = entry.when is None or _condition(entry.when, sub, for_save=False)
-            carried.append(_Carried(_join(prefix, entry.torch), entry.ms, sub, active, name))
+            carried.append(_Carried(_join(prefix, entry.torch), entry.ms, sub, active, name, _join(prefix, entry.ms)))
             if name is not None:
                 carried_names.add(name)
         warning = _momentum_warning(prefix, sub, rule)
@@ -130,6 +138,11 @@ def _plan(cell: Any) -> tuple[list[_Item], list[_Carried], list[str]]:
         if name in carried_names:
             continue
         items.append(claimed.get(name) or _Item(name, name, None, None, param))
+    if alignment is not None:
+        torch_of = {ms: key for key, ms in alignment.state.items()}
+        items = [dataclasses.replace(item, torch=torch_of.get(item.ms)) for item in items]
+        carried = [dataclasses.replace(c, torch=torch_of.get(c.ms_path), active=c.active and c.ms_path in torch_of)
+                   for c in carried]
     return items, carried, warnings
 
 
@@ -152,16 +165,18 @@ def _momentum_warning(prefix: str, cell: Any, rule: str) -> str | None:
     return None
 
 
-def torch_to_mindspore_names(torch_module: Any, cell: Any) -> dict[str, str]:
+def torch_to_mindspore_names(torch_module: Any, cell: Any, *, alignment: Any = None) -> dict[str, str]:
     """Map each key of ``torch_module.state_dict()`` that has a MindSpore counterpart to its name in ``cell``.
 
     Matching is by the name rules (:mod:`porting.convert._checkpoint_rules`, the ones :func:`load_torch_state_dict`
-    applies), not by definition order. Keys without a counterpart (``num_batches_tracked``) and keys the
-    cell has no parameter for are absent.
+    applies) on the same attribute paths, or by ``alignment`` for a port whose names differ; never by
+    definition order. Keys without a counterpart (``num_batches_tracked``) and keys the cell has no
+    parameter for are absent.
 
     Args:
         torch_module: a ``torch.nn.Module``.
-        cell: a ``mindspore.nn.Cell`` with the same attribute structure.
+        cell: a ``mindspore.nn.Cell`` with the same attribute structure (or any, with ``alignment``).
+        alignment: an :class:`~porting.Alignment` (:func:`porting.align`) or the path of a saved one.
 
     Returns:
         ``{torch key: MindSpore parameter name}`` in the torch state dict's order.
@@ -175,8 +190,8 @@ def torch_to_mindspore_names(torch_module: Any, cell: Any) -> dict[str, str]:
         >>> torch_to_mindspore_names(torch.nn.ModuleDict({"bn": torch.nn.BatchNorm3d(3)}), Net())["bn.weight"]
         'bn.bn2d.gamma'
     """
-    items, _, _ = _plan(cell)
-    by_torch = {item.torch: item.ms for item in items}
+    items, _, _ = _plan(cell, as_alignment(alignment, "torch_to_mindspore_names"))
+    by_torch = {item.torch: item.ms for item in items if item.torch is not None}
     return {key: by_torch[key] for key in torch_module.state_dict() if key in by_torch}
 
 
@@ -188,7 +203,10 @@ class CheckpointMismatchError(ValueError):
 
     def __init__(self, report: "CheckpointReport", where: str) -> None:
         self.report = report
-        super().__init__(f"{where}: the checkpoint does not match the cell\n" + "\n".join(report.problem_lines()))
+        hint = ("; names on both sides that nothing pairs: for a port written independently pass "
+                "alignment=porting.align(torch_module, cell)" if report.missing and report.unexpected else "")
+        super().__init__(f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
+                         + "\n".join(report.problem_lines()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +227,9 @@ class CheckpointReport(Report):
         warnings: other findings (a BatchNorm momentum that looks unflipped; a batch counter the checkpoint
             lacks, which the cell keeps as torch's ``load_state_dict`` does; a dtype cast that changes values:
             imaginary parts dropped, overflow to inf, underflow to 0, integers out of range).
+        kept: ``(MindSpore name, note)`` left as the cell has them: the derived constants an
+            :class:`~porting.Alignment` lists (no torch entry; e.g. mindyolo's ``stride``).
+        names_kept: a file conversion without ``like=`` kept every name as it was (no rule applied).
     """
 
     loaded: tuple = ()
@@ -221,6 +242,8 @@ class CheckpointReport(Report):
     unexpected: tuple = ()
     mis_shaped: tuple = ()
     warnings: tuple = ()
+    kept: tuple = ()
+    names_kept: bool = False
 
     @property
     def ok(self) -> bool:
@@ -253,12 +276,13 @@ class CheckpointReport(Report):
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """``(status, source name, destination name, detail)`` for every entry."""
-        rows = [("loaded", n, n, "") for n in self.loaded]
+        rows = [("kept name" if self.names_kept else "loaded", n, n, "") for n in self.loaded]
         rows += [("renamed", k, n, "") for k, n in self.renamed]
         rows += [("converted", k, n, how) for k, n, how in self.converted]
         rows += [("carried", k, n, "extra int64 parameter") for k, n in self.carried]
         rows += [("filled", "", n, how) for n, how in self.filled]
         rows += [("unused", "", n, "MindSpore never reads it") for n in self.unused]
+        rows += [("kept", "", n, note) for n, note in self.kept]
         rows += [("MISSING", "", n, "not in the checkpoint") for n in self.missing]
         rows += [("UNEXPECTED", k, "", "nothing in the cell") for k in self.unexpected]
         rows += [("MIS-SHAPED", k, n, f"{tuple(got)} != expected {tuple(want)}") for k, n, got, want in self.mis_shaped]
@@ -274,8 +298,10 @@ class CheckpointReport(Report):
     def summary(self) -> str:
         """Counts per status."""
         counts = [
-            (len(self.loaded), "loaded"), (len(self.renamed), "renamed"), (len(self.converted), "converted"),
+            (len(self.loaded), "names kept" if self.names_kept else "loaded"), (len(self.renamed), "renamed"),
+            (len(self.converted), "converted"),
             (len(self.carried), "carried"), (len(self.filled), "filled"), (len(self.unused), "unused"),
+            *([(len(self.kept), "kept")] if self.kept else []),
             (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),
         ]
         return ", ".join(f"{n} {what}" for n, what in counts) + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
@@ -355,16 +381,23 @@ def _meta(source: Mapping[str, Any], key: str) -> tuple[tuple[int, ...], str]:
     return shape_of(value), dtype_name(value)
 
 
-def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list, list]:
+def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple[CheckpointReport, list, list]:
     """Decide every entry without touching the cell: the report, the loads and the carried counters."""
-    items, carried, warnings = _plan(cell)
+    items, carried, warnings = _plan(cell, alignment)
+    derived = alignment.derived if alignment is not None else {}
     keys = set(source.keys())
     used: set[str] = set()
-    loaded, renamed, converted, filled, unused, missing, mis_shaped = [], [], [], [], [], [], []
+    loaded, renamed, converted, filled, unused, missing, mis_shaped, kept = [], [], [], [], [], [], [], []
     loads = []  # (item, torch key, dtype note)
     for item in items:
         key = item.torch
         entry = item.entry
+        if item.ms in derived and (key is None or key not in keys):
+            kept.append((item.ms, derived[item.ms]))
+            continue
+        if key is None:
+            missing.append(item.ms)
+            continue
         if key not in keys:
             if entry is not None and entry.when is not None and not _condition(entry.when, item.cell, for_save=False):
                 if entry.fill is None:
@@ -410,15 +443,15 @@ def _match(cell: Any, source: Mapping[str, Any]) -> tuple[CheckpointReport, list
             used.add(c.torch)
             shape, _ = _meta(source, c.torch)
             if shape != ():
-                mis_shaped.append((c.torch, c.torch, shape, ()))
+                mis_shaped.append((c.torch, c.ms_path, shape, ()))
                 continue
-            carried_rows.append((c.torch, c.torch))
+            carried_rows.append((c.torch, c.ms_path))
             counters.append((c, c.torch))
     unexpected = [k for k in source.keys() if k not in used]
     report = CheckpointReport(
         loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
         filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
-        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings),
+        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings), kept=tuple(kept),
     )
     return report, loads, counters
 
@@ -455,7 +488,8 @@ def _counter_parameter(cell: Any, attr: str, name: str, value: int):
     setattr(cell, attr, Parameter(data, name=name, requires_grad=False))
 
 
-def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True) -> CheckpointReport:
+def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True,
+                          alignment: Any = None) -> CheckpointReport:
     """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
 
     Names and layouts are mapped by :mod:`porting.convert._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
@@ -475,6 +509,9 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
             Tensors read from a file are never shared with anyone, so they are adopted without a copy.
             Either way no two parameters share memory: of entries on one storage (tied weights), all but
             the first are copied.
+        alignment: for a port whose names differ from torch's (mindcv, mindyolo), an
+            :class:`~porting.Alignment` from :func:`porting.align` or the path of a saved one: each torch
+            key goes to the MindSpore parameter it names; its derived constants are ``kept``.
 
     Returns:
         A :class:`CheckpointReport` (``.table()`` prints it; ``.warnings`` lists momenta that look unflipped).
@@ -494,9 +531,10 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         ('fc.weight', 'fc.bias')
     """
     where = "load_torch_state_dict"
+    alignment = as_alignment(alignment, where)
     source, owned = _source_mapping(state_dict_or_path, where)
     adopt = owned or not copy
-    report, loads, counters = _match(cell, source)
+    report, loads, counters = _match(cell, source, alignment)
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)
     adopted = _Claims()
@@ -510,7 +548,8 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         # an optimizer would update it twice. The second one gets a copy.
         item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None and adopted.claim(array)))
     for carried, key in counters:
-        _counter_parameter(carried.cell, carried.attr, getattr(getattr(carried.cell, carried.attr, None), "name", key),
+        _counter_parameter(carried.cell, carried.attr,
+                           getattr(getattr(carried.cell, carried.attr, None), "name", carried.ms_path),
                            int(to_numpy(source[key])))
     return report
 
@@ -518,14 +557,22 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
 # ------------------------------------------------------------------------------------------ the way back
 
 
-def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None):
+def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None, alignment: Any = None):
     """``[(torch key, MindSpore name, array-like, layout)]`` for the cell (or for ``arrays`` named like it),
     plus the MindSpore names ``arrays`` lacks and its mis-shaped entries."""
     from mindspore import Parameter
 
-    items, carried, _ = _plan(cell)
-    out, missing, mis_shaped = [], [], []
+    items, carried, _ = _plan(cell, alignment)
+    derived = alignment.derived if alignment is not None else {}
+    out, missing, mis_shaped, uncounted = [], [], [], []
+    unnamed = [item.ms for item in items if item.torch is None and item.ms not in derived]
+    if unnamed:
+        raise ValueError(f"the alignment names no torch key for {len(unnamed)} MindSpore parameter(s): "
+                         f"{', '.join(unnamed[:5])}{' ...' if len(unnamed) > 5 else ''}; pair them in the map "
+                         "(its 'state' section) or list them under 'derived'")
     for item in items:
+        if item.torch is None:
+            continue  # a derived constant: torch has no entry for it
         entry = item.entry
         if entry is not None and entry.when is not None and not _condition(entry.when, item.cell, for_save=True):
             continue  # torch has no such entry (affine=False / track_running_stats=False)
@@ -541,30 +588,45 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
         if not c.active:
             continue  # torch has no counter with track_running_stats=False
         own = getattr(c.cell, c.attr, None)
-        if arrays is not None and c.torch in arrays:
-            out.append((c.torch, c.torch, arrays[c.torch], None))
+        if arrays is not None and c.ms_path in arrays:
+            out.append((c.torch, c.ms_path, arrays[c.ms_path], None))
         elif arrays is None and isinstance(own, Parameter):
             out.append((c.torch, own.name, own, None))
         elif num_batches_tracked is not None:
-            out.append((c.torch, c.torch, np.array(num_batches_tracked, dtype=np.int64), None))
-        # else: left out, so torch's strict load_state_dict names it missing (never a made-up count).
-    return out, missing, mis_shaped
+            out.append((c.torch, c.ms_path, np.array(num_batches_tracked, dtype=np.int64), None))
+        else:
+            uncounted.append(c.torch)
+        # else: left out (never a made-up count); torch's load_state_dict would set it to 0 without a word,
+        # so torch_state_dict warns by name.
+    return out, missing, mis_shaped, uncounted
 
 
-def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None) -> dict:
+def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None, alignment: Any = None) -> dict:
     """The torch-named state dict of a MindSpore cell (the reverse of :func:`load_torch_state_dict`).
 
     Every parameter goes back under its torch key, in torch's layout and its own dtype; the carried
     ``num_batches_tracked`` counters come back as int64 0-d tensors, so torch -> MindSpore -> torch is
     exact. affine=False gamma/beta and track_running_stats=False statistics are left out, as torch has none.
 
+    A BatchNorm cell that carries no counter (built in MindSpore, or loaded from a ``.ckpt`` with
+    ``mindspore.load_param_into_net`` into a fresh cell, which drops the file's counters: it lists them in
+    its second return value) has no count to give: its key is left out unless ``num_batches_tracked`` is
+    given, and a ``UserWarning`` names every such key, because torch's ``load_state_dict`` does not: even
+    with ``strict=True`` it fills a missing counter with 0 and says "All keys matched successfully".
+
     Args:
         cell: a ``mindspore.nn.Cell``.
-        num_batches_tracked: the count to write for BatchNorm cells that carry none (a cell built in
-            MindSpore); ``None`` leaves those keys out, so torch's strict ``load_state_dict`` names them.
+        num_batches_tracked: the count to write for BatchNorm cells that carry none; ``None`` leaves those
+            keys out (with the warning).
+        alignment: for a port whose names differ from torch's, an :class:`~porting.Alignment` or the path
+            of a saved one: every parameter goes back under the torch key it names (derived constants are
+            left out; a parameter it names no key for is refused).
 
     Returns:
         ``{torch key: torch.Tensor}``.
+
+    Raises:
+        ValueError: ``alignment`` names no torch key for a parameter (and does not list it as derived).
 
     Example:
         >>> import mindspore
@@ -572,8 +634,18 @@ def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None) -> di
         >>> sorted(sd)
         ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
     """
+    named, _, _, uncounted = _torch_named(cell, None, num_batches_tracked, as_alignment(alignment, "torch_state_dict"))
+    if uncounted:
+        import warnings
+
+        warnings.warn(
+            f"torch_state_dict: {len(uncounted)} BatchNorm layer(s) carry no num_batches_tracked, left out: "
+            f"{', '.join(uncounted[:8])}{' ...' if len(uncounted) > 8 else ''}; torch's load_state_dict sets a "
+            "missing counter to 0 without a word (strict or not). Pass num_batches_tracked=N, or load the "
+            "checkpoint with porting.load_torch_state_dict, which keeps the counters on the cell",
+            UserWarning, stacklevel=2)
     out = {}
-    for key, _, value, layout in _torch_named(cell, None, num_batches_tracked)[0]:
+    for key, _, value, layout in named:
         out[key] = torch_tensor(_apply_layout(to_numpy(value), layout, to_ms=False), dtype_name(value))
     return out
 
@@ -591,13 +663,57 @@ def _naming(src: str, dst: str) -> str:
     )
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True) -> CheckpointReport:
+def _implied_renames(keys: list[str], to_ms: bool) -> dict[str, str]:
+    """``{key: new key}`` for the layers a bare state dict's own keys identify (:data:`KEY_SIGNATURES`)."""
+    present = set(keys)
+    renames: dict[str, str] = {}
+    for rule, signature in KEY_SIGNATURES.items():
+        entries = RULES[rule]
+        by_name = {e.torch: e.ms for e in entries} if to_ms else {e.ms: e.torch for e in entries}
+        ms_of = {e.torch: e.ms for e in entries}
+        sig = signature if to_ms else tuple(ms_of[n] for n in signature)  # in the source's own naming
+        prefixes = {k[: -len(sig[0]) - 1] for k in keys if k.endswith("." + sig[0]) or k == sig[0]}
+        for prefix in prefixes:
+            if all(_join(prefix, n) in present for n in sig):
+                for old, new in by_name.items():
+                    if _join(prefix, old) in present:
+                        renames[_join(prefix, old)] = _join(prefix, new)
+    return renames
+
+
+def _convert_by_keys(src: str, dst: str, source: Mapping[str, Any]) -> CheckpointReport:
+    """``convert_checkpoint`` without ``like``: BatchNorm groups renamed (their keys say what they are), the
+    other names kept, and the report says which."""
+    s, d = file_ext(src), file_ext(dst)
+    direction = ("to_ms" if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT) else
+                 "to_torch" if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT) else None)
+    keys = list(source.keys())
+    renames = _implied_renames(keys, direction == "to_ms") if direction else {}
+    out = {renames.get(k, k): source[k] for k in keys}
+    write_tensors(dst, out, dtypes={renames.get(k, k): dtype_name(source[k]) for k in keys})
+    kept = tuple(k for k in keys if k not in renames)
+    warnings = []
+    if direction and kept:
+        warnings.append(
+            f"no like=: {len(kept)} name(s) kept as they were; only BatchNorm groups (running_mean/running_var "
+            "or moving_mean/moving_variance keys) were renamed. Layers whose MindSpore names differ in ways their "
+            "keys cannot show (LayerNorm/GroupNorm gamma/beta, Embedding embedding_table, BatchNorm3d bn2d.*, "
+            "Conv1d's extra axis) keep torch's: pass like= (the MindSpore cell) to name them by the rules")
+    return CheckpointReport(loaded=kept, renamed=tuple(renames.items()), warnings=tuple(warnings), names_kept=True)
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True,
+                       alignment: Any = None) -> CheckpointReport:
     """Convert a checkpoint file: ``.pt/.pth/.safetensors`` <-> ``.ckpt/.safetensors``, dtypes preserved.
 
-    Without ``like`` the names and layouts are kept (a format change; fp16/fp32/fp64 stored as they
-    are, bfloat16 through float32 and back). With ``like`` (a ``mindspore.nn.Cell``) names and layouts
-    follow the rule tables: torch -> MindSpore when the destination is ``.ckpt`` (or the source is
-    ``.pt/.pth``), MindSpore -> torch when the destination is ``.pt/.pth`` (or the source is ``.ckpt``).
+    Without ``like`` layouts are kept (a format change; fp16/fp32/fp64 stored as they are, bfloat16
+    through float32 and back) and so are the names, except what the keys themselves show: a group with
+    ``running_mean`` and ``running_var`` is a BatchNorm and gets MindSpore's names (``gamma``, ``beta``,
+    ``moving_mean``, ``moving_variance``; the reverse towards ``.pt/.pth``); the report lists every name
+    kept (status ``kept name``) and says which layers would need ``like=``. With ``like`` (a
+    ``mindspore.nn.Cell``) names and layouts follow the rule tables: torch -> MindSpore when the
+    destination is ``.ckpt`` (or the source is ``.pt/.pth``), MindSpore -> torch when the destination is
+    ``.pt/.pth`` (or the source is ``.ckpt``).
 
     Args:
         src: source file.
@@ -605,13 +721,16 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
         like: optional MindSpore cell whose structure gives the names (its parameters are not changed).
         strict: with ``like``, raise :class:`CheckpointMismatchError` on any missing, unexpected or
             mis-shaped entry (nothing is written then).
+        alignment: with ``like``, an :class:`~porting.Alignment` (or the path of a saved one) naming the
+            torch key of each MindSpore parameter, for a port whose names differ from torch's.
 
     Returns:
         A :class:`CheckpointReport` of every entry.
 
     Raises:
         CheckpointMismatchError: see ``strict``.
-        ValueError: unsupported extensions, or ``like`` with no side telling the naming.
+        ValueError: unsupported extensions, ``like`` with no side telling the naming, ``alignment``
+            without ``like``.
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -626,11 +745,14 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
             raise ValueError(f"convert_checkpoint: {role} {path!r}: expected .pt, .pth, .safetensors or .ckpt")
     where = f"convert_checkpoint({src!r} -> {dst!r})"
     source = read_tensors(src, lazy=True)
+    alignment = as_alignment(alignment, "convert_checkpoint")
     if like is None:
-        write_tensors(dst, source, dtypes={k: dtype_name(v) for k, v in source.items()})
-        return CheckpointReport(loaded=tuple(source.keys()))
+        if alignment is not None:
+            raise ValueError("convert_checkpoint: alignment= needs like= too (the MindSpore cell: its rules give the "
+                             "layouts and dtypes the names alone do not)")
+        return _convert_by_keys(src, dst, source)
     if _naming(src, dst) == "to_ms":
-        report, loads, counters = _match(like, source)
+        report, loads, counters = _match(like, source, alignment)
         if strict and not report.ok:
             raise CheckpointMismatchError(report, where)
         out, dtypes = {}, {}
@@ -641,14 +763,15 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
             else:
                 out[item.ms] = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
         for carried, key in counters:
-            out[key], dtypes[key] = to_numpy(source[key]).astype(np.int64), "int64"
+            out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
         write_tensors(dst, out, dtypes=dtypes)
         return report
     # MindSpore -> torch names.
-    items, missing, mis_shaped = _torch_named(like, source, None)
-    used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped}
+    items, missing, mis_shaped, uncounted = _torch_named(like, source, None, alignment)
+    derived = alignment.derived if alignment is not None else {}
+    used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped} | set(derived)
     unexpected = tuple(k for k in source if k not in used)
-    counted = {c.torch for c in _plan(like)[1] if c.active}
+    counted = {c.torch for c in _plan(like, alignment)[1] if c.active}
     plain = [(key, ms, layout) for key, ms, _, layout in items if key not in counted]
     report = CheckpointReport(
         loaded=tuple(ms for key, ms, layout in plain if key == ms and layout is None),
@@ -658,6 +781,9 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
         missing=tuple(missing),
         unexpected=unexpected,
         mis_shaped=tuple(mis_shaped),
+        kept=tuple((n, note) for n, note in derived.items() if n in source),
+        warnings=tuple(f"{key}: no counter in the source, left out (torch's load_state_dict would set it to 0)"
+                       for key in uncounted),
     )
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)

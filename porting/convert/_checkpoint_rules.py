@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Entry", "RULES", "CELL_RULES", "CARRIED", "CONDITIONS", "MOMENTUM_SUSPECT_ABOVE"]
+__all__ = ["Entry", "RULES", "CELL_RULES", "CARRIED", "CONDITIONS", "KEY_SIGNATURES", "MOMENTUM_SUSPECT_ABOVE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,3 +94,12 @@ CONDITIONS: tuple[str, ...] = ("affine", "tracks_running_stats")
 #: A BatchNorm cell that mixes more than this fraction of each batch into its running statistics
 #: (torch's momentum convention) looks unflipped: torch's default 0.1 passed to MindSpore as 0.1 means 0.9.
 MOMENTUM_SUSPECT_ABOVE = 0.5
+
+#: rule name -> the torch keys that, found together under one prefix of a bare state dict, say which layer it
+#: is (``convert_checkpoint`` without ``like=``): ``running_mean`` + ``running_var`` is a BatchNorm (1d/2d; a
+#: BatchNorm3d's MindSpore names go through ``bn2d`` and need ``like=``). Other layers whose MindSpore names
+#: differ (LayerNorm/GroupNorm gamma/beta, Embedding) cannot be told from their keys (a 1-d ``weight`` and
+#: ``bias``): their names are kept, and the report says so.
+KEY_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "batchnorm": ("running_mean", "running_var"),
+}

@@ -45,10 +45,10 @@ def _scalar(value: Any, where: str) -> Any:
     return value
 
 
-def _ms_params_by_name(torch_optimizer, cell, torch_module) -> list[list[Any]]:
+def _ms_params_by_name(torch_optimizer, cell, torch_module, alignment=None) -> list[list[Any]]:
     from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
-    names = torch_to_mindspore_names(torch_module, cell)
+    names = torch_to_mindspore_names(torch_module, cell, alignment=alignment)
     torch_names = {id(p): n for n, p in torch_module.named_parameters(remove_duplicate=False)}
     ms_params = dict(cell.parameters_and_names())
     out = []
@@ -62,13 +62,57 @@ def _ms_params_by_name(torch_optimizer, cell, torch_module) -> list[list[Any]]:
             tname = torch_names[id(p)]
             if tname not in names:
                 raise KeyError(f"{where}: torch parameter {tname!r} has no counterpart in the cell "
-                               f"{type(cell).__name__} under the checkpoint rules (porting.convert._checkpoint)")
+                               f"{type(cell).__name__} " + ("in the alignment" if alignment is not None else
+                                                            "under the checkpoint rules (porting.convert._checkpoint); "
+                                                            "pass alignment=porting.align(torch_module, cell)"))
             mname = names[tname]
             if mname not in ms_params:
                 raise KeyError(f"{where}: torch parameter {tname!r} maps to {mname!r}, which the cell "
                                f"{type(cell).__name__} does not have")
             row.append(_checked(ms_params[mname], p, f"{where}, torch {tname!r} -> MindSpore {mname!r}"))
         out.append(row)
+    return out
+
+
+def _ms_params_by_shape(torch_optimizer, cell) -> list[list[Any]]:
+    """Without ``torch_module``: pair by shape, when that settles every parameter (each shape once on each side).
+
+    Same-shaped parameters cannot be told apart without names: neither the optimizer's order nor the cell's
+    proves which is which (two ``Linear(64, 64)`` defined in another order have the same shape sequence), so
+    those are refused with the way out (``torch_module=``, and ``alignment=`` for names that differ).
+    """
+    from porting.convert._checkpoint import _plan
+
+    ms_params = [p for p in cell.trainable_params()]
+    layout_of = {item.ms: item.entry.layout for item in _plan(cell)[0] if item.entry is not None and item.entry.layout}
+
+    def torch_shape(p):
+        shape = tuple(p.shape)
+        layout = layout_of.get(p.name)
+        return shape[: layout[1]] + shape[layout[1] + 1:] if layout else shape
+
+    t_params = [(g, i, p) for g, group in enumerate(torch_optimizer.param_groups)
+                for i, p in enumerate(group["params"])]
+    t_shapes = [tuple(p.shape) for _, _, p in t_params]
+    m_shapes = [torch_shape(p) for p in ms_params]
+    where = "convert_optimizer(torch_optimizer, cell) without torch_module"
+    if sorted(t_shapes) != sorted(m_shapes):
+        only_t = sorted({s for s in t_shapes if t_shapes.count(s) > m_shapes.count(s)})
+        raise ValueError(f"{where}: the optimizer's {len(t_shapes)} parameters and the cell's {len(m_shapes)} "
+                         f"trainable ones do not have the same shapes (e.g. torch has more of {only_t[:3]}); pass "
+                         "torch_module= (and alignment= for a port whose names differ)")
+    repeated = sorted({s for s in t_shapes if t_shapes.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{where}: {sum(t_shapes.count(s) for s in repeated)} parameters share shapes "
+                         f"(e.g. {repeated[:3]}), so shapes cannot tell which MindSpore parameter each is (the "
+                         "optimizer's order and the cell's prove nothing); pass torch_module= (and alignment= for a "
+                         "port whose names differ)")
+    by_shape = dict(zip(m_shapes, ms_params, strict=True))
+    chosen = [by_shape[s] for s in t_shapes]
+    out: list[list[Any]] = [[] for _ in torch_optimizer.param_groups]
+    for (g, i, p), m in zip(t_params, chosen, strict=True):
+        out[g].append(_checked(m, p, f"param_groups[{g}]['params'][{i}] (MindSpore {m.name!r}, matched by shape)",
+                               shape=torch_shape(m)))
     return out
 
 
@@ -88,13 +132,14 @@ def _ms_params_in_order(torch_optimizer, params: Sequence[Any]) -> list[list[Any
     return out
 
 
-def _checked(ms_param: Any, torch_param: Any, where: str) -> Any:
+def _checked(ms_param: Any, torch_param: Any, where: str, shape: tuple | None = None) -> Any:
     import mindspore as ms
 
     if not isinstance(ms_param, ms.Parameter):
         raise TypeError(f"{where}: expected a mindspore.Parameter, got {type(ms_param).__name__}")
-    if tuple(ms_param.shape) != tuple(torch_param.shape):
-        raise ValueError(f"{where}: shape {tuple(ms_param.shape)} on the MindSpore side, "
+    got = tuple(ms_param.shape) if shape is None else shape
+    if got != tuple(torch_param.shape):
+        raise ValueError(f"{where}: shape {got} on the MindSpore side, "
                          f"{tuple(torch_param.shape)} in torch")
     if not torch_param.requires_grad:
         # torch skips a parameter whose .grad stays None (no decay, no momentum); MindSpore's value_and_grad
@@ -105,7 +150,7 @@ def _checked(ms_param: Any, torch_param: Any, where: str) -> Any:
     return ms_param
 
 
-def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module: Any = None):
+def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module: Any = None, alignment: Any = None):
     """Build the MindSpore optimizer that makes the same steps as ``torch_optimizer``.
 
     Hyperparameters are copied group by group (per-group ``lr``, ``weight_decay``, momentum, betas...,
@@ -115,10 +160,14 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
 
     Args:
         torch_optimizer: a ``torch.optim.SGD``, ``Adam``, ``AdamW`` or ``RMSprop`` that has not stepped yet.
-        cell_or_params: the MindSpore ``nn.Cell`` holding the converted weights (with ``torch_module``:
-            parameters matched by name through the checkpoint rules), or a sequence of
-            ``mindspore.Parameter`` in the torch optimizer's parameter order (group by group).
-        torch_module: the torch module the optimizer's parameters belong to (required with a Cell).
+        cell_or_params: the MindSpore ``nn.Cell`` holding the converted weights, or a sequence of
+            ``mindspore.Parameter`` in the torch optimizer's parameter order (group by group). With a Cell and
+            ``torch_module``, parameters are matched by name (the checkpoint rules, or ``alignment``); with a
+            Cell alone, by shape, when that is unambiguous (every shape once on each side); same-shaped
+            parameters are refused then (no order proves which is which): pass ``torch_module``.
+        torch_module: the torch module the optimizer's parameters belong to (names them).
+        alignment: with ``torch_module``, an :class:`~porting.Alignment` (or a saved one's path) for a port
+            whose names differ from torch's.
 
     Returns:
         A ``porting.training._ms_optimizers`` ``TorchSGD`` / ``TorchAdam`` / ``TorchRMSprop``
@@ -154,11 +203,17 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
     target, keys, refused = OPTIMIZER_RULES[name]
     refused = {**_REFUSED_ALWAYS, **refused}
 
+    from porting.convert._align import as_alignment
+
+    alignment = as_alignment(alignment, "convert_optimizer")
     if isinstance(cell_or_params, ms.nn.Cell):
         if torch_module is None:
-            raise ValueError("a MindSpore Cell was given without torch_module: parameters are matched by name, "
-                             "pass the torch module the optimizer was built on")
-        ms_groups = _ms_params_by_name(torch_optimizer, cell_or_params, torch_module)
+            if alignment is not None:
+                raise ValueError("alignment= pairs names: pass torch_module= too (the module the optimizer was "
+                                 "built on names its parameters)")
+            ms_groups = _ms_params_by_shape(torch_optimizer, cell_or_params)
+        else:
+            ms_groups = _ms_params_by_name(torch_optimizer, cell_or_params, torch_module, alignment)
     elif isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
         raise TypeError(f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
                         f"got {type(cell_or_params).__name__}")

@@ -2,8 +2,10 @@
 
 Per step: the loss, every parameter's gradient, every parameter after the update, every buffer
 (BatchNorm running stats) and the learning rate of every group. Names are matched through the checkpoint
-rules (``porting.convert._checkpoint.torch_to_mindspore_names``). It stops at the first step that diverges and
-names it (step, what, tensor, assert_close-style figures).
+rules (``porting.convert._checkpoint.torch_to_mindspore_names``) or an :class:`~porting.Alignment`. It stops at
+the first step that diverges and names it (step, what, tensor, assert_close-style figures). With
+``reference="float64"`` a float64 copy of the torch side trains alongside, and MindSpore is judged by its
+distance to it relative to torch float32's (:mod:`porting.training._reference`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from porting.convert._align import as_alignment
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
+from porting.training._layer_diff import as_float64, mode_message, unpaired_entries
+from porting.training._reference import compare_to_reference
 
 from torch2ms_base._report import Report, markdown_table
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
@@ -52,12 +57,17 @@ class TrainingReport(Report):
     Attributes:
         steps: the :class:`StepRecord` of every step run (the last one is the divergent one, if any).
         first_step, first_what, first_mismatch: where the first divergence is (``None`` when all matched).
+        not_compared: ``(torch name, reason)`` for state an alignment lists as having no counterpart.
+        reference: ``"float64"`` when judged against a float64 run (the table then shows MindSpore's and torch
+            float32's RMS distance to it for the worst gradient and parameter, and their ratio), else ``None``.
     """
 
     steps: tuple[StepRecord, ...]
     first_step: int | None = None
     first_what: str | None = None
     first_mismatch: Mismatch | None = None
+    not_compared: tuple = ()
+    reference: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,30 +96,47 @@ class TrainingReport(Report):
     def headline(self) -> str:
         """One line: all steps matched, or the first divergence."""
         if self.ok:
-            return f"all {len(self.steps)} steps match (loss, gradients, parameters, buffers, learning rate)"
+            rule = ", float64 rule" if self.reference else ""
+            return f"all {len(self.steps)} steps match (loss, gradients, parameters, buffers, learning rate{rule})"
         where = self.first_mismatch.where if self.first_mismatch is not None else ""
         return f"first divergence: step {self.first_step}, {self.first_what} {where}".rstrip()
 
     _HEADER = ("step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer", "lr")
+    _REF_HEADER = ("step", "torch loss", "MindSpore loss", "grad MS/torch32 err", "ratio", "param MS/torch32 err",
+                   "ratio", "buffer ratio", "lr")
 
     def _rows(self) -> list[list[str]]:
         rows = []
         for s in self.steps:
             c = s.comparisons
+            lr = "ok" if c["learning rate"].ok else "DIFF"
+            if self.reference:
+                def errs(cmp):
+                    w = getattr(cmp, "worst", None)
+                    return ["-", "-"] if w is None else [f"{w.ms_error:.3g}/{w.torch_error:.3g}", f"{w.ratio:.3g}"]
+                buf = getattr(c["buffers"], "worst", None)
+                rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", *errs(c["gradients"]),
+                             *errs(c["parameters"]), "-" if buf is None else f"{buf.ratio:.3g}", lr])
+                continue
             rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", f"{abs(s.torch_loss - s.ms_loss):.3g}",
                          f"{float(c['gradients'].worst_abs_diff):.3g}", f"{float(c['parameters'].worst_abs_diff):.3g}",
-                         f"{float(c['buffers'].worst_abs_diff):.3g}", "ok" if c["learning rate"].ok else "DIFF"])
+                         f"{float(c['buffers'].worst_abs_diff):.3g}", lr])
         return rows
 
+    @property
+    def _header(self):
+        return self._REF_HEADER if self.reference else self._HEADER
+
     def __str__(self) -> str:
-        lines = [text_table(self._HEADER, self._rows()), "", self.headline()]
+        lines = [text_table(self._header, self._rows()), "", self.headline()]
         if self.first_mismatch is not None:
             lines.append(str(self.first_mismatch))
+        lines += [f"not compared: {n}: {why}" for n, why in self.not_compared]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         """The per-step table as GitHub markdown, the headline and the first mismatch's figures."""
-        text = markdown_table(self._HEADER, self._rows()) + f"\n\n**{self.headline()}**\n"
+        text = markdown_table(self._header, self._rows()) + f"\n\n**{self.headline()}**\n"
         return text + (f"\n```\n{self.first_mismatch}\n```\n" if self.first_mismatch is not None else "")
 
 
@@ -137,7 +164,8 @@ def _batch(batch: Any, index: int) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps: int,
-                     rtol: float | None = None, atol: float | None = None) -> TrainingReport:
+                     rtol: float | None = None, atol: float | None = None, alignment: Any = None,
+                     reference: str | None = None) -> TrainingReport:
     """Train both sides ``steps`` steps on the same batches; compare everything after each step.
 
     Each step on torch: ``zero_grad``, forward, ``loss_fn(output, target)``, ``backward``, ``optimizer.step()``,
@@ -155,12 +183,22 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
         steps: steps to run (``batches`` must have at least that many).
         rtol, atol: tolerances for loss, gradients, parameters and buffers (both or neither; default per
             dtype). Learning rates are compared exactly as the float32 the kernels use.
+        alignment: an :class:`~porting.Alignment` (or the path of a saved one) pairing the names of a port
+            written independently; state it lists as unmatched is left out and reported as not compared.
+        reference: ``"float64"``: a deep copy of the torch model, optimizer and scheduler trains in float64
+            on the same batches (float inputs and targets in float64), and loss, gradients, parameters and
+            buffers are judged by MindSpore's RMS distance to it relative to torch float32's (within 2x, 3x
+            under 1000 elements, plus a floor of ``1e-5 + 1.3e-6 x RMS``; the rule of
+            ``torch._dynamo.utils.same(fp64_ref=...)``, see :mod:`porting.training._reference`). The caller's
+            torch objects train as usual, the copy is discarded.
 
     Returns:
         A :class:`TrainingReport`; it stops at the first divergent step.
 
     Raises:
-        ValueError: fewer batches than ``steps``, ``steps < 1``, sides in different modes.
+        ValueError: fewer batches than ``steps``, ``steps < 1``, sides in different modes (the message names
+            ``cell.set_train(True)``), a torch parameter or buffer with no counterpart ("no counterpart for X")
+            that no alignment lists, a bad ``reference``, tolerances with ``reference``.
         TypeError: malformed sides or batches.
 
     Example:
@@ -183,17 +221,38 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     t_model, t_loss_fn, t_opt, t_sched = _side(torch_side, "torch_side")
     m_model, m_loss_fn, m_opt, m_sched = _side(ms_side, "ms_side")
     if bool(t_model.training) != bool(m_model.training):
-        raise ValueError(f"the torch module is in {'train' if t_model.training else 'eval'} mode, the MindSpore "
-                         f"cell in {'train' if m_model.training else 'eval'} mode: put both in the same mode")
+        raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
+    if reference not in (None, "float64"):
+        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
+    if reference is not None and (rtol is not None or atol is not None):
+        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
+                         "rule instead: pass one or the other")
     if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
         raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
                         f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
                         f"{type(m_opt).__name__}")
-    names = torch_to_mindspore_names(t_model, m_model)
-    t_params = dict(t_model.named_parameters())
-    t_buffers = {n: b for n, b in t_model.named_buffers() if not n.endswith("num_batches_tracked")}
+    alignment = as_alignment(alignment, "compare_training")
+    names = torch_to_mindspore_names(t_model, m_model, alignment=alignment)
+    unpaired = unpaired_entries(t_model, names, alignment, "compare_training")
+    t_params = {n: p for n, p in t_model.named_parameters() if n not in unpaired}
+    t_buffers = {n: b for n, b in t_model.named_buffers()
+                 if not n.endswith("num_batches_tracked") and n not in unpaired}
     m_all = {p.name: p for p in m_model.get_parameters()}
     tol = dict(rtol=rtol, atol=atol)
+    r_model = r_opt = r_sched = None
+    if reference:
+        import copy
+
+        # one deepcopy of the three keeps the optimizer's (and scheduler's) references to the copied parameters
+        r_model, r_opt, r_sched = copy.deepcopy((t_model, t_opt, t_sched))
+        r_model.to(torch.float64)  # in place: the copied optimizer still holds these Parameter objects
+        r_params = dict(r_model.named_parameters())
+        r_buffers = dict(r_model.named_buffers())
+
+    def judge(actual, expected, ref):
+        return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
+
+    not_compared = tuple((n, f"no counterpart: {why}") for n, why in unpaired.items())
 
     def forward(*xs):
         return m_loss_fn(m_model(*xs[:-1]), xs[-1])
@@ -221,6 +280,29 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
             t_opt.step()
             if t_sched is not None:
                 t_sched.step()
+            ref = {"loss": None, "gradients": None, "parameters": None, "buffers": None}
+            if r_model is not None:
+                old = torch.get_default_dtype()
+                torch.set_default_dtype(torch.float64)  # tensors the forward creates; restored below
+                try:
+                    r_opt.zero_grad()
+                    r_loss = t_loss_fn(r_model(*[torch.from_numpy(as_float64(x)) for x in inputs]),
+                                       torch.from_numpy(as_float64(target)))
+                    r_loss.backward()
+                    ref["gradients"] = {n: r_params[n].grad.detach().clone() for n in t_grads}
+                    r_opt.step()
+                    if r_sched is not None:
+                        import warnings
+
+                        with warnings.catch_warnings():
+                            # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
+                            warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
+                            r_sched.step()
+                finally:
+                    torch.set_default_dtype(old)
+                ref["loss"] = np.float64(r_loss.item())
+                ref["parameters"] = {n: r_params[n].detach() for n in t_params}
+                ref["buffers"] = {n: r_buffers[n].detach() for n in t_buffers}
 
             m_loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
             m_grads = {p.name: g.asnumpy().copy() for p, g in zip(m_opt.parameters, grads, strict=True)}
@@ -231,13 +313,13 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
             missing = "<no MindSpore counterpart under the checkpoint rules>"
             comparisons = {
                 "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
-                "loss": compare(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), **tol),
-                "gradients": compare({n: m_grads.get(names.get(n), missing) for n in t_grads},
-                                     {n: g for n, g in t_grads.items()}, **tol),
-                "parameters": compare({n: m_all.get(names.get(n), missing) for n in t_params},
-                                      {n: p.detach() for n, p in t_params.items()}, **tol),
-                "buffers": compare({n: m_all.get(names.get(n), missing) for n in t_buffers},
-                                   {n: b for n, b in t_buffers.items()}, **tol),
+                "loss": judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"]),
+                "gradients": judge({n: m_grads.get(names.get(n), missing) for n in t_grads},
+                                   {n: g for n, g in t_grads.items()}, ref["gradients"]),
+                "parameters": judge({n: m_all.get(names.get(n), missing) for n in t_params},
+                                    {n: p.detach() for n, p in t_params.items()}, ref["parameters"]),
+                "buffers": judge({n: m_all.get(names.get(n), missing) for n in t_buffers},
+                                 {n: b for n, b in t_buffers.items()}, ref["buffers"]),
             }
             record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
                                 comparisons=comparisons)
@@ -246,5 +328,6 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
                 c: Comparison = comparisons[what]
                 if not c.ok:
                     return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
-                                          first_mismatch=c.mismatches[0])
-        return TrainingReport(steps=tuple(records))
+                                          first_mismatch=c.mismatches[0], not_compared=not_compared,
+                                          reference=reference)
+        return TrainingReport(steps=tuple(records), not_compared=not_compared, reference=reference)

@@ -17,11 +17,18 @@ def test_good_pair_exit_0(capsys):
 
 def test_divergence_exit_1_and_markdown(capsys, tmp_path):
     md = tmp_path / "diff.md"
-    assert main(["diff", f"{M}:ln_eps_left", "--markdown", str(md)]) == 1
+    assert main(["diff", f"{M}:ln_eps_left", "--markdown", str(md)]) == 1  # the float64 rule by default
     out = capsys.readouterr().out
     assert "first divergence: layer '1' (LayerNorm), forward output" in out
-    assert "Mismatched elements" in out
+    assert "further from the float64 reference than torch float32 allows" in out and "ratio" in out
     assert "**first divergence: layer '1' (LayerNorm), forward output**" in md.read_text()
+
+
+def test_elementwise_on_request(capsys):
+    assert main(["diff", f"{M}:ln_eps_left", "--reference", "none"]) == 1
+    assert "Mismatched elements" in capsys.readouterr().out
+    assert main(["diff", f"{M}:good", "--reference", "float64", "--tolerance", "exact"]) == 2
+    assert "--tolerance applies to elementwise comparisons" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("target, message", [
@@ -39,5 +46,5 @@ def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["diff", "--help"])
     out = capsys.readouterr().out
-    for opt in ("--loss", "--tolerance", "--markdown", "exit status"):
+    for opt in ("--loss", "--tolerance", "--markdown", "--reference", "--map", "exit status"):
         assert opt in out
