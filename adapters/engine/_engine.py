@@ -708,18 +708,17 @@ class Engine:
         # torch: tasks go round-robin to the workers still active; a worker whose shard ended
         # drops out, so the others' batches follow on (in-order, one batch per task).
         n = self.spec.num_workers
-        active = list(range(n))
+        cycle = self.schedule.worker_cycle()
         k = 0
-        while active:
-            for w in list(active):
-                where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
-                send(self._workers[w][1], Next(k, where))
-                msg = self._recv_worker(w, epoch, where)
-                if isinstance(msg, End):
-                    active.remove(w)
-                    continue
-                yield from self._emit(epoch, msg, k)
-                k += 1
+        for w in cycle:
+            where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
+            send(self._workers[w][1], Next(k, where))
+            msg = self._recv_worker(w, epoch, where)
+            if isinstance(msg, End):
+                cycle.stop(w)
+                continue
+            yield from self._emit(epoch, msg, k)
+            k += 1
         epoch.total = k
 
     def _gate(self, epoch: _Epoch, dispatched: int) -> None:
@@ -787,9 +786,9 @@ class Engine:
             if not self._index_queue:
                 self._request_indices(epoch)
             gi, index = self._index_queue.popleft()
-            w = gi % n
+            w = self.schedule.worker_of(start=0, k=gi)  # one torch iterator: the cycle goes on across epochs
             self._dispatch(w, gi, index, f"batch {gi} of the loader's stream, torch worker {w} of {n}, indices {index!r}")
-        w = g % n
+        w = self.schedule.worker_of(start=0, k=g)
         msg = self._recv_worker(w, epoch, f"batch {g} of the loader's stream, torch worker {w} of {n}")
         self._outstanding[w].popleft()
         return msg
