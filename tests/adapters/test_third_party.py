@@ -157,3 +157,40 @@ def test_a_multi_epoch_loader_already_started_is_refused_by_name(package):
     next(iter(loader))
     with pytest.raises(TypeError, match="has already started its iterator"):
         adapters.to_mindspore(loader)
+
+
+def test_a_batch_of_a_namedtuple_made_inside_a_function_as_torch_yields_it_at_num_workers_0():
+    # torch's own test_dataloader.py builds its NamedTuple datasets inside the test: at num_workers=0 torch never
+    # pickles a batch, so a class pickle cannot find by name must cross the port's processes too.
+    from typing import NamedTuple
+
+    class Sample(NamedTuple):
+        data: np.ndarray
+        label: int
+
+    class Pair:
+        def __init__(self, left, right):
+            self.left, self.right = left, right
+
+        def __eq__(self, other):
+            return type(other) is Pair and (self.left, self.right) == (other.left, other.right)
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return Sample(np.float32(i), i)
+
+    def collate(batch):
+        return {"batch": Sample(np.stack([b.data for b in batch]), [b.label for b in batch]),
+                "pair": Pair(len(batch), batch[0].label)}
+
+    loader = DataLoader(Data(), batch_size=4, collate_fn=collate)
+    expected = [to_numpy_tree(b) for b in loader]
+    ds = adapters.to_mindspore(DataLoader(Data(), batch_size=4, collate_fn=collate))
+    actual = list(ds.iter_batches(1, output_numpy=True))
+    ds.close()
+    assert [type(b["batch"]) for b in actual] == [Sample, Sample] and actual[1]["pair"] == Pair(2, 4)
+    assert [b["pair"] for b in actual] == [b["pair"] for b in expected]
+    assert_equivalent([b["batch"] for b in actual], [b["batch"] for b in expected], rtol=0, atol=0)
