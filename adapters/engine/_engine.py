@@ -220,6 +220,7 @@ class Engine:
             name="torch2ms-loader",
         )
         self._loader.start()
+        self._holder["loader"] = self._loader
         join_group(self._pgid, self._loader.pid)
         theirs.close()
         self._conn = ours
@@ -968,7 +969,19 @@ def _retire(spawner) -> None:
     with contextlib.suppress(Exception):
         send(conn, Exit())
     conn.close()
-    threading.Thread(target=proc.join, args=(5,), daemon=True).start()
+    threading.Thread(target=_join, args=(proc,), daemon=True, name="torch2ms-reap").start()
+
+
+def _join(proc) -> None:
+    """Reap a process of the pipeline made by multiprocessing, and free its two descriptors at once.
+
+    (Until joined, multiprocessing keeps it in its list of children and its pipes open.) The guardian kills
+    whatever of the pipeline is left a second after the caller lets go, so this returns soon.
+    """
+    proc.join(30)
+    if proc.exitcode is not None:
+        with contextlib.suppress(ValueError):
+            proc.close()
 
 
 def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
@@ -982,6 +995,9 @@ def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
     with contextlib.suppress(Exception):
         send(conn, Exit())
     conn.close()
+    loader = holder.pop("loader", None)
+    if loader is not None:
+        threading.Thread(target=_join, args=(loader,), daemon=True, name="torch2ms-reap").start()
     guardian = holder.pop("guardian", None)
     if guardian is not None:
         pid, lifeline = guardian
