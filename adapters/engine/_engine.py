@@ -720,7 +720,7 @@ class Engine:
         k = 0
         for w in cycle:
             where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
-            send(self._workers[w][1], Next(k, where))
+            send(self._worker(w)[1], Next(k, where))
             msg = self._recv_worker(w, epoch, where)
             if isinstance(msg, End):
                 cycle.stop(w)
@@ -865,20 +865,32 @@ class Engine:
                 self._credit()
         return msg
 
+    def _worker(self, w: int) -> tuple:
+        """Worker ``w``'s ``(pid, pipe)``; close() from another thread stops the workers: this epoch then ends."""
+        found = self._workers.get(w)
+        if found is None:
+            if self._closed or self.interrupted is not None:
+                raise _Abandoned
+            raise WorkerError(f"to_mindspore: torch worker {w} is not running (a fault of the pipeline)")
+        return found
+
     def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):
-        pid, conn = self._workers[w]
+        pid, conn = self._worker(w)
         died = lambda: format_worker_death(pid, where)  # noqa: E731
         return self._receive(conn, epoch, where, died, timeout=self.spec.timeout or None)[0]
 
     def _dispatch(self, w: int, k: int, index, where: str) -> None:
+        pid, conn = self._worker(w)
         try:
-            send(self._workers[w][1], Task(k, index, where))
-        except (BrokenPipeError, ConnectionResetError):
+            send(conn, Task(k, index, where))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            if self._closed:
+                raise _Abandoned from None  # close() from another thread closed the pipe
             # The worker died: name what it was producing then (its oldest task), as the receive would.
-            pid = self._workers[w][0]
-            oldest = self._outstanding[w][0][1] if self._outstanding[w] else where
+            outstanding = self._outstanding.get(w)
+            oldest = outstanding[0][1] if outstanding else where
             raise WorkerError(format_worker_death(pid, oldest)) from None
-        self._outstanding[w].append((k, where))
+        self._outstanding.setdefault(w, collections.deque()).append((k, where))
 
     def _start_workers(self, epoch: _Epoch) -> None:
         """Have the spawner (or the loader process) fork the torch workers and take their pipes.
@@ -928,7 +940,7 @@ class Engine:
                 self._outstanding[w].popleft()
                 with contextlib.suppress(Exception):
                     self._recv_worker(w, None, "a result of an epoch left early")
-            send(self._workers[w][1], Begin(epoch.number, base_seed, fresh))
+            send(self._worker(w)[1], Begin(epoch.number, base_seed, fresh))
         for w in range(self.spec.num_workers):
             self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
 

@@ -12,8 +12,10 @@ wake-up fd is put back before ``next()`` returns.
 
 It is armed only where that cannot change what the caller sees: in the main thread, when SIGINT's
 handler is Python's default one (it raises ``KeyboardInterrupt``: the loop is over anyway) and no
-wake-up fd is in use (asyncio's, say). A handler of your own (a "stop after this step" flag) runs
-exactly as before — when the next row arrives.
+wake-up fd is in use (asyncio's, say). This covers only a ``next()`` that waits inside MindSpore: the
+first row of an epoch, and iterators of pipelines that do not count rows (``batch``, ...). Within an
+epoch an iterator waits for its row in Python (``Engine.wait_for_row``), where every signal handler —
+yours included — runs at once, as under torch.
 """
 
 from __future__ import annotations

@@ -149,6 +149,8 @@ class _Iterator:
 
     def _check_current(self) -> None:
         self._engine.check_usable()
+        if self._engine.closed:  # (rows MindSpore prefetched before close() are not handed out after it)
+            raise RuntimeError("to_mindspore: this dataset was closed (close()); build a new one with to_mindspore(...)")
         why = self._consumer.superseded_by
         if why is not None:
             raise RuntimeError(

@@ -160,13 +160,15 @@ def to_mindspore(
     (a loader process for the main-process side, one process per torch worker, forked when torch
     would start it). Your process is never touched: its random streams, dataset and sampler objects,
     ``get_worker_info()`` and signal handlers stay as they are, so iterating the torch loader
-    afterwards gives the same batches as the MindSpore dataset. Torch workers see the dataset as it is
-    when their epoch starts (as torch's non-persistent workers do); with ``num_workers=0`` the
-    dataset is the snapshot's.
+    afterwards gives the same batches as the MindSpore dataset.
 
-    Epochs: each MindSpore epoch is the next ``iter(loader)``. Leaving an epoch early (``break``) on
-    an iterator of this dataset continues as torch's next ``iter(loader)`` would (the sampler and
-    persistent workers are advanced exactly as far as torch's prefetching would have advanced them).
+    Epochs (the consumer rule): each MindSpore epoch is the next ``iter(loader)``, and it begins when
+    your loop asks for its first row, through any iterator of this dataset or of one chained on it
+    (``map``, ``project``, ...) — not when MindSpore's prefetching asks. The state torch reads then is
+    taken then: fresh workers are forked from your process, and with ``num_workers=0`` the attributes
+    your loop changed on the dataset (and, for every ``num_workers``, on the samplers) are carried into
+    the pipeline. Leaving an epoch early (``break``) continues as torch's next ``iter(loader)`` would
+    (the sampler and persistent workers advanced exactly as far as torch's prefetching had advanced them).
 
     Ctrl-C while the loop waits for a batch (a ``__getitem__`` that never returns included) raises
     ``KeyboardInterrupt`` at once and ends the dataset: its processes are stopped and later use
