@@ -48,6 +48,17 @@ class _SizedSource(_Source):
 _ROW_PRESERVING = ("MapDataset", "ProjectDataset", "RenameDataset")  # one output row per source row, in order
 
 
+def _base_of(dataset) -> TorchLoaderDataset:
+    """The TorchLoaderDataset a chained dataset is built on (the first one found, depth first)."""
+    stack = [dataset]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, TorchLoaderDataset):
+            return node
+        stack.extend(getattr(node, "children", None) or [])
+    raise TypeError(f"{type(dataset).__name__} is not built on a TorchLoaderDataset")
+
+
 def _counts_rows(dataset) -> bool:
     """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
     node = dataset
@@ -228,6 +239,19 @@ def _chained(result, engine):
 
 
 class _ChainedMixin:
+    def get_dataset_size(self):
+        """A chain keeping one row per batch (map, project, rename) has the TorchLoaderDataset's size; for others
+        MindSpore computes it from that size (it would otherwise run the pipeline for a dataset without one)."""
+        base = _base_of(self)
+        if _counts_rows(self):
+            return base.get_dataset_size()
+        if base._length is None:
+            raise TypeError(
+                f"this {type(self).__name__} is built on a TorchLoaderDataset whose epochs may differ in length "
+                "through operations that do not keep one row per batch: its size is not known before an epoch runs"
+            )
+        return super().get_dataset_size()
+
     def _engine_now(self):
         engine = self._torch2ms_engine()
         if engine is None:
@@ -267,7 +291,7 @@ class TorchLoaderDataset(msds.GeneratorDataset):
             (``structure.rebuild(row)``).
     """
 
-    def __init__(self, engine, structure, first_row, length: int | None) -> None:
+    def __init__(self, engine, structure, first_row, length: int | None, torch_len: int | None = None) -> None:
         self._engine = engine
         super().__init__(
             _Source(engine) if length is None else _SizedSource(engine, length),
@@ -279,6 +303,7 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         self.structure = structure
         self._first_row = first_row
         self._length = length
+        self._torch_len = length if length is not None else torch_len  # what torch's len(loader) says
 
     def create_tuple_iterator(self, *args, **kwargs):
         return _iterator(self, self._engine, super().create_tuple_iterator, args, kwargs, "a newer iterator")
@@ -328,12 +353,21 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         return [list(a.shape) for a in self._first_row]
 
     def get_dataset_size(self):
-        if self._length is None:
+        """Batches per epoch: ``len(loader)``, as torch's ``len(loader)`` answers it.
+
+        For a sampler whose batch count may change from epoch to epoch (declared to MindSpore without a
+        size, see ``to_mindspore(fixed_length=)``) this is torch's estimate too; epochs end where the sampler
+        ends them, whatever this says.
+
+        Raises:
+            TypeError: the sampler has no ``len()`` (an IterableDataset without one), as torch's ``len(loader)``.
+        """
+        if self._torch_len is None:
             raise TypeError(
-                "this TorchLoaderDataset's epochs have no fixed number of batches (an IterableDataset, or "
-                "fixed_length=False), so it has no dataset size; MindSpore would run an epoch to count it"
+                "this TorchLoaderDataset's sampler has no len() (an IterableDataset without __len__, or an infinite "
+                "sampler), so, as torch's len(loader), it has no dataset size"
             )
-        return self._length
+        return self._torch_len
 
     def output_types(self):
         return [a.dtype for a in self._first_row]
@@ -348,7 +382,8 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         if id(self) in memodict:
             return memodict[id(self)]
         new = self.__safe_deepcopy__(
-            memodict, exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length")
+            memodict, exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length",
+                      "_torch_len")
         )
         new.source = self.source.bound(self._engine.binding)
         return new

@@ -142,7 +142,7 @@ def to_mindspore(
     set_epoch=True,
     infinite: bool | str = False,
     steps_per_epoch: int | None = None,
-    fixed_length: bool = True,
+    fixed_length: bool | None = None,
     pack_lists_of: int | None = None,
     **dataloader_kwargs,
 ):
@@ -196,9 +196,13 @@ def to_mindspore(
         steps_per_epoch: for an infinite sampler (detectron2's ``TrainingSampler``, mmengine's
             ``InfiniteSampler``): one torch iterator over all epochs, each MindSpore epoch being the
             next ``steps_per_epoch`` batches. The sampler is never drained.
-        fixed_length: every epoch has ``len(loader)`` batches, which MindSpore reads as the dataset
-            size (an epoch that does not is an error naming it). ``False`` for a sampler whose batch
-            count changes per epoch (bucketing): the dataset then declares no size.
+        fixed_length: whether every epoch has ``len(loader)`` batches, which MindSpore then checks (an
+            epoch that does not is an error naming it). Default ``None``: yes for torch's own samplers and
+            batch samplers (and adapters' mirrors of them), whose count is fixed; for any other sampler or
+            batch sampler (bucketing, aspect-ratio grouping: the count may change from epoch to epoch) the
+            dataset declares no size to MindSpore, so every epoch works whatever its length, and
+            ``get_dataset_size()`` answers ``len(loader)`` as torch's ``len(loader)`` does (an estimate for
+            such samplers). ``True``/``False``: declare it, or not, whatever the sampler.
         pack_lists_of: a custom collate's python lists/tuples with this many items in the first
             batch are carried as packed columns (any length in later batches). Default: one item per
             sample of the first batch; give another count for collates that return one entry per
@@ -266,6 +270,8 @@ def to_mindspore(
                 "(use num_workers=0, or let the dataset end its epochs)"
             )
         mode = "steps"
+    if fixed_length is None:
+        fixed_length = mode == "steps" or _count_is_fixed(spec)
     length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
     engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
                                  workers_at_construction=infinite is True)
@@ -277,7 +283,7 @@ def to_mindspore(
         engine.structure = structure
         first_row = structure.to_row(first, 0)
         _check_column_dtypes(structure, first_row)
-        return TorchLoaderDataset(engine, structure, first_row, length)
+        return TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
     except BaseException:
         engine.close()
         raise
@@ -292,6 +298,33 @@ def _check_column_dtypes(structure: Structure, row) -> None:
                 "cannot hold complex numbers. Return real and imaginary parts from your collate_fn instead "
                 "(e.g. np.stack([x.real, x.imag], -1))."
             )
+
+
+def _fixed_count_types() -> tuple:
+    from adapters.torch_data import _samplers
+
+    mirrors = (_samplers.SequentialSampler, _samplers.RandomSampler, _samplers.SubsetRandomSampler,
+               _samplers.WeightedRandomSampler, _samplers.DistributedSampler)
+    torch = torch_or_none()
+    if torch is None:
+        return mirrors, (_samplers.BatchSampler,)
+    d = torch.utils.data
+    own = (d.SequentialSampler, d.RandomSampler, d.SubsetRandomSampler, d.WeightedRandomSampler,
+           d.distributed.DistributedSampler)
+    return mirrors + own, (_samplers.BatchSampler, d.BatchSampler)
+
+
+def _count_is_fixed(spec: LoaderSpec) -> bool:
+    """Whether torch's (or adapters') own samplers decide the batch count: the same every epoch.
+
+    Exact types only: a subclass may yield another number of batches than its ``__len__`` says.
+    """
+    if spec.kind == "iterable":
+        return False
+    samplers, batch_samplers = _fixed_count_types()
+    if spec.batch_sampler is not None:
+        return type(spec.batch_sampler) in batch_samplers and type(spec.batch_sampler.sampler) in samplers
+    return type(spec.sampler) in samplers
 
 
 def _epoch_length(spec: LoaderSpec, mode: str, steps: int | None) -> int | None:

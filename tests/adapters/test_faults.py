@@ -80,18 +80,20 @@ class LyingSampler(Sampler):
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_sampler_that_yields_more_than_its_len_is_an_error_not_a_silent_drop(num_workers):
-    # MindSpore datasets have one size (torch's len(loader)); a batch beyond it is refused, by name.
-    # With workers the plan is known up front, so it is refused when to_mindspore() is called.
+    # Declared with fixed_length=True, the dataset has one size (torch's len(loader)); a batch beyond it is
+    # refused, by name (by default a custom sampler declares no size: see the next test).
     with pytest.raises(RuntimeError, match=r"yielded (5|more than 4) batches in epoch 0 but len\(sampler\) is 4"):
-        _drain(adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers))
+        _drain(adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers,
+                                     fixed_length=True))
 
 
+@pytest.mark.parametrize("fixed_length", [None, False], ids=["default", "off"])
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_sampler_with_lying_len_matches_torch_when_fixed_length_is_off(num_workers):
+def test_sampler_with_lying_len_matches_torch_by_default_and_when_fixed_length_is_off(num_workers, fixed_length):
     torch.manual_seed(0)
     expected = [b["index"].tolist() for b in DataLoader(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2)]
     ds = adapters.to_mindspore(
-        RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers, fixed_length=False
+        RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers, fixed_length=fixed_length
     )
     got = [ds.structure.rebuild(r)["index"].tolist() for r in _drain(ds)[0]]
     assert got == expected and len(got) == 5

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:User
 NUM_WORKERS = [0, 1, 2, 3, 4]
 MULTI_WORKERS = [1, 2, 3, 4]  # options torch only accepts with num_workers > 0
 WORKER_IDS = lambda n: f"workers{n}"  # noqa: E731
+CHANGE_LOOP_SHAPES = ["iterator_per_epoch", "one_iterator", "tutorial_map", "model_train"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -595,18 +596,52 @@ def test_bucketing_batch_sampler_with_a_varying_number_of_batches(sized, num_wor
     assert_equivalent(actual, expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_varying_batch_count_without_fixed_length_is_refused_by_name(num_workers):
-    def make():
-        return DataLoader(
-            rw.TokenDataset(), batch_sampler=rw.SizedTokenBudgetBatchSampler(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
-            collate_fn=rw.pad_tensor_collate, num_workers=num_workers,
-        )
+def _bucketing(num_workers):
+    return DataLoader(
+        rw.TokenDataset(), batch_sampler=rw.SizedTokenBudgetBatchSampler(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
+        collate_fn=rw.pad_tensor_collate, num_workers=num_workers,
+    )
 
+
+@pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
+@pytest.mark.parametrize("shape", CHANGE_LOOP_SHAPES)
+def test_a_varying_batch_count_works_by_default_in_every_loop_shape(shape, num_workers):
+    # A custom batch sampler's count may change from epoch to epoch (here 16, 17, 18 with len() saying 16):
+    # known at construction (not torch's own sampler), so the dataset declares no size to MindSpore and
+    # every epoch works; get_dataset_size() answers len(loader), as torch's len(loader) does.
     seed_all(0)
-    ds = adapters.to_mindspore(make())
+    loader, ms_loader = _bucketing(num_workers), _bucketing(num_workers)
+    ds = adapters.to_mindspore(ms_loader)
+    assert ds.get_dataset_size() == len(loader) == 16
+    expected = []
+    for e in range(3):
+        loader.batch_sampler.set_epoch(e)
+        expected.append([to_numpy_tree(b) for b in loader])
+    actual = _epochs_with_changes(ds, lambda e: None, shape)
+    ds.close()
+    assert [len(e) for e in expected] == [16, 17, 18]
+    assert [len(e) for e in actual] == [16, 17, 18]
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_varying_batch_count_under_fixed_length_true_is_refused_by_name(num_workers):
+    seed_all(0)
+    ds = adapters.to_mindspore(_bucketing(num_workers), fixed_length=True)
     with pytest.raises(RuntimeError, match=r"yielded (17|more than 16) batches in epoch 1 but len\(sampler\) is 16.*fixed_length=False"):
         ms_epochs(ds, 2)
+
+
+def test_torchs_own_samplers_declare_their_size_and_others_do_not():
+    data = [np.float32(i) for i in range(30)]
+    assert adapters.to_mindspore(DataLoader(data, batch_size=4, shuffle=True)).get_dataset_size() == 8
+    sized = adapters.to_mindspore(DataLoader(data, batch_size=4, sampler=DistributedSampler(data, 2, 0)))
+    assert sized.source.__class__.__name__ == "_SizedSource"
+    custom = adapters.to_mindspore(_bucketing(0))
+    assert custom.source.__class__.__name__ == "_Source"
+    assert custom.map(operations=lambda x: x, input_columns=[custom.get_col_names()[0]]).get_dataset_size() == 16
+    with pytest.raises(TypeError, match="may differ in length"):
+        custom.project([custom.get_col_names()[0]]).batch(2).get_dataset_size()
 
 
 @pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
@@ -735,7 +770,6 @@ class _Curriculum(torch.utils.data.Dataset):
         return {"x": np.float32(i * self.scale + self.noise["p"]), "np": np.random.randint(0, 1000)}
 
 
-CHANGE_LOOP_SHAPES = ["iterator_per_epoch", "one_iterator", "tutorial_map", "model_train"]
 
 
 def _epochs_with_changes(ds, change, shape, epochs=3):
@@ -778,12 +812,10 @@ def _epochs_with_changes(ds, change, shape, epochs=3):
     return out
 
 
-@pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
-@pytest.mark.parametrize("persistent", [False, True], ids=["fresh", "persistent"])
+@pytest.mark.parametrize("num_workers, persistent", [(n, p) for n in NUM_WORKERS for p in (False, True) if n or not p],
+                         ids=lambda v: str(v))  # (torch refuses persistent_workers without workers)
 @pytest.mark.parametrize("shape", CHANGE_LOOP_SHAPES)
 def test_dataset_changed_between_epochs_is_seen_as_torch_sees_it(shape, persistent, num_workers):
-    if persistent and not num_workers:
-        pytest.skip("torch refuses persistent_workers without workers")
 
     def make():
         return DataLoader(_Curriculum(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers,
