@@ -20,6 +20,9 @@ if [ ! -f "$stamp" ]; then
   # (its requirements would pull torchvision and a CUDA torch).
   if [[ ",${extras}," == *",test,"* ]]; then
     .venv/bin/python -m pip install -qq --no-deps -c constraints.txt yolov5==7.0.14
+    # timm's and ultralytics' multi-epoch loaders, run by tests/adapters/test_third_party.py from their own
+    # wheels: installed, they would import torchvision (a CUDA build on this index that fails on CPU torch).
+    .venv/bin/python -m pip download -qq --no-deps -d .venv/third_party timm==1.0.31 ultralytics==8.4.190
   fi
   rm -f .venv/.installed-*
   touch "$stamp"

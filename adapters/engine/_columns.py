@@ -23,7 +23,8 @@ Leaves and how they come back:
 - ``str`` / ``bytes``: a 0-d ``<U`` / ``S`` array, rebuilt as ``str`` / ``bytes``;
 - a non-empty list or tuple made only of ``str`` (or only of ``bytes``), as default_collate leaves them:
   one 1-d ``<U`` / ``S`` column, rebuilt as the same list or tuple;
-- **packed columns**, for what may vary from batch to batch: a ``None`` (YOLOv5's ``shapes`` under mosaic),
+- **packed columns**, for what no plain column holds (a set, a complex number, an object of yours, an
+  object-dtype array, a string ending in NUL) and for what may vary from batch to batch: a ``None`` (YOLOv5's ``shapes`` under mosaic),
   and, with a custom ``collate_fn``, a per-sample sequence — a list or tuple with one item per sample of the
   batch (``pseudo_collate``'s lists, detection targets, NLP ``lengths``, YOLOv5's ``shapes``), unless it is a
   tuple of fields batched over the samples (an array whose first dimension is the batch, beside other kinds).
@@ -32,7 +33,7 @@ Leaves and how they come back:
   sampler, ``None`` in one batch and a tuple in the next). A packed column whose bytes were changed is
   refused, never unpickled.
 
-numpy's fixed-width strings drop trailing NUL characters, so a string ending in ``"\\0"`` is refused rather
+numpy's fixed-width strings drop trailing NUL characters, so a string ending in ``"\\0"`` is packed rather
 than changed. Dict key order is taken from the first batch; later batches may list the same keys in another
 order.
 """
@@ -44,12 +45,14 @@ import copy
 import dataclasses
 import hashlib
 import hmac
+import io
 import pickle
 import secrets
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from adapters.engine._transport import found_by_name
 from adapters.torch_data._collate import _is_tensor, to_numpy
 
 __all__ = ["Structure", "StructureMismatchError", "flatten", "unflatten"]
@@ -182,11 +185,37 @@ def _sign(data: bytes) -> bytes:
     return hmac.new(_KEY, data, hashlib.sha256).digest()
 
 
+# Classes made inside a function (torch yields their instances at num_workers=0) cannot be pickled by name: a
+# packed column refers to them by identity, within this process and its forks (where the same class lives).
+_CLASSES: dict[int, type] = {}
+
+
+class _PackPickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, type) and not found_by_name(obj):
+            _CLASSES[id(obj)] = obj
+            return _packed_class, (id(obj),)
+        return NotImplemented
+
+
+def _packed_class(ident: int) -> type:
+    cls = _CLASSES.get(ident)
+    if cls is None:  # (signed bytes of another process tree)
+        raise ValueError("unflatten: a packed column refers to a class made inside a function in another process")
+    return cls
+
+
+def _pack(obj: Any) -> bytes:
+    out = io.BytesIO()
+    _PackPickler(out, protocol=5).dump(obj)
+    return out.getvalue()
+
+
 def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
     kind = leaf.kind
     if kind == "packed":
         try:
-            data = pickle.dumps(obj, protocol=5)
+            data = _pack(obj)
         except Exception as exc:
             raise TypeError(f"flatten: the value at {_render(path)} cannot be packed: {exc}") from None
         return np.frombuffer(_sign(data) + data, dtype=np.uint8)
@@ -194,10 +223,10 @@ def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
         arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"flatten: expected an array or a tensor at {_render(path)}, got {type(obj)!r}")
-        if arr.dtype.kind not in "biufcUS":
+        if arr.dtype.kind not in "biufUS":
             raise TypeError(
                 f"flatten: the array at {_render(path)} has dtype {arr.dtype}, which cannot be a MindSpore column "
-                "(only bool, integer, float, complex, str and bytes arrays can)"
+                "(only bool, integer, float, str and bytes arrays can)"
             )
         return arr
     if kind == "number":
@@ -207,7 +236,7 @@ def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
         except OverflowError:
             raise OverflowError(f"flatten: the python int {obj} at {_render(path)} does not fit int64") from None
     if kind == "numpy_scalar":
-        if obj.dtype.kind not in "biufc":
+        if obj.dtype.kind not in "biuf":
             raise TypeError(f"flatten: a numpy {obj.dtype} scalar at {_render(path)} cannot be a MindSpore column")
         return np.asarray(obj)
     if kind in ("str", "bytes"):
@@ -280,7 +309,11 @@ def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
     if leaf is None and _per_sample(obj, pack):
         leaf = _PACKED if type(obj) is list else _PACKED_TUPLE
     if leaf is not None:
-        out.append((path, _leaf_array(obj, leaf, path)))
+        try:
+            out.append((path, _leaf_array(obj, leaf, path)))
+        except (TypeError, ValueError):  # no MindSpore column holds it as it is (object dtype, a NUL-ended str)
+            out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
+            return _PACKED_ANY
         return leaf
     if isinstance(obj, collections.abc.Mapping):
         children = tuple(_infer(obj[k], path + (("key", k),), out, pack) for k in obj)
@@ -291,10 +324,9 @@ def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
         )
     if type(obj) in (list, tuple):
         return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack) for i, v in enumerate(obj)))
-    raise TypeError(
-        f"flatten: a batch may hold only arrays, tensors, numbers, numpy scalars, str, bytes, dicts (mappings), "
-        f"lists, tuples and namedtuples; found {type(obj)!r} at {_render(path)}"
-    )
+    # Anything else a collate_fn returns (a set, a complex number, an object of the user's): carried packed.
+    out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
+    return _PACKED_ANY
 
 
 def _mismatch(batch_index: int | None, path: tuple, node: Any, got: str) -> StructureMismatchError:

@@ -62,14 +62,17 @@ from adapters.engine._processes import (
     start_guardian,
 )
 from adapters.engine._schedule import Schedule
-from adapters.engine._transport import recv, recv_sized, send
+from adapters.engine._transport import recv, recv_sized, register_roots, send
 
-__all__ = ["Engine", "Consumer"]
+__all__ = ["Engine", "Consumer", "NO_BATCH"]
 
 _POLL = 0.05  # seconds between liveness / abandonment checks while waiting
 _FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
 _CHUNK = 4096
 _KEPT_ERRORS = 16  # errors raised into MindSpore, kept until an iterator asks for them
+
+
+NO_BATCH = object()  # first_batch(): epoch 0 yields no batch (a batch may itself be None: a collate_fn's answer)
 
 
 def _expect(msg, cls):
@@ -194,6 +197,7 @@ class Engine:
         self._uncredited = 0  # num_workers=0: bytes of the loader's stream taken but not yet credited back
         self._base_seed: int | None = None
         self._first = None  # epoch 0's first batch, made by the probe (columns, MindSpore's getters)
+        self._has_first = False
         self._probe_kept = False  # the probe's copy waits to carry on as epoch 0 (num_workers=0)
         self._spawned = False  # a spawner was forked for this pipeline's workers
         self.workers_at_construction = False  # persistent workers start from the snapshot (YOLOv5's InfiniteDataLoader)
@@ -206,6 +210,9 @@ class Engine:
         self._pgid, lifeline = start_guardian()
         self._holder["guardian"] = (self._pgid, lifeline)
         self._set_epoch = set_epoch
+        # A batch may hold instances of classes made inside a function (torch yields them at num_workers=0):
+        # found again here from the pipeline's own objects (see _transport._class_by_identity).
+        register_roots(spec.dataset, spec.collate_fn, spec.sampler, spec.batch_sampler, spec.worker_init_fn)
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
         self._loader = self._ctx.Process(
@@ -213,6 +220,7 @@ class Engine:
             name="torch2ms-loader",
         )
         self._loader.start()
+        self._holder["loader"] = self._loader
         join_group(self._pgid, self._loader.pid)
         theirs.close()
         self._conn = ours
@@ -364,7 +372,7 @@ class Engine:
 
     # ------------------------------------------------------------------ the source
     def first_batch(self):
-        """Epoch 0's first batch (collated, numpy leaves) or None if it has none; made in a throwaway copy.
+        """Epoch 0's first batch (collated, numpy leaves), or :data:`NO_BATCH` if it has none.
 
         The loader process forks a copy of itself that begins epoch 0 as torch would and makes its first
         batch (as torch worker 0 would, with workers); the copy then exits. Nothing is used up: the real
@@ -375,8 +383,8 @@ class Engine:
             msg, _ = self._receive(self._conn, None, "the first batch of epoch 0",
                                    lambda: "the pipeline's loader process exited while making epoch 0's first batch")
         if isinstance(msg, End):
-            return None
-        self._first, self.first_samples = msg.batch, msg.samples
+            return NO_BATCH
+        self._first, self.first_samples, self._has_first = msg.batch, msg.samples, True
         # num_workers=0: the copy that made it waits, suspended, to carry on as epoch 0 (see _processes._probe)
         self._probe_kept = self.spec.num_workers == 0
         return msg.batch
@@ -389,7 +397,7 @@ class Engine:
         first row (:meth:`_arrive`), then produces the epoch.
         """
         if consumer is None:
-            if self._first is not None:
+            if self._has_first:
                 yield self.structure.to_row(self._first, 0)
             return
         epoch = None
@@ -425,7 +433,7 @@ class Engine:
         and the tree is dropped with the iterator. Never for a dataset closed or interrupted: an iterator
         may still read, and must get the error that says so.
         """
-        if self.length is None or self._first is None or not consumer.closed or self._closed or self.interrupted:
+        if self.length is None or not self._has_first or not consumer.closed or self._closed or self.interrupted:
             return
         row = self.structure.to_row(self._first, 0)
         for _ in range(produced, self.length):
@@ -708,18 +716,17 @@ class Engine:
         # torch: tasks go round-robin to the workers still active; a worker whose shard ended
         # drops out, so the others' batches follow on (in-order, one batch per task).
         n = self.spec.num_workers
-        active = list(range(n))
+        cycle = self.schedule.worker_cycle()
         k = 0
-        while active:
-            for w in list(active):
-                where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
-                send(self._workers[w][1], Next(k, where))
-                msg = self._recv_worker(w, epoch, where)
-                if isinstance(msg, End):
-                    active.remove(w)
-                    continue
-                yield from self._emit(epoch, msg, k)
-                k += 1
+        for w in cycle:
+            where = f"batch {k} of epoch {epoch.number}, torch worker {w} of {n}"
+            send(self._workers[w][1], Next(k, where))
+            msg = self._recv_worker(w, epoch, where)
+            if isinstance(msg, End):
+                cycle.stop(w)
+                continue
+            yield from self._emit(epoch, msg, k)
+            k += 1
         epoch.total = k
 
     def _gate(self, epoch: _Epoch, dispatched: int) -> None:
@@ -787,9 +794,9 @@ class Engine:
             if not self._index_queue:
                 self._request_indices(epoch)
             gi, index = self._index_queue.popleft()
-            w = gi % n
+            w = self.schedule.worker_of(start=0, k=gi)  # one torch iterator: the cycle goes on across epochs
             self._dispatch(w, gi, index, f"batch {gi} of the loader's stream, torch worker {w} of {n}, indices {index!r}")
-        w = g % n
+        w = self.schedule.worker_of(start=0, k=g)
         msg = self._recv_worker(w, epoch, f"batch {g} of the loader's stream, torch worker {w} of {n}")
         self._outstanding[w].popleft()
         return msg
@@ -962,7 +969,19 @@ def _retire(spawner) -> None:
     with contextlib.suppress(Exception):
         send(conn, Exit())
     conn.close()
-    threading.Thread(target=proc.join, args=(5,), daemon=True).start()
+    threading.Thread(target=_join, args=(proc,), daemon=True, name="torch2ms-reap").start()
+
+
+def _join(proc) -> None:
+    """Reap a process of the pipeline made by multiprocessing, and free its two descriptors at once.
+
+    (Until joined, multiprocessing keeps it in its list of children and its pipes open.) The guardian kills
+    whatever of the pipeline is left a second after the caller lets go, so this returns soon.
+    """
+    proc.join(30)
+    if proc.exitcode is not None:
+        with contextlib.suppress(ValueError):
+            proc.close()
 
 
 def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
@@ -976,6 +995,9 @@ def _shutdown(owner: int, conn, workers: dict, holder: dict) -> None:
     with contextlib.suppress(Exception):
         send(conn, Exit())
     conn.close()
+    loader = holder.pop("loader", None)
+    if loader is not None:
+        threading.Thread(target=_join, args=(loader,), daemon=True, name="torch2ms-reap").start()
     guardian = holder.pop("guardian", None)
     if guardian is not None:
         pid, lifeline = guardian

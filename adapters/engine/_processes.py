@@ -9,10 +9,11 @@ its ``get_worker_info()`` and its signal handlers stay as they were. Two kinds o
   ``worker_init_fn``, then torch's fetcher for each task it is sent;
 * the **loader process** (``loader_loop``), torch's main-process side, forked once when
   ``to_mindspore`` is called: it owns a snapshot of the sampler, the generator and the global
-  streams (and, for ``num_workers=0``, runs the whole single-process loop). For each epoch it forks a
-  runner that plays the epoch ahead; once the consumer's position is known the runner either becomes
-  the loader (the epoch was consumed as played) or is dropped, and the loader replays exactly as much
-  of the epoch as torch would have drawn (a partial epoch).
+  streams (and, for ``num_workers=0``, runs the whole single-process loop). It plays each epoch ahead
+  of the consumer itself, keeping its pid from epoch to epoch as torch's main process does, after
+  forking a checkpoint of its state; once the consumer's position is known the checkpoint is dropped
+  (the epoch was consumed as played) or takes over and replays exactly as much of the epoch as torch
+  would have drawn (a partial epoch).
 
 All of them live in one process group of their own, led by a **guardian** (``start_guardian``): a
 tiny process that waits for the caller to close the pipeline or to die (the end of a pipe only the
@@ -158,6 +159,22 @@ def join_group(pgid: int | None, pid: int = 0) -> None:
         pass  # already in it, or exited; the pipes' EOF still ends every loop
 
 
+def _look_like(name: str, identity: tuple) -> None:
+    """What ``multiprocessing`` tells user code about this process: torch's main process, or one of its workers.
+
+    torch runs ``__getitem__`` and ``collate_fn`` in the main process with ``num_workers=0`` and in its worker
+    processes otherwise; code that branches on it (Hugging Face's seeded collators check
+    ``current_process().name == "MainProcess"``) must take the same branch here.
+    """
+    import multiprocessing.process as mp_process
+
+    current = mp_process.current_process()
+    current.name = name
+    current._identity = identity
+    if name == "MainProcess":
+        mp_process._parent_process = None  # multiprocessing.parent_process() is None in a main process
+
+
 def _child_setup() -> None:
     # Objects inherited from the caller must not be finalised here: a garbage cycle that was not yet
     # collected there (a torch DataLoader iterator, say, whose __del__ stops *its* workers through
@@ -248,6 +265,7 @@ def worker_loop(conn, spec, worker_id: int) -> None:
     Messages in: :class:`Begin`, :class:`Task` (map-style), :class:`Next` (iterable), :class:`Exit`.
     Out: :class:`Ready`, :class:`Batch`, :class:`End` (iterable shard exhausted), :class:`Error`.
     """
+    _look_like(f"Process-{worker_id + 1}", (worker_id + 1,))  # (a torch worker is a multiprocessing.Process)
     worker = _Worker(conn, spec, worker_id)
     handlers = {Begin: worker.begin, Task: worker.task, Next: worker.next}
     while True:
@@ -500,34 +518,13 @@ def _replay(runner: EpochRunner, epoch: int, what: str, dispatched: int) -> None
             return
 
 
-def _forked(work) -> tuple[int, int]:
-    """Run ``work(write_fd)`` in a child that sends on the loader's pipe; return the read end of its status pipe.
-
-    The child writes into this process's shared-memory files (``adopt``); the caller must ``reset`` the pipe
-    once the child is done (its status pipe's EOF), unless the child carries on as the loader.
-    """
-    read_fd, write_fd = os.pipe()
-    python_state = random.getstate()
-    pid = os.fork()
-    if pid == 0:
-        gc.freeze()
-        random.setstate(python_state)  # python's random reseeds itself in a forked child
-        os.close(read_fd)
-        try:
-            work(write_fd)
-        except _CarryOn:
-            raise  # this child is the loader from now on
-        except BaseException:
-            pass  # (a SystemExit from user code included: a child never runs the loader's loop by accident)
-        os._exit(0)
-    os.close(write_fd)
-    return read_fd, pid
-
-
 def _read_all(fd: int) -> bytes:
     chunks = []
     while True:
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
         if not chunk:
             break
         chunks.append(chunk)
@@ -535,58 +532,142 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+class _TakeOver(BaseException):
+    """Raised in a checkpoint that becomes the loader: unwinds into the loader loop with what to do first."""
+
+    def __init__(self, action) -> None:
+        super().__init__()
+        self.action = action
+
+
+class _Checkpoint:
+    """A copy of the loader, forked before it plays something ahead that may have to be undone.
+
+    The loader plays the epoch itself, so the process that runs your dataset, sampler and collate_fn
+    keeps one pid from epoch to epoch, as torch's main process does (code that keys state on
+    ``os.getpid()`` — Hugging Face's seeded collators — goes on as under torch). The copy waits,
+    frozen at the state before: :meth:`discard` when what was played stands, :meth:`take_over` when it
+    must be undone (a partial epoch: the copy replays exactly what torch drew, then is the loader). If
+    the loader dies meanwhile (a crash in user code) the copy takes over and reports it.
+    """
+
+    def __init__(self, what: str) -> None:
+        read_fd, self._w = os.pipe()
+        python_state = random.getstate()
+        pid = os.fork()
+        if pid == 0:
+            os.close(self._w)
+            gc.freeze()
+            random.setstate(python_state)  # python's random reseeds itself in a forked child
+            data = _read_all(read_fd)  # until the loader decides (or dies)
+            if data == b"X":
+                os._exit(0)
+            raise _TakeOver(pickle.loads(data[1:]) if data else _Died(what))  # (from its own parent)
+        os.close(read_fd)
+        self.pid = pid
+
+    @property
+    def fd(self) -> int:
+        """The write end the loader holds (processes forked from the loader must close it)."""
+        return self._w
+
+    def discard(self) -> None:
+        """What was played stands: the copy exits."""
+        os.write(self._w, b"X")
+        os.close(self._w)
+
+    def take_over(self, action) -> None:
+        """The copy becomes the loader and starts with ``action``; the caller (the loader) must exit now."""
+        os.write(self._w, b"T" + pickle.dumps(action))
+        os.close(self._w)
+
+
+class _Died(NamedTuple):
+    """A checkpoint's first action when the loader died: report it."""
+
+    what: str
+
+
+class _Replay(NamedTuple):
+    """A checkpoint's first action after a partial epoch: replay what torch drew, then answer ``Settled``."""
+
+    msg: StartEpoch
+    target: int
+
+
 class _Started(NamedTuple):
-    """A pending action of the loader loop: serve ``msg`` whose first batch the probe already sent."""
+    """Serve ``msg`` whose first batch the probe already sent (one torch iterator over all epochs)."""
 
     msg: StartEpoch
 
 
-def _probe(ctl: Control, runner: EpochRunner):
-    """Epoch 0's first batch, made in a copy of the loader: the columns are learnt, nothing is used up.
+def _take_over(ctl: Control, runner: EpochRunner, action):
+    """In a checkpoint that became the loader: its first action; returns the loop's next message, if any."""
+    conn = ctl.conn
+    reset(conn)  # the loader sent from its own files meanwhile: start afresh (the engine's mappings stay valid)
+    if isinstance(action, _Died):
+        send(conn, Error(SourceError(WorkerError(f"the pipeline's loader process died while playing {action.what}"),
+                                     action.what)))
+        return None
+    if isinstance(action, _Replay):
+        try:
+            _replay(runner, action.msg.epoch, action.msg.what, action.target)
+            send(conn, Settled(committed=False))
+        except Exception as exc:
+            send(conn, _error(exc, f"replaying epoch {action.msg.epoch} in the loader process"))
+        return None
+    return action  # a message the loader had read: this process handles it
 
-    With workers the copy is thrown away: the real epoch 0 begins when the training loop asks for it, its
-    workers forked from the loop's process then. With ``num_workers=0`` the copy is kept, suspended after
-    its first batch: if the next message begins epoch 0 with no change from the loop in between, the copy
-    is exactly where that epoch's runner would be after batch 0, and it carries on as the runner (no batch
-    is made twice; no ``__getitem__`` is called more often than torch calls it). Any other message is
-    handed back here, the copy exits, and this process goes on from where it was.
+
+def _probe(ctl: Control, runner: EpochRunner):
+    """Epoch 0's first batch, to learn the columns; nothing of it is used up.
+
+    With workers it is made in a throwaway fork (torch worker 0's first batch): the real epoch 0 begins
+    when the training loop asks for it, its workers forked from the loop's process then. With
+    ``num_workers=0`` the loader makes it itself, a checkpoint holding the state before: if the next
+    message begins epoch 0 with no change from the loop in between, the loader is exactly where that
+    epoch is after its batch 0 and goes on (no batch made twice, no ``__getitem__`` called more often than
+    torch calls it); any other message goes to the checkpoint, which is the loader from then on.
 
     Returns:
-        The loader loop's next action: a message handed back, :class:`_Started` (this process is the copy,
-        now the loader of a continuous pipeline), or None.
+        The loop's next message (what the loader read and plays next), or None.
     """
     conn = ctl.conn
+    if runner.spec.num_workers > 0:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            adopt(conn)
+            try:
+                send(conn, _first_batch_or_error(runner))
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        _read_all(read_fd)  # its end
+        reset(conn)  # the copy wrote into this process's shared-memory files: the engine may hold any
+        return None
+    checkpoint = _Checkpoint("epoch 0's first batch")
+    first = _first_batch_or_error(runner)
+    send(conn, first)
+    nxt = ctl.recv() if isinstance(first, Batch) else None
+    if not (isinstance(nxt, StartEpoch) and nxt.epoch == 0 and nxt.what == "stream"):
+        checkpoint.take_over(nxt)  # the loop changed something first (or no batch): from the state before
+        os._exit(0)
+    if runner.schedule.mode != "epochs":  # one torch iterator, played in place: nothing to undo
+        checkpoint.discard()
+        return _Started(nxt)
+    _play_epoch(ctl, runner, nxt, checkpoint, started=True)
+    return None
 
-    def work(status_fd: int) -> None:
-        adopt(conn)
-        try:
-            first = _first_batch(runner)
-        except SourceError as err:
-            first = Error(err)
-        except Exception as exc:
-            first = _error(exc, "the first batch of epoch 0")
-        send(conn, first)
-        if not (isinstance(first, Batch) and runner.spec.num_workers == 0):
-            os.write(status_fd, b"T")  # thrown away
-            return
-        msg = ctl.recv()
-        if not (isinstance(msg, StartEpoch) and msg.epoch == 0 and msg.what == "stream"):
-            os.write(status_fd, b"F" + pickle.dumps(msg))  # not for this copy: back to the loader
-            return
-        if runner.schedule.mode != "epochs":  # one torch iterator, played in place: this copy is the loader now
-            os.write(status_fd, b"C")
-            raise _CarryOn(_Started(msg))
-        _runner_child(ctl, runner, msg, status_fd, started=True)
 
+def _first_batch_or_error(runner: EpochRunner):
     try:
-        read_fd, pid = _forked(work)
-    except _CarryOn as carry:
-        return carry.action
-    data = _read_all(read_fd)
-    if data == b"T" or data.startswith(b"F"):
-        reset(conn)
-        return pickle.loads(data[1:]) if data.startswith(b"F") else None  # (from this process's own child)
-    return _runner_parent(ctl, runner, data, pid)
+        return _first_batch(runner)
+    except SourceError as err:
+        return Error(err)
+    except Exception as exc:
+        return _error(exc, "the first batch of epoch 0")
 
 
 def _first_batch(runner: EpochRunner):
@@ -604,6 +685,7 @@ def _first_batch(runner: EpochRunner):
             index = runner.next_index()
         except StopIteration:
             return End(0)
+        _look_like("Process-1", (1,))  # (a throwaway copy: it plays torch worker 0)
         begin_worker(spec, 0, base_seed, 0)
         where = f"batch 0 of epoch 0, torch worker 0 of {spec.num_workers}, indices {index!r}"
         return Batch(0, _fetch_and_collate(spec, index, where), _count(spec, index))
@@ -614,6 +696,7 @@ def _first_batch(runner: EpochRunner):
         if pid == 0:
             os.close(read_fd)
             try:
+                _look_like(f"Process-{w + 1}", (w + 1,))
                 begin_worker(spec, w, base_seed, 0)
                 where = f"batch 0 of epoch 0, torch worker {w} of {spec.num_workers}"
                 try:
@@ -638,71 +721,25 @@ def _first_batch(runner: EpochRunner):
     return End(0)
 
 
-def _run_epoch_in_runner(ctl: Control, runner: EpochRunner, msg: StartEpoch):
-    """Play epoch ``msg.epoch`` in a forked runner (see :func:`_runner_child`); returns the loop's next action (None)."""
-    try:
-        read_fd, pid = _forked(lambda status_fd: _runner_child(ctl, runner, msg, status_fd))
-    except _CarryOn as carry:
-        return carry.action  # this process is the runner, carrying on as the loader
-    return _runner_parent(ctl, runner, _read_all(read_fd), pid)
+def _play_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch, checkpoint: _Checkpoint | None = None,
+                started: bool = False) -> None:
+    """Play epoch ``msg.epoch`` ahead of the consumer here, a checkpoint holding the state before it.
 
-
-def _runner_child(ctl: Control, runner: EpochRunner, msg: StartEpoch, status_fd: int, started: bool = False) -> None:
-    """In a runner: play the epoch, then wait for the verdict.
-
-    Once the consumer's position is known the runner either becomes the loader (the epoch was consumed
-    as played: ``Settled(committed=True)``) or is dropped, and the loader it was forked from replays
-    exactly as much of the epoch as torch would have drawn (a partial epoch).
+    Once the consumer's position is known (the engine's :class:`Settle`), what was played stands if torch's
+    sampler was drawn exactly that far (``Settled(committed=True)``); otherwise the checkpoint replays
+    exactly as much of the epoch as torch would have drawn (a partial epoch) and is the loader from then on.
     """
-    adopt(ctl.conn)  # it sends on the pipe now, into the loader's shared-memory files
-    try:
-        verdict = _play_and_wait(ctl, runner, msg, status_fd, started)
-    except (BrokenPipeError, EOFError, OSError):
-        os._exit(0)
+    checkpoint = checkpoint or _Checkpoint(f"epoch {msg.epoch}")
+    verdict = _play_and_wait(ctl, runner, msg, checkpoint.fd, started)
     if isinstance(verdict, Settled):
-        os.write(status_fd, b"C")
-        os.close(status_fd)
+        checkpoint.discard()
         send(ctl.conn, verdict)
-        raise _CarryOn(None)
-    os.write(status_fd, b"V" + pickle.dumps((verdict, msg)))
-
-
-def _runner_parent(ctl: Control, runner: EpochRunner, data: bytes, pid: int):
-    """In the loader a runner was forked from, once the runner is done: replay a partial epoch, or hand over."""
-    conn = ctl.conn
-    if data == b"C":
-        os._exit(0)  # the runner carries on as the loader
-    reset(conn)  # the runner wrote into this process's shared-memory files: the engine may hold any
-    if not data:  # the copy died before a verdict (killed, segfault in user code)
-        _runner_died(conn, pid)
-        return None
-    verdict, msg = pickle.loads(data[1:])  # from this process's own child
-    if not isinstance(verdict, Settle):
-        os._exit(0)  # Exit: the pipeline is shutting down
-    try:
-        _replay(runner, msg.epoch, msg.what, verdict.target)
-        send(conn, Settled(committed=False))
-    except (BrokenPipeError, EOFError, OSError):
+    elif isinstance(verdict, Settle):
+        checkpoint.take_over(_Replay(msg, verdict.target))
         os._exit(0)
-    except Exception as exc:
-        send(conn, _error(exc, f"replaying epoch {msg.epoch} in the loader process"))
-    return None
-
-
-def _runner_died(conn, pid: int) -> None:
-    try:
-        send(conn, Error(SourceError(WorkerError(f"the loader process running an epoch (pid {pid}) died"),
-                                     "the loader process")))
-    except Exception:
+    else:  # Exit
+        checkpoint.discard()
         os._exit(0)
-
-
-class _CarryOn(BaseException):
-    """Raised in a runner that becomes the loader: unwinds out of the fork helper into the loader loop."""
-
-    def __init__(self, action=None) -> None:
-        super().__init__()
-        self.action = action
 
 
 def _play_and_wait(ctl: Control, runner: EpochRunner, msg: StartEpoch, write_fd: int, started: bool = False):
@@ -738,47 +775,55 @@ def _play_and_wait(ctl: Control, runner: EpochRunner, msg: StartEpoch, write_fd:
 def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid=None) -> None:
     """Body of the loader process (see the module docstring).
 
-    Messages in: :class:`Probe` (epoch 0's first batch, in a throwaway copy); :class:`SyncState` (the loop's
-    changes, applied before the next epoch); :class:`StartEpoch` (play epoch ``e`` in a runner);
-    :class:`MoreIndices` (continuous modes: more of the same iterator); :class:`Spawn`; :class:`Settle` (the
-    verdict on the runner's epoch, read by the runner); :class:`Exit`.
+    Messages in: :class:`Probe` (epoch 0's first batch); :class:`SyncState` (the loop's changes, applied
+    before the next epoch); :class:`StartEpoch` (play epoch ``e``); :class:`MoreIndices` (continuous modes:
+    more of the same iterator); :class:`Spawn`; :class:`Settle` (the verdict on a played epoch); :class:`Exit`.
     """
     join_group(pgid)
     _child_setup()
+    _look_like("MainProcess", ())  # it plays torch's main-process side (the whole loop with num_workers=0)
     for c in close_fds:
         c.close()
     if python_state is not None:
         random.setstate(python_state)  # python's random reseeds itself in a forked child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers forked here are reaped automatically
     ctl = Control(conn)
-    action = None  # what a probe or runner handed back to do next
+    pending = None  # a message read by a probe, or handed to this process as a checkpoint
     while True:
         try:
-            msg, action = (action, None) if action is not None else (ctl.recv(), None)
-        except (EOFError, OSError):
-            os._exit(0)
-        try:
-            if isinstance(msg, Exit):
+            msg, pending = (pending, None) if pending is not None else (ctl.recv(), None)
+            pending = _handle(ctl, runner, msg)
+        except _TakeOver as takeover:  # this process was a checkpoint: it is the loader now
+            try:
+                pending = _take_over(ctl, runner, takeover.action)
+            except (BrokenPipeError, EOFError, OSError):
                 os._exit(0)
-            elif isinstance(msg, _Started):
-                _serve_epoch(ctl, runner, msg.msg, started=True)
-            elif isinstance(msg, Spawn):
-                spawn_workers(conn, runner.spec, msg.count)
-            elif isinstance(msg, Probe):
-                action = _probe(ctl, runner)
-            elif isinstance(msg, SyncState):
-                try:
-                    apply_changes(runner.spec, msg.changes)
-                except Exception as exc:
-                    send(conn, _error(exc, "applying the training loop's changes to the dataset / samplers"))
-                else:
-                    send(conn, Settled(committed=True))
-            elif isinstance(msg, MoreIndices) or (isinstance(msg, StartEpoch) and runner.schedule.mode != "epochs"):
-                _serve_epoch(ctl, runner, msg)  # one torch iterator over all epochs: nothing to rewind, play in place
-            elif isinstance(msg, StartEpoch):
-                action = _run_epoch_in_runner(ctl, runner, msg)
         except (BrokenPipeError, EOFError, OSError):
             os._exit(0)
+
+
+def _handle(ctl: Control, runner: EpochRunner, msg):
+    """One message of the loader loop; returns the next one to handle, if it is already known."""
+    if isinstance(msg, Exit):
+        os._exit(0)
+    if isinstance(msg, _Started):
+        _serve_epoch(ctl, runner, msg.msg, started=True)
+    elif isinstance(msg, Spawn):
+        spawn_workers(ctl.conn, runner.spec, msg.count)
+    elif isinstance(msg, Probe):
+        return _probe(ctl, runner)
+    elif isinstance(msg, SyncState):
+        try:
+            apply_changes(runner.spec, msg.changes)
+        except Exception as exc:
+            send(ctl.conn, _error(exc, "applying the training loop's changes to the dataset / samplers"))
+        else:
+            send(ctl.conn, Settled(committed=True))
+    elif isinstance(msg, MoreIndices) or (isinstance(msg, StartEpoch) and runner.schedule.mode != "epochs"):
+        _serve_epoch(ctl, runner, msg)  # one torch iterator over all epochs: nothing to rewind, play in place
+    elif isinstance(msg, StartEpoch):
+        _play_epoch(ctl, runner, msg)
+    return None
 
 
 def spawn_workers(conn, spec, count: int, close_fds=()) -> None:

@@ -11,6 +11,9 @@ torch (2.13, ``torch/utils/data/dataloader.py``), per ``iter(loader)``:
   ``iter(index_sampler)`` (the one used), ``prefetch_factor * num_workers`` tasks dispatched, one
   more per batch handed out. Task ``k`` goes to worker ``k % num_workers`` (restarting at worker 0
   each epoch); a worker seeds its streams from ``base_seed + id`` and calls ``worker_init_fn``.
+* IterableDataset with workers: each worker iterates its own copy; tasks go round robin to the workers
+  (``_worker_queue_idx_cycle``), skipping those whose shard has ended (``_workers_status``); in order, the
+  batches come out in the order the tasks went (:class:`WorkerCycle`).
 * ``persistent_workers``: later ``iter(loader)`` calls only ``_reset`` (one ``iter(index_sampler)``,
   no new base seed, the same worker processes and their streams).
 * One iterator over many epochs (YOLOv5's ``InfiniteDataLoader``, or an infinite sampler cut into
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "WorkerCycle"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,10 @@ class Schedule:
         always 0 unless ``continuous``.
         """
         return (start + k) % self.num_workers
+
+    def worker_cycle(self) -> WorkerCycle:
+        """An IterableDataset epoch's dispatch: round robin over the workers whose shard has not ended."""
+        return WorkerCycle(self.num_workers)
 
     def draws_base_seed(self, epoch: int) -> bool:
         """Whether ``iter(loader)`` for ``epoch`` draws a new base seed (a new torch iterator)."""
@@ -133,3 +140,41 @@ class Schedule:
         if self.num_workers == 0:
             return consumed
         return min(total + 1, self.max_outstanding + consumed)
+
+
+class WorkerCycle:
+    """torch's ``_worker_queue_idx_cycle`` for an IterableDataset: round robin over the workers still active.
+
+    Iterate it for the worker of each next task; :meth:`stop` a worker once its shard has ended (torch marks it
+    inactive when its ``_IterableDatasetStopIteration`` arrives, and skips it from then on).
+
+    Example:
+        >>> cycle = WorkerCycle(3)
+        >>> order = []
+        >>> for w in cycle:
+        ...     order.append(w)
+        ...     if len(order) == 4: cycle.stop(1)
+        ...     if len(order) == 8: break
+        >>> order
+        [0, 1, 2, 0, 2, 0, 2, 0]
+    """
+
+    def __init__(self, num_workers: int) -> None:
+        self.num_workers = num_workers
+        self.active = set(range(num_workers))
+        self._next = 0
+
+    def __iter__(self) -> WorkerCycle:
+        return self
+
+    def __next__(self) -> int:
+        for i in range(self.num_workers):
+            w = (self._next + i) % self.num_workers
+            if w in self.active:
+                self._next = w + 1
+                return w
+        raise StopIteration  # every shard has ended
+
+    def stop(self, worker: int) -> None:
+        """``worker``'s shard ended: no more tasks for it."""
+        self.active.discard(worker)

@@ -9,7 +9,7 @@ import types
 from adapters.engine._columns import Structure
 from adapters.engine._errors import SourceError
 from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
-from adapters.engine._engine import Engine
+from adapters.engine._engine import NO_BATCH, Engine
 from adapters.engine._schedule import Schedule
 from adapters.engine._sync import AttributeTracker
 
@@ -125,7 +125,7 @@ def build_engine(
     except BaseException:
         engine.close()
         raise
-    if first is None:
+    if first is NO_BATCH:
         engine.close()
         raise ValueError(
             "to_mindspore: the loader yields no batch in epoch 0, so there are no columns to declare "
@@ -282,22 +282,10 @@ def to_mindspore(
         structure = Structure.infer(first, column_names, pack_lists_of=pack)
         engine.structure = structure
         first_row = structure.to_row(first, 0)
-        _check_column_dtypes(structure, first_row)
         return TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
     except BaseException:
         engine.close()
         raise
-
-
-def _check_column_dtypes(structure: Structure, row) -> None:
-    """Refuse now what MindSpore would refuse later with a message naming no column."""
-    for name, path, array in zip(structure.names, structure.paths, row):
-        if array.dtype.kind == "c":
-            raise TypeError(
-                f"to_mindspore: column {name!r} (the batch's {path}) is {array.dtype}: a MindSpore dataset column "
-                "cannot hold complex numbers. Return real and imaginary parts from your collate_fn instead "
-                "(e.g. np.stack([x.real, x.imag], -1))."
-            )
 
 
 def _fixed_count_types() -> tuple:

@@ -35,13 +35,14 @@ import pickle
 import struct
 import sys
 import threading
+import types
 import weakref
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
 import numpy as np
 
-__all__ = ["send", "recv", "recv_sized", "numpy_tree", "adopt", "reset"]
+__all__ = ["send", "recv", "recv_sized", "numpy_tree", "adopt", "reset", "register_roots", "found_by_name"]
 
 # buffers (| _SHARED_BIT), torch shared-memory files, freed ids, slot id (0: a one-off file)
 _HEAD = struct.Struct("<IIIQ")
@@ -266,7 +267,65 @@ class _Pickler(pickle.Pickler):
                 fd, size, offset = found
                 self.files.append((fd, size))
                 return _from_shared_file, (len(self.files) - 1, offset, obj.dtype.str, obj.shape)
+        elif isinstance(obj, type) and not found_by_name(obj):
+            return _class_by_identity, (obj.__module__, obj.__qualname__, id(obj))
         return NotImplemented
+
+
+def found_by_name(cls: type) -> bool:
+    """Whether pickle can refer to ``cls`` by module and qualified name (not a class made inside a function)."""
+    obj = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        obj = getattr(obj, part, None)
+    return obj is cls
+
+
+# Where classes that cannot be found by name are looked for (the pipeline's dataset, collate_fn, samplers):
+# every process of a pipeline is a fork of the caller, so a class that existed when the pipeline was made is
+# the same object, at the same address, in the caller. Registered by the engine.
+_ROOTS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_CLASSES: dict[tuple, type] = {}
+
+
+def register_roots(*objects: Any) -> None:
+    """Objects from which a class made inside a function (a batch's NamedTuple, say) is found again here."""
+    for obj in objects:
+        try:
+            _ROOTS[id(obj)] = obj
+        except TypeError:  # not weak-referenceable: kept for the process's life
+            _STRONG_ROOTS.append(obj)
+
+
+_STRONG_ROOTS: list = []
+_PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
+
+
+def _class_by_identity(module: str, qualname: str, ident: int) -> type:
+    """The class a sending process of this pipeline pickled by identity: the same object here (a fork)."""
+    import gc
+
+    key = (module, qualname, ident)
+    cls = _CLASSES.get(key)
+    if cls is not None:
+        return cls
+    seen: set[int] = set()
+    stack = list(_ROOTS.values()) + _STRONG_ROOTS + [sys.modules.get("__main__")]
+    while stack:  # the objects reachable from the pipeline's own (frozen objects included, unlike gc.get_objects)
+        obj = stack.pop()
+        if id(obj) in seen or type(obj) in _PROXIES:  # (a dead weak proxy raises on any use)
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, type) and id(obj) == ident and obj.__qualname__ == qualname and obj.__module__ == module:
+            _CLASSES[key] = obj
+            return obj
+        if isinstance(obj, types.ModuleType) and obj.__name__ != "__main__":
+            continue  # (a class findable from a module would have been pickled by name)
+        stack.extend(gc.get_referents(obj))
+    raise pickle.UnpicklingError(
+        f"a batch holds an instance of {module}.{qualname}, a class made inside a function after the pipeline was "
+        "built (in the pipeline's own process): it does not exist in this process. Define it before calling "
+        "to_mindspore (at module level, or in the function that builds the loader)."
+    )
 
 
 _LOADING = threading.local()  # the torch shared-memory files of the message being unpickled
@@ -281,7 +340,10 @@ def _from_shared_file(k: int, offset: int, dtype: str, shape: tuple) -> np.ndarr
 def _dumps(obj: Any, buffers: list) -> tuple[bytes, list]:
     """``obj``'s pickle (its buffers appended to ``buffers``) and the torch shared-memory files it references."""
     if "torch" not in sys.modules:
-        return pickle.dumps(obj, protocol=5, buffer_callback=buffers.append), []
+        try:
+            return pickle.dumps(obj, protocol=5, buffer_callback=buffers.append), []
+        except (pickle.PicklingError, AttributeError):  # a class made inside a function: by identity
+            del buffers[:]
     out = io.BytesIO()
     pickler = _Pickler(out, buffers)
     pickler.dump(obj)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 import adapters
+from porting import assert_equivalent
 from adapters import WorkerError
 from tests.adapters._torch_side import RandomAugDataset
 
@@ -125,16 +126,21 @@ def test_loader_plus_options_is_rejected():
         adapters.to_mindspore(DataLoader(RandomAugDataset(4)), batch_size=2)
 
 
-def test_complex_leaves_are_refused_at_construction_naming_the_column():
-    class Complex:
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_complex_leaves_are_carried_exactly_in_packed_columns(num_workers):
+    # A MindSpore column cannot hold complex numbers; torch's batch does: the port carries them packed.
+    class Complex(torch.utils.data.Dataset):
         def __len__(self):
             return 4
 
         def __getitem__(self, i):
-            return {"z": np.array([1 + 2j], np.complex64), "x": np.array([i])}
+            return {"z": np.array([1 + 2j * i], np.complex64), "x": np.array([i])}
 
-    with pytest.raises(TypeError, match=r"column 'z' .*complex64.*cannot hold complex"):
-        adapters.to_mindspore(Complex(), batch_size=2, num_workers=0)
+    expected = [{k: v.numpy() for k, v in b.items()} for b in DataLoader(Complex(), batch_size=2)]
+    ds = adapters.to_mindspore(Complex(), batch_size=2, num_workers=num_workers)
+    actual = list(ds.iter_batches(1, output_numpy=True))
+    assert actual[1]["z"].dtype == np.complex64 and actual[1]["z"].tolist() == [[1 + 4j], [1 + 6j]]
+    assert_equivalent(actual, expected, rtol=0, atol=0)
 
 
 def test_a_dropped_dataset_collected_in_a_forked_child_leaves_the_pipeline_alone(tmp_path):
@@ -223,3 +229,40 @@ def test_num_workers_0_small_batches_need_almost_no_credits(monkeypatch):
     assert np.array_equal(np.concatenate(rows)[:, 0], np.arange(3200))
     assert len(sent) < 20, f"{len(sent)} credits for 100 batches"
     ds.close()
+
+
+class _Unpicklable(Exception):
+    """An exception whose __init__ cannot be called again with its args: it does not survive pickling."""
+
+    def __init__(self, path, line):
+        super().__init__(f"bad label in {path} at line {line}")
+
+
+class _RaisesUnpicklable:
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        if i == 2:
+            raise _Unpicklable("labels/3.txt", 7)
+        return np.array([i])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_an_error_that_cannot_be_pickled_keeps_its_type_and_message_on_the_first_line(num_workers):
+    ds = adapters.to_mindspore(_RaisesUnpicklable(), batch_size=2, num_workers=num_workers)
+    with pytest.raises(Exception) as info:
+        list(ds.create_tuple_iterator(output_numpy=True))
+    first_line = str(info.value).splitlines()[0]
+    assert isinstance(info.value, (_Unpicklable, WorkerError)), type(info.value)
+    assert "_Unpicklable" in f"{type(info.value).__name__}: {first_line}"
+    assert "bad label in labels/3.txt at line 7" in first_line
+    assert "Exception thrown from user defined Python function" not in first_line
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_collate_fn_returning_none_yields_none_batches_as_torch(num_workers):
+    expected = list(DataLoader(RandomAugDataset(4), batch_size=2, collate_fn=lambda batch: None))
+    assert expected == [None, None]
+    ds = adapters.to_mindspore(RandomAugDataset(4), batch_size=2, num_workers=num_workers, collate_fn=lambda b: None)
+    assert list(ds.iter_batches(1)) == expected

@@ -125,6 +125,24 @@ def test_three_pipelines_one_answer(data, many_cpus, workers, one_iterator):
     assert_same(ms_epochs(third, ds3, 2, one_iterator=one_iterator), pt, 8)
 
 
+HYPS = {
+    "mosaic-half": hyp_with(mosaic=0.5, mixup=0.5),  # shapes mixes None (mosaic samples) and tuples in one batch
+    "no-mosaic": hyp_with(mosaic=0.0, degrees=5.0),  # every sample letterboxed: shapes all tuples
+    "mixup-copy-paste": hyp_with(mixup=1.0, copy_paste=0.5, scale=0.9),
+    "scratch-high": load_hyp("scratch-high"),
+}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("hyp", sorted(HYPS))
+def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers):
+    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, **{**BASE, "hyp": HYPS[hyp]})
+    assert_same(ms, pt, 8)
+    if hyp == "mosaic-half":  # both kinds of shapes in the stream
+        kinds = {type(s).__name__ for b in pt for s in b[3]}
+        assert kinds == {"NoneType", "tuple"}
+
+
 def test_pipeline_columns_and_dataset_attributes(data):
     seed_all(0)
     pipeline, ds = yolov5_ms.create_dataloader(data, workers=0, **BASE)
