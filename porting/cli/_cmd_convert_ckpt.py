@@ -61,7 +61,8 @@ def register(sub) -> None:
     p.add_argument("dst", metavar="DST", help="destination checkpoint: .ckpt, .safetensors, .pt or .pth (overwritten)")
     p.add_argument("--like", metavar="MODULE:FACTORY", default=None,
                    help="a callable returning the MindSpore cell whose names to map to (or from): a dotted module "
-                        "importable from the current folder, or a .py path; without it names and layouts are kept")
+                        "importable from the current folder, or a .py path; without it layouts are kept, and so "
+                        "are names except BatchNorm groups (running_mean + running_var), which get MindSpore's")
     p.add_argument("--map", default=None, metavar="FILE",
                    help="with --like, an alignment (YAML, from `torch2ms align`) pairing the names of a port written "
                         "independently")

@@ -25,7 +25,9 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
     p = sub.add_parser(
         name, help=help_text,
         description="Run yolov5_pt (PyTorch, bit-identical to upstream YOLOv5 v7.0) and yolov5_ms (native MindSpore) "
-                    "with the same seed, compare every batch tensor by tensor, exactly, and write a report.",
+                    "with the same seed, compare every batch tensor by tensor, exactly, and write a report. Also "
+                    "compared: adapters.to_mindspore(yolov5_pt's dataset) against yolov5_pt and, when upstream "
+                    "YOLOv5 (yolov5==7.0.14) is installed, yolov5_pt against upstream itself.",
         epilog=_EPILOG, formatter_class=HelpFormatter,
     )  # fmt: skip
     p.add_argument("--data", required=data_required, default=None,
