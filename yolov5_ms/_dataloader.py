@@ -16,6 +16,8 @@ import fcntl
 import os
 from pathlib import Path
 
+import numpy as np
+
 import adapters
 from yolov5_core._collate import collate_fn, collate_fn4
 from yolov5_core._files import img2label_paths, list_image_files
@@ -224,6 +226,13 @@ def create_dataloader(
     # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
     # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.
     quad_groups = recipe.batch_size // 4 if recipe.quad else 0
-    pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, column_names=list(COLUMNS), set_epoch=True,
-                                     pack_lists_of=quad_groups or None, **loader_kwargs)
+    # The columns are declared (no batch made at construction, where upstream's InfiniteDataLoader only starts
+    # its workers): img uint8 (N, 3, H, W), labels float32 (n, 6), paths (one str per image), shapes (one entry per
+    # image, None under mosaic: packed). collate_fn4 gives one entry per group of 4.
+    entries = quad_groups or recipe.batch_size
+    prototype = (np.zeros((entries, 3, 1, 1), np.uint8), np.zeros((0, 6), np.float32), ("",) * entries,
+                 (None,) * entries)
+    structure = adapters.Structure.infer(prototype, list(COLUMNS), pack_lists_of=entries)
+    pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, set_epoch=True, structure=structure,
+                                     **loader_kwargs)
     return pipeline, dataset

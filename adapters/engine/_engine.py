@@ -198,6 +198,7 @@ class Engine:
         self._base_seed: int | None = None
         self._first = None  # epoch 0's first batch, made by the probe (columns, MindSpore's getters)
         self._has_first = False
+        self.first_row_made = None  # the first row produced (for declared columns, which had no probe)
         self._probe_kept = False  # the probe's copy waits to carry on as epoch 0 (num_workers=0)
         self._spawned = False  # a spawner was forked for this pipeline's workers
         self.workers_at_construction = False  # persistent workers start from the snapshot (YOLOv5's InfiniteDataLoader)
@@ -433,9 +434,9 @@ class Engine:
         and the tree is dropped with the iterator. Never for a dataset closed or interrupted: an iterator
         may still read, and must get the error that says so.
         """
-        if self.length is None or not self._has_first or not consumer.closed or self._closed or self.interrupted:
+        row = self.structure.to_row(self._first, 0) if self._has_first else self.first_row_made
+        if self.length is None or row is None or not consumer.closed or self._closed or self.interrupted:
             return
-        row = self.structure.to_row(self._first, 0)
         for _ in range(produced, self.length):
             yield row
 
@@ -502,7 +503,10 @@ class Engine:
             raise _Abandoned
 
     def _emit(self, epoch: _Epoch, msg: Batch, k: int):
-        yield from self._yield(epoch, self.structure.to_row(msg.batch, k))
+        row = self.structure.to_row(msg.batch, k)
+        if self.first_row_made is None:
+            self.first_row_made = row  # (declared columns: the shapes MindSpore's getters answer)
+        yield from self._yield(epoch, row)
 
     # ------------------------------------------------------------------ epochs
     def _open_epoch(self, consumer: Consumer) -> _Epoch:
@@ -760,6 +764,8 @@ class Engine:
         while epoch.produced < length:
             msg = self._next_continuous_batch(epoch, g)
             row = self.structure.to_row(msg.batch, g - start)
+            if self.first_row_made is None:
+                self.first_row_made = row
             self._history.append((g, row))
             while self._history and self._history[0][0] < self._global_consumed:
                 self._history.popleft()

@@ -351,8 +351,17 @@ class TorchLoaderDataset(msds.GeneratorDataset):
                 yield self.structure.rebuild(row)
 
     # Answered from the first batch: MindSpore would otherwise run the pipeline (an epoch) to find out.
+    def _first(self):
+        row = self._first_row if self._first_row is not None else self._engine.first_row_made
+        if row is None:
+            raise TypeError(
+                "this TorchLoaderDataset's columns were declared (to_mindspore(structure=...)): their shapes and dtypes "
+                "are known once its first batch was made; iterate first"
+            )
+        return row
+
     def output_shapes(self, estimate=False):
-        return [list(a.shape) for a in self._first_row]
+        return [list(a.shape) for a in self._first()]
 
     def get_dataset_size(self):
         """Batches per epoch: ``len(loader)``, as torch's ``len(loader)`` answers it.
@@ -372,7 +381,7 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         return self._torch_len
 
     def output_types(self):
-        return [a.dtype for a in self._first_row]
+        return [a.dtype for a in self._first()]
 
     def close(self) -> None:
         """Stop the pipeline's processes now (they also stop when the dataset is garbage-collected)."""

@@ -93,6 +93,7 @@ def build_engine(
     steps_per_epoch: int | None = None,
     length: int | None = None,
     workers_at_construction: bool = False,
+    probe: bool = True,
 ):
     """Start the pipeline's processes for ``spec`` and learn its columns from epoch 0's first batch.
 
@@ -100,7 +101,8 @@ def build_engine(
     (``yolov5_ms``): returns ``(engine, first_batch)``; ``engine.rows()`` is one epoch's generator.
     ``length``: the batches every epoch must have (``None``: epochs may differ). ``workers_at_construction``:
     persistent workers start from the state at this call (YOLOv5's ``InfiniteDataLoader``), not from the
-    loop's state at the first epoch.
+    loop's state at the first epoch. ``probe=False``: the columns are declared, no batch is made now
+    (``first_batch`` is then :data:`NO_BATCH`).
 
     Raises:
         ValueError: the loader yields no batch in epoch 0.
@@ -117,6 +119,8 @@ def build_engine(
     engine.tracker = AttributeTracker(_tracked(spec, mode))
     engine.sets_sampler_epochs = set_epoch not in (False, None) and (callable(set_epoch) or any(
         callable(getattr(s, "set_epoch", None)) for s in reachable_samplers(spec)))
+    if not probe:
+        return engine, NO_BATCH
     try:
         first = engine.first_batch()
     except SourceError as err:
@@ -144,6 +148,7 @@ def to_mindspore(
     steps_per_epoch: int | None = None,
     fixed_length: bool | None = None,
     pack_lists_of: int | None = None,
+    structure: Structure | None = None,
     **dataloader_kwargs,
 ):
     """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
@@ -209,6 +214,11 @@ def to_mindspore(
             batch are carried as packed columns (any length in later batches). Default: one item per
             sample of the first batch; give another count for collates that return one entry per
             group of samples (YOLOv5's ``collate_fn4``: one per 4).
+        structure: the batch structure, declared (``adapters.Structure.infer(prototype_batch, ...)``) instead of
+            learnt from epoch 0's first batch: no batch is made at construction (with workers, that batch
+            would be made again when the loop begins epoch 0). Every batch must then be nested like the
+            prototype (a batch that is not raises, naming where); ``output_shapes()`` is known once the first
+            batch was made. ``column_names`` and ``pack_lists_of`` belong to ``Structure.infer`` then.
         **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
             ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
             ``worker_init_fn``, ``generator``, ``persistent_workers``, ``timeout``, ``prefetch_factor``,
@@ -275,8 +285,13 @@ def to_mindspore(
     if fixed_length is None:
         fixed_length = mode == "steps" or _count_is_fixed(spec)
     length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
+    if structure is not None and (column_names is not None or pack_lists_of is not None):
+        raise ValueError("to_mindspore: with structure=, column_names and pack_lists_of belong to Structure.infer")
     engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
-                                 workers_at_construction=infinite is True)
+                                 workers_at_construction=infinite is True, probe=structure is None)
+    if structure is not None:
+        engine.structure = structure
+        return TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch))
     try:
         # A custom collate's python lists with one item per sample are carried as packed columns, so
         # that a short last batch or a bucketing sampler (a different count) is carried exactly.

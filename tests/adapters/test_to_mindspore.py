@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import adapters
 from porting import assert_equivalent
-from tests.adapters._torch_side import seed_all, RandomAugDataset, ms_epochs, torch_epochs
+from tests.adapters._torch_side import seed_all, RandomAugDataset, ms_epochs, to_numpy_tree, torch_epochs
 
 EPOCHS = 2
 
@@ -202,3 +204,35 @@ def test_pack_lists_of_carries_one_entry_per_group_of_samples(num_workers, persi
     assert_equivalent(got, expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="pack_lists_of must be a positive int or None, got 0"):
         adapters.to_mindspore(make(), pack_lists_of=0)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_declared_columns_make_no_batch_at_construction(num_workers):
+    import multiprocessing
+
+    calls = multiprocessing.Value("i", 0)
+
+    class Counted(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            with calls.get_lock():
+                calls.value += 1
+            return {"x": np.float32(i), "tag": f"s{i}"}
+
+    structure = adapters.Structure.infer({"x": np.zeros(2, np.float32), "tag": ["", ""]})
+    loader = DataLoader(Counted(), batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(3))
+    expected = [to_numpy_tree(b) for b in loader]
+    calls.value = 0
+    ds = adapters.to_mindspore(DataLoader(Counted(), batch_size=2, shuffle=True, num_workers=num_workers,
+                                          generator=torch.Generator().manual_seed(3)), structure=structure)
+    time.sleep(0.3)
+    assert calls.value == 0  # nothing made until the loop begins epoch 0
+    with pytest.raises(TypeError, match="known once its first batch was made"):
+        ds.output_shapes()
+    actual = list(ds.iter_batches(1, output_numpy=True))
+    assert ds.output_shapes() == [[2], [2]] and calls.value == 8  # every sample made once, as in torch
+    assert_equivalent(actual, expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="belong to Structure.infer"):
+        adapters.to_mindspore(list(range(4)), batch_size=2, structure=structure, column_names=["a", "b"])
