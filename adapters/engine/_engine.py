@@ -409,10 +409,12 @@ class Engine:
             try:
                 epoch = self._open_epoch(consumer)
             except _Abandoned:
+                yield from self._filler(consumer, 0)
                 return
             except Exception as exc:
-                if self.interrupted is not None:
-                    return  # nobody waits for this epoch any more
+                if self.interrupted is not None or self._closed:
+                    yield from self._filler(consumer, 0)  # nobody waits for this epoch any more
+                    return
                 raise self.raise_into_mindspore(exc) from None
             yield from self._produce_rows(epoch)
             if not epoch.exhausted:
@@ -428,14 +430,17 @@ class Engine:
     def _filler(self, consumer: Consumer, produced: int):
         """Rows nobody reads, completing an abandoned epoch of a sized source.
 
-        MindSpore raises in a tree whose sized source ends an epoch short, and reports that unread error
-        later in place of another pipeline's own. An abandoned iterator's tree (its consumer closed or
-        superseded: it refuses to give rows) is given the epoch's full count instead; its queue takes a few
-        and the tree is dropped with the iterator. Never for a dataset closed or interrupted: an iterator
-        may still read, and must get the error that says so.
+        MindSpore raises in a tree whose sized source ends an epoch short, and keeps that error, unread, in
+        the caller's thread: it is reported later in place of another pipeline's own error (a KeyError of
+        yours would read "The actual amount of data read from generator ... is different from
+        generator.len"). A tree nobody may read from is given the epoch's full count instead: an abandoned
+        iterator's (its consumer closed or superseded) and every iterator of a dataset closed or stopped by
+        Ctrl-C. Those iterators refuse to hand out rows (they raise the error that says why, before reading),
+        so these rows are never seen; MindSpore's queue takes a few and the tree is dropped with its iterator.
         """
         row = self.structure.to_row(self._first, 0) if self._has_first else self.first_row_made
-        if self.length is None or row is None or not consumer.closed or self._closed or self.interrupted:
+        readable = not (consumer.closed or self._closed or self.interrupted is not None)
+        if self.length is None or row is None or readable:
             return
         for _ in range(produced, self.length):
             yield row
