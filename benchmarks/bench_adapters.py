@@ -45,13 +45,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import cv2  # noqa: E402
+import mindspore  # noqa: E402
+import mindspore.dataset as msds  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import adapters  # noqa: E402
-import mindspore  # noqa: E402
-import mindspore.dataset as msds  # noqa: E402
 from porting import assert_equivalent  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from porting.cli._yolo_plots import class_colour, diff_heatmap, plot_batch
 from porting.cli import main
+from porting.cli._yolo_plots import class_colour, diff_heatmap, plot_batch
 
 
 def _run(capsys, *argv):

@@ -6,7 +6,7 @@ The rules live here once; ``yolov5_pt`` wraps them for tensors, ``yolov5_ms`` us
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -387,7 +387,7 @@ class LabelSummary:
                 f"{self.corrupt}")
 
     @classmethod
-    def from_cache(cls, cache: Mapping) -> "LabelSummary":
+    def from_cache(cls, cache: Mapping) -> LabelSummary:
         """Summarise a label cache and check its ``results`` against its per-image entries.
 
         Args:

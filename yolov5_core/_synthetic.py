@@ -84,7 +84,7 @@ class SyntheticDataset:
     class_names: tuple[str, ...]
     manifest: tuple[Fault, ...]
 
-    def copy_to(self, dest: str | os.PathLike) -> "SyntheticDataset":
+    def copy_to(self, dest: str | os.PathLike) -> SyntheticDataset:
         """Copy the whole dataset to ``dest`` (replacing what is there), e.g. before a scan rewrites files.
 
         Args:

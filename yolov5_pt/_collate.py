@@ -8,7 +8,7 @@ back with ``torch.from_numpy``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -39,7 +39,6 @@ import numpy as np
 
 from porting.convert._checkpoint_rules import CARRIED
 from porting.harness._format import text_table
-
 from torch2ms_base._report import Report, markdown_table
 
 __all__ = ["Alignment", "CallTracer", "LAYER_KINDS", "align", "as_alignment", "ms_named_cells"]
@@ -534,7 +533,7 @@ class Alignment(Report):
             f.write(self.to_yaml())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Alignment":
+    def load(cls, path: str | os.PathLike) -> Alignment:
         """Read an alignment saved by :meth:`save` (or written by hand); ``yaml.safe_load`` only.
 
         Raises:
@@ -553,7 +552,7 @@ class Alignment(Report):
         return cls.from_dict(data, where=path)
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "alignment") -> "Alignment":
+    def from_dict(cls, data: Any, *, where: str = "alignment") -> Alignment:
         """An alignment from the mapping :meth:`to_yaml` writes (``state`` and ``layers`` required)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected a mapping with 'state' and 'layers', got {type(data).__name__}")

@@ -61,7 +61,7 @@ def add_batchnorm_parameters(cell: Any, num_features: int, affine: bool) -> None
     cell.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked", requires_grad=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def batchnorm_classes() -> dict[str, type]:
     """The MindSpore cells :func:`convert_batchnorm` returns, by name (built on first call).
 

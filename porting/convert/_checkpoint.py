@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from porting.convert._align import as_alignment
 from porting.convert._checkpoint_files import (
     MS_EXT,
     ST_EXT,
@@ -40,11 +41,10 @@ from porting.convert._checkpoint_files import (
     torch_tensor,
     write_tensors,
 )
-from porting.convert._align import as_alignment
 from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, KEY_SIGNATURES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
 from porting.harness._format import text_table
-
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointReport",
@@ -201,7 +201,7 @@ def torch_to_mindspore_names(torch_module: Any, cell: Any, *, alignment: Any = N
 class CheckpointMismatchError(ValueError):
     """A strict load found missing, unexpected or mis-shaped entries; ``.report`` has all of them."""
 
-    def __init__(self, report: "CheckpointReport", where: str) -> None:
+    def __init__(self, report: CheckpointReport, where: str) -> None:
         self.report = report
         hint = ("; names on both sides that nothing pairs: for a port written independently pass "
                 "alignment=porting.align(torch_module, cell)" if report.missing and report.unexpected else "")

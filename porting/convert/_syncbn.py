@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_class() -> type:
     import torch
     import torch.distributed as dist
@@ -128,7 +128,7 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
         return _torch_class()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ms_class() -> type:
     from mindspore import nn, ops
 

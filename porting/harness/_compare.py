@@ -73,8 +73,8 @@ from porting.harness._format import (
 )
 from porting.harness._leaves import MAPPING, SEQUENCE, Leaf, classify, number_as_array
 from porting.harness._tolerances import default_tolerances, resolve_tolerances
-
 from torch2ms_base._report import Report
+
 __all__ = ["Mismatch", "Comparison", "compare", "assert_equivalent"]
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,8 @@ from porting.harness._arrays import is_worse
 from porting.harness._compare import Mismatch, compare, not_identical_words
 from porting.harness._format import format_path
 from porting.harness._tolerances import resolve_tolerances
-
 from torch2ms_base._report import Report
+
 __all__ = [
     "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",
     "dataset_rows", "loader_epochs",

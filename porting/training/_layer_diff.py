@@ -29,8 +29,8 @@ from porting.convert._align import CallTracer, as_alignment, ms_named_cells
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
 from porting.training._reference import compare_to_reference
-
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
 
 # (attribute of LayerDiff, label) in forward order, then backward order
@@ -171,8 +171,8 @@ class LayerReport(Report):
 
     def __str__(self) -> str:
         detail = self._detail()
-        legend = ([f"(MS err, torch32 err: RMS distance of the layer's worst tensor to a float64 run of the torch "
-                   f"model; MindSpore passes within 2-3x torch float32's, plus a floor)"] if self.reference else [])
+        legend = (["(MS err, torch32 err: RMS distance of the layer's worst tensor to a float64 run of the torch "
+                   "model; MindSpore passes within 2-3x torch float32's, plus a floor)"] if self.reference else [])
         return "\n".join([text_table(self._header, self._rows()), *legend, "", self.headline(),
                           *([detail] if detail else [])])
 

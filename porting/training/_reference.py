@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from porting.harness._compare import Mismatch
-
 from torch2ms_base._report import Report
 
 __all__ = ["FLOOR_ATOL", "FLOOR_RTOL", "ReferenceCheck", "ReferenceComparison", "compare_to_reference",

@@ -21,8 +21,8 @@ from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
 from porting.training._layer_diff import as_float64, mode_message, unpaired_entries
 from porting.training._reference import compare_to_reference
-
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
 
 # what is compared each step, in the order a step produces it

@@ -124,7 +124,7 @@ def test_steps_on_a_stream_with_workers_is_a_usage_error_not_a_loader_error():
 def test_an_endless_loader_whose_len_lies_is_stopped(factory, claim):
     r = check(factory)
     assert r.status == ExitCode.USAGE, r.lines()
-    assert f"epoch 0 of the torch run yielded more than" in r.error and claim in r.error
+    assert "epoch 0 of the torch run yielded more than" in r.error and claim in r.error
 
 
 # ----------------------------------------------------------------------------- item 8: where the loader raised

@@ -10,8 +10,8 @@ error: a wrong padding, epsilon or momentum gives >= 1e-3). Everything that is a
 
 from __future__ import annotations
 
-import io
 import contextlib
+import io
 
 import numpy as np
 import pytest

@@ -9,13 +9,7 @@ real values: they are the only corruptions that load.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
-import pickle
-import struct
-import zipfile
 
 import numpy as np
 import pytest

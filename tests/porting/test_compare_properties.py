@@ -8,9 +8,9 @@ import mindspore as ms
 import numpy as np
 import pytest
 import torch
-from torch.testing._comparison import _DTYPE_PRECISIONS
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch.testing._comparison import _DTYPE_PRECISIONS
 
 import porting.harness._arrays
 from porting import compare

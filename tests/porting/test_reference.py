@@ -17,9 +17,9 @@ ms = pytest.importorskip("mindspore")
 from mindspore import nn as mnn  # noqa: E402
 from mindspore import ops  # noqa: E402
 
+from porting.training._reference import compare_to_reference, multiplier_for  # noqa: E402
 from tests.porting.test_layer_diff import X, Y, _pair  # noqa: E402
 from tests.porting.test_training import CASES, MsClassifier, TorchClassifier, _batches, _groups  # noqa: E402
-from porting.training._reference import compare_to_reference, multiplier_for  # noqa: E402
 
 MISTAKES = [
     (dict(bn_momentum=0.1), "bn1", "buffers after", "buffers"),  # torch's 0.1 passed unflipped

@@ -18,7 +18,6 @@ from mindspore import nn as mnn  # noqa: E402
 from mindspore import ops  # noqa: E402
 
 
-
 def _reports():
     class Cell(mnn.Cell):
         def __init__(self):

@@ -32,7 +32,15 @@ ms = pytest.importorskip("mindspore")
 import porting  # noqa: E402
 from porting import assert_equivalent  # noqa: E402
 from tests.porting._dist.syncbn_data import (  # noqa: E402
-    MOMENTUM, MS_NAMES, SHAPES, SPLITS, STEPS, global_batches, initial_state, rank_slice, record_torch,
+    MOMENTUM,
+    MS_NAMES,
+    SHAPES,
+    SPLITS,
+    STEPS,
+    global_batches,
+    initial_state,
+    rank_slice,
+    record_torch,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ import porting
 torch = pytest.importorskip("torch")
 ms = pytest.importorskip("mindspore")
 
-from tests.porting import _zoo  # noqa: E402
 from porting.training._layer_diff import float64_copy  # noqa: E402
 from porting.training._reference import compare_to_reference  # noqa: E402
+from tests.porting import _zoo  # noqa: E402
 
 X = _zoo.resnet18_input()
 

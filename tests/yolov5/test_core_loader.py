@@ -19,7 +19,14 @@ import torch.nn.functional as F
 
 import yolov5_core
 from tests._helpers.subproc import run_json
-from yolov5_core import GENERATOR_SEED_BASE, Albumentations, collate_fn, collate_fn4, interpolate_bilinear, loader_recipe
+from yolov5_core import (
+    GENERATOR_SEED_BASE,
+    Albumentations,
+    collate_fn,
+    collate_fn4,
+    interpolate_bilinear,
+    loader_recipe,
+)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import os
 import pickle
 import random
 import textwrap
-import time
 
 import numpy as np
 import pytest

@@ -7,8 +7,8 @@ Usage: msrun --worker_num=2 --local_worker_num=2 --master_port=PORT --join=True 
 import os
 import sys
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
