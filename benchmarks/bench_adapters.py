@@ -115,7 +115,7 @@ class HeavyDataset:
         gains = np.random.uniform(-1, 1, 3) * [0.015, 0.7, 0.4] + 1
         x = np.arange(256, dtype=np.float32)
         hsv = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
-        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(hsv, gains)])
+        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(hsv, gains, strict=True)])
         out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         if random.random() < 0.5:
             out = out[:, ::-1]
@@ -388,14 +388,14 @@ def bench_memory(args) -> float:
     ds = adapters.to_mindspore(make())
     it = ds.create_tuple_iterator(num_epochs=e, output_numpy=True)
     digests, samples = [], []
-    for epoch in range(e):
+    for _ in range(e):
         for row in it:
             digests.append(batch_digest(ds.structure.rebuild(row)))
         gc.collect()
         samples.append(tree_memory())
     assert digests == expected, "to_mindspore's batches differ from torch's (sha256 per batch)"
     rows = []
-    for epoch, (mine, ref) in enumerate(zip(samples, reference), 1):
+    for epoch, (mine, ref) in enumerate(zip(samples, reference, strict=True), 1):
         if epoch <= 3 or epoch % 5 == 0 or epoch == e:
             rows.append([epoch, mine[3], *(f"{v / 2**20:.1f}" for v in mine[:3]),
                          ref[3], *(f"{v / 2**20:.1f}" for v in ref[:3])])  # fmt: skip
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     if "heavy" in args.parts:
         ratios = bench_heavy(args)
         summary += [f"heavy, num_workers={w}: adapter/torch throughput {r:.3f} (target >= 1.0)"
-                    for w, r in zip(args.workers, ratios)]  # fmt: skip
+                    for w, r in zip(args.workers, ratios, strict=True)]  # fmt: skip
     if "trivial" in args.parts:
         summary.append(f"trivial: plain loop / adapter time {bench_trivial(args):.3f} (target >= 0.8)")
     if "memory" in args.parts:

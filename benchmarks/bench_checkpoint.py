@@ -164,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         assert not not_loaded
 
     file_rows = []
-    for label, fn in (("ms.load_checkpoint + load_param_into_net", ms_file),
-                      ("load_torch_state_dict(.safetensors)", lambda: porting.load_torch_state_dict(cell, paths[".safetensors"])),
-                      ("load_torch_state_dict(.pt)", lambda: porting.load_torch_state_dict(cell, paths[".pt"]))):
+    for label, fn in (
+        ("ms.load_checkpoint + load_param_into_net", ms_file),
+        ("load_torch_state_dict(.safetensors)", lambda: porting.load_torch_state_dict(cell, paths[".safetensors"])),
+        ("load_torch_state_dict(.pt)", lambda: porting.load_torch_state_dict(cell, paths[".pt"])),
+    ):
         fn()
         seconds = best_time(fn, args.repeat)
         with _PeakRss() as peak:
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, seconds, extra in rows:
         print(f"{label:40s} {seconds:9.3f} {seconds / base:7.2f} {extra / 2**20:15.1f} {extra / nbytes:12.3f}")
     base = file_rows[0][1]
-    print(f"{'from files (page cache warm)':40s} {'seconds':>9s} {'vs MS':>7s} {'peak extra MiB':>15s} {'x ckpt size':>12s}")
+    print(f"{'from files (page cache warm)':40s} {'seconds':>9s} {'vs MS':>7s} {'peak extra MiB':>15s} "
+          f"{'x ckpt size':>12s}")
     for label, seconds, extra in file_rows:
         print(f"{label:40s} {seconds:9.3f} {seconds / base:7.2f} {extra / 2**20:15.1f} {extra / nbytes:12.3f}")
     print("targets: load_torch_state_dict <= 2.00x load_param_into_net; peak extra <= 1.1x the checkpoint size")

@@ -39,6 +39,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
@@ -132,10 +133,10 @@ def leaves(tree) -> list:
 def check_same(actual: list, expected: list, what: str) -> None:
     """Every batch, every column: same count, dtype, shape and values."""
     assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
-    for k, (a, e) in enumerate(zip(actual, expected)):
+    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
         la, le = leaves(a), leaves(e)
         assert len(la) == len(le), f"{what}: batch {k} has {len(la)} columns vs {len(le)}"
-        for c, (x, y) in enumerate(zip(la, le)):
+        for c, (x, y) in enumerate(zip(la, le, strict=True)):
             assert x.dtype == y.dtype and np.array_equal(x, y), f"{what}: batch {k} column {c} differs"
 
 
@@ -154,8 +155,8 @@ def fingerprint(batch) -> list:
 
 def check_fingerprints(actual: list, expected: list, what: str) -> None:
     assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        for c, ((da, sa, xa), (de, se, xe)) in enumerate(zip(a, e)):
+    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        for c, ((da, sa, xa), (de, se, xe)) in enumerate(zip(a, e, strict=True)):
             assert da == de and sa == se and np.array_equal(xa, xe), f"{what}: batch {k} column {c} differs"
 
 
@@ -191,7 +192,7 @@ def section_throughput(args, step_s: float = 0.0) -> dict:
     rows = []
     for w in (0, 2):
         # Untimed: every batch of both sides, compared whole; torch's fingerprints are the reference.
-        full = {side: run_side(side, lambda: image_loader(args, w), epochs=2)[2] for side in ("torch", "ms")}
+        full = {side: run_side(side, functools.partial(image_loader, args, w), epochs=2)[2] for side in ("torch", "ms")}
         check_same(full["ms"], full["torch"], f"num_workers={w}, untimed run")
         reference = [fingerprint(b) for b in full["torch"]]
         images = sum(len(b[1]) for b in full["torch"])
@@ -200,7 +201,7 @@ def section_throughput(args, step_s: float = 0.0) -> dict:
         for r in range(args.rounds):
             res = {}
             for side in ("torch", "ms") if r % 2 == 0 else ("ms", "torch"):
-                t, _, kept = run_side(side, lambda: image_loader(args, w), epochs=2, keep="fingerprints",
+                t, _, kept = run_side(side, functools.partial(image_loader, args, w), epochs=2, keep="fingerprints",
                                       step_s=step_s)  # fmt: skip
                 check_fingerprints(kept, reference, f"{side} num_workers={w} round {r + 1}")
                 res[side] = images / t
@@ -297,7 +298,13 @@ def section_first(args) -> dict:
     return {"rows": rows}
 
 
-SECTIONS = dict(throughput=section_throughput, step=section_step, memory=section_memory, construct=section_construct, first=section_first)
+SECTIONS = dict(
+    throughput=section_throughput,
+    step=section_step,
+    memory=section_memory,
+    construct=section_construct,
+    first=section_first,
+)
 
 
 # ------------------------------------------------------------------------------------------ driver

@@ -121,8 +121,9 @@ def _first_batch(args, hyp: dict, runners: dict, sides: list) -> None:
         path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.first_batch, seed=0,
                                           img_size=(128, 192)).images)
         create_dataloader(path, args.img_size, args.batch_size, 32)  # the label cache, untimed
-        print(f"{args.first_batch} images (long side 128-192 px, labels cached, made in {time.perf_counter() - t:.0f} s)"
-              f" -> {args.img_size}, batch {args.batch_size}, best of {args.rounds} rounds")
+        print(f"{args.first_batch} images (long side 128-192 px, labels cached, made in "
+              f"{time.perf_counter() - t:.0f} s) -> {args.img_size}, batch {args.batch_size}, "
+              f"best of {args.rounds} rounds")
         for workers in args.workers:
             first = {name: float("inf") for name in sides}
             for r in range(args.rounds):

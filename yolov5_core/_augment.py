@@ -235,11 +235,11 @@ def copy_paste(
         h, w, c = im.shape
         im_new = np.zeros(im.shape, np.uint8)
         for j in rng.sample(range(n), k=round(p * n)):
-            l, s = labels[j], segments[j]
-            box = w - l[3], l[2], w - l[1], l[4]
+            lb, s = labels[j], segments[j]
+            box = w - lb[3], lb[2], w - lb[1], lb[4]
             ioa = bbox_ioa(box, labels[:, 1:5])
             if (ioa < 0.30).all():  # allow 30% obscuration of existing labels
-                labels = np.concatenate((labels, [[l[0], *box]]), 0)
+                labels = np.concatenate((labels, [[lb[0], *box]]), 0)
                 segments.append(np.concatenate((w - s[:, 0:1], s[:, 1:2]), 1))
                 cv2.drawContours(im_new, [segments[j].astype(np.int32)], -1, (1, 1, 1), cv2.FILLED)
 

@@ -190,7 +190,7 @@ class YoloDatasetCore:
         if not (nf > 0 or not self.augment):
             raise ValueError(f"{prefix}No labels found in {cache_path}, can not start training. {HELP_URL}")
         entries = {k: v for k, v in cache.items() if k not in _CACHE_META_KEYS}
-        labels, shapes, segments = zip(*entries.values()) if entries else ((), (), ())
+        labels, shapes, segments = zip(*entries.values(), strict=True) if entries else ((), (), ())
         if not (sum(len(x) for x in labels) > 0 or not self.augment):
             raise ValueError(f"{prefix}All labels empty in {cache_path}, can not start training. {HELP_URL}")
         if not entries:
@@ -215,7 +215,7 @@ class YoloDatasetCore:
                 raise ValueError(f"{prefix}min_items={min_items} filtered out every image")
         include_class = list(include_class or [])
         include_class_array = np.array(include_class).reshape(1, -1)
-        for i, (label, segment) in enumerate(zip(self.labels, self.segments)):
+        for i, (label, segment) in enumerate(zip(self.labels, self.segments, strict=True)):
             if include_class:
                 j = (label[:, 0:1] == include_class_array).any(1)
                 self.labels[i] = label[j]

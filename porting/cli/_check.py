@@ -463,8 +463,8 @@ class _MindSporeWalk:
                 yield batch
                 self.n += 1
             return
-        for self.epoch in range(self.epochs):  # a fresh iterator every epoch
-            self.batch = 0
+        for epoch in range(self.epochs):  # a fresh iterator every epoch
+            self.epoch, self.batch = epoch, 0
             for row in self.ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
                 yield self.ds.structure.rebuild(row)
                 self.batch += 1
@@ -494,7 +494,8 @@ class _Reproducibility:
                     self.first = f"the second run yielded more batches than the first ({len(self.digests)})"
                 else:
                     ours = _column_digests(batch)
-                    bad = next((k for (k, d), (_, e) in zip(ours, self.digests[n]) if d != e), None)
+                    # the first differing column of those both have; a different column count is checked next
+                    bad = next((k for (k, d), (_, e) in zip(ours, self.digests[n], strict=False) if d != e), None)
                     if bad is not None or len(ours) != len(self.digests[n]):
                         self.first = (f"{batch_location(n, self.per_epoch, bad)} differs between two torch runs "
                                       "with the same seeds (does the loader seed from the clock, uuid or "
@@ -692,7 +693,7 @@ def run_check(
         ds = _port(args, kwargs, steps, set_epoch, target)
         per_epoch = steps or _dataset_size(ds)
         result.columns = [{"name": n, "dtype": str(t), "shape": list(s)}
-                          for n, s, t in zip(ds.structure.names, ds.output_shapes(), ds.output_types())]
+                          for n, s, t in zip(ds.structure.names, ds.output_shapes(), ds.output_types(), strict=True)]
         repro = _Reproducibility(digests, per_epoch)
         total = per_epoch * epochs if per_epoch else None
         ms_walk = _MindSporeWalk(ds, epochs, loop, per_epoch)

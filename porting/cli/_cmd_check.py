@@ -51,7 +51,8 @@ def register(sub) -> None:
         epilog=_EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("target", metavar="MODULE:FACTORY", help="where your loader factory is, e.g. my_project.data:make_loader")
+    p.add_argument("target", metavar="MODULE:FACTORY",
+                   help="where your loader factory is, e.g. my_project.data:make_loader")
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for porting.seed_everything before each build")
     p.add_argument("--loop", choices=("one-iterator", "per-epoch"), default="one-iterator",

@@ -21,7 +21,8 @@ def _load_like(spec: str):
 
     cell = call_factory(load_factory(spec), f"--like {spec}", "a mindspore.nn.Cell")
     if not hasattr(cell, "parameters_dict"):
-        raise CheckError(f"--like {spec}: expected the factory to return a mindspore.nn.Cell, got {type(cell).__name__}")
+        raise CheckError(f"--like {spec}: expected the factory to return a mindspore.nn.Cell, "
+                         f"got {type(cell).__name__}")
     return cell
 
 

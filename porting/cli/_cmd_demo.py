@@ -1,4 +1,4 @@
-"""``torch2ms demo`` / ``torch2ms yolov5``: the YOLOv5 v7.0 training data pipeline, PyTorch and MindSpore side by side."""
+"""``torch2ms demo`` / ``torch2ms yolov5``: YOLOv5 v7.0's training data pipeline, PyTorch and MindSpore side by side."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
         epilog=_EPILOG, formatter_class=HelpFormatter,
     )  # fmt: skip
     p.add_argument("--data", required=data_required, default=None,
-                   help="a YOLOv5 images folder or list file" + ("" if data_required else
-                                                                  " (default: generate the embedded synthetic dataset)"))
+                   help="a YOLOv5 images folder or list file"
+                   + ("" if data_required else " (default: generate the embedded synthetic dataset)"))
     p.add_argument("--out", default="demo_out" if name == "demo" else "yolov5_report",
                    help="report folder" + ("" if data_required else " (without --data, the synthetic dataset is "
                                                                     "written to OUT/data)"))

@@ -32,8 +32,9 @@ def _unpack(result, target: str):
     from porting.cli._check import CheckError
 
     if not isinstance(result, tuple) or len(result) not in (3, 4):
+        length = f" of length {len(result)}" if isinstance(result, tuple) else ""
         raise CheckError(f"{target}: must return (torch_module, mindspore_cell, inputs[, target]); got "
-                         f"{type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+                         f"{type(result).__name__}{length}")
     t, m, inputs, *rest = result
     if not (type(t).__module__.startswith("torch") or hasattr(t, "named_modules")):
         raise CheckError(f"{target}: item 0 must be a torch.nn.Module, got {type(t).__name__}")
@@ -66,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         result = call_factory(factory, args.target, "(torch_module, mindspore_cell, inputs)")
         t, m, inputs, target = _unpack(result, args.target)
         if _LOSSES[args.loss] is not None and target is None:
-            raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")
+            raise CheckError(f"--loss {args.loss} needs a target: return "
+                             "(torch_module, mindspore_cell, inputs, target)")
         loss = _LOSSES[args.loss]
         report = diff_layers(t, m, inputs, loss=loss, target=None if loss is None else target, alignment=alignment,
                              reference=None if reference == "none" else reference, **tol)

@@ -223,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
     unreadable = sorted(set(listed) - set(pt_dataset.im_files))
     if unreadable:
         names = ", ".join(Path(f).name for f in unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
-        print(f"      {len(unreadable)} corrupt image(s) skipped, unreadable or with a bad label file (as upstream does): {names}")
+        print(f"      {len(unreadable)} corrupt image(s) skipped, unreadable or with a bad label file "
+              f"(as upstream does): {names}")
     per_epoch = len(pt_loader)
     print(f"[2/5] yolov5_pt: {type(pt_loader).__name__}, {pt_loader.num_workers} workers, {per_epoch} batches/epoch, "
           f"{len(pt_dataset)} images; yolov5_ms: {type(ms_ds).__name__}, columns {list(ms_ds.structure.names)}")

@@ -20,7 +20,8 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
     from porting.cli._yolo_plots import diff_heatmap, plot_batch, side_by_side
 
     made = []
-    for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms)):
+    # pictures of the batches both sides yielded; a side that yielded fewer is reported by compare_pipelines
+    for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms, strict=False)):
         pt = plot_batch(img_pt, lab_pt, title=f"yolov5_pt batch {k}")
         ms = plot_batch(img_ms, lab_ms, title=f"yolov5_ms batch {k}")
         if img_pt.shape == img_ms.shape:
@@ -29,7 +30,7 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
             diff = plot_batch(img_pt[:1] * 0, lab_pt[:0], title=f"shapes differ: {img_ms.shape} vs {img_pt.shape}")
             differing = -1
         paths = [out / f"batch{k}_{name}.png" for name in ("yolov5_pt", "yolov5_ms", "diff", "side_by_side")]
-        for path, picture in zip(paths, (pt, ms, diff, side_by_side(pt, ms, diff))):
+        for path, picture in zip(paths, (pt, ms, diff, side_by_side(pt, ms, diff)), strict=True):
             if not cv2.imwrite(str(path), picture):
                 raise OSError(f"could not write {path}")
         made.append((k, *paths, differing))
@@ -90,7 +91,8 @@ class DemoReport(Report):
         out = []
         for c in self.comparisons:
             r = c.report
-            worst = "none (all equal)" if r.worst_abs_location is None else f"{r.worst_abs_diff} at {r.worst_abs_location}"
+            worst = ("none (all equal)" if r.worst_abs_location is None
+                     else f"{r.worst_abs_diff} at {r.worst_abs_location}")
             out.append((c.title, r.verdict, r.batches, r.tensors, r.bytes, len(r.mismatches), worst))
         return out
 
@@ -144,11 +146,24 @@ class DemoReport(Report):
 
 
 def _picture_note(differing: int) -> str:
-    return "no pixel differs" if differing == 0 else "shapes differ" if differing < 0 else f"{differing} pixel(s) differ"
+    if differing == 0:
+        return "no pixel differs"
+    return "shapes differ" if differing < 0 else f"{differing} pixel(s) differ"
 
 
-def write_report(out: Path, *, args: Any, described: str, hyp: dict, comparisons: list, kept_pt: list,
-                 kept_ms: list, speeds: tuple, unreadable: list, upstream_note: str | None) -> tuple[DemoReport, list[Path]]:  # fmt: skip
+def write_report(
+    out: Path,
+    *,
+    args: Any,
+    described: str,
+    hyp: dict,
+    comparisons: list,
+    kept_pt: list,
+    kept_ms: list,
+    speeds: tuple,
+    unreadable: list,
+    upstream_note: str | None,
+) -> tuple[DemoReport, list[Path]]:
     """Write ``report.md``, ``report.html``, ``report.json`` and the pictures into ``out``.
 
     Returns:

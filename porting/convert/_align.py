@@ -796,7 +796,7 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
                 del m_entries[local]
             else:
                 left_t.append((local, key, shape))
-        for local, key, shape in left_t:
+        for _, key, shape in left_t:
             same = [(lm, v) for lm, v in m_entries.items() if v[1] == shape]
             if len(same) == 1 and sum(1 for _, _, s in left_t if s == shape) == 1:
                 state[key] = same[0][1][0]

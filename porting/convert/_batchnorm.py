@@ -1,4 +1,5 @@
-"""torch BatchNorm1d/2d/3d -> MindSpore cells with the same numbers: momentum translated, guards where MindSpore is silent.
+"""torch BatchNorm1d/2d/3d -> MindSpore cells with the same numbers: momentum translated, guards where MindSpore is
+silent.
 
 * :func:`convert_batchnorm` builds the cell: MindSpore momentum = 1 - torch momentum; ``affine=False``
   (MindSpore keeps frozen gamma=1/beta=0); ``track_running_stats=False`` is ``use_batch_statistics=True``;
@@ -153,7 +154,8 @@ def batchnorm_classes() -> dict[str, type]:
             return y * self.gamma.reshape(view) + self.beta.reshape(view)
 
         def extend_repr(self):
-            return f"num_features={self.num_features}, dims={self.dims}, eps={self.eps}, momentum=None, affine={self.affine}"
+            return (f"num_features={self.num_features}, dims={self.dims}, eps={self.eps}, momentum=None, "
+                    f"affine={self.affine}")
 
     return {
         "BatchNorm1d": guarded(nn.BatchNorm1d, 1),
@@ -248,7 +250,8 @@ def _check_same_config(t: dict, m: dict, torch_side: str) -> None:
     bad = []
     for key in t:
         a, b = t[key], m[key]
-        same = (a is None and b is None) or (a is not None and b is not None and abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a))))
+        same = (a is None and b is None) or (
+            a is not None and b is not None and abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a))))
         if not same:
             bad.append(f"{key}: torch {a!r}, MindSpore {b!r}" + (" (torch momentum m is MindSpore momentum 1 - m)"
                                                                   if key == "momentum" else ""))
@@ -292,7 +295,8 @@ def copy_batchnorm_state(src: Any, dst: Any) -> None:
                         f"{type(src).__name__} and {type(dst).__name__}")
     module, cell = (src, dst) if src_is_torch else (dst, src)
     _torch_kind(module)
-    _check_same_config(_torch_config(module), _ms_config(cell), "torch -> MindSpore" if src_is_torch else "MindSpore -> torch")
+    _check_same_config(_torch_config(module), _ms_config(cell),
+                       "torch -> MindSpore" if src_is_torch else "MindSpore -> torch")
     if src_is_torch:
         load_torch_state_dict(cell, module.state_dict(), strict=True)
         return

@@ -1,4 +1,5 @@
-"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of :mod:`porting.convert._checkpoint_rules`.
+"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of
+:mod:`porting.convert._checkpoint_rules`.
 
 * :func:`torch_to_mindspore_names` — which MindSpore parameter each torch key becomes.
 * :func:`load_torch_state_dict` — load a torch state dict (or ``.pt/.pth/.safetensors`` file) into a cell;
@@ -304,7 +305,8 @@ class CheckpointReport(Report):
             *([(len(self.kept), "kept")] if self.kept else []),
             (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),
         ]
-        return ", ".join(f"{n} {what}" for n, what in counts) + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+        warnings = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        return ", ".join(f"{n} {what}" for n, what in counts) + warnings
 
     def __str__(self) -> str:
         return self.table()
@@ -416,7 +418,8 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
             mis_shaped.append((key, item.ms, got, want))
             continue
         dst_dtype = dtype_name(item.param)
-        hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
+        cast = f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else ""
+        hows = [h for h in (_describe_layout(layout), cast) if h]
         loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
         if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
             hows.append(f"LOSSY: {loss}")
@@ -526,7 +529,8 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.fc = mindspore.nn.Dense(2, 1)
-        >>> r = load_torch_state_dict(Net(), {"fc.weight": np.ones((1, 2), np.float32), "fc.bias": np.zeros(1, np.float32)})
+        >>> state = {"fc.weight": np.ones((1, 2), np.float32), "fc.bias": np.zeros(1, np.float32)}
+        >>> r = load_torch_state_dict(Net(), state)
         >>> r.loaded
         ('fc.weight', 'fc.bias')
     """
@@ -761,7 +765,8 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
             if key is None:
                 out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
             else:
-                out[item.ms] = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
+                layout = item.entry.layout if item.entry else None
+                out[item.ms] = _apply_layout(to_numpy(source[key]), layout, to_ms=True)
         for carried, key in counters:
             out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
         write_tensors(dst, out, dtypes=dtypes)

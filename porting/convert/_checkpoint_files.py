@@ -538,7 +538,9 @@ def _ckpt_problem(path: str, exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None) -> None:
+def write_tensors(
+    path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None
+) -> None:
     """Write ``{name: array-like}`` to a ``.pt/.pth``, ``.safetensors`` or ``.ckpt`` file, dtypes kept.
 
     Args:

@@ -210,7 +210,7 @@ def _ms_world_size(group: str | None) -> int:
 
 
 class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
-    """MindSpore SyncBatchNorm made of ``ops.AllReduce`` (runs under ``msrun`` on CPU): BatchNorm over every rank's batch.
+    """MindSpore SyncBatchNorm from ``ops.AllReduce`` (runs under ``msrun`` on CPU): BatchNorm over every rank's batch.
 
     Parameters as ``mindspore.nn.BatchNorm2d`` (gamma, beta, moving_mean, moving_variance) plus torch's
     ``num_batches_tracked``; ``momentum`` in MindSpore's convention (0.9 == torch's 0.1). Inputs (N, C, *).

@@ -332,7 +332,7 @@ class _Walker:
             # No element-wise walk: which items correspond is unknown once one is missing.
             self._fail(path, "length", length_message(len(actual), len(expected)))
             return
-        for i, (x, y) in enumerate(zip(actual, expected)):
+        for i, (x, y) in enumerate(zip(actual, expected, strict=True)):
             self.walk(x, y, (*path, i))
 
     def _leaf(self, a: Leaf, e: Leaf, actual: Any, expected: Any, path: tuple) -> None:

@@ -334,7 +334,8 @@ def compare_pipelines(
         the full text.
 
     Raises:
-        ValueError: bad tolerances (only one of ``rtol``/``atol``, an unknown ``tolerance``), ``num_epochs``/``max_batches``/``max_mismatches`` out of range,
+        ValueError: bad tolerances (only one of ``rtol``/``atol``, an unknown ``tolerance``),
+            ``num_epochs``/``max_batches``/``max_mismatches`` out of range,
             ``column_names`` not matching a batch's number of columns, an iterator given with
             ``num_epochs > 1``, or both pipelines empty without ``allow_empty``.
         TypeError: a batch holds an unsupported object (named with batch, column and path).

@@ -19,7 +19,8 @@ _IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
 # Keys a torch LR scheduler stores in the groups; convert_lr_scheduler reads them from the torch optimizer.
 _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 
-# {torch class name: (MindSpore cell in porting.training._ms_optimizers, group keys passed through, {key: (value, why)} refused)}
+# {torch class name: (MindSpore cell in porting.training._ms_optimizers, group keys passed through,
+#                     {key: (value, why)} refused)}
 OPTIMIZER_RULES: dict[str, tuple[str, tuple[str, ...], dict[str, tuple[Any, str]]]] = {
     "SGD": ("TorchSGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), {}),
     "Adam": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),

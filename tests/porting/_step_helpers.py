@@ -88,7 +88,8 @@ def run_pair(make_torch_optimizer, make_torch_scheduler=None, *, steps=10, rtol,
     """Run both sides ``steps`` steps; after each, compare every parameter and the learning rates.
 
     ``convert(torch_optimizer, ms_params)`` replaces porting.convert_optimizer (to show what another
-    MindSpore optimizer does). Returns the per-step worst absolute parameter difference and the list of (torch lrs, MindSpore lrs).
+    MindSpore optimizer does). Returns the per-step worst absolute parameter difference and the list of
+    (torch lrs, MindSpore lrs).
     Raises AssertionError (assert_close-style text from porting.compare) at the first divergent step.
     """
     import mindspore as ms

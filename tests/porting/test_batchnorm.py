@@ -242,7 +242,7 @@ def test_round_trip_through_the_converted_cell_is_exact(kind, variant):
     torch.manual_seed(1)
     src = getattr(torch.nn, kind)(3, **VARIANTS[variant])
     with torch.no_grad():
-        for name, value in src.state_dict().items():
+        for value in src.state_dict().values():
             if value.is_floating_point():
                 value.copy_(torch.rand(value.shape) + 0.5)
             else:
@@ -283,7 +283,8 @@ def test_copy_state_both_directions_is_exact():
     for key, value in src.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
     assert_equivalent(
-        {"gamma": cell.bn2d.gamma, "beta": cell.bn2d.beta, "mean": cell.bn2d.moving_mean, "var": cell.bn2d.moving_variance},
+        {"gamma": cell.bn2d.gamma, "beta": cell.bn2d.beta, "mean": cell.bn2d.moving_mean,
+         "var": cell.bn2d.moving_variance},
         {"gamma": src.weight.detach(), "beta": src.bias.detach(), "mean": src.running_mean, "var": src.running_var},
         rtol=0, atol=0,
     )

@@ -1,4 +1,4 @@
-"""Checkpoint conversion: rule tables, strict loading, the exact round trip, files and the CLI — against torch's real layers.
+"""Checkpoint conversion: rule tables, strict loading, exact round trip, files, the CLI — against torch's real layers.
 
 Tolerances (float32 forward of small conv nets, weights copied exactly): torch's and MindSpore's CPU conv kernels
 accumulate the C*k*k products in different orders and the BatchNorm reductions differ as in test_batchnorm.py;
@@ -102,7 +102,7 @@ COUNTERS = ["bn1.num_batches_tracked", "bn.num_batches_tracked", "bn3.num_batche
 def _randomised(module, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for key, value in module.state_dict().items():
+        for value in module.state_dict().values():
             if value.is_floating_point():
                 value.copy_(torch.rand(value.shape, generator=g) + 0.5)
             else:
@@ -419,7 +419,8 @@ def test_network_through_a_checkpoint_file(tmp_path, net):
     # round trip torch -> MindSpore -> torch, exact, counters included
     fresh_cell = ms_cls()
     load_torch_state_dict(fresh_cell, str(tmp_path / "net.pt"))
-    assert_equivalent(torch_state_dict(fresh_cell), dict(torch.load(str(tmp_path / "net.pt"), weights_only=True)), **EXACT)
+    saved = dict(torch.load(str(tmp_path / "net.pt"), weights_only=True))
+    assert_equivalent(torch_state_dict(fresh_cell), saved, **EXACT)
     back = tmp_path / "back.pt"
     convert_checkpoint(tmp_path / "net.ckpt", back, like=ms_cls())
     assert_equivalent(dict(torch.load(str(back), weights_only=True)),
@@ -432,8 +433,10 @@ def test_network_strictness_each_offence_raises(tmp_path, net):
     sd = dict(torch_cls().state_dict())
     first_weight = next(k for k in sd if k.endswith("weight"))
     cases = {
-        "extra": ({**sd, "bonus.weight": torch.zeros(3)}, "unexpected (in the checkpoint, nothing in the cell): bonus.weight"),
-        "missing": ({k: v for k, v in sd.items() if k != first_weight}, f"missing (in the cell, not in the checkpoint): {first_weight}"),
+        "extra": ({**sd, "bonus.weight": torch.zeros(3)},
+                  "unexpected (in the checkpoint, nothing in the cell): bonus.weight"),
+        "missing": ({k: v for k, v in sd.items() if k != first_weight},
+                    f"missing (in the cell, not in the checkpoint): {first_weight}"),
         "shape": ({**sd, first_weight: torch.zeros(1, 1)}, f"mis-shaped: {first_weight} -> {first_weight}"),
     }
     for name, (state, expected) in cases.items():
@@ -461,16 +464,19 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
         "def not_a_cell():\n    return 3\n")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "net.ckpt"), "--like", "i10_like_nets:build"])
+        code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "net.ckpt"),
+                     "--like", "i10_like_nets:build"])
     text = out.getvalue()
     assert code == 0, text
     assert "renamed" in text and "bn.running_var" in text and "bn.moving_variance" in text
     assert "carried" in text and "bn.num_batches_tracked" in text
     back = io.StringIO()
     with contextlib.redirect_stdout(back):
-        code = main(["convert-ckpt", str(tmp_path / "net.ckpt"), str(tmp_path / "back.pt"), "--like", "i10_like_nets:build"])
+        code = main(["convert-ckpt", str(tmp_path / "net.ckpt"), str(tmp_path / "back.pt"),
+                     "--like", "i10_like_nets:build"])
     assert code == 0, back.getvalue()
-    assert_equivalent(dict(torch.load(str(tmp_path / "back.pt"), weights_only=True)), dict(module.state_dict()), **EXACT)
+    back_sd = dict(torch.load(str(tmp_path / "back.pt"), weights_only=True))
+    assert_equivalent(back_sd, dict(module.state_dict()), **EXACT)
 
     bad = dict(module.state_dict())
     bad.pop("fc.bias")
@@ -478,7 +484,8 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     torch.save(bad, str(tmp_path / "bad.pt"))
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["convert-ckpt", str(tmp_path / "bad.pt"), str(tmp_path / "bad.ckpt"), "--like", "i10_like_nets:build"])
+        code = main(["convert-ckpt", str(tmp_path / "bad.pt"), str(tmp_path / "bad.ckpt"),
+                     "--like", "i10_like_nets:build"])
     assert code == 1
     assert "MISSING" in out.getvalue() and "fc.bias" in out.getvalue() and "UNEXPECTED" in out.getvalue()
     assert "nothing written" in err.getvalue() and not (tmp_path / "bad.ckpt").exists()

@@ -70,7 +70,8 @@ def _launch(cmd: list[str], cwd: pathlib.Path, what: str) -> None:
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted(cwd.glob("mslog/*.log")))
-        raise AssertionError(f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}")
+        raise AssertionError(
+            f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_mindspore_reference_under_msrun_equals_bn_over_the_global_batch(ms_runs
 @pytest.mark.parametrize("split", sorted(SPLITS))
 @pytest.mark.parametrize("kind", sorted(SHAPES))
 def test_the_two_frameworks_agree_rank_by_rank(torch_runs, ms_runs, kind, split):
-    for t, m in zip(_load(torch_runs, "torch", kind, split), _load(ms_runs, "ms_pynative", kind, split)):
+    for t, m in zip(_load(torch_runs, "torch", kind, split), _load(ms_runs, "ms_pynative", kind, split), strict=True):
         keys = [k for k in t if not k.startswith(("dw", "db"))]
         assert_equivalent({k: m[k] for k in keys}, {k: t[k] for k in keys}, **TOL)
         keys = [k for k in t if k.startswith(("dw", "db"))]
@@ -197,8 +198,8 @@ def test_torch_native_syncbn_equals_bn_in_eval_and_without_a_group():
 @pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.device_count() >= 2),
                     reason="torch.nn.SyncBatchNorm's kernels need >= 2 CUDA devices (CPU-only here)")
 def test_reference_equals_torch_native_syncbn_on_cuda(tmp_path):  # pragma: no cover - needs GPUs
-    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(DIST / "torch_syncbn_cuda_worker.py"),
-             str(tmp_path)], tmp_path, "torchrun (nccl)")
+    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2",
+             str(DIST / "torch_syncbn_cuda_worker.py"), str(tmp_path)], tmp_path, "torchrun (nccl)")
     for r in range(2):
         rec = dict(np.load(tmp_path / f"cuda_rank{r}.npz"))
         native = {k[len("native_"):]: v for k, v in rec.items() if k.startswith("native_")}

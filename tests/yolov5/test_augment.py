@@ -96,7 +96,7 @@ def test_segment_helpers_match_upstream(upstream, seed, n, points):
     segs = polygons(rs, n, 50, 80)
     assert same_bits(segments2boxes(segs), g.segments2boxes(segs))
     mine, theirs = resample_segments(copy.deepcopy(segs), points), g.resample_segments(copy.deepcopy(segs), points)
-    assert all(same_bits(a, b) for a, b in zip(mine, theirs))
+    assert all(same_bits(a, b) for a, b in zip(mine, theirs, strict=True))
     for s in segs:
         shifted = s * 1.3 - 10  # some points outside the 80 x 50 image
         assert same_bits(segment2box(shifted, 80, 50), g.segment2box(shifted, 80, 50))
@@ -279,7 +279,7 @@ def test_copy_paste_matches_upstream(upstream, seed, n, p):
     mine = copy_paste(im.copy(), labels.copy(), copy.deepcopy(segs), p=p)
     assert random.getstate() == state
     assert same_bits(mine[0], theirs[0]) and same_bits(mine[1], theirs[1])
-    assert len(mine[2]) == len(theirs[2]) and all(same_bits(a, b) for a, b in zip(mine[2], theirs[2]))
+    assert len(mine[2]) == len(theirs[2]) and all(same_bits(a, b) for a, b in zip(mine[2], theirs[2], strict=True))
 
 
 # ----------------------------------------------------------------------------------------------- albumentations

@@ -66,7 +66,8 @@ def test_interpolate_matches_torch_on_random_floats(torch_threads, threads):
 def test_interpolate_kernels_really_differ():
     # Guards the test above from passing vacuously: the two kernels and the two roundings give different floats.
     x = np.random.default_rng(0).standard_normal((1, 4, 40, 50)).astype(np.float32) * 300
-    outs = [interpolate_bilinear(x, kernel=k, fma=f).tobytes() for k in ("generic", "channels_last") for f in (True, False)]
+    outs = [interpolate_bilinear(x, kernel=k, fma=f).tobytes()
+            for k in ("generic", "channels_last") for f in (True, False)]
     assert len(set(outs)) == 4
 
 
@@ -170,14 +171,16 @@ def test_collate_errors():
     with pytest.raises(ValueError, match=r"collate_fn: sample 1 must be \(img, labels, path, shapes\), got tuple"):
         collate_fn([(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None), (np.zeros((3, 2, 2)),)])
     with pytest.raises(ValueError, match=r"images must have one shape to stack, got \[\(3, 2, 2\), \(3, 4, 2\)\]"):
-        collate_fn([(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None), (np.zeros((3, 4, 2)), np.zeros((0, 6)), "b", None)])
+        collate_fn([(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None),
+                    (np.zeros((3, 4, 2)), np.zeros((0, 6)), "b", None)])
 
 
 # ------------------------------------------------------------------------------------------------- recipe
 def test_loader_recipe_is_upstreams_formula():
     # upstream: bs = min(bs, len); nw = min(cpus // max(nd, 1), bs if bs > 1 else 0, workers); seed base + seed + RANK
     r = loader_recipe(100, 16, workers=8, shuffle=True, seed=3, cpu_count=4, environ={})
-    assert (r.batch_size, r.num_workers, r.shuffle, r.distributed, r.infinite, r.quad) == (16, 4, True, False, True, False)
+    got = (r.batch_size, r.num_workers, r.shuffle, r.distributed, r.infinite, r.quad)
+    assert got == (16, 4, True, False, True, False)
     assert r.generator_seed == 6148914691236517205 + 3 - 1 == GENERATOR_SEED_BASE + 2
     assert loader_recipe(5, 16, workers=8, cpu_count=64, environ={}).batch_size == 5
     assert loader_recipe(5, 1, workers=8, cpu_count=64, environ={}).num_workers == 0  # batch 1: no workers

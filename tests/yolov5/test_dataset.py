@@ -87,7 +87,7 @@ def test_core_and_torch_wrapper_return_the_same_arrays(data, hyp):
     seed_all(1)
     wrapped = LoadImagesAndLabels(data, IMG, augment=True, hyp=hyp)
     b = [wrapped[i] for i in range(len(wrapped))]
-    for (ia, la, pa, sa), (ib, lb, pb, sb) in zip(a, b):
+    for (ia, la, pa, sa), (ib, lb, pb, sb) in zip(a, b, strict=True):
         assert isinstance(ia, np.ndarray) and isinstance(ib, torch.Tensor)
         assert ia.dtype == np.uint8 and ia.flags.c_contiguous and ia.shape == (3, IMG, IMG)
         assert la.dtype == np.float32 and la.ndim == 2 and la.shape[1] == 6 and (la[:, 0] == 0).all()
@@ -116,14 +116,14 @@ def test_ram_cached_images_are_never_modified(synthetic_dataset, tmp_path, hyp):
     before = [im.copy() for im in ds.ims]
     for i in range(len(ds)):
         ds[i]
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, ds.ims))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, ds.ims, strict=True))
 
 
 def test_include_class_keeps_only_those_classes(upstream, data):
     ours = YoloDatasetCore(data, IMG, augment=False, include_class=[1, 3])
     reference = upstream.dataloaders.LoadImagesAndLabels(data, IMG, augment=False)  # upstream keeps every class
     assert ours.im_files == reference.im_files
-    for mine, theirs in zip(ours.labels, reference.labels):
+    for mine, theirs in zip(ours.labels, reference.labels, strict=True):
         keep = np.isin(theirs[:, 0], [1, 3])
         assert mine.tobytes() == theirs[keep].tobytes()
     assert sum(len(x) for x in ours.labels) < sum(len(x) for x in reference.labels)
@@ -138,7 +138,7 @@ def test_albumentations_on_by_default_and_really_in_the_pipeline(data, hyp):
         seed_all(2)
         ds = YoloDatasetCore(data, IMG, augment=True, hyp={**hyp, "mixup": 0.0}, albumentations=alb)
         outs[name] = [ds[i][0].tobytes() for i in range(len(ds))]
-    assert sum(a != b for a, b in zip(outs["off"], outs["strong"])) >= len(outs["off"]) // 2
+    assert sum(a != b for a, b in zip(outs["off"], outs["strong"], strict=True)) >= len(outs["off"]) // 2
 
 
 def _albumentations_loader_run(data, hyp, workers):
@@ -152,7 +152,7 @@ def test_albumentations_deterministic_across_runs_and_in_every_worker(data, hyp)
     first, ds = _albumentations_loader_run(data, hyp, workers=2)
     second, _ = _albumentations_loader_run(data, hyp, workers=2)
     assert len(first) == 8
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a[0], b[0]) and a[1].numpy().tobytes() == b[1].numpy().tobytes() and a[2] == b[2]
 
     # Replay each worker in this process: worker w's python/numpy streams are seeded by torch (base_seed + w) and

@@ -65,7 +65,7 @@ def assert_same_sample(mine, theirs, where: str) -> None:
 
 def assert_same_batches(mine: list, theirs: list, where: str) -> None:
     assert len(mine) == len(theirs), f"{where}: {len(mine)} batches != {len(theirs)}"
-    for k, (a, b) in enumerate(zip(mine, theirs)):
+    for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):
         assert_same_sample(a, b, f"{where} batch {k}")
 
 
@@ -74,8 +74,9 @@ def assert_same_dataset_attributes(mine, theirs) -> None:
     assert mine.n == theirs.n and list(mine.indices) == list(theirs.indices)
     assert same_tensor(torch.from_numpy(mine.shapes), torch.from_numpy(theirs.shapes))
     assert (mine.batch == theirs.batch).all()
-    assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(mine.labels, theirs.labels))
     assert len(mine.labels) == len(theirs.labels)
+    pairs = zip(mine.labels, theirs.labels, strict=True)
+    assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in pairs)
     assert [len(s) for s in mine.segments] == [len(s) for s in theirs.segments]
     assert mine.rect == theirs.rect and mine.mosaic == theirs.mosaic and mine.mosaic_border == theirs.mosaic_border
     if theirs.rect:
@@ -102,7 +103,7 @@ def both_datasets(upstream, seed: int, path: str, order=None, passes: int = 1, *
 def check_both_datasets(upstream, seed, path, **kwargs):
     mine, theirs, out_m, out_t, st_m, st_t = both_datasets(upstream, seed, path, **kwargs)
     assert_same_dataset_attributes(mine, theirs)
-    for k, (a, b) in enumerate(zip(out_m, out_t)):
+    for k, (a, b) in enumerate(zip(out_m, out_t, strict=True)):
         assert_same_sample(a, b, f"seed {seed} item {k}")
     assert len(out_m) == len(out_t) > 0
     assert st_m == st_t, "different numbers of random draws"
@@ -119,7 +120,7 @@ def both_loaders(upstream, global_seed: int, path: str, epochs: int = 2, **kwarg
         seed_all(global_seed)
         loader, ds = make()
         out = []
-        for epoch in range(epochs):
+        for _ in range(epochs):
             out += list(loader)
         results.append((loader, out, rng_states()))
     return results[1], results[0]
@@ -178,7 +179,7 @@ def test_each_augmentation_really_runs(data, component):
 
     full = CASES["mosaic-mixup-geometry"]
     a, b = outputs(full), outputs({**full, **component})
-    assert any(not torch.equal(x[0], y[0]) for x, y in zip(a, b))
+    assert any(not torch.equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("augment", [True, False])
@@ -206,7 +207,7 @@ def test_image_cache_matches_upstream(upstream, synthetic_dataset, tmp_path, cac
         upstream, 5, path, img_size=IMG, batch_size=4, augment=True, hyp=CASES["mosaic-mixup"], cache_images=cache)
     if cache == "ram":
         assert all(im is not None for im in mine.ims)
-        assert all(a.tobytes() == b.tobytes() for a, b in zip(mine.ims, theirs.ims))
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(mine.ims, theirs.ims, strict=True))
         assert mine.im_hw0 == theirs.im_hw0 and mine.im_hw == theirs.im_hw
     else:
         assert all(f.exists() for f in mine.npy_files)
@@ -238,7 +239,7 @@ def test_single_cls_min_items_image_weights_match_upstream(upstream, data):
     mine.indices = weighted
     out_m = [mine[i] for i in range(len(weighted))]
     assert not mine.rect and mine.mosaic
-    for k, (a, b) in enumerate(zip(out_m, out_t)):
+    for k, (a, b) in enumerate(zip(out_m, out_t, strict=True)):
         assert_same_sample(a, b, f"image_weights item {k}")
 
 

@@ -30,7 +30,7 @@ def _same(a, b) -> bool:
         return (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
                 and np.array_equal(a, b, equal_nan=True))
     if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return type(b) is dict and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -38,7 +38,7 @@ def _same(a, b) -> bool:
 
 def _pairs(ds) -> list[tuple[str, str]]:
     ims = list_image_files(str(ds.images))
-    return list(zip(ims, img2label_paths(ims)))
+    return list(zip(ims, img2label_paths(ims), strict=True))
 
 
 def _upstream_cache_labels(upstream, ims, labels, path, prefix, workers):
@@ -77,7 +77,7 @@ def test_verify_matches_upstream_on_every_file(upstream, faulty_dataset, tmp_pat
     their_bytes = [Path(im).read_bytes() for im, _ in pairs]
     work = faulty_dataset.copy_to(tmp_path / "ds")
     ours = [verify_image_label((im, lb, "train: ")) for im, lb in pairs]
-    for (im, _), o, t in zip(pairs, ours, theirs):
+    for (im, _), o, t in zip(pairs, ours, theirs, strict=True):
         assert _same(o, t), f"{im}:\nours   {o}\ntheirs {t}"
     assert [Path(im).read_bytes() for im, _ in pairs] == their_bytes  # the same restored JPEG bytes too
     assert len(ours) == 28 and sum(r[7] for r in ours) == 7  # the comparison covered the faults
@@ -161,7 +161,7 @@ def test_label_messages_use_upstreams_number_format_whatever_the_global_printopt
 @pytest.mark.parametrize("workers", [0, 1], ids=["sequential", "pool"])
 def test_cache_labels_matches_upstream(upstream, faulty_dataset, tmp_path, workers):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     path = label_cache_path(str(work.images), labels)
     assert path == work.root / "labels" / "train.cache"
     theirs = _upstream_cache_labels(upstream, ims, labels, path, "train: ", workers)
@@ -177,7 +177,7 @@ def test_cache_labels_matches_upstream(upstream, faulty_dataset, tmp_path, worke
 
 def test_upstream_cache_loads_in_ours(upstream, faulty_dataset, tmp_path, monkeypatch):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     path = label_cache_path(str(work.images), labels)
     theirs = _upstream_cache_labels(upstream, ims, labels, path, "", 0)
     monkeypatch.setattr("yolov5_core._labels.cache_labels", _must_not_rebuild)
@@ -231,7 +231,7 @@ def test_stale_or_broken_cache_is_rebuilt(faulty_dataset, tmp_path, damage):
 
 def test_summary_adds_up_and_matches_the_design(upstream, faulty_dataset, tmp_path):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     theirs = _upstream_cache_labels(upstream, ims, labels, tmp_path / "x.cache", "", 0)
     summary = LabelSummary.from_cache(theirs)
     assert summary.found + summary.missing + summary.empty + summary.corrupt == summary.total == len(ims)

@@ -47,7 +47,7 @@ def test_no_stand_in_is_left_in_sys_modules(upstream):
 @pytest.mark.skipif(_installed("torchvision"), reason="torchvision is installed, so upstream uses the real one")
 def test_using_a_stand_in_fails_loudly(upstream):
     with pytest.raises(AttributeError, match="torchvision.ops is a stand-in made by yolov5_pt.upstream"):
-        upstream.general.torchvision.ops
+        _ = upstream.general.torchvision.ops
     with pytest.raises(RuntimeError, match="stand-in"):
         upstream.dataloaders.ClassificationDataset("root", augment=False, imgsz=224)
 
@@ -65,7 +65,8 @@ def test_fresh_interpreter_can_import_torch_dynamo_after_loading(tmp_path):
         "up = load_upstream()\n"
         "import torch._dynamo\n"
         f"tops = {_STUBBED!r}\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in tops and importlib.util.find_spec(m.split('.')[0]) is None]\n"
+        "bad = [m for m in sys.modules\n"
+        "       if m.split('.')[0] in tops and importlib.util.find_spec(m.split('.')[0]) is None]\n"
         "assert not bad, bad\n"
         "print(up.dataloaders.img2label_paths(['/d/images/a.jpg']))\n"
     )

@@ -169,7 +169,8 @@ def test_albumentations_on_match(data, workers):
     assert_same(ms, pt, 8)
     seed_all(1)
     loader_off, ds_off = yolov5_pt.create_dataloader(data, workers=workers, albumentations=False, **BASE)
-    assert any(a[0].tobytes() != b[0].numpy().tobytes() for a, b in zip(ms, torch_epochs(loader_off, ds_off, 2)))
+    torch_off = torch_epochs(loader_off, ds_off, 2)
+    assert any(a[0].tobytes() != b[0].numpy().tobytes() for a, b in zip(ms, torch_off, strict=True))
 
 
 @pytest.mark.parametrize("cache, workers", [("ram", 0), ("disk", 2), ("ram", 2)])

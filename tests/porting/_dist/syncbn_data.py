@@ -62,7 +62,8 @@ def record_torch(module, steps, x_eval, sl: slice = slice(None), device: str = "
         rec[f"y{i}"], rec[f"dx{i}"] = y.detach().cpu().numpy(), xt.grad.cpu().numpy()
         rec[f"dw{i}"], rec[f"db{i}"] = module.weight.grad.cpu().numpy().copy(), module.bias.grad.cpu().numpy().copy()
         module.weight.grad = module.bias.grad = None
-        rec[f"mean{i}"], rec[f"var{i}"] = module.running_mean.cpu().numpy().copy(), module.running_var.cpu().numpy().copy()
+        rec[f"mean{i}"] = module.running_mean.cpu().numpy().copy()
+        rec[f"var{i}"] = module.running_var.cpu().numpy().copy()
         rec[f"count{i}"] = module.num_batches_tracked.cpu().numpy().copy()
     module.eval()
     with torch.no_grad():
