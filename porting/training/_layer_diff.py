@@ -271,7 +271,7 @@ def _once(named: list) -> list:
     return out
 
 
-def _torch_side(module, inputs, target, loss_fn):
+def _torch_side(module, inputs, target, loss_fn):  # noqa: C901 - its hooks are closures (each counts); linear
     import torch
 
     named = list(module.named_modules(remove_duplicate=False))
@@ -454,32 +454,17 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         >>> diff_layers(t, m, np.ones((4, 3), np.float32), reference="float64").ok
         True
     """
-    import mindspore as ms
     import torch
 
     from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
-    if ms.get_context("mode") != ms.PYNATIVE_MODE:
-        raise RuntimeError("diff_layers records every cell call with forward hooks, which MindSpore runs in "
-                           "PyNative mode only; the context is in GRAPH mode: call "
-                           "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first (a GRAPH-mode port computes "
-                           "the same numbers, the mode changes only how they are run)")
-    if bool(torch_module.training) != bool(ms_cell.training):
-        raise ValueError(mode_message(bool(torch_module.training), bool(ms_cell.training)))
-    if reference not in (None, "float64"):
-        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
-    if reference is not None and (rtol is not None or atol is not None):
-        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
-                         "rule instead: pass one or the other")
+    _check_modes(torch_module, ms_cell)
+    check_reference(reference, rtol, atol)
     alignment = as_alignment(alignment, "diff_layers")
     inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     inputs = [_as_numpy(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
     target = None if target is None else _as_numpy(target, "target")
-    if loss in ("mse", "cross_entropy") and target is None:
-        raise ValueError(f"loss={loss!r} compares the output with a target: pass target= (an array)")
-    if loss is None and target is not None:
-        raise ValueError("target was given but loss=None backpropagates the sum of the output, which ignores it: "
-                         "pass loss='mse', 'cross_entropy' or your own (torch_loss, mindspore_loss) pair")
+    _check_loss_target(loss, target)
     t_loss_fn, m_loss_fn = _losses(loss)
     names = torch_to_mindspore_names(torch_module, ms_cell, alignment=alignment)
     if alignment is not None:
@@ -489,13 +474,10 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
 
     with torch.random.fork_rng(devices=[]):  # the caller's torch random stream stays as it was (dropout draws)
         t_rec, t_loss, t_grads = _torch_side(torch_module, inputs, target, t_loss_fn)
-    r_rec = r_grads = r_calls = None
+    r_grads = r_calls = None
     r_loss = 0.0
     if reference:
-        twin = float64_copy(torch_module)
-        with torch.random.fork_rng(devices=[]), _Float64Default():
-            r_rec, r_loss, r_grads = _torch_side(twin, [as_float64(x) for x in inputs],
-                                                 None if target is None else as_float64(target), t_loss_fn)
+        r_rec, r_loss, r_grads = _float64_run(torch_module, inputs, target, t_loss_fn)
         r_calls = {(c["path"], c["call"]): c for c in r_rec.calls}
     m_rec, m_loss, m_grads = _ms_side(ms_cell, inputs, target, m_loss_fn)
 
@@ -520,18 +502,7 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         m_path = ms_path_of(c["path"])
         key = (m_path, c["call"])
         if key not in m_calls:
-            if m_path is None:
-                reason = "the alignment pairs it with no MindSpore cell"
-            elif m_path not in m_rec.counts:
-                reason = "no MindSpore cell at this path" if alignment is None else \
-                    f"its MindSpore counterpart {m_path or '<top>'!r} was not called"
-            else:
-                reason = f"called {t_rec.counts[c['path']]} times in torch, {m_rec.counts[m_path]} in MindSpore"
-            if own and alignment is None and c["path"] not in m_rec.counts:
-                raise ValueError(f"torch layer {c['path']!r} ({c['type']}) holds {own} but the MindSpore cell has no "
-                                 "cell at that path: diff_layers matches layers by their path in the module tree; "
-                                 "for a port whose names differ pass alignment=porting.align(torch_module, ms_cell, "
-                                 "inputs)")
+            reason = _why_not_compared(c, m_path, own, t_rec, m_rec, alignment)
             not_compared.append((c["path"] + (f"#{c['call']}" if c["call"] else ""), f"{c['type']}: {reason}"))
             continue
         m = m_calls[key]
@@ -540,17 +511,8 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         p_names = [prefix + n for n, _ in mod.named_parameters(recurse=False) if prefix + n not in unpaired]
         param_grads = None
         if p_names and c["call"] == t_rec.counts[c["path"]] - 1:  # gradients are totals: compare once, at the last call
-            # torch leaves an unused parameter's grad None, MindSpore returns zeros: both mean "no gradient"
-            def grads_of(store, n, dtype):
-                g = store.get(n)
-                return np.zeros(tuple(mod.get_parameter(n[len(prefix):]).shape), dtype) if g is None else g
-            expected = {n: grads_of(t_grads, n, np.float32) for n in p_names}
             actual = {n: m_grads.get(names.get(n), missing) for n in p_names}
-            if r_grads is None:
-                param_grads = compare(actual, expected, **tol)
-            else:
-                param_grads = compare_to_reference(actual, expected, {n: grads_of(r_grads, n, np.float64)
-                                                                      for n in p_names})
+            param_grads = _param_grads(actual, mod, prefix, t_grads, r_grads, tol)
         r = r_calls[tkey] if r_calls is not None else None
         b_before = _buffers({k: v for k, v in c["before"].items() if k not in unpaired}, m["before"], names, tol,
                             r and r["before"])
@@ -564,16 +526,84 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
             param_grads=param_grads, buffers_before=b_before, buffers_after=b_after))
     not_compared += [(n, f"no counterpart: {why}") for n, why in unpaired.items()]
     paired_m = {ms_path_of(p) for p in t_rec.counts}
-    for path in m_rec.counts:
-        if path not in paired_m:
-            not_compared.append((path, "MindSpore cell with no torch module paired with it (an internal of the port)"))
-    if r_calls is None:
-        loss_cmp = compare(np.float32(m_loss), np.float32(t_loss), **tol)
-    else:
-        loss_cmp = compare_to_reference(np.float32(m_loss), np.float32(t_loss), np.float64(r_loss))
+    not_compared += [(path, "MindSpore cell with no torch module paired with it (an internal of the port)")
+                     for path in m_rec.counts if path not in paired_m]
+    loss_cmp = judge(np.float32(m_loss), np.float32(t_loss), np.float64(r_loss), None)  # the loss is its own key
     first, first_what, first_mismatch = _first_divergence(layers, loss_cmp)
     return LayerReport(layers=tuple(layers), loss=loss_cmp, not_compared=tuple(not_compared), first=first,
                        first_what=first_what, first_mismatch=first_mismatch, reference=reference)
+
+
+def _check_modes(torch_module: Any, ms_cell: Any) -> None:
+    """PyNative mode (cell hooks run there only), and both sides training or both in eval mode."""
+    import mindspore as ms
+
+    if ms.get_context("mode") != ms.PYNATIVE_MODE:
+        raise RuntimeError("diff_layers records every cell call with forward hooks, which MindSpore runs in "
+                           "PyNative mode only; the context is in GRAPH mode: call "
+                           "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first (a GRAPH-mode port computes "
+                           "the same numbers, the mode changes only how they are run)")
+    if bool(torch_module.training) != bool(ms_cell.training):
+        raise ValueError(mode_message(bool(torch_module.training), bool(ms_cell.training)))
+
+
+def _float64_run(torch_module: Any, inputs: list, target: np.ndarray | None, loss_fn: Any):
+    """The forward + backward of a float64 copy of ``torch_module``: ``(recorder, loss, gradients)``."""
+    import torch
+
+    twin = float64_copy(torch_module)
+    with torch.random.fork_rng(devices=[]), _Float64Default():
+        return _torch_side(twin, [as_float64(x) for x in inputs], None if target is None else as_float64(target),
+                           loss_fn)
+
+
+def check_reference(reference: str | None, rtol: float | None, atol: float | None) -> None:
+    """Refuse a ``reference`` other than ``None`` / ``"float64"``, and tolerances given with ``"float64"``."""
+    if reference not in (None, "float64"):
+        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
+    if reference is not None and (rtol is not None or atol is not None):
+        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
+                         "rule instead: pass one or the other")
+
+
+def _check_loss_target(loss: Any, target: np.ndarray | None) -> None:
+    """A named loss needs a target; the default (sum of the output) takes none."""
+    if loss in ("mse", "cross_entropy") and target is None:
+        raise ValueError(f"loss={loss!r} compares the output with a target: pass target= (an array)")
+    if loss is None and target is not None:
+        raise ValueError("target was given but loss=None backpropagates the sum of the output, which ignores it: "
+                         "pass loss='mse', 'cross_entropy' or your own (torch_loss, mindspore_loss) pair")
+
+
+def _why_not_compared(c: dict, m_path: str | None, own: list[str], t_rec: Any, m_rec: Any, alignment: Any) -> str:
+    """Why torch call ``c`` has no MindSpore call to compare with; raises when a layer with state has no cell."""
+    if m_path is None:
+        reason = "the alignment pairs it with no MindSpore cell"
+    elif m_path not in m_rec.counts:
+        reason = "no MindSpore cell at this path" if alignment is None else \
+            f"its MindSpore counterpart {m_path or '<top>'!r} was not called"
+    else:
+        reason = f"called {t_rec.counts[c['path']]} times in torch, {m_rec.counts[m_path]} in MindSpore"
+    if own and alignment is None and c["path"] not in m_rec.counts:
+        raise ValueError(f"torch layer {c['path']!r} ({c['type']}) holds {own} but the MindSpore cell has no "
+                         "cell at that path: diff_layers matches layers by their path in the module tree; "
+                         "for a port whose names differ pass alignment=porting.align(torch_module, ms_cell, "
+                         "inputs)")
+    return reason
+
+
+def _param_grads(actual: dict, mod: Any, prefix: str, t_grads: dict, r_grads: dict | None, tol: dict) -> Comparison:
+    """MindSpore's gradients of a layer's own parameters (``actual``, by torch name) against torch's."""
+
+    def grads_of(store, n, dtype):
+        # torch leaves an unused parameter's grad None, MindSpore returns zeros: both mean "no gradient"
+        g = store.get(n)
+        return np.zeros(tuple(mod.get_parameter(n[len(prefix):]).shape), dtype) if g is None else g
+
+    expected = {n: grads_of(t_grads, n, np.float32) for n in actual}
+    if r_grads is None:
+        return compare(actual, expected, **tol)
+    return compare_to_reference(actual, expected, {n: grads_of(r_grads, n, np.float64) for n in actual})
 
 
 def _first_divergence(layers: list[LayerDiff], loss: Comparison):

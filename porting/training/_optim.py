@@ -8,7 +8,7 @@ when a cell and its torch module are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["OPTIMIZER_RULES", "convert_optimizer"]
@@ -151,6 +151,47 @@ def _checked(ms_param: Any, torch_param: Any, where: str, shape: tuple | None = 
     return ms_param
 
 
+def _ms_groups(torch_optimizer: Any, cell_or_params: Any, torch_module: Any, alignment: Any) -> list:
+    """The MindSpore parameters of each torch group: by name, by shape or in the order given."""
+    import mindspore as ms
+
+    if isinstance(cell_or_params, ms.nn.Cell):
+        if torch_module is not None:
+            return _ms_params_by_name(torch_optimizer, cell_or_params, torch_module, alignment)
+        if alignment is not None:
+            raise ValueError("alignment= pairs names: pass torch_module= too (the module the optimizer was "
+                             "built on names its parameters)")
+        return _ms_params_by_shape(torch_optimizer, cell_or_params)
+    if isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
+        raise TypeError(f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
+                        f"got {type(cell_or_params).__name__}")
+    return _ms_params_in_order(torch_optimizer, cell_or_params)
+
+
+def _group_settings(group: Mapping, g: int, name: str, keys: tuple[str, ...], refused: dict,
+                    defaults: Mapping) -> dict:
+    """A torch param group's settings for the MindSpore group (``params`` aside), by the optimizer's rule."""
+    out = {}
+    for key, value in group.items():
+        where = f"param_groups[{g}][{key!r}]"
+        if key == "params" or key in _SCHEDULER_KEYS or key in _IMPLEMENTATION_KEYS:
+            continue
+        if key in refused and value == refused[key][0]:
+            raise ValueError(f"{where} = {value!r} is refused: {refused[key][1]}")
+        if key in refused:
+            continue
+        if key in keys:
+            out[key] = _scalar(value, where)
+        elif key in defaults:
+            # a hyperparameter this torch version reads that the rule does not know: never dropped silently
+            raise ValueError(f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
+                             f"(porting.training._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
+        else:
+            # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
+            out[key] = value
+    return out
+
+
 def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module: Any = None, alignment: Any = None):
     """Build the MindSpore optimizer that makes the same steps as ``torch_optimizer``.
 
@@ -188,8 +229,6 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
         >>> type(m).__name__, m.param_groups[0]["nesterov"]
         ('TorchSGD', True)
     """
-    import mindspore as ms
-
     from porting.training import _ms_optimizers
 
     cls = type(torch_optimizer)
@@ -207,20 +246,7 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
     from porting.convert._align import as_alignment
 
     alignment = as_alignment(alignment, "convert_optimizer")
-    if isinstance(cell_or_params, ms.nn.Cell):
-        if torch_module is None:
-            if alignment is not None:
-                raise ValueError("alignment= pairs names: pass torch_module= too (the module the optimizer was "
-                                 "built on names its parameters)")
-            ms_groups = _ms_params_by_shape(torch_optimizer, cell_or_params)
-        else:
-            ms_groups = _ms_params_by_name(torch_optimizer, cell_or_params, torch_module, alignment)
-    elif isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
-        raise TypeError(f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
-                        f"got {type(cell_or_params).__name__}")
-    else:
-        ms_groups = _ms_params_in_order(torch_optimizer, cell_or_params)
-
+    ms_groups = _ms_groups(torch_optimizer, cell_or_params, torch_module, alignment)
     seen: dict[int, str] = {}
     groups = []
     for g, (group, ms_params) in enumerate(zip(torch_optimizer.param_groups, ms_groups, strict=True)):
@@ -229,24 +255,7 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
                 raise ValueError(f"param_groups[{g}]['params'][{k}]: MindSpore parameter {p.name!r} already used "
                                  f"by {seen[id(p)]}")
             seen[id(p)] = f"param_groups[{g}]"
-        out = {"params": ms_params}
-        for key, value in group.items():
-            where = f"param_groups[{g}][{key!r}]"
-            if key == "params" or key in _SCHEDULER_KEYS or key in _IMPLEMENTATION_KEYS:
-                continue
-            if key in refused and value == refused[key][0]:
-                raise ValueError(f"{where} = {value!r} is refused: {refused[key][1]}")
-            if key in refused:
-                continue
-            if key in keys:
-                out[key] = _scalar(value, where)
-            elif key in torch_optimizer.defaults:
-                # a hyperparameter this torch version reads that the rule does not know: never dropped silently
-                raise ValueError(f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
-                                 f"(porting.training._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
-            else:
-                # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
-                out[key] = value
+        out = {"params": ms_params, **_group_settings(group, g, name, keys, refused, torch_optimizer.defaults)}
         if name == "AdamW":
             out.setdefault("decoupled_weight_decay", True)  # torch versions whose AdamW keeps no such key
         groups.append(out)

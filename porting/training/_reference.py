@@ -173,6 +173,33 @@ def _fmt(path: tuple) -> str:
     return "".join(f"[{p!r}]" for p in path)
 
 
+def _judge_leaf(a: Any, e: Any, r: Any, path: tuple) -> tuple[ReferenceCheck | None, Mismatch | None]:
+    """One tensor: its check (float tensors) and the mismatch, if any (shape, integer values, or the rule)."""
+    av, ev, rv = _to_array(a), _to_array(e), _to_array(r)
+    if av.shape != ev.shape:
+        return None, Mismatch(path, "shape", f"The values for {_fmt(path) or 'the value'} do not have the "
+                              f"same shape: {av.shape} in MindSpore, {ev.shape} in torch")
+    if ev.dtype.kind not in "fc":
+        if np.array_equal(av, ev):
+            return None, None
+        return None, Mismatch(path, "values", f"{_fmt(path) or 'the value'}: integer values differ (compared exactly)")
+    r64, e64, a64 = (np.asarray(x, np.float64) for x in (rv, ev, av))
+    with np.errstate(invalid="ignore", over="ignore"):
+        torch_err = float(np.sqrt(np.mean((e64 - r64) ** 2))) if r64.size else 0.0
+        ms_err = float(np.sqrt(np.mean((a64 - r64) ** 2))) if r64.size else 0.0
+        scale = float(np.sqrt(np.mean(r64 ** 2))) if r64.size else 0.0
+        max_abs = float(np.max(np.abs(a64 - r64))) if r64.size else 0.0
+    mult = multiplier_for(tuple(ev.shape), str(ev.dtype))
+    floor = FLOOR_ATOL + FLOOR_RTOL * scale
+    check = ReferenceCheck(_fmt(path), ms_err, torch_err, mult * torch_err + floor, mult, floor, max_abs,
+                           int(r64.size))
+    if check.ok:
+        return check, None
+    return check, Mismatch(path, "reference", f"{_fmt(path) or 'The value'}: MindSpore is further from "
+                           f"the float64 reference than torch float32 allows. " + check.text(),
+                           abs_diff=max_abs, numel=int(r64.size))
+
+
 def compare_to_reference(actual: Any, expected: Any, reference: Any) -> ReferenceComparison:
     """Judge ``actual`` (MindSpore) against ``reference`` (torch float64), relative to ``expected`` (torch float32).
 
@@ -213,31 +240,11 @@ def compare_to_reference(actual: Any, expected: Any, reference: Any) -> Referenc
             problems.append(Mismatch(path, "missing", f"no counterpart for {name!r}: the MindSpore side has no "
                                      "tensor for it (pass alignment= to pair names that differ)"))
             return
-        av, ev, rv = _to_array(a), _to_array(e), _to_array(r)
-        if av.shape != ev.shape:
-            problems.append(Mismatch(path, "shape", f"The values for {_fmt(path) or 'the value'} do not have the "
-                                     f"same shape: {av.shape} in MindSpore, {ev.shape} in torch"))
-            return
-        if ev.dtype.kind not in "fc":
-            if not np.array_equal(av, ev):
-                problems.append(Mismatch(path, "values", f"{_fmt(path) or 'the value'}: integer values differ "
-                                         "(compared exactly)"))
-            return
-        r64, e64, a64 = (np.asarray(x, np.float64) for x in (rv, ev, av))
-        with np.errstate(invalid="ignore", over="ignore"):
-            torch_err = float(np.sqrt(np.mean((e64 - r64) ** 2))) if r64.size else 0.0
-            ms_err = float(np.sqrt(np.mean((a64 - r64) ** 2))) if r64.size else 0.0
-            scale = float(np.sqrt(np.mean(r64 ** 2))) if r64.size else 0.0
-            max_abs = float(np.max(np.abs(a64 - r64))) if r64.size else 0.0
-        mult = multiplier_for(tuple(ev.shape), str(ev.dtype))
-        floor = FLOOR_ATOL + FLOOR_RTOL * scale
-        check = ReferenceCheck(_fmt(path), ms_err, torch_err, mult * torch_err + floor, mult, floor, max_abs,
-                               int(r64.size))
-        checks.append(check)
-        if not check.ok:
-            problems.append(Mismatch(path, "reference", f"{_fmt(path) or 'The value'}: MindSpore is further from "
-                                     f"the float64 reference than torch float32 allows. " + check.text(),
-                                     abs_diff=max_abs, numel=int(r64.size)))
+        check, problem = _judge_leaf(a, e, r, path)
+        if check is not None:
+            checks.append(check)
+        if problem is not None:
+            problems.append(problem)
 
     walk(actual, expected, reference, ())
     return ReferenceComparison(checks=tuple(checks), mismatches=tuple(problems))

@@ -11,7 +11,7 @@ distance to it relative to torch float32's (:mod:`porting.training._reference`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,13 @@ import numpy as np
 from porting.convert._align import as_alignment
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
-from porting.training._layer_diff import as_float64, mode_message, unpaired_entries
+from porting.training._layer_diff import (
+    _Float64Default,
+    as_float64,
+    check_reference,
+    mode_message,
+    unpaired_entries,
+)
 from porting.training._reference import compare_to_reference
 from torch2ms_base._report import Report, markdown_table
 
@@ -220,17 +226,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
         raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
     t_model, t_loss_fn, t_opt, t_sched = _side(torch_side, "torch_side")
     m_model, m_loss_fn, m_opt, m_sched = _side(ms_side, "ms_side")
-    if bool(t_model.training) != bool(m_model.training):
-        raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
-    if reference not in (None, "float64"):
-        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
-    if reference is not None and (rtol is not None or atol is not None):
-        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
-                         "rule instead: pass one or the other")
-    if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
-        raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
-                        f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
-                        f"{type(m_opt).__name__}")
+    _check_sides(t_model, m_model, m_opt, reference, rtol, atol)
     alignment = as_alignment(alignment, "compare_training")
     names = torch_to_mindspore_names(t_model, m_model, alignment=alignment)
     unpaired = unpaired_entries(t_model, names, alignment, "compare_training")
@@ -239,19 +235,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
                  if not n.endswith("num_batches_tracked") and n not in unpaired}
     m_all = {p.name: p for p in m_model.get_parameters()}
     tol = dict(rtol=rtol, atol=atol)
-    r_model = r_opt = r_sched = None
-    if reference:
-        import copy
-
-        # one deepcopy of the three keeps the optimizer's (and scheduler's) references to the copied parameters
-        r_model, r_opt, r_sched = copy.deepcopy((t_model, t_opt, t_sched))
-        r_model.to(torch.float64)  # in place: the copied optimizer still holds these Parameter objects
-        r_params = dict(r_model.named_parameters())
-        r_buffers = dict(r_model.named_buffers())
-
-    def judge(actual, expected, ref):
-        return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
-
+    twin = _Float64Twin(t_model, t_opt, t_sched) if reference else None
     not_compared = tuple((n, f"no counterpart: {why}") for n, why in unpaired.items())
 
     def forward(*xs):
@@ -268,58 +252,23 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
             except StopIteration:
                 raise ValueError(f"batches ran out after {step} batches; steps={steps}") from None
             inputs, target = _batch(batch, step)
-            # the lr this step uses, as float32 (what both frameworks' kernels compute with)
-            t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
-            m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
-                    for g in m_opt.param_groups]
-
-            t_opt.zero_grad()
-            t_loss = t_loss_fn(t_model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
-            t_loss.backward()
-            t_grads = {n: p.grad.detach().clone() for n, p in t_params.items() if p.grad is not None}
-            t_opt.step()
-            if t_sched is not None:
-                t_sched.step()
-            ref = {"loss": None, "gradients": None, "parameters": None, "buffers": None}
-            if r_model is not None:
-                old = torch.get_default_dtype()
-                torch.set_default_dtype(torch.float64)  # tensors the forward creates; restored below
-                try:
-                    r_opt.zero_grad()
-                    r_loss = t_loss_fn(r_model(*[torch.from_numpy(as_float64(x)) for x in inputs]),
-                                       torch.from_numpy(as_float64(target)))
-                    r_loss.backward()
-                    ref["gradients"] = {n: r_params[n].grad.detach().clone() for n in t_grads}
-                    r_opt.step()
-                    if r_sched is not None:
-                        import warnings
-
-                        with warnings.catch_warnings():
-                            # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
-                            warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
-                            r_sched.step()
-                finally:
-                    torch.set_default_dtype(old)
-                ref["loss"] = np.float64(r_loss.item())
-                ref["parameters"] = {n: r_params[n].detach() for n in t_params}
-                ref["buffers"] = {n: r_buffers[n].detach() for n in t_buffers}
-
-            m_loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
-            m_grads = {p.name: g.asnumpy().copy() for p, g in zip(m_opt.parameters, grads, strict=True)}
-            m_opt(grads)
-            if m_sched is not None:
-                m_sched.step()
+            t_lr, m_lr = _learning_rates(t_opt, m_opt)
+            t_loss, t_grads = _torch_step(t_model, t_loss_fn, t_opt, t_sched, t_params, inputs, target)
+            ref: dict[str, Any] = {"loss": None, "gradients": None, "parameters": None, "buffers": None}
+            if twin is not None:
+                ref = twin.step(t_loss_fn, inputs, target, t_grads, t_params, t_buffers)
+            m_loss, m_grads = _ms_step(grad_fn, m_opt, m_sched, inputs, target)
 
             missing = "<no MindSpore counterpart under the checkpoint rules>"
             comparisons = {
                 "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
-                "loss": judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"]),
-                "gradients": judge({n: m_grads.get(names.get(n), missing) for n in t_grads},
-                                   {n: g for n, g in t_grads.items()}, ref["gradients"]),
-                "parameters": judge({n: m_all.get(names.get(n), missing) for n in t_params},
-                                    {n: p.detach() for n, p in t_params.items()}, ref["parameters"]),
-                "buffers": judge({n: m_all.get(names.get(n), missing) for n in t_buffers},
-                                 {n: b for n, b in t_buffers.items()}, ref["buffers"]),
+                "loss": _judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"], tol),
+                "gradients": _judge({n: m_grads.get(names.get(n), missing) for n in t_grads},
+                                    {n: g for n, g in t_grads.items()}, ref["gradients"], tol),
+                "parameters": _judge({n: m_all.get(names.get(n), missing) for n in t_params},
+                                     {n: p.detach() for n, p in t_params.items()}, ref["parameters"], tol),
+                "buffers": _judge({n: m_all.get(names.get(n), missing) for n in t_buffers},
+                                  {n: b for n, b in t_buffers.items()}, ref["buffers"], tol),
             }
             record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
                                 comparisons=comparisons)
@@ -331,3 +280,94 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
                                           first_mismatch=c.mismatches[0], not_compared=not_compared,
                                           reference=reference)
         return TrainingReport(steps=tuple(records), not_compared=not_compared, reference=reference)
+
+
+def _check_sides(t_model: Any, m_model: Any, m_opt: Any, reference: str | None, rtol: float | None,
+                 atol: float | None) -> None:
+    """Both sides in the same mode, a valid ``reference``, a torch-style MindSpore optimizer."""
+    if bool(t_model.training) != bool(m_model.training):
+        raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
+    check_reference(reference, rtol, atol)
+    if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
+        raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
+                        f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
+                        f"{type(m_opt).__name__}")
+
+
+def _judge(actual: Any, expected: Any, ref: Any, tol: dict) -> Comparison:
+    """Elementwise within ``tol`` without a reference; by the float64 rule against ``ref`` with one."""
+    return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
+
+
+def _learning_rates(t_opt: Any, m_opt: Any) -> tuple[list[np.float32], list[np.float32]]:
+    """The lr of every group this step uses, as float32 (what both frameworks' kernels compute with)."""
+    import mindspore as ms
+
+    t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
+    m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
+            for g in m_opt.param_groups]
+    return t_lr, m_lr
+
+
+def _torch_step(model: Any, loss_fn: Any, opt: Any, sched: Any, params: dict, inputs: list, target: np.ndarray):
+    """One torch step: ``(loss, {name: gradient})`` (the gradients before the update)."""
+    import torch
+
+    opt.zero_grad()
+    loss = loss_fn(model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return loss, grads
+
+
+def _ms_step(grad_fn: Any, opt: Any, sched: Any, inputs: list, target: np.ndarray):
+    """One MindSpore step: ``(loss, {parameter name: gradient})``."""
+    import mindspore as ms
+
+    loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
+    named = {p.name: g.asnumpy().copy() for p, g in zip(opt.parameters, grads, strict=True)}
+    opt(grads)
+    if sched is not None:
+        sched.step()
+    return loss, named
+
+
+class _Float64Twin:
+    """A float64 deep copy of the torch model, optimizer and scheduler that trains alongside (the reference)."""
+
+    def __init__(self, model: Any, opt: Any, sched: Any) -> None:
+        import copy
+
+        import torch
+
+        # one deepcopy of the three keeps the optimizer's (and scheduler's) references to the copied parameters
+        self.model, self.opt, self.sched = copy.deepcopy((model, opt, sched))
+        self.model.to(torch.float64)  # in place: the copied optimizer still holds these Parameter objects
+        self.params = dict(self.model.named_parameters())
+        self.buffers = dict(self.model.named_buffers())
+
+    def step(self, loss_fn: Any, inputs: list, target: np.ndarray, grads: Mapping, params: Mapping,
+             buffers: Mapping) -> dict[str, Any]:
+        """One float64 step on the same batch; the loss and the entries named by ``grads``/``params``/``buffers``."""
+        import torch
+
+        with _Float64Default():  # tensors the forward creates
+            self.opt.zero_grad()
+            loss = loss_fn(self.model(*[torch.from_numpy(as_float64(x)) for x in inputs]),
+                           torch.from_numpy(as_float64(target)))
+            loss.backward()
+            gradients = {n: self.params[n].grad.detach().clone() for n in grads}
+            self.opt.step()
+            if self.sched is not None:
+                import warnings
+
+                with warnings.catch_warnings():
+                    # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
+                    warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
+                    self.sched.step()
+        return {"loss": np.float64(loss.item()), "gradients": gradients,
+                "parameters": {n: self.params[n].detach() for n in params},
+                "buffers": {n: self.buffers[n].detach() for n in buffers}}
