@@ -96,7 +96,7 @@ def _from_numpy(arr: np.ndarray, path: str, origin: str = "numpy") -> Leaf:
     )
 
 
-def classify(obj: Any, path: str) -> str | Leaf:
+def classify(obj: Any, path: str) -> str | Leaf:  # noqa: C901 - one flat type dispatch, its order the rule
     """Say whether ``obj`` is a mapping, a sequence, or a leaf (returned converted to numpy).
 
     Args:
