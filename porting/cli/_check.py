@@ -199,31 +199,9 @@ def load_factory(target: str) -> Callable[[], Any]:
     if not sep or not module_name or not attr:
         raise CheckError(f"expected MODULE:FACTORY (e.g. my_project.data:make_loader), got {target!r}")
     if module_name.endswith(".py") or "/" in module_name:
-        path = Path(module_name)
-        if not path.is_file():
-            raise CheckError(f"{target}: no such file {str(path)!r}")
-        spec = importlib.util.spec_from_file_location(f"_torch2ms_check_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except SystemExit as exc:
-            raise CheckError(f"{target}: importing {path} called sys.exit({exc.code!r}); a module given as a "
-                             "target must not exit when imported (guard its script part with "
-                             "if __name__ == '__main__':)") from None
-        except Exception as exc:
-            raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        module = _import_file(target, Path(module_name))
     else:
-        if "" not in sys.path and str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: the user's project is importable
-        try:
-            module = importlib.import_module(module_name)
-        except SystemExit as exc:
-            raise CheckError(f"{target}: importing module {module_name!r} called sys.exit({exc.code!r}); a module "
-                             "given as a target must not exit when imported (guard its script part with "
-                             "if __name__ == '__main__':)") from None
-        except Exception as exc:
-            raise CheckError(f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from exc
+        module = _import_module(target, module_name)
     if not hasattr(module, attr):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
         raise CheckError(f"{target}: module {module_name!r} has no attribute {attr!r}; its callables: {names}")
@@ -231,6 +209,38 @@ def load_factory(target: str) -> Callable[[], Any]:
     if not callable(factory):
         raise CheckError(f"{target}: {attr!r} is a {type(factory).__name__}, not a callable factory")
     return factory
+
+
+def _import_file(target: str, path: Path) -> Any:
+    """The module in the file ``path`` (``MODULE`` given as a ``.py`` path)."""
+    if not path.is_file():
+        raise CheckError(f"{target}: no such file {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(f"_torch2ms_check_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise CheckError(f"{target}: importing {path} called sys.exit({exc.code!r}); a module given as a "
+                         "target must not exit when imported (guard its script part with "
+                         "if __name__ == '__main__':)") from None
+    except Exception as exc:
+        raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+    return module
+
+
+def _import_module(target: str, module_name: str) -> Any:
+    """The module ``module_name``, importable from the current folder as under ``python -m``."""
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: the user's project is importable
+    try:
+        return importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise CheckError(f"{target}: importing module {module_name!r} called sys.exit({exc.code!r}); a module "
+                         "given as a target must not exit when imported (guard its script part with "
+                         "if __name__ == '__main__':)") from None
+    except Exception as exc:
+        raise CheckError(f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: "
+                         f"{_first_line(exc)}") from exc
 
 
 def call_factory(factory: Callable[[], Any], target: str, returns: str = "a loader") -> Any:
@@ -721,6 +731,11 @@ def run_check(
     finally:
         if ds is not None:
             ds.close()
+    return _record_outcome(result, report, repro)
+
+
+def _record_outcome(result: CheckResult, report: Any, repro: _Reproducibility) -> CheckResult:
+    """The comparison's figures, first mismatch and exit status into ``result``."""
     result.batches, result.tensors, result.bytes = report.batches, report.tensors, report.bytes
     result.mismatches, result.count_mismatch = len(report.mismatches), report.count_mismatch
     if report.worst_abs_location is not None:

@@ -199,9 +199,52 @@ def run_demo(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
 
 
+def _compare_with_upstream(args: argparse.Namespace, source: str, hyp: dict,
+                           options: dict) -> tuple[list[_Comparison], str | None]:
+    """yolov5_pt against upstream YOLOv5 v7.0 when it is installed: ``([comparison], note)``."""
+    from porting.harness._pipelines import compare_pipelines, loader_epochs
+    from torch2ms_base._streams import StreamState, own_streams
+
+    try:
+        from yolov5_pt.upstream import load_upstream
+
+        upstream = load_upstream()
+    except ImportError as exc:
+        return [], f"upstream YOLOv5 not compared: {exc}"
+    # Upstream v7.0 builds RandomResizedCrop(height=, width=), which albumentations 2.x rejects: upstream
+    # logs the validation error and runs without its albumentations stage. Say so once, in our words.
+    upstream_log, albumentations = logging.getLogger("yolov5"), _Albumentations()
+    upstream_log.addFilter(albumentations)
+    try:
+        up_loader, up_dataset = _loaders(args, source, hyp, "upstream")
+    finally:
+        upstream_log.removeFilter(albumentations)
+    up_streams = StreamState.capture()
+    stage_off = getattr(getattr(up_dataset, "albumentations", None), "transform", None) is None
+    # Compare like with like: ours off too when upstream's is off.
+    pt_loader, _ = _loaders(args, source, hyp, "yolov5_pt", **({"albumentations": False} if stage_off else {}))
+    pt_streams = StreamState.capture()
+    # With workers=0 both run in this process's global random streams: each gets its own copy.
+    title = f"yolov5_pt{' (albumentations off)' if stage_off else ''} vs upstream YOLOv5 {upstream.version}"
+    comparison = _Comparison(title, compare_pipelines(
+        own_streams(loader_epochs(pt_loader, args.epochs), pt_streams),
+        own_streams(loader_epochs(up_loader, args.epochs), up_streams), progress=False, **options))  # fmt: skip
+    upstream_note = None
+    if stage_off:
+        import albumentations as album
+
+        why = albumentations.records[0].removeprefix("albumentations: ").splitlines()[0] \
+            if albumentations.records else "it did not start"
+        upstream_note = (f"upstream's albumentations stage is off under albumentations {album.__version__} "
+                         f"(upstream v7.0 calls RandomResizedCrop(height=, width=), which albumentations 2.x "
+                         f"rejects: {why}); the comparison turns ours off too")  # fmt: skip
+        if not album.__version__.startswith("2."):
+            upstream_note = upstream_note.replace("under albumentations", "(not the 2.x case) under albumentations")
+    return [comparison], upstream_note
+
+
 def _run(args: argparse.Namespace) -> int:
     from porting.harness._pipelines import compare_pipelines, dataset_rows, loader_epochs
-    from torch2ms_base._streams import StreamState, own_streams
     from yolov5_core import list_image_files, load_hyp
     from yolov5_ms import COLUMNS
 
@@ -240,42 +283,8 @@ def _run(args: argparse.Namespace) -> int:
     comparisons.append(_Comparison("adapters.to_mindspore(yolov5_pt) vs yolov5_pt", compare_pipelines(
         port, pt_loader, num_epochs=args.epochs, progress=False, **options)))  # fmt: skip
     port.close()
-    upstream_note = None
-    try:
-        from yolov5_pt.upstream import load_upstream
-
-        upstream = load_upstream()
-    except ImportError as exc:
-        upstream_note = f"upstream YOLOv5 not compared: {exc}"
-    else:
-        # Upstream v7.0 builds RandomResizedCrop(height=, width=), which albumentations 2.x rejects: upstream
-        # logs the validation error and runs without its albumentations stage. Say so once, in our words.
-        upstream_log, albumentations = logging.getLogger("yolov5"), _Albumentations()
-        upstream_log.addFilter(albumentations)
-        try:
-            up_loader, up_dataset = _loaders(args, source, hyp, "upstream")
-        finally:
-            upstream_log.removeFilter(albumentations)
-        up_streams = StreamState.capture()
-        stage_off = getattr(getattr(up_dataset, "albumentations", None), "transform", None) is None
-        # Compare like with like: ours off too when upstream's is off.
-        pt_loader, _ = _loaders(args, source, hyp, "yolov5_pt", **({"albumentations": False} if stage_off else {}))
-        pt_streams = StreamState.capture()
-        # With workers=0 both run in this process's global random streams: each gets its own copy.
-        title = f"yolov5_pt{' (albumentations off)' if stage_off else ''} vs upstream YOLOv5 {upstream.version}"
-        comparisons.append(_Comparison(title, compare_pipelines(
-            own_streams(loader_epochs(pt_loader, args.epochs), pt_streams),
-            own_streams(loader_epochs(up_loader, args.epochs), up_streams), progress=False, **options)))  # fmt: skip
-        if stage_off:
-            import albumentations as album
-
-            why = albumentations.records[0].removeprefix("albumentations: ").splitlines()[0] \
-                if albumentations.records else "it did not start"
-            upstream_note = (f"upstream's albumentations stage is off under albumentations {album.__version__} "
-                             f"(upstream v7.0 calls RandomResizedCrop(height=, width=), which albumentations 2.x "
-                             f"rejects: {why}); the comparison turns ours off too")  # fmt: skip
-            if not album.__version__.startswith("2."):
-                upstream_note = upstream_note.replace("under albumentations", "(not the 2.x case) under albumentations")
+    upstream, upstream_note = _compare_with_upstream(args, source, hyp, options)
+    comparisons += upstream
     for c in comparisons:
         print(f"      {c.title}: {c.report.summary().splitlines()[0]}")
         if not c.report.ok:

@@ -417,13 +417,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
         if _layout_shape(got, layout) != want:
             mis_shaped.append((key, item.ms, got, want))
             continue
-        dst_dtype = dtype_name(item.param)
-        cast = f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else ""
-        hows = [h for h in (_describe_layout(layout), cast) if h]
-        loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
-        if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
-            hows.append(f"LOSSY: {loss}")
-            warnings.append(f"{key} -> {item.ms}: {src_dtype} -> {dst_dtype} changes values: {loss}")
+        hows = _conversions(source, key, item, layout, src_dtype, warnings)
         if hows:
             converted.append((key, item.ms, "; ".join(hows)))
         elif key != item.ms:
@@ -431,6 +425,32 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
         else:
             loaded.append(item.ms)
         loads.append((item, key, None))
+    carried_rows, counters = _match_counters(carried, source, keys, used, unused, mis_shaped, warnings)
+    unexpected = [k for k in source.keys() if k not in used]
+    report = CheckpointReport(
+        loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
+        filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
+        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings), kept=tuple(kept),
+    )
+    return report, loads, counters
+
+
+def _conversions(source: Mapping[str, Any], key: str, item: Any, layout: Any, src_dtype: str,
+                 warnings: list[str]) -> list[str]:
+    """How ``source[key]`` is converted for ``item`` (layout, dtype, a lossy cast: also a warning)."""
+    dst_dtype = dtype_name(item.param)
+    cast = f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else ""
+    hows = [h for h in (_describe_layout(layout), cast) if h]
+    loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
+    if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
+        hows.append(f"LOSSY: {loss}")
+        warnings.append(f"{key} -> {item.ms}: {src_dtype} -> {dst_dtype} changes values: {loss}")
+    return hows
+
+
+def _match_counters(carried: list, source: Mapping[str, Any], keys: set[str], used: set[str], unused: list,
+                    mis_shaped: list, warnings: list[str]) -> tuple[list, list]:
+    """The carried counters (``num_batches_tracked``): ``(report rows, (counter, torch key) to load)``."""
     carried_rows, counters = [], []
     for c in carried:
         if not c.active:  # torch has no counter here; a key of that name stays unexpected
@@ -450,13 +470,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
                 continue
             carried_rows.append((c.torch, c.ms_path))
             counters.append((c, c.torch))
-    unexpected = [k for k in source.keys() if k not in used]
-    report = CheckpointReport(
-        loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
-        filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
-        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings), kept=tuple(kept),
-    )
-    return report, loads, counters
+    return carried_rows, counters
 
 
 def _condition(name: str, cell: Any, *, for_save: bool) -> bool:
@@ -564,8 +578,6 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
 def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None, alignment: Any = None):
     """``[(torch key, MindSpore name, array-like, layout)]`` for the cell (or for ``arrays`` named like it),
     plus the MindSpore names ``arrays`` lacks and its mis-shaped entries."""
-    from mindspore import Parameter
-
     items, carried, _ = _plan(cell, alignment)
     derived = alignment.derived if alignment is not None else {}
     out, missing, mis_shaped, uncounted = [], [], [], []
@@ -591,18 +603,28 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
     for c in carried:
         if not c.active:
             continue  # torch has no counter with track_running_stats=False
-        own = getattr(c.cell, c.attr, None)
-        if arrays is not None and c.ms_path in arrays:
-            out.append((c.torch, c.ms_path, arrays[c.ms_path], None))
-        elif arrays is None and isinstance(own, Parameter):
-            out.append((c.torch, own.name, own, None))
-        elif num_batches_tracked is not None:
-            out.append((c.torch, c.ms_path, np.array(num_batches_tracked, dtype=np.int64), None))
+        counter = _torch_counter(c, arrays, num_batches_tracked)
+        if counter is not None:
+            out.append(counter)
         else:
+            # left out (never a made-up count); torch's load_state_dict would set it to 0 without a word,
+            # so torch_state_dict warns by name.
             uncounted.append(c.torch)
-        # else: left out (never a made-up count); torch's load_state_dict would set it to 0 without a word,
-        # so torch_state_dict warns by name.
     return out, missing, mis_shaped, uncounted
+
+
+def _torch_counter(c: _Carried, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None) -> tuple | None:
+    """``(torch key, MindSpore name, value, None)`` for a carried counter, or ``None`` when there is no count."""
+    from mindspore import Parameter
+
+    own = getattr(c.cell, c.attr, None)
+    if arrays is not None and c.ms_path in arrays:
+        return c.torch, c.ms_path, arrays[c.ms_path], None
+    if arrays is None and isinstance(own, Parameter):
+        return c.torch, own.name, own, None
+    if num_batches_tracked is not None:
+        return c.torch, c.ms_path, np.array(num_batches_tracked, dtype=np.int64), None
+    return None
 
 
 def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None, alignment: Any = None) -> dict:
@@ -756,22 +778,33 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
                              "layouts and dtypes the names alone do not)")
         return _convert_by_keys(src, dst, source)
     if _naming(src, dst) == "to_ms":
-        report, loads, counters = _match(like, source, alignment)
-        if strict and not report.ok:
-            raise CheckpointMismatchError(report, where)
-        out, dtypes = {}, {}
-        for item, key, _ in loads:
-            dtypes[item.ms] = dtype_name(item.param)
-            if key is None:
-                out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
-            else:
-                layout = item.entry.layout if item.entry else None
-                out[item.ms] = _apply_layout(to_numpy(source[key]), layout, to_ms=True)
-        for carried, key in counters:
-            out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
-        write_tensors(dst, out, dtypes=dtypes)
-        return report
-    # MindSpore -> torch names.
+        return _convert_to_ms(dst, source, like, strict, alignment, where)
+    return _convert_to_torch(dst, source, like, strict, alignment, where)
+
+
+def _convert_to_ms(dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any,
+                   where: str) -> CheckpointReport:
+    """convert_checkpoint towards MindSpore names, by ``like``'s rules."""
+    report, loads, counters = _match(like, source, alignment)
+    if strict and not report.ok:
+        raise CheckpointMismatchError(report, where)
+    out, dtypes = {}, {}
+    for item, key, _ in loads:
+        dtypes[item.ms] = dtype_name(item.param)
+        if key is None:
+            out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
+        else:
+            layout = item.entry.layout if item.entry else None
+            out[item.ms] = _apply_layout(to_numpy(source[key]), layout, to_ms=True)
+    for carried, key in counters:
+        out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
+    write_tensors(dst, out, dtypes=dtypes)
+    return report
+
+
+def _convert_to_torch(dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any,
+                      where: str) -> CheckpointReport:
+    """convert_checkpoint towards torch names, by ``like``'s rules."""
     items, missing, mis_shaped, uncounted = _torch_named(like, source, None, alignment)
     derived = alignment.derived if alignment is not None else {}
     used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped} | set(derived)

@@ -350,6 +350,13 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
+    data = _torch_load(path, mmap)
+    _check_torch_entries(path, data)
+    return data
+
+
+def _torch_load(path: str, mmap: bool) -> Any:
+    """``torch.load(weights_only=True)`` of a checked file; its errors as one line naming the file and the cause."""
     import torch
 
     with open(path, "rb") as f:
@@ -382,6 +389,13 @@ def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
                          f"{_torch_problem(path, is_zip, exc)}") from None
     except Exception as exc:  # truncated, damaged or foreign: torch's errors often name neither file nor cause
         raise ValueError(f"{path}: not a readable torch checkpoint: {_torch_problem(path, is_zip, exc)}") from None
+    return data
+
+
+def _check_torch_entries(path: str, data: Any) -> None:
+    """A state dict of dense tensors of a dtype we hold, none a view with overlapping elements."""
+    import torch
+
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
     for key, value in data.items():
@@ -398,7 +412,6 @@ def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
                 f"{path}: entry {key!r} declares {value.numel()} elements of {dtype} (shape {tuple(value.shape)}) "
                 f"over {held} bytes of storage: an expand()/as_strided() view whose elements overlap, which writing "
                 "out would materialise; save entry.contiguous() (or clone()) if that is what you mean")
-    return data
 
 
 def _zip_problem(path: str) -> str | None:
