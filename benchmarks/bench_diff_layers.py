@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import best_time  # noqa: E402
+from _bench_util import best_time
 
 __all__ = ["main"]
 

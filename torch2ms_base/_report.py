@@ -65,7 +65,7 @@ class Report:
         return {"ok": self.ok, "verdict": self.verdict, **jsonable(fields)}
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:  # noqa: C901 - one flat type dispatch, its order the rule
     """``value`` as JSON-ready data: dataclasses as dicts, tuples as lists, numpy scalars as numbers,
     non-finite floats as strings (``"inf"``, ``"nan"``: JSON has no such numbers), the rest as ``str``.
 

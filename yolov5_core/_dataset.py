@@ -293,7 +293,7 @@ class YoloDatasetCore:
     def __len__(self) -> int:
         return len(self.im_files)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int):  # noqa: C901 - upstream's, statement by statement (random draw order)
         """One training/validation sample.
 
         Args:

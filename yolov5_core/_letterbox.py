@@ -15,7 +15,7 @@ def letterbox(
     new_shape: int | Sequence[int] = (640, 640),
     color: tuple[int, int, int] = (114, 114, 114),
     auto: bool = True,
-    scaleFill: bool = False,  # noqa: N803 - upstream's keyword name, kept for drop-in use
+    scaleFill: bool = False,  # upstream's keyword name (camelCase), kept for drop-in use
     scaleup: bool = True,
     stride: int = 32,
 ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:

@@ -103,7 +103,8 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried], list[str]]:
+# C901 (below): one pass applying the rule tables to every cell, filling the lists it returns
+def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried], list[str]]:  # noqa: C901
     """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings.
 
     With an :class:`~porting.Alignment` the torch keys are the alignment's (``None`` where it names none);

@@ -155,7 +155,7 @@ def ms_tensor(array: np.ndarray, dtype: str, *, adopt: bool = False):
         return mindspore.Tensor(np.asarray(array, dtype=np.dtype(dtype), order="C"))
 
 
-def cast_loss(array: np.ndarray, dtype: str) -> str | None:
+def cast_loss(array: np.ndarray, dtype: str) -> str | None:  # noqa: C901 - independent checks, one per kind of loss
     """What casting ``array`` to ``dtype`` (a :func:`dtype_name`) loses beyond rounding, or ``None``.
 
     Named: imaginary parts dropped (complex to real), finite values that become ``inf`` (overflow) or

@@ -24,7 +24,7 @@ __all__ = ["ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell"]
 
 
 @functools.cache
-def _torch_class() -> type:
+def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch imported late): its methods count
     import torch
     import torch.distributed as dist
 
@@ -129,7 +129,7 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
 
 
 @functools.cache
-def _ms_class() -> type:
+def _ms_class() -> type:  # noqa: C901 - a class built on first call (MindSpore imported late): its methods count
     from mindspore import nn, ops
 
     from porting.convert._batchnorm import add_batchnorm_parameters

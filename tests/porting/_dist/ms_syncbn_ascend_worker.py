@@ -12,9 +12,9 @@ from mindspore import nn
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, rank_slice, record_mindspore  # noqa: E402
+from syncbn_data import MOMENTUM, global_batches, rank_slice, record_mindspore
 
-import porting  # noqa: E402
+import porting
 
 
 def main(out_dir: str) -> None:

@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, rank_slice, record_torch  # noqa: E402
+from syncbn_data import MOMENTUM, global_batches, rank_slice, record_torch
 
-import porting  # noqa: E402
+import porting
 
 
 def main(out_dir: str) -> None:
