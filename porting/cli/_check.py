@@ -216,6 +216,8 @@ def _import_file(target: str, path: Path) -> Any:
     if not path.is_file():
         raise CheckError(f"{target}: no such file {str(path)!r}")
     spec = importlib.util.spec_from_file_location(f"_torch2ms_check_{path.stem}", path)
+    if spec is None or spec.loader is None:  # a suffix importlib has no loader for
+        raise CheckError(f"{target}: {path} is not a Python source file (expected a .py file)")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

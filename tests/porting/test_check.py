@@ -109,7 +109,16 @@ def test_clock_seeded_worker_init_is_torch_not_reproducible():
 )
 def test_bad_targets_are_one_line_errors(target, message):
     r = run_check(target, progress=False)
-    assert r.status == ExitCode.USAGE and message in r.error and "\n" not in r.error
+    assert r.status == ExitCode.USAGE and r.error is not None and message in r.error and "\n" not in r.error
+
+
+def test_a_target_file_that_python_cannot_import_is_a_usage_error(tmp_path):
+    # a file path without the .py suffix: importlib has no loader for it (it used to fail as "error in the loader")
+    script = tmp_path / "loader"
+    script.write_text("def build():\n    return [1]\n")
+    r = run_check(f"{script}:build", progress=False)
+    assert r.status == ExitCode.USAGE, r.error
+    assert r.error == f"{script}:build: {script} is not a Python source file (expected a .py file)"
 
 
 def test_command_line_exit_status_and_reports(tmp_path):
