@@ -35,6 +35,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -43,6 +44,7 @@ import pstats  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
 import mindspore  # noqa: E402
@@ -90,7 +92,7 @@ class HeavyDataset:
         canvas = np.full((2 * s, 2 * s, 3), 114, np.uint8)
         boxes = np.zeros((4, 5), np.float32)
         for j, idx in enumerate([i] + [random.randrange(pool) for _ in range(3)]):
-            img = self.images[idx % pool]
+            img: np.ndarray = self.images[idx % pool]
             r = s / max(img.shape[:2]) * random.uniform(0.8, 1.2)
             img = cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_LINEAR)
             h, w = img.shape[:2]
@@ -114,8 +116,9 @@ class HeavyDataset:
         out = cv2.GaussianBlur(out, (5, 5), float(np.random.uniform(0.5, 2.0)))
         gains = np.random.uniform(-1, 1, 3) * [0.015, 0.7, 0.4] + 1
         x = np.arange(256, dtype=np.float32)
-        hsv = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
-        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(hsv, gains, strict=True)])
+        channels = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
+        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8))
+                         for c, g in zip(channels, gains, strict=True)])
         out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         if random.random() < 0.5:
             out = out[:, ::-1]
@@ -197,7 +200,8 @@ def _warm_up(size: int) -> None:
     for i in range(len(ds)):
         ds[i]
     HeavyDataset(1, size=size)[0]
-    make = lambda: DataLoader(TinyDataset(64), batch_size=8, num_workers=2)  # noqa: E731
+    def make():
+        return DataLoader(TinyDataset(64), batch_size=8, num_workers=2)  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
     _torch_run(make, 1, 0, keep="none")
     _adapter_run(make, 1, 0, keep="none")
     bare = msds.GeneratorDataset(TinyDataset(64), column_names=["x"], shuffle=False).batch(8)
@@ -221,10 +225,11 @@ def bench_heavy(args) -> list[float]:
     rows, ratios = [], []
     for workers in args.workers:
         def make(workers=workers):
-            return DataLoader(HeavyDataset(args.heavy_samples, size=args.heavy_size), batch_size=args.heavy_batch,
+            return DataLoader(HeavyDataset(args.heavy_samples, size=args.heavy_size),  # type: ignore[arg-type]
+                              batch_size=args.heavy_batch,
                               shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(args.seed))
-        times = {"torch": [], "adapter": []}
-        best = {}
+        times: dict[str, list[float]] = {"torch": [], "adapter": []}
+        best: dict[str, tuple[Any, ...]] = {}
         for r in range(args.rounds):
             order = ("torch", "adapter") if r % 2 == 0 else ("adapter", "torch")
             results = {}
@@ -308,6 +313,11 @@ def _source_only(make_loader, epochs: int):
     return time.perf_counter() - start, out
 
 
+def _timed(run, make, epochs: int):
+    """``(seconds, batches)`` of ``run(make, epochs)`` (``_torch_run`` or ``_adapter_run``), keeping the batches."""
+    return run(make, epochs, 0, "batches")[:3:2]
+
+
 def bench_trivial(args) -> float:
     """Part 2: per-batch cost of each way to batch trivial samples; returns plain loop time / adapter time."""
     n, b, e = args.tiny_samples, args.tiny_batch, args.tiny_epochs
@@ -317,13 +327,12 @@ def bench_trivial(args) -> float:
     ds = TinyDataset(n)
 
     def loader(workers):
-        return lambda: DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers)
+        return lambda: DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers)  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
 
     cases = [("plain loop: __getitem__ + np.stack", lambda: _plain_loop(ds, b, e))]
     for w in args.tiny_workers:
-        cases.append((f"torch DataLoader, num_workers={w}", lambda w=w: _torch_run(loader(w), e, 0, "batches")[:3:2]))
-        cases.append((f"to_mindspore(loader), num_workers={w}",
-                      lambda w=w: _adapter_run(loader(w), e, 0, "batches")[:3:2]))  # fmt: skip
+        cases.append((f"torch DataLoader, num_workers={w}", functools.partial(_timed, _torch_run, loader(w), e)))
+        cases.append((f"to_mindspore(loader), num_workers={w}", functools.partial(_timed, _adapter_run, loader(w), e)))
     cases.append(("MindSpore GeneratorDataset(shuffle=False).batch", lambda: _bare_generator(ds, b, e)))
     one_epoch = _plain_loop(ds, b, 1)[1]
     cases.append(("MindSpore floor: GeneratorDataset of ready batches", lambda: _ready_batches(one_epoch, e)))
@@ -379,7 +388,8 @@ def bench_memory(args) -> float:
           f"{args.heavy_batch}, num_workers={w}, {e} epochs in one MindSpore iterator ==")  # fmt: skip
 
     def make():
-        return DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size), batch_size=args.heavy_batch,
+        return DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
+                          batch_size=args.heavy_batch,
                           shuffle=True, num_workers=w, generator=torch.Generator().manual_seed(args.seed))
 
     expected = _torch_run(make, e, args.seed, keep="digests")[2]
@@ -418,10 +428,11 @@ def bench_memory(args) -> float:
     return growth_rss
 
 
-def _torch_memory(args, epochs: int) -> list[tuple[int, int, int]]:
+def _torch_memory(args, epochs: int) -> list[tuple[int, int, int, int]]:
     """Reference: the same measurement for torch's DataLoader with persistent workers (2)."""
     seed_all(args.seed)
-    loader = DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size), batch_size=args.heavy_batch,
+    loader: DataLoader = DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
+                        batch_size=args.heavy_batch,
                         shuffle=True, num_workers=2, persistent_workers=True,
                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
     samples = []

@@ -47,6 +47,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -144,7 +145,8 @@ def image_loader(args, workers: int):
     import torch
     from torch.utils.data import DataLoader
 
-    return DataLoader(JpegDataset(make_jpegs(args.data_dir, args.images)), batch_size=32, shuffle=True,
+    return DataLoader(JpegDataset(make_jpegs(args.data_dir, args.images)),  # type: ignore[arg-type]
+                      batch_size=32, shuffle=True,
                       num_workers=workers, generator=torch.Generator().manual_seed(0))  # fmt: skip
 
 
@@ -234,8 +236,9 @@ def section_memory(args) -> dict:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    make = lambda: DataLoader(dataset, batch_size=16, shuffle=True, num_workers=2,  # noqa: E731
-                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+    def make():
+        return DataLoader(dataset, batch_size=16, shuffle=True, num_workers=2,  # type: ignore[arg-type]
+                          generator=torch.Generator().manual_seed(0))
     t, _, digests = run_side(args.side, make, epochs=1, keep="digests")
     stop.set()
     thread.join()
@@ -249,7 +252,8 @@ def section_construct(args) -> dict:
     import adapters
 
     dataset, times = PathDataset(args.paths), {}
-    for side, build in (("torch", DataLoader), ("ms", adapters.to_mindspore)):
+    builders: tuple[tuple[str, Any], ...] = (("torch", DataLoader), ("ms", adapters.to_mindspore))
+    for side, build in builders:
         seed_all(0)
         t0 = time.perf_counter()
         obj = build(dataset, batch_size=32, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             cells = "".join(f" {rate[n]:16.1f} {first[n]:8.2f} {rate[n] / ideal:5.2f}" for n in sides)
             if "upstream" in sides:
                 cells += "".join(f" {rate[n] / rate['upstream']:13.3f}" for n in sides if n != "upstream")
+            assert reference is not None  # every side ran above
             print(f"{workers:7d}{cells}  identical ({len(reference[1])} batches)")
 
 

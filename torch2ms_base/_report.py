@@ -59,7 +59,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data: ``ok``, ``verdict``, then the report's fields."""
-        fields = {}
+        fields: dict[str, Any] = {}
         if dataclasses.is_dataclass(self):
             fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
         return {"ok": self.ok, "verdict": self.verdict, **jsonable(fields)}

@@ -55,7 +55,7 @@ def _mindspore_deterministic() -> str:
 
     # MindSpore raises on a second set_deterministic call, so make ours idempotent.
     try:
-        from mindspore._c_expression import DeviceManagerConf  # type: ignore[attr-defined]
+        from mindspore._c_expression import DeviceManagerConf
 
         if DeviceManagerConf.get_instance().is_deterministic_configured():
             return "already on"

@@ -41,10 +41,10 @@ class RandomStream:
     """
 
     name: str
-    seed: Callable[[Any], None]
+    seed: Callable[[Any], object]  # what it returns is ignored (torch's manual_seed returns the generator)
     module: str | None = None
     get_state: Callable[[], Any] | None = None
-    set_state: Callable[[Any], None] | None = None
+    set_state: Callable[[Any], object] | None = None
     worker_seed: str | None = None
 
     def live(self) -> bool:
@@ -159,7 +159,10 @@ class StreamState:
         """Make these the current states."""
         by_name = {s.name: s for s in streams()}
         for name, state in self.states.items():
-            by_name[name].set_state(state)
+            set_state = by_name[name].set_state
+            if set_state is None:  # capture() takes what it can restore: a registry entry with get_state only
+                raise RuntimeError(f"stream {name!r} has a get_state but no set_state: it cannot be restored")
+            set_state(state)
 
     def __getitem__(self, name: str) -> Any:
         return self.states[name]

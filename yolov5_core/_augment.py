@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -143,7 +144,10 @@ def random_perspective(
         else:
             im = cv2.warpAffine(im, M[:2], dsize=(width, height), borderValue=_BORDER)
 
-    n = len(targets)
+    # a non-empty ``targets`` is an (n, 5) array and ``segments`` a list of arrays (the () defaults: none,
+    # returned as given)
+    out, segments = cast(np.ndarray, targets), cast(list, segments)
+    n = len(out)
     if n:
         use_segments = any(x.any() for x in segments) and len(segments) == n
         new = np.zeros((n, 4))
@@ -157,7 +161,7 @@ def random_perspective(
                 new[i] = segment2box(xy, width, height)
         else:
             xy = np.ones((n * 4, 3))
-            xy[:, :2] = targets[:, [1, 2, 3, 4, 1, 4, 3, 2]].reshape(n * 4, 2)  # x1y1, x2y2, x1y2, x2y1
+            xy[:, :2] = out[:, [1, 2, 3, 4, 1, 4, 3, 2]].reshape(n * 4, 2)  # x1y1, x2y2, x1y2, x2y1
             xy = xy @ M.T
             xy = (xy[:, :2] / xy[:, 2:3] if perspective else xy[:, :2]).reshape(n, 8)
             x = xy[:, [0, 2, 4, 6]]
@@ -166,11 +170,11 @@ def random_perspective(
             new[:, [0, 2]] = new[:, [0, 2]].clip(0, width)
             new[:, [1, 3]] = new[:, [1, 3]].clip(0, height)
 
-        i = box_candidates(box1=targets[:, 1:5].T * s, box2=new.T, area_thr=0.01 if use_segments else 0.10)
-        targets = targets[i]
-        targets[:, 1:5] = new[i]
+        keep = box_candidates(box1=out[:, 1:5].T * s, box2=new.T, area_thr=0.01 if use_segments else 0.10)
+        out = out[keep]
+        out[:, 1:5] = new[keep]
 
-    return im, targets
+    return im, out
 
 
 def box_candidates(

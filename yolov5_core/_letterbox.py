@@ -12,7 +12,7 @@ __all__ = ["letterbox"]
 
 def letterbox(
     im: np.ndarray,
-    new_shape: int | Sequence[int] = (640, 640),
+    new_shape: int | Sequence[int] | np.ndarray = (640, 640),
     color: tuple[int, int, int] = (114, 114, 114),
     auto: bool = True,
     scaleFill: bool = False,  # upstream's keyword name (camelCase), kept for drop-in use
@@ -63,6 +63,8 @@ def letterbox(
 
     ratio = r, r
     new_unpad = int(round(shape[1] * r)), int(round(shape[0] * r))
+    dw: float
+    dh: float  # pixels of padding: whole numbers, halved below
     dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
     if auto:
         dw, dh = np.mod(dw, stride), np.mod(dh, stride)

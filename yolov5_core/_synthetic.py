@@ -101,8 +101,8 @@ class SyntheticDataset:
             shutil.rmtree(dest)
         shutil.copytree(self.root, dest)
 
-        def move(p: Path | None) -> Path | None:
-            return None if p is None else dest / p.relative_to(self.root)
+        def move(p: Path) -> Path:
+            return dest / p.relative_to(self.root)
 
         data = yaml.safe_load(self.data_yaml.read_text())
         data["path"] = str(dest.resolve())
@@ -110,7 +110,8 @@ class SyntheticDataset:
         return dataclasses.replace(
             self, root=dest, images=move(self.images), labels=move(self.labels), data_yaml=move(self.data_yaml),
             image_files=tuple(move(p) for p in self.image_files),
-            manifest=tuple(dataclasses.replace(f, image=move(f.image), label=move(f.label)) for f in self.manifest))
+            manifest=tuple(dataclasses.replace(f, image=move(f.image), label=None if f.label is None else move(f.label))
+                           for f in self.manifest))
 
     def expected_summary(self) -> LabelSummary:
         """The scan result the files were designed to give (clean images plus each fault's outcome).
@@ -147,23 +148,24 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     hsv = np.array([[[rng.integers(0, 180), 255, rng.integers(190, 256)]]], dtype=np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    b, g, r = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    return b, g, r
 
 
 def _draw_mask(rng: np.random.Generator, cls: int, h: int, w: int, x0: int, y0: int, bw: int, bh: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
     x1, y1 = x0 + bw - 1, y0 + bh - 1
     if cls == 0:
-        cv2.rectangle(mask, (x0, y0), (x1, y1), 1, thickness=-1)
+        cv2.rectangle(mask, (x0, y0), (x1, y1), (1,), thickness=-1)
     elif cls == 1:
         centre, axes = (x0 + bw // 2, y0 + bh // 2), ((bw - 1) // 2, (bh - 1) // 2)
-        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, thickness=-1)
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, (1,), thickness=-1)
     elif cls == 2:  # base along one side, apex anywhere on the opposite side
         apex = int(rng.integers(x0, x1 + 1))
         pts = [(x0, y1), (x1, y1), (apex, y0)] if rng.random() < 0.5 else [(x0, y0), (x1, y0), (apex, y1)]
-        cv2.fillPoly(mask, [np.array(pts, np.int32)], 1)
+        cv2.fillPoly(mask, [np.array(pts, np.int32)], (1,))
     else:
-        cv2.rectangle(mask, (x0, y0), (x1, y1), 1, thickness=int(rng.integers(2, 5)))
+        cv2.rectangle(mask, (x0, y0), (x1, y1), (1,), thickness=int(rng.integers(2, 5)))
     return mask.astype(bool)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -99,7 +100,7 @@ class InfiniteDataLoader(DataLoader):
         self.iterator = super().__iter__()
 
     def __len__(self) -> int:
-        return len(self.batch_sampler.sampler)
+        return len(cast(_RepeatSampler, self.batch_sampler).sampler)  # set by __init__
 
     def __iter__(self):
         for _ in range(len(self)):
@@ -188,7 +189,9 @@ def create_dataloader(
 
     recipe = loader_recipe(len(dataset), batch_size, rank=rank, workers=workers, image_weights=image_weights,
                            quad=quad, shuffle=shuffle, seed=seed, devices=torch.cuda.device_count())
-    sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle) if recipe.distributed else None
+    sampler: distributed.DistributedSampler | None = None
+    if recipe.distributed:
+        sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle)
     loader = InfiniteDataLoader if recipe.infinite else DataLoader
     generator = torch.Generator()
     generator.manual_seed(recipe.generator_seed)

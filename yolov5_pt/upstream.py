@@ -102,7 +102,7 @@ def _install_stand_ins() -> dict[str, types.ModuleType]:
         top = name.split(".")[0]
         if top not in added and _is_installed(top):
             continue  # the real package is there: let upstream use it
-        module = _StandIn(name)
+        module: types.ModuleType = _StandIn(name)
         # torch's dynamo calls importlib.util.find_spec on some of these names: a None __spec__ would raise.
         module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
         module.__path__ = []

@@ -31,7 +31,7 @@ import importlib.util
 import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -496,9 +496,10 @@ class _Reproducibility:
     """Checks a torch walk against the digests of an earlier one; remembers the first difference."""
 
     def __init__(self, digests: list, batches_per_epoch: int | None) -> None:
-        self.digests, self.per_epoch, self.first = digests, batches_per_epoch, None
+        self.digests, self.per_epoch = digests, batches_per_epoch
+        self.first: str | None = None  # what differs first between the two torch runs
 
-    def watch(self, batches: Iterator) -> Iterator:
+    def watch(self, batches: Iterable) -> Iterator:
         n = -1
         for n, batch in enumerate(batches):
             if self.first is None:
@@ -530,18 +531,22 @@ def _side(name: str, batches, position: Callable[[], tuple[int, int] | None]) ->
         raise err from None
     except Exception as exc:
         if getattr(exc, "_torch2ms_side", None) is None:
-            exc._torch2ms_side, exc._torch2ms_at = name, position()
+            # tagged on the user's own exception object (any class), so its type stays
+            exc._torch2ms_side, exc._torch2ms_at = name, position()  # type: ignore[attr-defined]
         raise
 
 
 class _LoaderExit(Exception):
     """The user's loader called ``sys.exit`` while the check walked it."""
 
+    _torch2ms_side: str
+    _torch2ms_at: tuple[int, int] | None
+
 
 def _versions() -> dict:
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for dist in ("torch", "mindspore", "numpy", "torch2ms-porting"):
         try:
             out[dist] = metadata.version(dist)
@@ -633,7 +638,8 @@ def _locate_in_port(factory, target: str, seed: int, steps: int | None, set_epoc
         ds = _port(args, kwargs, steps, set_epoch, target)
         walk = _MindSporeWalk(ds, epoch + 1, "per-epoch", None)
         for _ in walk:
-            if walk.position() >= (epoch, batch):
+            position = walk.position()  # per-epoch: always (epoch, batch)
+            if position is not None and position >= (epoch, batch):
                 break
     except (Exception, SystemExit) as exc:
         got = _original_message(exc) if not isinstance(exc, SystemExit) else f"SystemExit: {exc.code!r}"

@@ -156,7 +156,8 @@ class _Keep:
     """Pass batches through, keeping the images and labels of the first few (for the pictures)."""
 
     def __init__(self, batches, count: int) -> None:
-        self.batches, self.count, self.kept = batches, count, []
+        self.batches, self.count = batches, count
+        self.kept: list[tuple[Any, Any]] = []  # (images, labels) of the first `count` batches
 
     def __iter__(self):
         from adapters import to_numpy
@@ -274,7 +275,8 @@ def _run(args: argparse.Namespace) -> int:
 
     kept_pt, kept_ms = _Keep(loader_epochs(pt_loader, args.epochs), _SHOWN_BATCHES), _Keep(
         ms_ds.iter_batches(args.epochs, output_numpy=True), _SHOWN_BATCHES)
-    options = dict(column_names=list(COLUMNS), batches_per_epoch=per_epoch, total=per_epoch * args.epochs)
+    options: dict[str, Any] = dict(column_names=list(COLUMNS), batches_per_epoch=per_epoch,
+                                   total=per_epoch * args.epochs)
     print(f"[3/5] comparing yolov5_ms with yolov5_pt over {args.epochs} epochs, every batch, exactly:")
     comparisons = [_Comparison("yolov5_ms vs yolov5_pt", compare_pipelines(kept_ms, kept_pt, progress=True, **options))]
     ms_ds.close()

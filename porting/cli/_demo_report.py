@@ -19,7 +19,7 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
 
     from porting.cli._yolo_plots import diff_heatmap, plot_batch, side_by_side
 
-    made = []
+    made: list[tuple[int, Path, Path, Path, Path, int]] = []
     # pictures of the batches both sides yielded; a side that yielded fewer is reported by compare_pipelines
     for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms, strict=False)):
         pt = plot_batch(img_pt, lab_pt, title=f"yolov5_pt batch {k}")
@@ -29,11 +29,13 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
         else:  # no per-pixel map between different shapes: say so in the picture itself
             diff = plot_batch(img_pt[:1] * 0, lab_pt[:0], title=f"shapes differ: {img_ms.shape} vs {img_pt.shape}")
             differing = -1
-        paths = [out / f"batch{k}_{name}.png" for name in ("yolov5_pt", "yolov5_ms", "diff", "side_by_side")]
+        pt_png, ms_png, diff_png, side_png = (out / f"batch{k}_{name}.png"
+                                              for name in ("yolov5_pt", "yolov5_ms", "diff", "side_by_side"))
+        paths = (pt_png, ms_png, diff_png, side_png)
         for path, picture in zip(paths, (pt, ms, diff, side_by_side(pt, ms, diff)), strict=True):
             if not cv2.imwrite(str(path), picture):
                 raise OSError(f"could not write {path}")
-        made.append((k, *paths, differing))
+        made.append((k, pt_png, ms_png, diff_png, side_png, differing))
     return made
 
 

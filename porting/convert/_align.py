@@ -218,6 +218,7 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
         layers[path] = _Layer(path, type(c).__name__, _kind(type(c).__name__), not has_children, (), {}, c)
     for item in items:
         if item.entry is not None:
+            assert item.torch is not None  # _plan without an alignment gives every parameter a torch key
             local = item.entry.torch
             owner = item.torch[: -len(local) - 1] if item.torch != local else ""
             layout = item.entry.layout
@@ -234,7 +235,7 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
     for layer in layers.values():
         layer.trainable = tuple(sorted(s for _, s, tr, _ in layer.entries.values() if tr))
     carried = {p: _join(p, e.ms) for p, c in named if p in rule_cells
-               for e in CARRIED.get(_rule_name(c), ())}
+               for e in CARRIED.get(_rule_name(c) or "", ())}  # a rule cell's rule is never None
     return layers, carried
 
 
@@ -923,7 +924,7 @@ def _derived_note(t_layer: _Layer | None, local: str, name: str, ms_cell: Any, s
     if t_layer is None:
         return base
     value = getattr(t_layer.obj, local, None)
-    if not (hasattr(value, "detach") and hasattr(value, "shape")) or value.numel() == 0:
+    if value is None or not (hasattr(value, "detach") and hasattr(value, "shape")) or value.numel() == 0:
         return base + f"; torch's {t_layer.path or '<top>'} has no tensor attribute {local!r} (computed at run time)"
     from porting.convert._checkpoint import _resolve
 

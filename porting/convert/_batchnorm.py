@@ -63,7 +63,7 @@ def add_batchnorm_parameters(cell: Any, num_features: int, affine: bool) -> None
 
 
 @functools.cache
-def batchnorm_classes() -> dict[str, type]:  # noqa: C901 - classes built on first call: their methods count
+def batchnorm_classes() -> dict[str, Any]:  # noqa: C901 - classes built on first call: their methods count
     """The MindSpore cells :func:`convert_batchnorm` returns, by name (built on first call).
 
     ``BatchNorm1d``/``BatchNorm2d``/``BatchNorm3d`` are ``mindspore.nn``'s with torch's one-value-per-channel

@@ -72,7 +72,7 @@ class _Item:
 
 @dataclasses.dataclass(frozen=True)
 class _Carried:
-    torch: str  # full torch key, e.g. 'bn.num_batches_tracked'
+    torch: str | None  # full torch key, e.g. 'bn.num_batches_tracked' (None: an alignment names none for it)
     attr: str  # attribute on the cell
     cell: Any
     active: bool  # torch has the key for this cell (False: track_running_stats=False, no counter)
@@ -391,7 +391,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
     keys = set(source.keys())
     used: set[str] = set()
     loaded, renamed, converted, filled, unused, missing, mis_shaped, kept = [], [], [], [], [], [], [], []
-    loads = []  # (item, torch key, dtype note)
+    loads: list[tuple[_Item, str | None, str | None]] = []  # (item, torch key, dtype note)
     for item in items:
         key = item.torch
         entry = item.entry

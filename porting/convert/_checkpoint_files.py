@@ -252,7 +252,7 @@ class _LazySafetensors(Mapping):
             self._numpy = safe_open(path, framework="numpy")
         except Exception as exc:  # safetensors' own error names no file and often not the problem either
             raise ValueError(f"{path}: not a readable .safetensors file: {_safetensors_problem(path, exc)}") from None
-        self._torch = None  # opened at the first bfloat16 entry
+        self._torch: Any = None  # opened at the first bfloat16 entry (safetensors' safe_open)
         self._keys = list(self._numpy.keys())
         slices = {k: self._numpy.get_slice(k) for k in self._keys}
         self._dtypes = {k: sl.get_dtype() for k, sl in slices.items()}
@@ -616,14 +616,14 @@ def _write(path: str, ext: str, tensors: Mapping[str, Any], names: Mapping[str, 
     elif ext in ST_EXT:
         if "bfloat16" in names.values():
             try:
-                from safetensors.torch import save_file
+                from safetensors.torch import save_file as save_torch_file
             except ImportError:
                 raise ValueError(f"{path}: writing bfloat16 to .safetensors needs torch") from None
-            save_file({k: torch_tensor(to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
+            save_torch_file({k: torch_tensor(to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
         else:
-            from safetensors.numpy import save_file
+            from safetensors.numpy import save_file as save_numpy_file
 
-            save_file({k: np.asarray(to_numpy(v), order="C") for k, v in tensors.items()}, path)
+            save_numpy_file({k: np.asarray(to_numpy(v), order="C") for k, v in tensors.items()}, path)
     elif ext in MS_EXT:
         import mindspore
 

@@ -18,7 +18,8 @@ gamma/beta/moving_mean/moving_variance/num_batches_tracked), so checkpoints load
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell"]
 
@@ -52,7 +53,9 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
             c = self.num_features
             dims = [0] + list(range(2, x.dim()))
             view = [1, c] + [1] * (x.dim() - 2)
-            shift = (self.running_mean.detach() if self.track_running_stats else x.new_zeros(c)).to(x.dtype)
+            # _BatchNorm registers the running buffers exactly when track_running_stats is set
+            stats = self.running_mean if self.track_running_stats else None
+            shift = (x.new_zeros(c) if stats is None else stats.detach()).to(x.dtype)
             xs = x - shift.view(view)
             local_n = x.numel() // c
             stats = torch.stack([xs.sum(dims), (xs * xs).sum(dims), x.new_full((c,), float(local_n))])
@@ -72,11 +75,13 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
             if self.affine:
                 y = y * self.weight.view(view) + self.bias.view(view)
             if self.training and self.track_running_stats:
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                assert tracked is not None and running_mean is not None and running_var is not None  # see above
                 with torch.no_grad():
-                    self.num_batches_tracked.add_(1)
-                    factor = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
-                    self.running_mean.mul_(1 - factor).add_(mean.detach() * factor)
-                    self.running_var.mul_(1 - factor).add_(var.detach() * (count / (count - 1)) * factor)
+                    tracked.add_(1)
+                    factor = (1.0 / float(tracked)) if self.momentum is None else self.momentum
+                    running_mean.mul_(1 - factor).add_(mean.detach() * factor)
+                    running_var.mul_(1 - factor).add_(var.detach() * (count / (count - 1)) * factor)
             return y
 
     _ReferenceSyncBatchNorm.__name__ = _ReferenceSyncBatchNorm.__qualname__ = "ReferenceSyncBatchNorm"
@@ -87,10 +92,12 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
 class _LazyClass(type):
     """Metaclass: the real class is built on first use, so ``import porting`` stays free of torch/mindspore."""
 
-    def __call__(cls, *args, **kwargs):
+    _real: Callable[[], type]  # each class of this metaclass builds its real class (a staticmethod)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # an instance of the real class (torch's or MindSpore's)
         return cls._real()(*args, **kwargs)
 
-    def __instancecheck__(cls, obj) -> bool:
+    def __instancecheck__(cls, obj: Any) -> bool:
         return isinstance(obj, cls._real())
 
 
@@ -126,6 +133,11 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
     @staticmethod
     def _real() -> type:
         return _torch_class()
+
+    if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @functools.cache
@@ -242,3 +254,8 @@ class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
     @staticmethod
     def _real() -> type:
         return _ms_class()
+
+    if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...

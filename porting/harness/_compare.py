@@ -54,7 +54,7 @@ import cmath
 import dataclasses
 import math
 import struct
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -244,7 +244,7 @@ def _nan_hint(count: int) -> str:
             "equal_nan=True")
 
 
-def _is_text_array(leaf: Any) -> bool:
+def _is_text_array(leaf: Any) -> TypeGuard[Leaf]:
     return isinstance(leaf, Leaf) and leaf.kind == "array" and leaf.value.dtype.kind in "US"
 
 
@@ -428,8 +428,9 @@ class _Walker:
             message = scalar_message(ai, ei, abs_diff=abs_diff, rel_diff=rel_diff, rtol=rtol, atol=atol)
         else:
             abs_diff, rel_diff = diff.abs_diff, diff.rel_diff
-            figures = dict(abs_diff=abs_diff, abs_index=diff.abs_index, rel_diff=rel_diff, rel_index=diff.rel_index)
-            message = values_message(mismatched=diff.mismatched, numel=diff.numel, rtol=rtol, atol=atol, **figures)
+            message = values_message(mismatched=diff.mismatched, numel=diff.numel, rtol=rtol, atol=atol,
+                                     abs_diff=abs_diff, abs_index=diff.abs_index, rel_diff=rel_diff,
+                                     rel_index=diff.rel_index)
         if not self.equal_nan and x.dtype.kind in "fc":
             shared = int(np.count_nonzero(np.isnan(x) & np.isnan(y)))
             if shared:

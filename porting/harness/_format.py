@@ -24,7 +24,7 @@ def format_path(path: tuple) -> str:
     return "".join(str([item]) for item in path)
 
 
-def format_location(path: tuple, index: tuple[int, ...] | None) -> str:
+def format_location(path: tuple | None, index: tuple[int, ...] | None) -> str:
     """Render a path plus an element index: ``['img'] / [0, 2, 5, 1]`` (empty parts left out).
 
     Example:
@@ -50,9 +50,9 @@ def values_message(
     mismatched: int,
     numel: int,
     abs_diff: Any,
-    abs_index: tuple[int, ...],
+    abs_index: tuple[int, ...] | None,
     rel_diff: Any,
-    rel_index: tuple[int, ...],
+    rel_index: tuple[int, ...] | None,
     rtol: float,
     atol: float,
     identifier: str = "Tensor-likes",

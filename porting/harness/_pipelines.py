@@ -403,7 +403,7 @@ def compare_pipelines(
         rtol = atol = 0.0
     from tqdm import tqdm  # a declared dependency; imported here to keep `import porting` light
 
-    options = dict(rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype)
+    options: dict[str, Any] = dict(rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype)
     tally = _Tally(batches_per_epoch)
     mismatches = tally.mismatches
     n = 0

@@ -28,10 +28,14 @@ import numpy as np
 from porting.convert._align import CallTracer, as_alignment, ms_named_cells
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
-from porting.training._reference import compare_to_reference
+from porting.training._reference import ReferenceComparison, compare_to_reference
 from torch2ms_base._report import Report, markdown_table
 
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
+
+#: a comparison of tensors: elementwise (``Comparison``) or against a float64 run (``ReferenceComparison``,
+#: which reads the same where reports read it)
+Judged = Comparison | ReferenceComparison
 
 # (attribute of LayerDiff, label) in forward order, then backward order
 _FORWARD = (("buffers_before", "buffers before"), ("output", "forward output"), ("buffers_after", "buffers after"))
@@ -56,11 +60,11 @@ class LayerDiff:
     call: int
     torch_type: str
     ms_type: str
-    output: Comparison | None = None
-    grad_output: Comparison | None = None
-    param_grads: Comparison | None = None
-    buffers_before: Comparison | None = None
-    buffers_after: Comparison | None = None
+    output: Judged | None = None
+    grad_output: Judged | None = None
+    param_grads: Judged | None = None
+    buffers_before: Judged | None = None
+    buffers_after: Judged | None = None
 
     @property
     def name(self) -> str:
@@ -102,7 +106,7 @@ class LayerReport(Report):
     """
 
     layers: tuple[LayerDiff, ...]
-    loss: Comparison
+    loss: Judged
     not_compared: tuple[tuple[str, str], ...] = ()
     first: LayerDiff | None = None
     first_what: str | None = None
@@ -481,7 +485,7 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         r_calls = {(c["path"], c["call"]): c for c in r_rec.calls}
     m_rec, m_loss, m_grads = _ms_side(ms_cell, inputs, target, m_loss_fn)
 
-    tol = dict(rtol=rtol, atol=atol)
+    tol: dict[str, Any] = dict(rtol=rtol, atol=atol)
 
     def judge(actual, expected, key, field):
         if r_calls is None:
@@ -493,7 +497,8 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
 
     m_calls = {(c["path"], c["call"]): c for c in m_rec.calls}
     t_modules = dict(torch_module.named_modules(remove_duplicate=False))
-    layers, not_compared = [], []
+    layers: list[LayerDiff] = []
+    not_compared: list[tuple[str, str]] = []
     missing = "<no MindSpore counterpart under the checkpoint rules>"
     for c in t_rec.calls:
         mod = t_modules[c["path"]]
@@ -592,7 +597,7 @@ def _why_not_compared(c: dict, m_path: str | None, own: list[str], t_rec: Any, m
     return reason
 
 
-def _param_grads(actual: dict, mod: Any, prefix: str, t_grads: dict, r_grads: dict | None, tol: dict) -> Comparison:
+def _param_grads(actual: dict, mod: Any, prefix: str, t_grads: dict, r_grads: dict | None, tol: dict) -> Judged:
     """MindSpore's gradients of a layer's own parameters (``actual``, by torch name) against torch's."""
 
     def grads_of(store, n, dtype):
@@ -606,7 +611,7 @@ def _param_grads(actual: dict, mod: Any, prefix: str, t_grads: dict, r_grads: di
     return compare_to_reference(actual, expected, {n: grads_of(r_grads, n, np.float64) for n in actual})
 
 
-def _first_divergence(layers: list[LayerDiff], loss: Comparison):
+def _first_divergence(layers: list[LayerDiff], loss: Judged):
     """Forward first (layer by layer), then - if the loss matched - backward from the last layer."""
     for d in layers:
         for attr, label in _FORWARD:

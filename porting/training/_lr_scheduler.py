@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["SCHEDULER_RULES", "LRSchedule", "convert_lr_scheduler"]
@@ -75,6 +77,11 @@ class LRSchedule:
     """
 
     _closed_form = False
+    # torch's scheduler state, set by __init__ from what _convert copied (_COMMON and the class's rule)
+    base_lrs: list[float]
+    last_epoch: int
+    _step_count: int
+    _last_lr: list[float]
 
     def __init__(self, groups: _Groups, state: dict) -> None:
         self._groups = groups
@@ -108,11 +115,16 @@ class LRSchedule:
     def get_lr(self) -> list[float]:  # pragma: no cover - every rule has one
         raise NotImplementedError
 
+    def _get_closed_form_lr(self) -> list[float]:  # pragma: no cover - only where _closed_form is set
+        raise NotImplementedError
+
 
 class StepLR(LRSchedule):
     """torch's StepLR recurrence."""
 
     _closed_form = True
+    step_size: int
+    gamma: float
 
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -127,6 +139,8 @@ class MultiStepLR(LRSchedule):
     """torch's MultiStepLR recurrence."""
 
     _closed_form = True
+    milestones: Counter[int]
+    gamma: float
 
     def get_lr(self):
         if self.last_epoch not in self.milestones:
@@ -142,6 +156,7 @@ class ExponentialLR(LRSchedule):
     """torch's ExponentialLR recurrence."""
 
     _closed_form = True
+    gamma: float
 
     def get_lr(self):
         if self._is_initial:
@@ -156,6 +171,8 @@ class CosineAnnealingLR(LRSchedule):
     """torch's CosineAnnealingLR recurrence (not the closed form: torch's numbers come from the recurrence)."""
 
     _closed_form = True
+    T_max: int
+    eta_min: float
 
     def get_lr(self):
         lrs = self._lrs()
@@ -179,6 +196,8 @@ class CosineAnnealingLR(LRSchedule):
 class LambdaLR(LRSchedule):
     """torch's LambdaLR: ``base_lr * lr_lambda(last_epoch)`` with the user's own functions."""
 
+    lr_lambdas: list[Callable[[int], float]]
+
     def get_lr(self):
         return [b * f(self.last_epoch) for f, b in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
@@ -187,6 +206,9 @@ class LinearLR(LRSchedule):
     """torch's LinearLR recurrence."""
 
     _closed_form = True
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
     def get_lr(self):
         lrs = self._lrs()
@@ -205,6 +227,12 @@ class LinearLR(LRSchedule):
 
 class OneCycleLR(LRSchedule):
     """torch's OneCycleLR (cos or linear anneal, two or three phases, momentum / beta1 cycling)."""
+
+    total_steps: int
+    _schedule_phases: list[dict[str, Any]]
+    _anneal_func_type: str
+    cycle_momentum: bool
+    use_beta1: bool
 
     def _anneal(self, start, end, pct):
         if self._anneal_func_type == "cos":
@@ -239,6 +267,9 @@ class OneCycleLR(LRSchedule):
 class SequentialLR(LRSchedule):
     """torch's SequentialLR: one child schedule per milestone interval, restarted at its milestone."""
 
+    _milestones: list[int]
+    _schedulers: list[LRSchedule]
+
     def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
@@ -252,6 +283,8 @@ class SequentialLR(LRSchedule):
 
 class ChainedScheduler(LRSchedule):
     """torch's ChainedScheduler: every child steps, each on the lr the previous one left."""
+
+    _schedulers: list[LRSchedule]
 
     def step(self):
         for child in self._schedulers:

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from porting.convert._align import as_alignment
-from porting.harness._compare import Comparison, Mismatch, compare
+from porting.harness._compare import Mismatch, compare
 from porting.harness._format import text_table
 from porting.training._layer_diff import (
+    Judged,
     _Float64Default,
     as_float64,
     check_reference,
@@ -234,7 +235,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     t_buffers = {n: b for n, b in t_model.named_buffers()
                  if not n.endswith("num_batches_tracked") and n not in unpaired}
     m_all = {p.name: p for p in m_model.get_parameters()}
-    tol = dict(rtol=rtol, atol=atol)
+    tol: dict[str, Any] = dict(rtol=rtol, atol=atol)
     twin = _Float64Twin(t_model, t_opt, t_sched) if reference else None
     not_compared = tuple((n, f"no counterpart: {why}") for n, why in unpaired.items())
 
@@ -274,7 +275,7 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
                                 comparisons=comparisons)
             records.append(record)
             for what in _WHAT:
-                c: Comparison = comparisons[what]
+                c: Judged = comparisons[what]
                 if not c.ok:
                     return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
                                           first_mismatch=c.mismatches[0], not_compared=not_compared,
@@ -294,7 +295,7 @@ def _check_sides(t_model: Any, m_model: Any, m_opt: Any, reference: str | None, 
                         f"{type(m_opt).__name__}")
 
 
-def _judge(actual: Any, expected: Any, ref: Any, tol: dict) -> Comparison:
+def _judge(actual: Any, expected: Any, ref: Any, tol: dict) -> Judged:
     """Elementwise within ``tol`` without a reference; by the float64 rule against ``ref`` with one."""
     return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
 

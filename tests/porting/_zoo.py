@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 import types
+from typing import Any
 
 import pytest
 
@@ -119,7 +120,7 @@ def mindcv_resnet18(num_classes: int = 10):
 
 # Modules upstream's model code imports for plotting and downloads only (utils.plots, utils.downloads):
 # stand-ins while models/yolo.py imports, any use of them raises (yolov5_pt.upstream's rule).
-_PLOTTING_STAND_INS = {
+_PLOTTING_STAND_INS: dict[str, dict[str, Any]] = {
     "matplotlib": {"rc": lambda *a, **k: None, "use": lambda *a, **k: None},
     "matplotlib.pyplot": {},
     "pandas": {"options": types.SimpleNamespace(display=types.SimpleNamespace())},
@@ -140,11 +141,11 @@ def upstream_yolo():
         load_upstream()  # utils.general & co. with their own stand-ins (the data path's)
     except UpstreamNotInstalledError as exc:
         pytest.skip(str(exc))
-    added = {}
+    added: dict[str, types.ModuleType] = {}
     for name, attrs in _PLOTTING_STAND_INS.items():
         if name in sys.modules:
             continue
-        module = _StandIn(name)
+        module: types.ModuleType = _StandIn(name)
         module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
         module.__path__ = []
         module.__dict__.update(attrs)

@@ -20,24 +20,28 @@ An unflipped momentum misses the running stats by > 1 (test below): far outside 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-import porting  # noqa: E402
-from porting import assert_equivalent, compare, convert_batchnorm, copy_batchnorm_state  # noqa: E402
+import porting
+from porting import assert_equivalent, compare, convert_batchnorm, copy_batchnorm_state
 
 STEPS = 5
 
-CASES = [  # (torch class, input shape)
+CASES: list[tuple[str, tuple[int, ...]]] = [  # (torch class, input shape)
     ("BatchNorm1d", (8, 3)),
     ("BatchNorm1d", (6, 3, 5)),
     ("BatchNorm2d", (4, 3, 5, 5)),
     ("BatchNorm3d", (3, 3, 2, 4, 4)),
 ]
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "momentum0.3": {"momentum": 0.3},
     "momentum_None": {"momentum": None},
@@ -166,7 +170,8 @@ GRAPH_DEFAULT = [(0, "default"), (0, "momentum_None"), (1, "default"), (1, "mome
 @pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
 @pytest.mark.parametrize("case, variant", GRAPH_DEFAULT, ids=[f"{_CASE_IDS[c + 1]}-{v}" for c, v in GRAPH_DEFAULT])
 def test_train_steps_match_torch_graph_mode(ms_mode, case, variant):
-    _graph_case(*CASES[case], variant)
+    kind, shape = CASES[case]
+    _graph_case(kind, shape, variant)
 
 
 @pytest.mark.slow

@@ -174,7 +174,7 @@ def test_sys_exit_in_a_module_is_caught_in_process_too(tmp_path, monkeypatch):
         sys.exit(0)
     """))
     r = run_check("exits_at_import.py:f", progress=False)
-    assert r.status == ExitCode.USAGE and "called sys.exit(0)" in r.error
+    assert r.status == ExitCode.USAGE and r.error is not None and "called sys.exit(0)" in r.error
 
 
 def test_a_defect_in_the_tool_is_exit_70_never_1_or_0(monkeypatch, capsys):
@@ -186,7 +186,8 @@ def test_a_defect_in_the_tool_is_exit_70_never_1_or_0(monkeypatch, capsys):
         raise AttributeError("'NoneType' object has no attribute 'shape'")
 
     monkeypatch.setattr(check_module, "run_check", broken)
-    assert main(["check", f"{M}:equal", "--no-progress"]) == ExitCode.INTERNAL_ERROR == 70
+    assert main(["check", f"{M}:equal", "--no-progress"]) == ExitCode.INTERNAL_ERROR
+    assert int(ExitCode.INTERNAL_ERROR) == 70
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert err.rstrip().splitlines()[-1].startswith(

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn
 
-import porting  # noqa: E402
-from porting import (  # noqa: E402
+import porting
+from porting import (
     CheckpointMismatchError,
     assert_equivalent,
     convert_checkpoint,
@@ -30,8 +33,8 @@ from porting import (  # noqa: E402
     torch_to_mindspore_names,
 )
 
-EXACT = dict(rtol=0, atol=0)
-NET_TOL = dict(rtol=1e-5, atol=1e-5)
+EXACT: dict[str, Any] = dict(rtol=0, atol=0)
+NET_TOL: dict[str, Any] = dict(rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ every layer kind
@@ -221,9 +224,11 @@ def test_torch_state_dict_of_a_mindspore_built_cell_leaves_unknown_counters_out(
     assert "num_batches_tracked" not in sd  # never a made-up count
     # torch's BatchNorm (2.13) then keeps its own counter, even with strict=True (re-checked fact)
     target = torch.nn.BatchNorm2d(2)
-    target.num_batches_tracked.fill_(5)
+    counter = target.num_batches_tracked
+    assert counter is not None
+    counter.fill_(5)
     target.load_state_dict(sd, strict=True)
-    assert int(target.num_batches_tracked) == 5
+    assert int(counter) == 5
     assert int(torch_state_dict(nn.BatchNorm2d(2), num_batches_tracked=3)["num_batches_tracked"]) == 3
 
 

@@ -14,12 +14,14 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-from porting import convert_checkpoint  # noqa: E402
-from porting.cli import main  # noqa: E402
-from tests._helpers.subproc import run_json  # noqa: E402
+from porting import convert_checkpoint
+from porting.cli import main
+from tests._helpers.subproc import run_json
 
 
 def _state():

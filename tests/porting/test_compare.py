@@ -3,6 +3,7 @@
 import collections
 import re
 import tracemalloc
+from typing import Any
 
 import mindspore as ms
 import numpy as np
@@ -44,7 +45,8 @@ def our_message(actual, expected, **kw):
 
 
 def test_values_message_pinned_with_path():
-    expected = {"targets": [np.zeros((2, 3), np.float32) for _ in range(4)], "img": np.ones(2, np.uint8)}
+    expected: dict[str, Any] = {"targets": [np.zeros((2, 3), np.float32) for _ in range(4)],
+                                "img": np.ones(2, np.uint8)}
     actual = {"targets": [x.copy() for x in expected["targets"]], "img": expected["img"].copy()}
     actual["targets"][3][1, 2] = 0.5
     assert our_message(actual, expected) == (

@@ -14,8 +14,11 @@ import pytest
 import porting
 from tests.porting._step_helpers import run_pair, three_groups
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+
 S = torch.optim.lr_scheduler
 
 RTOL, ATOL = 1e-5, 1e-6

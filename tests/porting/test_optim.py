@@ -7,14 +7,18 @@ accumulate them; Adam/RMSprop divide by sqrt(v) + eps, which scales those ulps u
 correction, eps=1e-3) is 2.7e-3 after 10 steps and is caught below (test_mindspore_adam_eps_placement_is_caught).
 """
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 import porting
 from tests.porting._step_helpers import initial_arrays, ms_model, run_pair, three_groups, torch_model
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -108,7 +112,8 @@ def test_a_setting_torch_reads_without_a_rule_is_refused():
 
 def test_count_and_shape_mismatches_are_named():
     t_p, m_p = _params(2)
-    t = torch.optim.SGD([{"params": [t_p[0]]}, {"params": [t_p[1]], "lr": 0.2}], lr=0.1)
+    groups: list[dict[str, Any]] = [{"params": [t_p[0]]}, {"params": [t_p[1]], "lr": 0.2}]
+    t = torch.optim.SGD(groups, lr=0.1)
     with pytest.raises(ValueError, match="expected 2 MindSpore parameters"):
         porting.convert_optimizer(t, m_p[:1])
     bad = ms.Parameter(ms.Tensor(np.ones(3, np.float32)), name="bad")
@@ -157,8 +162,8 @@ def test_cell_parameters_matched_by_name():
     g_bn = [t_net.bn.weight]
     g_w = [t_net.conv.weight, t_net.fc.weight]
     g_b = [t_net.bn.bias, t_net.fc.bias]
-    t = torch.optim.SGD([{"params": g_bn}, {"params": g_w, "weight_decay": 5e-4}, {"params": g_b}],
-                        lr=0.01, momentum=0.937, nesterov=True)
+    groups: list[dict[str, Any]] = [{"params": g_bn}, {"params": g_w, "weight_decay": 5e-4}, {"params": g_b}]
+    t = torch.optim.SGD(groups, lr=0.01, momentum=0.937, nesterov=True)
     m = porting.convert_optimizer(t, m_net, torch_module=t_net)
     assert [[q.name for q in g["params"]] for g in m.param_groups] == [
         ["bn.gamma"], ["conv.weight", "fc.weight"], ["bn.beta", "fc.bias"]]

@@ -12,14 +12,16 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
-from porting.training._reference import compare_to_reference, multiplier_for  # noqa: E402
-from tests.porting.test_layer_diff import X, Y, _pair  # noqa: E402
-from tests.porting.test_training import CASES, MsClassifier, TorchClassifier, _batches, _groups  # noqa: E402
+from porting.training._reference import compare_to_reference, multiplier_for
+from tests.porting.test_layer_diff import X, Y, _pair
+from tests.porting.test_training import CASES, MsClassifier, TorchClassifier, _batches, _groups
 
 MISTAKES = [
     (dict(bn_momentum=0.1), "bn1", "buffers after", "buffers"),  # torch's 0.1 passed unflipped
@@ -65,7 +67,8 @@ def test_mistakes_fail_at_their_layer(mistake, layer, what, _):
     r = porting.diff_layers(t, m, X, loss="cross_entropy", target=Y, reference="float64")
     assert not r.ok
     assert (r.first.path, r.first_what) == (layer, what), str(r)
-    assert r.first_mismatch.kind == "reference" and r.first_mismatch.abs_diff > 1e-3
+    assert r.first_mismatch.kind == "reference"
+    assert r.first_mismatch.abs_diff is not None and r.first_mismatch.abs_diff > 1e-3
     assert "further from the float64 reference than torch float32 allows" in str(r)
 
 
@@ -295,9 +298,10 @@ def test_convert_optimizer_without_torch_module():
     mo2 = porting.convert_optimizer(opt2, m)
     assert [p.name for g in mo2.param_groups for p in g["params"]] == ["1.bias", "0.weight", "1.weight", "0.bias"]
     # repeated shapes: refused, never guessed (the same shape sequence here, yet 1.weight is not 0.weight)
-    t3 = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    t3 = torch.nn.Sequential(first, second)
     m3 = mnn.SequentialCell([mnn.Dense(4, 4), mnn.Dense(4, 4)])
-    opt3 = torch.optim.SGD([t3[1].weight, t3[1].bias, t3[0].weight, t3[0].bias], lr=0.1)
+    opt3 = torch.optim.SGD([second.weight, second.bias, first.weight, first.bias], lr=0.1)
     with pytest.raises(ValueError, match="share shapes .* pass torch_module="):
         porting.convert_optimizer(opt3, m3)
     # with the module, by name through an alignment

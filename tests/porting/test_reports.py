@@ -12,10 +12,11 @@ from porting.cli._demo_report import DemoReport
 from torch2ms_base import environment_report
 from torch2ms_base._report import Report
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 
 def _reports():

@@ -22,16 +22,19 @@ import pathlib
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-import porting  # noqa: E402
-from porting import assert_equivalent  # noqa: E402
-from tests.porting._dist.syncbn_data import (  # noqa: E402
+import porting
+from porting import assert_equivalent
+from tests.porting._dist.syncbn_data import (
     MOMENTUM,
     MS_NAMES,
     SHAPES,
@@ -46,8 +49,8 @@ from tests.porting._dist.syncbn_data import (  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DIST = pathlib.Path(__file__).resolve().parent / "_dist"
 VENV_BIN = pathlib.Path(sys.executable).parent
-TOL = dict(rtol=1e-5, atol=5e-6)
-TOL_PARAM = dict(rtol=1e-5, atol=2.5e-5)
+TOL: dict[str, Any] = dict(rtol=1e-5, atol=5e-6)
+TOL_PARAM: dict[str, Any] = dict(rtol=1e-5, atol=2.5e-5)
 MODES = ("pynative", "graph")
 
 

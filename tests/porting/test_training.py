@@ -12,10 +12,11 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 RTOL = ATOL = None  # the per-dtype defaults, see the module docstring
 STEPS = 20

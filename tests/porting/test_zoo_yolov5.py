@@ -13,12 +13,14 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-from porting.training._layer_diff import float64_copy  # noqa: E402
-from porting.training._reference import compare_to_reference  # noqa: E402
-from tests.porting import _zoo  # noqa: E402
+from porting.training._layer_diff import float64_copy
+from porting.training._reference import compare_to_reference
+from tests.porting import _zoo
 
 pytestmark = pytest.mark.upstream
 X = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
@@ -85,7 +87,7 @@ def test_diff_layers_every_call_within_the_float64_rule(pair):
 
 def _yolov5_groups(model):
     # upstream v7.0 utils/torch_utils.smart_optimizer
-    g = [], [], []
+    g: tuple[list, list, list] = [], [], []
     bn = tuple(v for k, v in torch.nn.__dict__.items() if "Norm" in k)
     for v in model.modules():
         for p_name, p in v.named_parameters(recurse=0):

@@ -142,7 +142,7 @@ def test_letterbox_rect_batch_shape_matches_upstream(upstream):
 
 def test_letterbox_rejects_bad_input():
     with pytest.raises(ValueError, match=r"letterbox: expected an image array .* got list"):
-        letterbox([[1, 2]], 32)
+        letterbox([[1, 2]], 32)  # type: ignore[arg-type]  # the refusal of a wrong type is under test
     with pytest.raises(ValueError, match=r"new_shape must be an int or \(height, width\), got \(1, 2, 3\)"):
         letterbox(np.zeros((4, 4, 3), np.uint8), (1, 2, 3))
 
@@ -238,7 +238,8 @@ def test_augment_hsv_matches_upstream(upstream, seed, h, w, gains):
     augment_hsv(mine, *gains)
     assert same_bits(mine, theirs)
     after = np.random.get_state()
-    assert after[2] == state[2] and (after[1] == state[1]).all()  # position + key: same draws
+    # position + key: same draws
+    assert after[2] == state[2] and (after[1] == state[1]).all()  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
 
 
 def test_augment_hsv_rejects_what_it_cannot_modify_in_place():
@@ -260,7 +261,8 @@ def test_mixup_matches_upstream(upstream, seed, h, w, n1, n2):
     np.random.seed(seed)
     mine = mixup(a, la, b, lb)
     assert same_bits(mine[0], theirs[0]) and same_bits(mine[1], theirs[1])
-    assert np.random.get_state()[2] == state[2] and (np.random.get_state()[1] == state[1]).all()
+    after = np.random.get_state()
+    assert after[2] == state[2] and (after[1] == state[1]).all()  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
     with pytest.raises(ValueError, match=rf"same shape, got \({h}, {w}, 3\) and \({h + 1}, {w}, 3\)"):
         mixup(a, la, np.zeros((h + 1, w, 3), np.uint8), lb)
 

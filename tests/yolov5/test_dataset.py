@@ -186,11 +186,11 @@ def test_errors_name_what_was_expected_and_got(data, hyp, synthetic_dataset, tmp
     with pytest.raises(ValueError, match="augment=True needs a hyp dict .* got NoneType"):
         YoloDatasetCore(data, IMG, augment=True)
     with pytest.raises(ValueError, match=r"albumentations must be True, False, None or an Albumentations .* got str"):
-        YoloDatasetCore(data, IMG, augment=True, hyp=hyp, albumentations="yes")
+        YoloDatasetCore(data, IMG, augment=True, hyp=hyp, albumentations="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"cache_images must be one of .* got 'memory'"):
         YoloDatasetCore(data, IMG, cache_images="memory")
     with pytest.raises(ValueError, match=r"img_size must be a positive int, got 160.0"):
-        YoloDatasetCore(data, 160.0)
+        YoloDatasetCore(data, 160.0)  # type: ignore[arg-type]  # the refusal of a wrong type is under test
     with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
         YoloDatasetCore(data, IMG, batch_size=0)
     with pytest.raises(ValueError, match=r"min_items=99 filtered out every image"):

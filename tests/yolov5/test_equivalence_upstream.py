@@ -11,6 +11,7 @@ import pickle
 import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def hyp_with(**changes) -> dict:
     return hyp
 
 
-GEOMETRY = dict(degrees=10.0, shear=2.0, perspective=0.0005, translate=0.2, scale=0.9, flipud=0.5)
+GEOMETRY: dict[str, Any] = dict(degrees=10.0, shear=2.0, perspective=0.0005, translate=0.2, scale=0.9, flipud=0.5)
 CASES = {
     "mosaic": hyp_with(),
     "mosaic-mixup": hyp_with(mixup=0.5),
@@ -40,7 +41,8 @@ CASES = {
 
 
 def rng_states():
-    return random.getstate(), np.random.get_state()[1].tobytes(), np.random.get_state()[2]
+    np_state = np.random.get_state()
+    return random.getstate(), np_state[1].tobytes(), np_state[2]  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
 
 
 def seed_all(seed: int) -> None:
@@ -132,8 +134,8 @@ def write_polygon_labels(labels_dir: Path) -> int:
     for f in sorted(labels_dir.glob("*.txt")):
         rows = [r.split() for r in f.read_text().splitlines() if r.strip()]
         out = []
-        for cls, x, y, w, h in rows:
-            x, y, w, h = map(float, (x, y, w, h))
+        for cls, *xywh in rows:
+            x, y, w, h = map(float, xywh)
             ang = np.arange(8) * np.pi / 4 + np.pi / 8
             pts = np.stack([x + w / 2 * np.cos(ang), y + h / 2 * np.sin(ang)], 1).clip(0, 1)
             out.append(" ".join([cls] + [f"{v:.6f}" for v in pts.ravel()]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,7 +219,7 @@ def test_stale_or_broken_cache_is_rebuilt(faulty_dataset, tmp_path, damage):
         bad = dict(good, version=0.5) if damage == "old-version" else dict(good, hash="0" * 64)
         if damage == "no-results":
             bad = {k: v for k, v in good.items() if k != "results"}
-        np.save(path, bad)
+        np.save(path, bad)  # type: ignore[arg-type]  # a dict, pickled as the label cache format has it
         path.with_suffix(".cache.npy").rename(path)
     else:
         np.save(path, np.arange(3))
@@ -273,7 +274,8 @@ _OUTCOMES = {  # one image's upstream (nm, nf, ne, nc, kept, has labels) per buc
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(sorted(_OUTCOMES)), max_size=40))
 def test_summary_buckets_every_image_once(outcomes):
-    cache, nm, nf, ne, nc = {}, 0, 0, 0, 0
+    cache: dict[str, Any] = {}
+    nm, nf, ne, nc = 0, 0, 0, 0
     for i, o in enumerate(outcomes):
         m, f, e, c, kept, has_labels = _OUTCOMES[o]
         nm, nf, ne, nc = nm + m, nf + f, ne + e, nc + c

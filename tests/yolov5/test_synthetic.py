@@ -73,7 +73,8 @@ def test_labels_are_exact_boxes_of_the_drawn_shapes(synthetic_dataset):
     for im in synthetic_dataset.image_files:
         img = cv2.imread(str(im))
         h, w = img.shape[:2]
-        shape_px = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[..., 1] > _SATURATED
+        hsv: np.ndarray = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        shape_px = hsv[..., 1] > _SATURATED
         rows = _labels(synthetic_dataset.labels / f"{im.stem}.txt")
         assert ((rows[:, 1:] > 0) & (rows[:, 1:] <= 1)).all()
         classes |= set(rows[:, 0].astype(int))
@@ -94,7 +95,7 @@ def test_labels_are_exact_boxes_of_the_drawn_shapes(synthetic_dataset):
 
 def test_backgrounds_have_no_shapes(synthetic_dataset):
     for name in ("scene_014.jpg", "scene_015.jpg"):
-        hsv = cv2.cvtColor(cv2.imread(str(synthetic_dataset.images / name)), cv2.COLOR_BGR2HSV)
+        hsv: np.ndarray = cv2.cvtColor(cv2.imread(str(synthetic_dataset.images / name)), cv2.COLOR_BGR2HSV)
         assert not (hsv[..., 1] > _SATURATED).any()
         assert hsv[..., 2].std() > 5  # textured, not flat
 

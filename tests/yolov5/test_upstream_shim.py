@@ -27,7 +27,7 @@ def test_modules_are_the_installed_upstream_files(upstream):
     for name in ("dataloaders", "augmentations", "general"):
         module = getattr(upstream, name)
         assert module.__name__ == f"yolov5.utils.{name}"
-        assert Path(module.__file__).resolve() == Path(dist.locate_file(f"yolov5/utils/{name}.py")).resolve()
+        assert Path(module.__file__).resolve() == Path(str(dist.locate_file(f"yolov5/utils/{name}.py"))).resolve()
     assert upstream.dataloaders.LoadImagesAndLabels.cache_version == 0.6
     assert shim.load_upstream() is upstream  # once per process
 
@@ -93,7 +93,8 @@ def test_missing_or_wrong_upstream_says_how_to_install(monkeypatch):
 
 @pytest.mark.parametrize("stem", HYP_NAMES)
 def test_bundled_hyps_are_upstreams(stem):
-    upstream_file = Path(importlib.metadata.distribution("yolov5").locate_file(f"yolov5/data/hyps/hyp.{stem}.yaml"))
+    upstream_dist = importlib.metadata.distribution("yolov5")
+    upstream_file = Path(str(upstream_dist.locate_file(f"yolov5/data/hyps/hyp.{stem}.yaml")))
     expected = yaml.safe_load(upstream_file.read_text())
     for name in (stem, f"hyp.{stem}", f"hyp.{stem}.yaml"):
         assert load_hyp(name) == expected

@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,7 +101,7 @@ def many_cpus(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
 
 
-BASE = dict(imgsz=IMG, batch_size=4, stride=32, hyp=HYP, augment=True, shuffle=True, seed=3)
+BASE: dict[str, Any] = dict(imgsz=IMG, batch_size=4, stride=32, hyp=HYP, augment=True, shuffle=True, seed=3)
 
 
 # ------------------------------------------------------------------------------------------------- three pipelines

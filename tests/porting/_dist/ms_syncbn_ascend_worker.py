@@ -12,7 +12,12 @@ from mindspore import nn
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, rank_slice, record_mindspore
+from syncbn_data import (  # type: ignore[import-not-found]  # the sibling module, through sys.path above
+    MOMENTUM,
+    global_batches,
+    rank_slice,
+    record_mindspore,
+)
 
 import porting
 

@@ -11,7 +11,14 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, rank_slice, record_torch
+from syncbn_data import (  # type: ignore[import-not-found]  # the sibling module, through sys.path above
+    MOMENTUM,
+    SHAPES,
+    SPLITS,
+    global_batches,
+    rank_slice,
+    record_torch,
+)
 
 import porting
 
