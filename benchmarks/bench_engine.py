@@ -237,8 +237,8 @@ def section_memory(args) -> dict:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     def make():
-        return DataLoader(dataset, batch_size=16, shuffle=True, num_workers=2,  # type: ignore[arg-type]
-                          generator=torch.Generator().manual_seed(0))
+        return DataLoader(dataset,  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
+                          batch_size=16, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
     t, _, digests = run_side(args.side, make, epochs=1, keep="digests")
     stop.set()
     thread.join()
