@@ -117,8 +117,9 @@ class HeavyDataset:
         gains = np.random.uniform(-1, 1, 3) * [0.015, 0.7, 0.4] + 1
         x = np.arange(256, dtype=np.float32)
         channels = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
-        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8))
-                         for c, g in zip(channels, gains, strict=True)])
+        hsv = cv2.merge(
+            [cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(channels, gains, strict=True)]
+        )
         out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         if random.random() < 0.5:
             out = out[:, ::-1]
@@ -200,8 +201,10 @@ def _warm_up(size: int) -> None:
     for i in range(len(ds)):
         ds[i]
     HeavyDataset(1, size=size)[0]
+
     def make():
         return DataLoader(TinyDataset(64), batch_size=8, num_workers=2)  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
+
     _torch_run(make, 1, 0, keep="none")
     _adapter_run(make, 1, 0, keep="none")
     bare = msds.GeneratorDataset(TinyDataset(64), column_names=["x"], shuffle=False).batch(8)
@@ -224,10 +227,16 @@ def bench_heavy(args) -> list[float]:
     print(f"per-sample work in the main process: {per_sample * 1e3:.1f} ms")
     rows, ratios = [], []
     for workers in args.workers:
+
         def make(workers=workers):
-            return DataLoader(HeavyDataset(args.heavy_samples, size=args.heavy_size),  # type: ignore[arg-type]
-                              batch_size=args.heavy_batch,
-                              shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(args.seed))
+            return DataLoader(
+                HeavyDataset(args.heavy_samples, size=args.heavy_size),  # type: ignore[arg-type]
+                batch_size=args.heavy_batch,
+                shuffle=True,
+                num_workers=workers,
+                generator=torch.Generator().manual_seed(args.seed),
+            )
+
         times: dict[str, list[float]] = {"torch": [], "adapter": []}
         best: dict[str, tuple[Any, ...]] = {}
         for r in range(args.rounds):
@@ -258,11 +267,13 @@ def bench_heavy(args) -> list[float]:
         ])  # fmt: skip
     print_table(["num_workers", "worker procs", "batches", "torch b/s", "adapter b/s", "adapter/torch",
                  "spread % t/a", "1st batch s t/a", "main CPU ms/batch t/a", "setup s", "outputs"], rows)  # fmt: skip
-    print("adapter/torch = throughput ratio of the best runs (target >= 1.0); t/a = torch/adapter. MS procs = "
-          "MindSpore worker processes (1 = a thread of the main process). spread = (slowest - fastest) / fastest "
-          "over the rounds: differences below it are noise. 1st batch = time to the first batch (incl. pipeline "
-          "start / fork). main CPU = CPU time of the main process (all threads, workers excluded) per batch. "
-          "setup s = to_mindspore(loader) itself (builds one probe batch), not in the throughput.")
+    print(
+        "adapter/torch = throughput ratio of the best runs (target >= 1.0); t/a = torch/adapter. MS procs = "
+        "MindSpore worker processes (1 = a thread of the main process). spread = (slowest - fastest) / fastest "
+        "over the rounds: differences below it are noise. 1st batch = time to the first batch (incl. pipeline "
+        "start / fork). main CPU = CPU time of the main process (all threads, workers excluded) per batch. "
+        "setup s = to_mindspore(loader) itself (builds one probe batch), not in the throughput."
+    )
     return ratios
 
 
@@ -354,8 +365,9 @@ def bench_trivial(args) -> float:
     print_table(["", "seconds", "us/batch", "us/sample", "plain/this"], rows)
     adapter0 = best.get("to_mindspore(loader), num_workers=0", float("nan"))
     ratio = plain / adapter0
-    print(f"all outputs identical to the plain loop's. plain loop / adapter(num_workers=0) = {ratio:.3f} "
-          "(target >= 0.8)")
+    print(
+        f"all outputs identical to the plain loop's. plain loop / adapter(num_workers=0) = {ratio:.3f} (target >= 0.8)"
+    )
     if args.profile:
         _profile_source(loader(0), e)
     return ratio
@@ -375,7 +387,7 @@ def _profile_source(make_loader, epochs: int) -> None:
         pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(18)
         text = buf.getvalue()
         print(f"\n-- cProfile of the adapter's num_workers=0 source (main thread, no MindSpore), by {key} --")
-        print(text[text.find("   ncalls"):].rstrip())
+        print(text[text.find("   ncalls") :].rstrip())
 
 
 # ------------------------------------------------------------------------------------------ part 3
@@ -388,9 +400,13 @@ def bench_memory(args) -> float:
           f"{args.heavy_batch}, num_workers={w}, {e} epochs in one MindSpore iterator ==")  # fmt: skip
 
     def make():
-        return DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
-                          batch_size=args.heavy_batch,
-                          shuffle=True, num_workers=w, generator=torch.Generator().manual_seed(args.seed))
+        return DataLoader(
+            HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
+            batch_size=args.heavy_batch,
+            shuffle=True,
+            num_workers=w,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
 
     expected = _torch_run(make, e, args.seed, keep="digests")[2]
     reference = _torch_memory(args, e)
@@ -409,8 +425,10 @@ def bench_memory(args) -> float:
         if epoch <= 3 or epoch % 5 == 0 or epoch == e:
             rows.append([epoch, mine[3], *(f"{v / 2**20:.1f}" for v in mine[:3]),
                          ref[3], *(f"{v / 2**20:.1f}" for v in ref[:3])])  # fmt: skip
-    print("sums over the main process and all its children, MiB; torch reference: the same loader with "
-          "persistent_workers=True (non-persistent torch workers are gone between epochs)")
+    print(
+        "sums over the main process and all its children, MiB; torch reference: the same loader with "
+        "persistent_workers=True (non-persistent torch workers are gone between epochs)"
+    )
     print_table(["after epoch", "procs", "RSS", "PSS", "USS", "torch procs", "torch RSS", "torch PSS", "torch USS"],
                 rows)  # fmt: skip
     start = 1 if e >= 2 else 0

@@ -55,6 +55,7 @@ def _pair(name: str):
             for o in out[1:]:
                 total = total + o.sum()
             return total
+
     del ms
     return t, m, t_loss, m_loss
 
@@ -112,8 +113,9 @@ def _rows(name: str, x: np.ndarray, repeat: int) -> list[tuple[str, str, str]]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=2, help="batch size")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, best taken")
@@ -124,8 +126,10 @@ def main(argv=None) -> None:
     rows = []
     for name in args.models.split(","):  # one function per model: its closures bind that model, not the loop's
         rows += _rows(name, x, args.repeat)
-    print(f"\nbatch {args.batch}, {args.size} px, training mode; best of {args.repeat}; ratios against the plain "
-          "pass above them")
+    print(
+        f"\nbatch {args.batch}, {args.size} px, training mode; best of {args.repeat}; ratios against the plain "
+        "pass above them"
+    )
     print_table(("what", "seconds", "ratio"), rows)
 
 

@@ -236,9 +236,16 @@ def section_memory(args) -> dict:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
+
     def make():
-        return DataLoader(dataset,  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
-                          batch_size=16, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
+        return DataLoader(
+            dataset,  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
+            batch_size=16,
+            shuffle=True,
+            num_workers=2,
+            generator=torch.Generator().manual_seed(0),
+        )
+
     t, _, digests = run_side(args.side, make, epochs=1, keep="digests")
     stop.set()
     thread.join()
@@ -318,9 +325,26 @@ def child(args, section: str, side: str | None = None) -> dict:
     """Run one section in a fresh interpreter; its result comes back as JSON through a temp file."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
-    cmd = [sys.executable, os.path.abspath(__file__), "--section", section, "--result", out,
-           "--data-dir", args.data_dir, "--images", str(args.images), "--mem-mb", str(args.mem_mb),
-           "--paths", str(args.paths), "--rounds", str(args.rounds), "--step-ms", str(args.step_ms)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--section",
+        section,
+        "--result",
+        out,
+        "--data-dir",
+        args.data_dir,
+        "--images",
+        str(args.images),
+        "--mem-mb",
+        str(args.mem_mb),
+        "--paths",
+        str(args.paths),
+        "--rounds",
+        str(args.rounds),
+        "--step-ms",
+        str(args.step_ms),
+    ]
     cmd += ["--side", side] if side else []
     try:
         subprocess.run(cmd, check=True)
@@ -367,8 +391,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901 - a benchmark's o
             summary.append(["throughput ms/torch", f"num_workers={w}", ratios, ">= 1.0"])
     if "step" in args.sections:
         res = child(args, "step")
-        print(f"\n== 2. training loop with a {args.step_ms:g} ms accelerator step per batch (the host waits); "
-              f"{args.images} JPEGs, 2 epochs; images/s ==")
+        print(
+            f"\n== 2. training loop with a {args.step_ms:g} ms accelerator step per batch (the host waits); "
+            f"{args.images} JPEGs, 2 epochs; images/s =="
+        )
         print_table(["num_workers", "round", "torch", "to_mindspore", "ms/torch"], res["rows"])
         print("every batch identical to torch's (untimed run: whole columns; timed runs: fingerprints)")
         for w in (0, 2):

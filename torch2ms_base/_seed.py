@@ -82,8 +82,10 @@ def _torch_deterministic() -> str:
 
 
 # Settings made by ``deterministic=True`` after the stream of the same framework was seeded.
-_DETERMINISTIC = {"mindspore": ("mindspore.deterministic", _mindspore_deterministic),
-                  "torch": ("torch.deterministic", _torch_deterministic)}
+_DETERMINISTIC = {
+    "mindspore": ("mindspore.deterministic", _mindspore_deterministic),
+    "torch": ("torch.deterministic", _torch_deterministic),
+}
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:

@@ -93,16 +93,21 @@ def _torch_set(state) -> None:
 _FRAMEWORKS = [
     RandomStream("mindspore", _seed_mindspore, module="mindspore"),
     RandomStream("mindspore.dataset", _seed_mindspore_dataset, module="mindspore.dataset"),
-    RandomStream("torch", _seed_torch, module="torch", get_state=_torch_get, set_state=_torch_set,
-                 worker_seed="torch"),
+    RandomStream("torch", _seed_torch, module="torch", get_state=_torch_get, set_state=_torch_set, worker_seed="torch"),
     RandomStream("torch.cuda", _seed_torch_cuda, module="torch"),
 ]
 _REGISTERED: list[RandomStream] = []
 _PYTHON_NUMPY = [
-    RandomStream("python.random", random.seed, get_state=random.getstate, set_state=random.setstate,
-                 worker_seed="python"),
-    RandomStream("numpy.random", np.random.seed, get_state=np.random.get_state, set_state=np.random.set_state,
-                 worker_seed="numpy"),
+    RandomStream(
+        "python.random", random.seed, get_state=random.getstate, set_state=random.setstate, worker_seed="python"
+    ),
+    RandomStream(
+        "numpy.random",
+        np.random.seed,
+        get_state=np.random.get_state,
+        set_state=np.random.set_state,
+        worker_seed="numpy",
+    ),
 ]
 _last_seed: int | None = None  # what seed_everything last seeded with (a late registration gets it too)
 

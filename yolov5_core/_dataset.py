@@ -152,7 +152,8 @@ class YoloDatasetCore:
         else:
             raise ValueError(
                 "YoloDatasetCore: albumentations must be True, False, None or an Albumentations instance, "
-                f"got {type(albumentations).__name__}")
+                f"got {type(albumentations).__name__}"
+            )
         self.workers = workers
 
         self._load_labels(path, prefix, workers)

@@ -238,7 +238,8 @@ def cache_labels(
     if len(im_files) != len(label_files):
         raise ValueError(
             f"cache_labels: expected one label file per image, got {len(im_files)} images and "
-            f"{len(label_files)} label files")
+            f"{len(label_files)} label files"
+        )
     if num_threads < 0:
         raise ValueError(f"cache_labels: expected num_threads >= 0, got {num_threads}")
     path = Path(path)
@@ -340,8 +341,13 @@ def load_label_cache(
         LOGGER.debug(f"{prefix}rebuilding label cache: {problem}")
         return cache_labels(im_files, label_files, cache_path, prefix, num_threads), False
     nf, nm, ne, nc, n = cache["results"]
-    tqdm(None, desc=f"{prefix}Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt",
-         total=n, initial=n, bar_format=_TQDM_BAR_FORMAT).close()
+    tqdm(
+        None,
+        desc=f"{prefix}Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt",
+        total=n,
+        initial=n,
+        bar_format=_TQDM_BAR_FORMAT,
+    ).close()
     if cache["msgs"]:
         LOGGER.info("\n".join(cache["msgs"]))
     return cache, True
@@ -380,13 +386,15 @@ class LabelSummary:
         if parts != self.total:
             raise ValueError(
                 f"LabelSummary: found {self.found} + missing {self.missing} + empty {self.empty} + corrupt "
-                f"{self.corrupt} = {parts}, expected total {self.total}")
+                f"{self.corrupt} = {parts}, expected total {self.total}"
+            )
         corrupt_labels = self.label_files_found - self.found - self.empty
         if not 0 <= corrupt_labels <= self.corrupt:
             raise ValueError(
                 f"LabelSummary: label files found {self.label_files_found} - found {self.found} - empty "
                 f"{self.empty} = {corrupt_labels} corrupt label files, expected between 0 and corrupt "
-                f"{self.corrupt}")
+                f"{self.corrupt}"
+            )
 
     @classmethod
     def from_cache(cls, cache: Mapping) -> LabelSummary:
@@ -412,5 +420,6 @@ class LabelSummary:
             raise ValueError(
                 f"LabelSummary: cache results {(nf, nm, ne, nc, n)} expect {n - nc} kept images, "
                 f"{summary.found} with labels; the cache holds {len(entries)} images, {with_labels} with labels "
-                "(an image listed twice in the sources is counted twice but cached once)")
+                "(an image listed twice in the sources is counted twice but cached once)"
+            )
         return summary

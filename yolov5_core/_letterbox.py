@@ -79,7 +79,8 @@ def letterbox(
     if min(new_unpad) <= 0:  # cv2.resize would fail with an opaque assertion
         raise ValueError(
             f"letterbox: image (h, w) = {tuple(shape)} scaled by {r:g} to fit {tuple(new_shape)} "
-            f"rounds to the empty size (w, h) = {new_unpad}")
+            f"rounds to the empty size (w, h) = {new_unpad}"
+        )
     if shape[::-1] != new_unpad:
         im = cv2.resize(im, new_unpad, interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))

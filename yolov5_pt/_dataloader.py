@@ -22,6 +22,7 @@ from yolov5_pt._dataset import LoadImagesAndLabels
 
 __all__ = ["InfiniteDataLoader", "create_dataloader", "seed_worker", "torch_distributed_zero_first"]
 
+
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: reseed numpy's and python's global RNGs from torch's worker seed.
 
@@ -56,7 +57,8 @@ def torch_distributed_zero_first(local_rank: int) -> Iterator[None]:
     if local_rank != -1 and not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             f"rank={local_rank} needs an initialised torch.distributed process group "
-            "(torch.distributed.init_process_group); use rank=-1 without DDP")
+            "(torch.distributed.init_process_group); use rank=-1 without DDP"
+        )
 
     def barrier() -> None:
         if dist.get_backend() == "nccl":
@@ -187,8 +189,17 @@ def create_dataloader(
             albumentations=albumentations,
         )
 
-    recipe = loader_recipe(len(dataset), batch_size, rank=rank, workers=workers, image_weights=image_weights,
-                           quad=quad, shuffle=shuffle, seed=seed, devices=torch.cuda.device_count())
+    recipe = loader_recipe(
+        len(dataset),
+        batch_size,
+        rank=rank,
+        workers=workers,
+        image_weights=image_weights,
+        quad=quad,
+        shuffle=shuffle,
+        seed=seed,
+        devices=torch.cuda.device_count(),
+    )
     sampler: distributed.DistributedSampler | None = None
     if recipe.distributed:
         sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle)

@@ -28,12 +28,19 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
                     "with the same seed, compare every batch tensor by tensor, exactly, and write a report.",
         epilog=_EPILOG, formatter_class=HelpFormatter,
     )  # fmt: skip
-    p.add_argument("--data", required=data_required, default=None,
-                   help="a YOLOv5 images folder or list file"
-                   + ("" if data_required else " (default: generate the embedded synthetic dataset)"))
-    p.add_argument("--out", default="demo_out" if name == "demo" else "yolov5_report",
-                   help="report folder" + ("" if data_required else " (without --data, the synthetic dataset is "
-                                                                    "written to OUT/data)"))
+    p.add_argument(
+        "--data",
+        required=data_required,
+        default=None,
+        help="a YOLOv5 images folder or list file"
+        + ("" if data_required else " (default: generate the embedded synthetic dataset)"),
+    )
+    p.add_argument(
+        "--out",
+        default="demo_out" if name == "demo" else "yolov5_report",
+        help="report folder"
+        + ("" if data_required else " (without --data, the synthetic dataset is written to OUT/data)"),
+    )
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for the dataset, the sampler and the workers")
     if not data_required:
         p.add_argument("--images", type=at_least(1), default=16, help="synthetic images to generate")
@@ -41,8 +48,11 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
     p.add_argument("--batch", type=at_least(1), default=4, help="batch size")
     p.add_argument("--workers", type=at_least(0), default=2, help="DataLoader worker processes on both sides")
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")
-    p.add_argument("--hyp", default="scratch-low", help="hyperparameters: a bundled name (scratch-low, scratch-med, "
-                                                        "scratch-high) or a YAML file")
+    p.add_argument(
+        "--hyp",
+        default="scratch-low",
+        help="hyperparameters: a bundled name (scratch-low, scratch-med, scratch-high) or a YAML file",
+    )
     p.set_defaults(func=_run)
 
 

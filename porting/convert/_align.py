@@ -48,26 +48,64 @@ __all__ = ["Alignment", "CallTracer", "LAYER_KINDS", "align", "as_alignment", "m
 #: parameters may pair ("custom") when their parameter shapes agree.
 LAYER_KINDS: dict[str, str] = {
     # convolutions (same weight layout both sides; Conv1d through the rule tables' size-1 axis)
-    "Conv1d": "conv1d", "Conv2d": "conv2d", "Conv3d": "conv3d",
-    "ConvTranspose1d": "conv_transpose1d", "Conv1dTranspose": "conv_transpose1d",
-    "ConvTranspose2d": "conv_transpose2d", "Conv2dTranspose": "conv_transpose2d",
-    "ConvTranspose3d": "conv_transpose3d", "Conv3dTranspose": "conv_transpose3d",
-    "Linear": "linear", "Dense": "linear",
-    "BatchNorm1d": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm3d": "batchnorm", "SyncBatchNorm": "batchnorm",
-    "LayerNorm": "layernorm", "GroupNorm": "groupnorm", "Embedding": "embedding",
-    "LSTM": "lstm", "GRU": "gru", "RNN": "rnn",
+    "Conv1d": "conv1d",
+    "Conv2d": "conv2d",
+    "Conv3d": "conv3d",
+    "ConvTranspose1d": "conv_transpose1d",
+    "Conv1dTranspose": "conv_transpose1d",
+    "ConvTranspose2d": "conv_transpose2d",
+    "Conv2dTranspose": "conv_transpose2d",
+    "ConvTranspose3d": "conv_transpose3d",
+    "Conv3dTranspose": "conv_transpose3d",
+    "Linear": "linear",
+    "Dense": "linear",
+    "BatchNorm1d": "batchnorm",
+    "BatchNorm2d": "batchnorm",
+    "BatchNorm3d": "batchnorm",
+    "SyncBatchNorm": "batchnorm",
+    "LayerNorm": "layernorm",
+    "GroupNorm": "groupnorm",
+    "Embedding": "embedding",
+    "LSTM": "lstm",
+    "GRU": "gru",
+    "RNN": "rnn",
     # without parameters
-    "ReLU": "relu", "ReLU6": "relu6", "SiLU": "silu", "GELU": "gelu", "Sigmoid": "sigmoid", "Tanh": "tanh",
-    "LeakyReLU": "leaky_relu", "Hardswish": "hardswish", "HSwish": "hardswish", "Hardsigmoid": "hardsigmoid",
-    "HSigmoid": "hardsigmoid", "Mish": "mish", "Softmax": "softmax", "ELU": "elu", "PReLU": "prelu",
-    "MaxPool1d": "maxpool1d", "MaxPool2d": "maxpool2d", "MaxPool3d": "maxpool3d",
-    "AvgPool1d": "avgpool1d", "AvgPool2d": "avgpool2d", "AvgPool3d": "avgpool3d",
-    "AdaptiveAvgPool2d": "adaptive_avgpool2d", "AdaptiveMaxPool2d": "adaptive_maxpool2d",
-    "Upsample": "upsample", "Dropout": "dropout", "Dropout2d": "dropout2d", "Identity": "identity",
-    "Flatten": "flatten", "Concat": "concat",
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "SiLU": "silu",
+    "GELU": "gelu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LeakyReLU": "leaky_relu",
+    "Hardswish": "hardswish",
+    "HSwish": "hardswish",
+    "Hardsigmoid": "hardsigmoid",
+    "HSigmoid": "hardsigmoid",
+    "Mish": "mish",
+    "Softmax": "softmax",
+    "ELU": "elu",
+    "PReLU": "prelu",
+    "MaxPool1d": "maxpool1d",
+    "MaxPool2d": "maxpool2d",
+    "MaxPool3d": "maxpool3d",
+    "AvgPool1d": "avgpool1d",
+    "AvgPool2d": "avgpool2d",
+    "AvgPool3d": "avgpool3d",
+    "AdaptiveAvgPool2d": "adaptive_avgpool2d",
+    "AdaptiveMaxPool2d": "adaptive_maxpool2d",
+    "Upsample": "upsample",
+    "Dropout": "dropout",
+    "Dropout2d": "dropout2d",
+    "Identity": "identity",
+    "Flatten": "flatten",
+    "Concat": "concat",
     # containers
-    "Sequential": "sequence", "SequentialCell": "sequence", "ModuleList": "sequence", "CellList": "sequence",
-    "ModuleDict": "mapping", "CellDict": "mapping",
+    "Sequential": "sequence",
+    "SequentialCell": "sequence",
+    "ModuleList": "sequence",
+    "CellList": "sequence",
+    "ModuleDict": "mapping",
+    "CellDict": "mapping",
 }
 
 _NO_RULE_PARAMETER = None  # marker: an MindSpore parameter no rule names (its torch key is its own name)
@@ -186,8 +224,9 @@ def _torch_side(module: Any) -> dict[str, _Layer]:
                 entries[local] = (key, tuple(value.shape), local in params and value.requires_grad, True)
         trainable = tuple(sorted(shape for _, shape, tr, _ in entries.values() if tr))
         has_children = any(True for _ in mod.children())
-        layers[path] = _Layer(path, type(mod).__name__, _kind(type(mod).__name__), not has_children, trainable,
-                              entries, mod)
+        layers[path] = _Layer(
+            path, type(mod).__name__, _kind(type(mod).__name__), not has_children, trainable, entries, mod
+        )
     return layers
 
 
@@ -227,15 +266,16 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
             owner = owner_of_rule.get(owner, owner)
         shape = tuple(item.param.shape)
         if layout is not None:  # torch's layout: the rule's size-1 axis removed
-            shape = shape[: layout[1]] + shape[layout[1] + 1:]
+            shape = shape[: layout[1]] + shape[layout[1] + 1 :]
         layer = layers.get(owner)
         if layer is None:
             continue
         layer.entries[local] = (item.ms, shape, bool(item.param.requires_grad), item.entry is not None)
     for layer in layers.values():
         layer.trainable = tuple(sorted(s for _, s, tr, _ in layer.entries.values() if tr))
-    carried = {p: _join(p, e.ms) for p, c in named if p in rule_cells
-               for e in CARRIED.get(_rule_name(c) or "", ())}  # a rule cell's rule is never None
+    carried = {
+        p: _join(p, e.ms) for p, c in named if p in rule_cells for e in CARRIED.get(_rule_name(c) or "", ())
+    }  # a rule cell's rule is never None
     return layers, carried
 
 
@@ -283,9 +323,11 @@ def _trace_ms(cell: Any, inputs: list) -> tuple[list[str], dict[str, tuple]]:
     import mindspore as ms
 
     if ms.get_context("mode") != ms.PYNATIVE_MODE:
-        raise RuntimeError("align(inputs=...) traces the MindSpore cell with forward hooks, which run in PyNative "
-                           "mode only: call mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first, or leave "
-                           "inputs out (definition order)")
+        raise RuntimeError(
+            "align(inputs=...) traces the MindSpore cell with forward hooks, which run in PyNative "
+            "mode only: call mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first, or leave "
+            "inputs out (definition order)"
+        )
     named = ms_named_cells(cell)
     tracer = CallTracer(named)
     order: list[str] = []
@@ -342,8 +384,9 @@ def _as_arrays(inputs: Any) -> list:
         elif mod.startswith("mindspore"):
             out.append(x.asnumpy())
         else:
-            raise TypeError(f"align: inputs[{i}]: expected a numpy array, torch tensor or mindspore Tensor, got "
-                            f"{type(x).__name__}")
+            raise TypeError(
+                f"align: inputs[{i}]: expected a numpy array, torch tensor or mindspore Tensor, got {type(x).__name__}"
+            )
     return out
 
 
@@ -447,22 +490,26 @@ class Alignment(Report):
         return not (self.ambiguous or self._unmatched_state())
 
     def _unmatched_state(self) -> list[str]:
-        return [n for n, why in (*self.unmatched_torch.items(), *self.unmatched_mindspore.items())
-                if not why.startswith("layer")]
+        return [
+            n
+            for n, why in (*self.unmatched_torch.items(), *self.unmatched_mindspore.items())
+            if not why.startswith("layer")
+        ]
 
     @property
     def verdict(self) -> str:
         """``aligned`` or ``INCOMPLETE: <counts>``."""
         if self.ok:
             return "aligned"
-        return (f"INCOMPLETE: {len(self._unmatched_state())} unmatched state entries, "
-                f"{len(self.ambiguous)} ambiguous")
+        return f"INCOMPLETE: {len(self._unmatched_state())} unmatched state entries, {len(self.ambiguous)} ambiguous"
 
     def summary(self) -> str:
         """One line: the counts."""
-        return (f"{self.verdict}: {len(self.state)} parameters/buffers and {len(self.layers)} layers paired, "
-                f"{len(self.derived)} derived constants, {len(self.unmatched_torch)} torch and "
-                f"{len(self.unmatched_mindspore)} MindSpore names unmatched, {len(self.ambiguous)} ambiguous")
+        return (
+            f"{self.verdict}: {len(self.state)} parameters/buffers and {len(self.layers)} layers paired, "
+            f"{len(self.derived)} derived constants, {len(self.unmatched_torch)} torch and "
+            f"{len(self.unmatched_mindspore)} MindSpore names unmatched, {len(self.ambiguous)} ambiguous"
+        )
 
     _HEADER = ("status", "torch", "MindSpore", "note")
 
@@ -474,8 +521,10 @@ class Alignment(Report):
         rows += [("derived", "", n, note) for n, note in self.derived.items()]
         rows += [("layer", t, m, self.notes.get(t) or ("" if t == m else "renamed")) for t, m in self.layers.items()]
         # a state entry is "renamed" when its layer is (BatchNorm's weight -> gamma & co. are the rule tables')
-        rows += [("state", t, m, "" if self.layers.get(_parent(t), _parent(t)) == _parent(t) else "renamed")
-                 for t, m in self.state.items()]
+        rows += [
+            ("state", t, m, "" if self.layers.get(_parent(t), _parent(t)) == _parent(t) else "renamed")
+            for t, m in self.state.items()
+        ]
         return rows
 
     def table(self, changes_only: bool = False) -> str:
@@ -486,9 +535,16 @@ class Alignment(Report):
                 ambiguous and unmatched rows).
         """
         rows = [r for r in self.rows() if not changes_only or r[0] not in ("layer", "state") or r[3]]
-        return "\n".join([text_table(self._HEADER, [[(c or "<top>") if i in (1, 2) and r[0] == "layer" else c
-                                                      for i, c in enumerate(r)] for r in rows]),
-                          "", self.summary()])
+        return "\n".join(
+            [
+                text_table(
+                    self._HEADER,
+                    [[(c or "<top>") if i in (1, 2) and r[0] == "layer" else c for i, c in enumerate(r)] for r in rows],
+                ),
+                "",
+                self.summary(),
+            ]
+        )
 
     def __str__(self) -> str:
         return self.table()
@@ -517,12 +573,19 @@ class Alignment(Report):
             "# torch2ms alignment: torch names -> MindSpore names (porting.align / torch2ms align).\n"
             "# Edit freely: move an entry from 'ambiguous' or 'unmatched_*' into 'state' or 'layers' to pair it.\n"
             "# state: torch state-dict key -> MindSpore parameter; layers: torch module path -> MindSpore cell path\n"
-            "# ('' is the top); derived: MindSpore parameters kept as the cell has them (no torch state entry).\n")
+            "# ('' is the top); derived: MindSpore parameters kept as the cell has them (no torch state entry).\n"
+        )
         data = {
-            "torch_type": self.torch_type, "ms_type": self.ms_type, "order": self.order,
-            "state": dict(self.state), "layers": dict(self.layers), "derived": dict(self.derived),
-            "unmatched_torch": dict(self.unmatched_torch), "unmatched_mindspore": dict(self.unmatched_mindspore),
-            "ambiguous": [dict(a) for a in self.ambiguous], "notes": dict(self.notes),
+            "torch_type": self.torch_type,
+            "ms_type": self.ms_type,
+            "order": self.order,
+            "state": dict(self.state),
+            "layers": dict(self.layers),
+            "derived": dict(self.derived),
+            "unmatched_torch": dict(self.unmatched_torch),
+            "unmatched_mindspore": dict(self.unmatched_mindspore),
+            "ambiguous": [dict(a) for a in self.ambiguous],
+            "notes": dict(self.notes),
         }
         return head + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
 
@@ -563,8 +626,18 @@ class Alignment(Report):
         """An alignment from the mapping :meth:`to_yaml` writes (``state`` and ``layers`` required)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected a mapping with 'state' and 'layers', got {type(data).__name__}")
-        known = {"torch_type", "ms_type", "order", "state", "layers", "derived", "unmatched_torch",
-                 "unmatched_mindspore", "ambiguous", "notes"}
+        known = {
+            "torch_type",
+            "ms_type",
+            "order",
+            "state",
+            "layers",
+            "derived",
+            "unmatched_torch",
+            "unmatched_mindspore",
+            "ambiguous",
+            "notes",
+        }
         extra = sorted(set(map(str, data)) - known)
         if extra:
             raise ValueError(f"{where}: unknown key(s) {extra}; expected some of {sorted(known)}")
@@ -578,17 +651,31 @@ class Alignment(Report):
             raise ValueError(f"{where}: 'state' maps several torch keys to the same MindSpore name(s) {dup}")
         ambiguous = data.get("ambiguous") or []
         if not isinstance(ambiguous, list) or not all(
-                isinstance(a, Mapping) and isinstance(a.get("torch"), str) and isinstance(a.get("candidates"), list)
-                for a in ambiguous):
-            raise ValueError(f"{where}: 'ambiguous': expected a list of {{torch: name, candidates: [names], "
-                             "reason: text}}")
-        return cls(state=state, layers=names("layers", True), derived=names("derived", False),
-                   unmatched_torch=names("unmatched_torch", False),
-                   unmatched_mindspore=names("unmatched_mindspore", False),
-                   ambiguous=tuple({"torch": a["torch"], "candidates": [str(c) for c in a["candidates"]],
-                                    "reason": str(a.get("reason", ""))} for a in ambiguous),
-                   torch_type=str(data.get("torch_type") or ""), ms_type=str(data.get("ms_type") or ""),
-                   order=str(data.get("order") or "file"), notes=names("notes", False))
+            isinstance(a, Mapping) and isinstance(a.get("torch"), str) and isinstance(a.get("candidates"), list)
+            for a in ambiguous
+        ):
+            raise ValueError(
+                f"{where}: 'ambiguous': expected a list of {{torch: name, candidates: [names], reason: text}}}}"
+            )
+        return cls(
+            state=state,
+            layers=names("layers", True),
+            derived=names("derived", False),
+            unmatched_torch=names("unmatched_torch", False),
+            unmatched_mindspore=names("unmatched_mindspore", False),
+            ambiguous=tuple(
+                {
+                    "torch": a["torch"],
+                    "candidates": [str(c) for c in a["candidates"]],
+                    "reason": str(a.get("reason", "")),
+                }
+                for a in ambiguous
+            ),
+            torch_type=str(data.get("torch_type") or ""),
+            ms_type=str(data.get("ms_type") or ""),
+            order=str(data.get("order") or "file"),
+            notes=names("notes", False),
+        )
 
 
 def _names(data: Mapping, key: str, required: bool, where: str) -> dict[str, str]:
@@ -630,8 +717,10 @@ def as_alignment(alignment: Any, where: str) -> Alignment | None:
         return alignment
     if isinstance(alignment, (str, os.PathLike)):
         return Alignment.load(alignment)
-    raise TypeError(f"{where}: alignment: expected a porting.Alignment or the path of a saved one (YAML), got "
-                    f"{type(alignment).__name__}")
+    raise TypeError(
+        f"{where}: alignment: expected a porting.Alignment or the path of a saved one (YAML), got "
+        f"{type(alignment).__name__}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ align
@@ -703,10 +792,18 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
     layer_map = pairing.layer_map
     state = {k: state[k] for k in t_state if k in state}
     layers = {p: layer_map[p] for p in t_layers if p in layer_map}
-    return Alignment(state=state, layers=layers, derived=derived, unmatched_torch=pairing.unmatched_t,
-                     unmatched_mindspore=pairing.unmatched_m, ambiguous=tuple(pairing.ambiguous),
-                     torch_type=type(torch_module).__name__, ms_type=type(ms_cell).__name__, order=order,
-                     notes=pairing.notes)
+    return Alignment(
+        state=state,
+        layers=layers,
+        derived=derived,
+        unmatched_torch=pairing.unmatched_t,
+        unmatched_mindspore=pairing.unmatched_m,
+        ambiguous=tuple(pairing.ambiguous),
+        torch_type=type(torch_module).__name__,
+        ms_type=type(ms_cell).__name__,
+        order=order,
+        notes=pairing.notes,
+    )
 
 
 def _anchor(layer: _Layer) -> bool:
@@ -747,8 +844,13 @@ class _Pairing:
         for i, cands in maybe.items():
             if t_seq[i] in fixed:
                 continue  # paired by an earlier, stricter pass
-            self.ambiguous.append({"torch": t_seq[i], "candidates": [m_seq[j] for j in sorted(cands)],
-                                   "reason": f"{what}: more than one MindSpore layer fits in the same place"})
+            self.ambiguous.append(
+                {
+                    "torch": t_seq[i],
+                    "candidates": [m_seq[j] for j in sorted(cands)],
+                    "reason": f"{what}: more than one MindSpore layer fits in the same place",
+                }
+            )
 
     def _same_anchor(self, a: str, b: str) -> bool:
         ta, mb = self.t_layers[a], self.m_layers[b]
@@ -763,17 +865,22 @@ class _Pairing:
         # out of order but unique: one layer of a kind and shapes left on each side, and nowhere else to go
         undecided = {a["torch"] for a in self.ambiguous}
         t_left = [p for p in t_anchor if p not in self.layer_map and p not in undecided]
-        m_left = [q for q in m_anchor
-                  if q not in self.layer_map.values() and not any(q in a["candidates"] for a in self.ambiguous)]
+        m_left = [
+            q
+            for q in m_anchor
+            if q not in self.layer_map.values() and not any(q in a["candidates"] for a in self.ambiguous)
+        ]
         for p in t_left:
             fits = [q for q in m_left if self._same_anchor(p, q)]
             if len(fits) == 1 and sum(1 for pp in t_left if self._same_anchor(pp, fits[0])) == 1:
                 self.layer_map[p] = fits[0]
-                self.notes[p] = ("paired by kind and parameter shapes alone (the only such layer on each side; "
-                                 "order differs)")
+                self.notes[p] = (
+                    "paired by kind and parameter shapes alone (the only such layer on each side; order differs)"
+                )
 
-    def pair_leaves(self, t_order: list[str], m_order: list[str], t_shapes: dict, m_shapes: dict, *,
-                    traced: bool) -> None:
+    def pair_leaves(
+        self, t_order: list[str], m_order: list[str], t_shapes: dict, m_shapes: dict, *, traced: bool
+    ) -> None:
         """Step 2: leaves without trainable parameters, between the paired ones, by kind (and output shape)."""
         t_layers, m_layers = self.t_layers, self.m_layers
         anchors_m = set(self.layer_map.values())
@@ -789,8 +896,9 @@ class _Pairing:
 
         t_leaf = [p for p in t_order if t_layers[p].leaf or _anchor(t_layers[p])]
         m_leaf = [p for p in m_order if m_layers[p].leaf or _anchor(m_layers[p])]
-        self.match_sequences(t_leaf, m_leaf, same_leaf, "same kind" + (" and output shape" if traced else ""),
-                             fixed=frozenset(anchors_t))
+        self.match_sequences(
+            t_leaf, m_leaf, same_leaf, "same kind" + (" and output shape" if traced else ""), fixed=frozenset(anchors_t)
+        )
         self.layer_map.update(anchors_t)  # the leaf pass never undoes a pair of the first
 
     def pair_containers(self) -> None:
@@ -830,13 +938,16 @@ class _Pairing:
             return
         if t_left and m_left:
             for p in t_left:
-                self.ambiguous.append({"torch": p, "candidates": m_left,
-                                       "reason": "containers holding the same paired layers"})
+                self.ambiguous.append(
+                    {"torch": p, "candidates": m_left, "reason": "containers holding the same paired layers"}
+                )
         if not t_left:
             for q in m_left:
-                self.unmatched_m[q] = (f"layer {self.m_layers[q].type}: a MindSpore wrapper around the same "
-                                       "layers as "
-                                       f"{next((k for k, v in layer_map.items() if v in m_holding), '?')!r}")
+                self.unmatched_m[q] = (
+                    f"layer {self.m_layers[q].type}: a MindSpore wrapper around the same "
+                    "layers as "
+                    f"{next((k for k, v in layer_map.items() if v in m_holding), '?')!r}"
+                )
 
     def pair_entries(self, m_carried: dict[str, str]) -> tuple[dict[str, str], set[str], set[str]]:
         """Step 4: parameters and buffers inside paired layers, by name, then by a shape unique on both sides.
@@ -864,15 +975,21 @@ class _Pairing:
                     used_m.add(same[0][1][0])
                     del m_entries[same[0][0]]
                 elif same:
-                    self.ambiguous.append({"torch": key, "candidates": [v[0] for _, v in same],
-                                           "reason": f"entries of shape {shape} in paired layers {p!r} / {q!r}"})
+                    self.ambiguous.append(
+                        {
+                            "torch": key,
+                            "candidates": [v[0] for _, v in same],
+                            "reason": f"entries of shape {shape} in paired layers {p!r} / {q!r}",
+                        }
+                    )
                     ambiguous_t.add(key)
             if getattr(self.t_layers[p].obj, "num_batches_tracked", None) is not None and q in m_carried:
                 state[_join(p, "num_batches_tracked")] = m_carried[q]
         return state, used_m, ambiguous_t
 
-    def leftover_entries(self, t_state: Mapping, state: dict[str, str], used_m: set[str], ambiguous_t: set[str],
-                         ms_cell: Any) -> dict[str, str]:
+    def leftover_entries(
+        self, t_state: Mapping, state: dict[str, str], used_m: set[str], ambiguous_t: set[str], ms_cell: Any
+    ) -> dict[str, str]:
         """List the state entries nothing paired (why, on each side); returns the derived MindSpore constants."""
         layer_map, t_layers = self.layer_map, self.t_layers
         for key in t_state:
@@ -907,15 +1024,27 @@ class _Pairing:
         for p in t_order:
             layer = self.t_layers[p]
             if p not in self.layer_map and p not in ambiguous_t:
-                self.unmatched_t.setdefault(p, f"layer {layer.type}: " + (
-                    "no MindSpore layer of that kind in its place" if layer.leaf
-                    else "no MindSpore cell holds exactly the layers paired inside it"))
+                self.unmatched_t.setdefault(
+                    p,
+                    f"layer {layer.type}: "
+                    + (
+                        "no MindSpore layer of that kind in its place"
+                        if layer.leaf
+                        else "no MindSpore cell holds exactly the layers paired inside it"
+                    ),
+                )
         for q in m_order:
             layer = self.m_layers[q]
             if q not in paired_m and q not in candidates:
-                self.unmatched_m.setdefault(q, f"layer {layer.type}: " + (
-                    "no torch layer of that kind in its place" if layer.leaf
-                    else "no torch module holds exactly the layers paired inside it"))
+                self.unmatched_m.setdefault(
+                    q,
+                    f"layer {layer.type}: "
+                    + (
+                        "no torch layer of that kind in its place"
+                        if layer.leaf
+                        else "no torch module holds exactly the layers paired inside it"
+                    ),
+                )
 
 
 def _derived_note(t_layer: _Layer | None, local: str, name: str, ms_cell: Any, shape: tuple) -> str:

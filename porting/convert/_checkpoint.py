@@ -143,8 +143,10 @@ def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried]
     if alignment is not None:
         torch_of = {ms: key for key, ms in alignment.state.items()}
         items = [dataclasses.replace(item, torch=torch_of.get(item.ms)) for item in items]
-        carried = [dataclasses.replace(c, torch=torch_of.get(c.ms_path), active=c.active and c.ms_path in torch_of)
-                   for c in carried]
+        carried = [
+            dataclasses.replace(c, torch=torch_of.get(c.ms_path), active=c.active and c.ms_path in torch_of)
+            for c in carried
+        ]
     return items, carried, warnings
 
 
@@ -205,10 +207,16 @@ class CheckpointMismatchError(ValueError):
 
     def __init__(self, report: CheckpointReport, where: str) -> None:
         self.report = report
-        hint = ("; names on both sides that nothing pairs: for a port written independently pass "
-                "alignment=porting.align(torch_module, cell)" if report.missing and report.unexpected else "")
-        super().__init__(f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
-                         + "\n".join(report.problem_lines()))
+        hint = (
+            "; names on both sides that nothing pairs: for a port written independently pass "
+            "alignment=porting.align(torch_module, cell)"
+            if report.missing and report.unexpected
+            else ""
+        )
+        super().__init__(
+            f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
+            + "\n".join(report.problem_lines())
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,8 +265,10 @@ class CheckpointReport(Report):
         """``every entry matched`` or ``MISMATCH: <counts>``."""
         if self.ok:
             return "every entry matched"
-        return (f"MISMATCH: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"{len(self.mis_shaped)} mis-shaped")
+        return (
+            f"MISMATCH: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"{len(self.mis_shaped)} mis-shaped"
+        )
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown, the warnings and the counts."""
@@ -300,11 +310,16 @@ class CheckpointReport(Report):
     def summary(self) -> str:
         """Counts per status."""
         counts = [
-            (len(self.loaded), "names kept" if self.names_kept else "loaded"), (len(self.renamed), "renamed"),
+            (len(self.loaded), "names kept" if self.names_kept else "loaded"),
+            (len(self.renamed), "renamed"),
             (len(self.converted), "converted"),
-            (len(self.carried), "carried"), (len(self.filled), "filled"), (len(self.unused), "unused"),
+            (len(self.carried), "carried"),
+            (len(self.filled), "filled"),
+            (len(self.unused), "unused"),
             *([(len(self.kept), "kept")] if self.kept else []),
-            (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),
+            (len(self.missing), "missing"),
+            (len(self.unexpected), "unexpected"),
+            (len(self.mis_shaped), "mis-shaped"),
         ]
         warnings = f", {len(self.warnings)} warning(s)" if self.warnings else ""
         return ", ".join(f"{n} {what}" for n, what in counts) + warnings
@@ -429,15 +444,24 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
     carried_rows, counters = _match_counters(carried, source, keys, used, unused, mis_shaped, warnings)
     unexpected = [k for k in source.keys() if k not in used]
     report = CheckpointReport(
-        loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
-        filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
-        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings), kept=tuple(kept),
+        loaded=tuple(loaded),
+        renamed=tuple(renamed),
+        converted=tuple(converted),
+        carried=tuple(carried_rows),
+        filled=tuple(filled),
+        unused=tuple(unused),
+        missing=tuple(missing),
+        unexpected=tuple(unexpected),
+        mis_shaped=tuple(mis_shaped),
+        warnings=tuple(warnings),
+        kept=tuple(kept),
     )
     return report, loads, counters
 
 
-def _conversions(source: Mapping[str, Any], key: str, item: Any, layout: Any, src_dtype: str,
-                 warnings: list[str]) -> list[str]:
+def _conversions(
+    source: Mapping[str, Any], key: str, item: Any, layout: Any, src_dtype: str, warnings: list[str]
+) -> list[str]:
     """How ``source[key]`` is converted for ``item`` (layout, dtype, a lossy cast: also a warning)."""
     dst_dtype = dtype_name(item.param)
     cast = f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else ""
@@ -449,8 +473,15 @@ def _conversions(source: Mapping[str, Any], key: str, item: Any, layout: Any, sr
     return hows
 
 
-def _match_counters(carried: list, source: Mapping[str, Any], keys: set[str], used: set[str], unused: list,
-                    mis_shaped: list, warnings: list[str]) -> tuple[list, list]:
+def _match_counters(
+    carried: list,
+    source: Mapping[str, Any],
+    keys: set[str],
+    used: set[str],
+    unused: list,
+    mis_shaped: list,
+    warnings: list[str],
+) -> tuple[list, list]:
     """The carried counters (``num_batches_tracked``): ``(report rows, (counter, torch key) to load)``."""
     carried_rows, counters = [], []
     for c in carried:
@@ -460,9 +491,11 @@ def _match_counters(carried: list, source: Mapping[str, Any], keys: set[str], us
             continue
         if c.torch not in keys and c.ms is not None:
             # as torch's own load_state_dict (which fills a missing counter with the module's own)
-            warnings.append(f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
-                            f"{int(to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
-                            "keeps the module's)")
+            warnings.append(
+                f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
+                f"{int(to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
+                "keeps the module's)"
+            )
         if c.torch in keys:
             used.add(c.torch)
             shape, _ = _meta(source, c.torch)
@@ -506,8 +539,9 @@ def _counter_parameter(cell: Any, attr: str, name: str, value: int):
     setattr(cell, attr, Parameter(data, name=name, requires_grad=False))
 
 
-def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True,
-                          alignment: Any = None) -> CheckpointReport:
+def load_torch_state_dict(
+    cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True, alignment: Any = None
+) -> CheckpointReport:
     """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
 
     Names and layouts are mapped by :mod:`porting.convert._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
@@ -567,9 +601,12 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         # an optimizer would update it twice. The second one gets a copy.
         item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None and adopted.claim(array)))
     for carried, key in counters:
-        _counter_parameter(carried.cell, carried.attr,
-                           getattr(getattr(carried.cell, carried.attr, None), "name", carried.ms_path),
-                           int(to_numpy(source[key])))
+        _counter_parameter(
+            carried.cell,
+            carried.attr,
+            getattr(getattr(carried.cell, carried.attr, None), "name", carried.ms_path),
+            int(to_numpy(source[key])),
+        )
     return report
 
 
@@ -584,9 +621,11 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
     out, missing, mis_shaped, uncounted = [], [], [], []
     unnamed = [item.ms for item in items if item.torch is None and item.ms not in derived]
     if unnamed:
-        raise ValueError(f"the alignment names no torch key for {len(unnamed)} MindSpore parameter(s): "
-                         f"{', '.join(unnamed[:5])}{' ...' if len(unnamed) > 5 else ''}; pair them in the map "
-                         "(its 'state' section) or list them under 'derived'")
+        raise ValueError(
+            f"the alignment names no torch key for {len(unnamed)} MindSpore parameter(s): "
+            f"{', '.join(unnamed[:5])}{' ...' if len(unnamed) > 5 else ''}; pair them in the map "
+            "(its 'state' section) or list them under 'derived'"
+        )
     for item in items:
         if item.torch is None:
             continue  # a derived constant: torch has no entry for it
@@ -670,7 +709,9 @@ def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None, align
             f"{', '.join(uncounted[:8])}{' ...' if len(uncounted) > 8 else ''}; torch's load_state_dict sets a "
             "missing counter to 0 without a word (strict or not). Pass num_batches_tracked=N, or load the "
             "checkpoint with porting.load_torch_state_dict, which keeps the counters on the cell",
-            UserWarning, stacklevel=2)
+            UserWarning,
+            stacklevel=2,
+        )
     out = {}
     for key, _, value, layout in named:
         out[key] = torch_tensor(_apply_layout(to_numpy(value), layout, to_ms=False), dtype_name(value))
@@ -712,8 +753,13 @@ def _convert_by_keys(src: str, dst: str, source: Mapping[str, Any]) -> Checkpoin
     """``convert_checkpoint`` without ``like``: BatchNorm groups renamed (their keys say what they are), the
     other names kept, and the report says which."""
     s, d = file_ext(src), file_ext(dst)
-    direction = ("to_ms" if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT) else
-                 "to_torch" if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT) else None)
+    direction = (
+        "to_ms"
+        if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT)
+        else "to_torch"
+        if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT)
+        else None
+    )
     keys = list(source.keys())
     renames = _implied_renames(keys, direction == "to_ms") if direction else {}
     out = {renames.get(k, k): source[k] for k in keys}
@@ -725,12 +771,14 @@ def _convert_by_keys(src: str, dst: str, source: Mapping[str, Any]) -> Checkpoin
             f"no like=: {len(kept)} name(s) kept as they were; only BatchNorm groups (running_mean/running_var "
             "or moving_mean/moving_variance keys) were renamed. Layers whose MindSpore names differ in ways their "
             "keys cannot show (LayerNorm/GroupNorm gamma/beta, Embedding embedding_table, BatchNorm3d bn2d.*, "
-            "Conv1d's extra axis) keep torch's: pass like= (the MindSpore cell) to name them by the rules")
+            "Conv1d's extra axis) keep torch's: pass like= (the MindSpore cell) to name them by the rules"
+        )
     return CheckpointReport(loaded=kept, renamed=tuple(renames.items()), warnings=tuple(warnings), names_kept=True)
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True,
-                       alignment: Any = None) -> CheckpointReport:
+def convert_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True, alignment: Any = None
+) -> CheckpointReport:
     """Convert a checkpoint file: ``.pt/.pth/.safetensors`` <-> ``.ckpt/.safetensors``, dtypes preserved.
 
     Without ``like`` layouts are kept (a format change; fp16/fp32/fp64 stored as they are, bfloat16
@@ -775,16 +823,19 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
     alignment = as_alignment(alignment, "convert_checkpoint")
     if like is None:
         if alignment is not None:
-            raise ValueError("convert_checkpoint: alignment= needs like= too (the MindSpore cell: its rules give the "
-                             "layouts and dtypes the names alone do not)")
+            raise ValueError(
+                "convert_checkpoint: alignment= needs like= too (the MindSpore cell: its rules give the "
+                "layouts and dtypes the names alone do not)"
+            )
         return _convert_by_keys(src, dst, source)
     if _naming(src, dst) == "to_ms":
         return _convert_to_ms(dst, source, like, strict, alignment, where)
     return _convert_to_torch(dst, source, like, strict, alignment, where)
 
 
-def _convert_to_ms(dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any,
-                   where: str) -> CheckpointReport:
+def _convert_to_ms(
+    dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any, where: str
+) -> CheckpointReport:
     """convert_checkpoint towards MindSpore names, by ``like``'s rules."""
     report, loads, counters = _match(like, source, alignment)
     if strict and not report.ok:
@@ -803,8 +854,9 @@ def _convert_to_ms(dst: str, source: Mapping[str, Any], like: Any, strict: bool,
     return report
 
 
-def _convert_to_torch(dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any,
-                      where: str) -> CheckpointReport:
+def _convert_to_torch(
+    dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any, where: str
+) -> CheckpointReport:
     """convert_checkpoint towards torch names, by ``like``'s rules."""
     items, missing, mis_shaped, uncounted = _torch_named(like, source, None, alignment)
     derived = alignment.derived if alignment is not None else {}
@@ -821,8 +873,10 @@ def _convert_to_torch(dst: str, source: Mapping[str, Any], like: Any, strict: bo
         unexpected=unexpected,
         mis_shaped=tuple(mis_shaped),
         kept=tuple((n, note) for n, note in derived.items() if n in source),
-        warnings=tuple(f"{key}: no counter in the source, left out (torch's load_state_dict would set it to 0)"
-                       for key in uncounted),
+        warnings=tuple(
+            f"{key}: no counter in the source, left out (torch's load_state_dict would set it to 0)"
+            for key in uncounted
+        ),
     )
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)

@@ -30,8 +30,17 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
     import torch.distributed as dist
 
     class _ReferenceSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
-        def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                     track_running_stats: bool = True, process_group: Any = None, device=None, dtype=None) -> None:
+        def __init__(
+            self,
+            num_features: int,
+            eps: float = 1e-5,
+            momentum: float | None = 0.1,
+            affine: bool = True,
+            track_running_stats: bool = True,
+            process_group: Any = None,
+            device=None,
+            dtype=None,
+        ) -> None:
             super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
             self.process_group = process_group
 
@@ -48,8 +57,9 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
             self._check_input_dim(x)
             use_batch = self.training or not self.track_running_stats
             if not use_batch:
-                return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                                      False, 0.0, self.eps)
+                return torch.nn.functional.batch_norm(
+                    x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+                )
             c = self.num_features
             dims = [0] + list(range(2, x.dim()))
             view = [1, c] + [1] * (x.dim() - 2)
@@ -66,8 +76,10 @@ def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch i
             s1, s2, n = stats[0], stats[1], stats[2]
             count = int(round(float(n[0].detach())))
             if count <= 1:
-                raise ValueError(f"Expected more than 1 value per channel when training, got {count} over all ranks "
-                                 f"(local input size {tuple(x.shape)})")
+                raise ValueError(
+                    f"Expected more than 1 value per channel when training, got {count} over all ranks "
+                    f"(local input size {tuple(x.shape)})"
+                )
             mean_s = s1 / n
             var = s2 / n - mean_s * mean_s  # biased, for normalising
             mean = mean_s + shift
@@ -135,6 +147,7 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
         return _torch_class()
 
     if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
+
         def __init__(self, *args: Any, **kwargs: Any) -> None: ...
         def __getattr__(self, name: str) -> Any: ...
         def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -149,8 +162,15 @@ def _ms_class() -> type:  # noqa: C901 - a class built on first call (MindSpore 
     class _ReferenceSyncBatchNormCell(nn.Cell):
         torch_rule = "batchnorm"
 
-        def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9, affine: bool = True,
-                     use_batch_statistics: bool | None = None, group: str | None = None) -> None:
+        def __init__(
+            self,
+            num_features: int,
+            eps: float = 1e-5,
+            momentum: float = 0.9,
+            affine: bool = True,
+            use_batch_statistics: bool | None = None,
+            group: str | None = None,
+        ) -> None:
             super().__init__()
             if not 0.0 <= momentum <= 1.0:
                 raise ValueError(f"ReferenceSyncBatchNormCell: momentum must be in [0, 1], got {momentum}")
@@ -256,6 +276,7 @@ class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
         return _ms_class()
 
     if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
+
         def __init__(self, *args: Any, **kwargs: Any) -> None: ...
         def __getattr__(self, name: str) -> Any: ...
         def __call__(self, *args: Any, **kwargs: Any) -> Any: ...

@@ -16,8 +16,13 @@ from porting.harness._tolerances import resolve_tolerances
 from torch2ms_base._report import Report
 
 __all__ = [
-    "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",
-    "dataset_rows", "loader_epochs",
+    "BatchMismatch",
+    "PipelineReport",
+    "assert_pipelines_equivalent",
+    "batch_location",
+    "compare_pipelines",
+    "dataset_rows",
+    "loader_epochs",
 ]
 
 _END = object()
@@ -30,8 +35,11 @@ def batch_location(batch: int, batches_per_epoch: int | None = None, column: Any
         >>> batch_location(7, 4, "img")
         "epoch 1 / batch 3 / column 'img'"
     """
-    head = f"epoch {batch // batches_per_epoch} / batch {batch % batches_per_epoch}" if batches_per_epoch else \
-        f"batch {batch}"
+    head = (
+        f"epoch {batch // batches_per_epoch} / batch {batch % batches_per_epoch}"
+        if batches_per_epoch
+        else f"batch {batch}"
+    )
     return head if column is None else f"{head} / column {column!r}"
 
 
@@ -159,8 +167,10 @@ class PipelineReport(Report):
             f"tolerance: {self.tolerance}",
         ]
         if self.not_identical_location is not None:
-            lines.append(f"equal but not bit-identical: {self.signed_zeros + self.nan_payloads} element(s), the first "
-                         f"at {self.not_identical_location}")
+            lines.append(
+                f"equal but not bit-identical: {self.signed_zeros + self.nan_payloads} element(s), the first "
+                f"at {self.not_identical_location}"
+            )
         if self.worst_abs_location is None:
             lines.append("worst difference: none (all equal)")
         else:
@@ -182,8 +192,10 @@ class PipelineReport(Report):
         shown = self.mismatches if max_shown is None else self.mismatches[:max_shown]
         parts = [self.summary()] + [f"[{i + 1}/{len(self.mismatches)}] {m}" for i, m in enumerate(shown)]
         if len(self.mismatches) > len(shown):
-            parts.append(f"... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown "
-                         "(report.mismatches has them all)")
+            parts.append(
+                f"... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown "
+                "(report.mismatches has them all)"
+            )
         return "\n\n".join(parts)
 
     def assert_ok(self) -> None:
@@ -304,8 +316,9 @@ class _Tally:
         column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
         if mismatch is not None:
             return BatchMismatch(n, column, dataclasses.replace(mismatch, path=rest), self.batches_per_epoch)
-        return BatchMismatch(n, column, Mismatch(path=rest, kind="", message="", abs_index=index),
-                             self.batches_per_epoch)
+        return BatchMismatch(
+            n, column, Mismatch(path=rest, kind="", message="", abs_index=index), self.batches_per_epoch
+        )
 
     def add(self, n: int, result: Any, label: Any) -> None:
         """Count batch ``n``'s comparison ``result``."""

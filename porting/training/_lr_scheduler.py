@@ -34,7 +34,7 @@ _COMMON = ("base_lrs", "last_epoch", "_step_count", "_last_lr")
 _GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "momentum", "betas")
 _REFUSED = {
     "ReduceLROnPlateau": "it steps on a metric (step(metrics)), not on a count: call it yourself and assign "
-                         "the MindSpore groups' lr",
+    "the MindSpore groups' lr",
 }
 
 
@@ -179,18 +179,28 @@ class CosineAnnealingLR(LRSchedule):
         if self._is_initial:
             return lrs
         if self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (b - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                    for b in self.base_lrs]
+            return [
+                self.eta_min + (b - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
+                for b in self.base_lrs
+            ]
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [lr + (b - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for b, lr in zip(self.base_lrs, lrs, strict=True)]
-        return [(1 + math.cos(math.pi * self.last_epoch / self.T_max))
-                / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max)) * (lr - self.eta_min) + self.eta_min
-                for lr in lrs]
+            return [
+                lr + (b - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+                for b, lr in zip(self.base_lrs, lrs, strict=True)
+            ]
+        return [
+            (1 + math.cos(math.pi * self.last_epoch / self.T_max))
+            / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
+            * (lr - self.eta_min)
+            + self.eta_min
+            for lr in lrs
+        ]
 
     def _get_closed_form_lr(self):
-        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for b in self.base_lrs]
+        return [
+            self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for b in self.base_lrs
+        ]
 
 
 class LambdaLR(LRSchedule):
@@ -221,8 +231,10 @@ class LinearLR(LRSchedule):
 
     def _get_closed_form_lr(self):
         d = self.end_factor - self.start_factor
-        return [b * (self.start_factor + d * min(self.total_iters, self.last_epoch) / self.total_iters)
-                for b in self.base_lrs]
+        return [
+            b * (self.start_factor + d * min(self.total_iters, self.last_epoch) / self.total_iters)
+            for b in self.base_lrs
+        ]
 
 
 class OneCycleLR(LRSchedule):
@@ -298,8 +310,10 @@ def _convert(torch_scheduler: Any, groups: _Groups, where: str) -> LRSchedule:
     if cls.__module__ == "torch.optim.lr_scheduler" and name in _REFUSED:
         raise ValueError(f"{where}: {name} is not converted: {_REFUSED[name]}")
     if cls.__module__ != "torch.optim.lr_scheduler" or name not in SCHEDULER_RULES:
-        raise TypeError(f"{where}: no conversion rule for scheduler {cls.__module__}.{name} (torch's own classes "
-                        f"only: a subclass may change get_lr); supported: {', '.join(sorted(SCHEDULER_RULES))}")
+        raise TypeError(
+            f"{where}: no conversion rule for scheduler {cls.__module__}.{name} (torch's own classes "
+            f"only: a subclass may change get_lr); supported: {', '.join(sorted(SCHEDULER_RULES))}"
+        )
     attrs = vars(torch_scheduler)
     state = {}
     for key in (*_COMMON, *SCHEDULER_RULES[name]):
@@ -311,8 +325,9 @@ def _convert(torch_scheduler: Any, groups: _Groups, where: str) -> LRSchedule:
     if name == "MultiStepLR":
         state["milestones"] = type(attrs["milestones"])(attrs["milestones"])
     if name in ("SequentialLR", "ChainedScheduler"):
-        state["_schedulers"] = [_convert(s, groups, f"{where}._schedulers[{i}]")
-                                for i, s in enumerate(attrs["_schedulers"])]
+        state["_schedulers"] = [
+            _convert(s, groups, f"{where}._schedulers[{i}]") for i, s in enumerate(attrs["_schedulers"])
+        ]
         state["_milestones"] = list(attrs.get("_milestones", ()))
     return globals()[name](groups, state)
 
@@ -352,8 +367,10 @@ def convert_lr_scheduler(torch_scheduler: Any, ms_optimizer: Any) -> LRSchedule:
     if ms_groups is None:
         raise TypeError(f"ms_optimizer: expected an optimizer with param_groups, got {type(ms_optimizer).__name__}")
     if len(ms_groups) != len(torch_groups):
-        raise ValueError(f"the torch optimizer has {len(torch_groups)} parameter groups, the MindSpore one "
-                         f"{len(ms_groups)}: convert the scheduler's own optimizer")
+        raise ValueError(
+            f"the torch optimizer has {len(torch_groups)} parameter groups, the MindSpore one "
+            f"{len(ms_groups)}: convert the scheduler's own optimizer"
+        )
     groups = _Groups(torch_groups, ms_optimizer)
     schedule = _convert(torch_scheduler, groups, type(torch_scheduler).__name__)
     groups.push(momentum=True)

@@ -109,8 +109,17 @@ class TrainingReport(Report):
         return f"first divergence: step {self.first_step}, {self.first_what} {where}".rstrip()
 
     _HEADER = ("step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer", "lr")
-    _REF_HEADER = ("step", "torch loss", "MindSpore loss", "grad MS/torch32 err", "ratio", "param MS/torch32 err",
-                   "ratio", "buffer ratio", "lr")
+    _REF_HEADER = (
+        "step",
+        "torch loss",
+        "MindSpore loss",
+        "grad MS/torch32 err",
+        "ratio",
+        "param MS/torch32 err",
+        "ratio",
+        "buffer ratio",
+        "lr",
+    )
 
     def _rows(self) -> list[list[str]]:
         rows = []
@@ -118,16 +127,36 @@ class TrainingReport(Report):
             c = s.comparisons
             lr = "ok" if c["learning rate"].ok else "DIFF"
             if self.reference:
+
                 def errs(cmp):
                     w = getattr(cmp, "worst", None)
                     return ["-", "-"] if w is None else [f"{w.ms_error:.3g}/{w.torch_error:.3g}", f"{w.ratio:.3g}"]
+
                 buf = getattr(c["buffers"], "worst", None)
-                rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", *errs(c["gradients"]),
-                             *errs(c["parameters"]), "-" if buf is None else f"{buf.ratio:.3g}", lr])
+                rows.append(
+                    [
+                        str(s.step),
+                        f"{s.torch_loss:.7g}",
+                        f"{s.ms_loss:.7g}",
+                        *errs(c["gradients"]),
+                        *errs(c["parameters"]),
+                        "-" if buf is None else f"{buf.ratio:.3g}",
+                        lr,
+                    ]
+                )
                 continue
-            rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", f"{abs(s.torch_loss - s.ms_loss):.3g}",
-                         f"{float(c['gradients'].worst_abs_diff):.3g}", f"{float(c['parameters'].worst_abs_diff):.3g}",
-                         f"{float(c['buffers'].worst_abs_diff):.3g}", lr])
+            rows.append(
+                [
+                    str(s.step),
+                    f"{s.torch_loss:.7g}",
+                    f"{s.ms_loss:.7g}",
+                    f"{abs(s.torch_loss - s.ms_loss):.3g}",
+                    f"{float(c['gradients'].worst_abs_diff):.3g}",
+                    f"{float(c['parameters'].worst_abs_diff):.3g}",
+                    f"{float(c['buffers'].worst_abs_diff):.3g}",
+                    lr,
+                ]
+            )
         return rows
 
     @property
@@ -149,12 +178,15 @@ class TrainingReport(Report):
 
 def _side(side: Any, label: str) -> tuple:
     if not isinstance(side, (tuple, list)) or len(side) not in (3, 4):
-        raise TypeError(f"{label}: expected (model, loss_fn, optimizer[, scheduler]), got {type(side).__name__}"
-                        + (f" of length {len(side)}" if isinstance(side, (tuple, list)) else ""))
+        raise TypeError(
+            f"{label}: expected (model, loss_fn, optimizer[, scheduler]), got {type(side).__name__}"
+            + (f" of length {len(side)}" if isinstance(side, (tuple, list)) else "")
+        )
     model, loss_fn, optimizer, *rest = side
     if not callable(loss_fn):
-        raise TypeError(f"{label}[1] (loss_fn): expected a callable (output, target) -> scalar loss, got "
-                        f"{type(loss_fn).__name__}")
+        raise TypeError(
+            f"{label}[1] (loss_fn): expected a callable (output, target) -> scalar loss, got {type(loss_fn).__name__}"
+        )
     return model, loss_fn, optimizer, (rest[0] if rest else None)
 
 
@@ -165,14 +197,24 @@ def _batch(batch: Any, index: int) -> tuple[list[np.ndarray], np.ndarray]:
     inputs = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     for k, x in enumerate([*inputs, target]):
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"batches[{index}]: expected numpy arrays (fed to both frameworks), got "
-                            f"{type(x).__name__} at position {k}")
+            raise TypeError(
+                f"batches[{index}]: expected numpy arrays (fed to both frameworks), got "
+                f"{type(x).__name__} at position {k}"
+            )
     return inputs, target
 
 
-def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps: int,
-                     rtol: float | None = None, atol: float | None = None, alignment: Any = None,
-                     reference: str | None = None) -> TrainingReport:
+def compare_training(
+    torch_side: Any,
+    ms_side: Any,
+    batches: Iterable,
+    *,
+    steps: int,
+    rtol: float | None = None,
+    atol: float | None = None,
+    alignment: Any = None,
+    reference: str | None = None,
+) -> TrainingReport:
     """Train both sides ``steps`` steps on the same batches; compare everything after each step.
 
     Each step on torch: ``zero_grad``, forward, ``loss_fn(output, target)``, ``backward``, ``optimizer.step()``,
@@ -232,8 +274,9 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
     names = torch_to_mindspore_names(t_model, m_model, alignment=alignment)
     unpaired = unpaired_entries(t_model, names, alignment, "compare_training")
     t_params = {n: p for n, p in t_model.named_parameters() if n not in unpaired}
-    t_buffers = {n: b for n, b in t_model.named_buffers()
-                 if not n.endswith("num_batches_tracked") and n not in unpaired}
+    t_buffers = {
+        n: b for n, b in t_model.named_buffers() if not n.endswith("num_batches_tracked") and n not in unpaired
+    }
     m_all = {p.name: p for p in m_model.get_parameters()}
     tol: dict[str, Any] = dict(rtol=rtol, atol=atol)
     twin = _Float64Twin(t_model, t_opt, t_sched) if reference else None
@@ -264,35 +307,56 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
             comparisons = {
                 "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
                 "loss": _judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"], tol),
-                "gradients": _judge({n: m_grads.get(names.get(n), missing) for n in t_grads},
-                                    {n: g for n, g in t_grads.items()}, ref["gradients"], tol),
-                "parameters": _judge({n: m_all.get(names.get(n), missing) for n in t_params},
-                                     {n: p.detach() for n, p in t_params.items()}, ref["parameters"], tol),
-                "buffers": _judge({n: m_all.get(names.get(n), missing) for n in t_buffers},
-                                  {n: b for n, b in t_buffers.items()}, ref["buffers"], tol),
+                "gradients": _judge(
+                    {n: m_grads.get(names.get(n), missing) for n in t_grads},
+                    {n: g for n, g in t_grads.items()},
+                    ref["gradients"],
+                    tol,
+                ),
+                "parameters": _judge(
+                    {n: m_all.get(names.get(n), missing) for n in t_params},
+                    {n: p.detach() for n, p in t_params.items()},
+                    ref["parameters"],
+                    tol,
+                ),
+                "buffers": _judge(
+                    {n: m_all.get(names.get(n), missing) for n in t_buffers},
+                    {n: b for n, b in t_buffers.items()},
+                    ref["buffers"],
+                    tol,
+                ),
             }
-            record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
-                                comparisons=comparisons)
+            record = StepRecord(
+                step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()), comparisons=comparisons
+            )
             records.append(record)
             for what in _WHAT:
                 c: Judged = comparisons[what]
                 if not c.ok:
-                    return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
-                                          first_mismatch=c.mismatches[0], not_compared=not_compared,
-                                          reference=reference)
+                    return TrainingReport(
+                        steps=tuple(records),
+                        first_step=step,
+                        first_what=what,
+                        first_mismatch=c.mismatches[0],
+                        not_compared=not_compared,
+                        reference=reference,
+                    )
         return TrainingReport(steps=tuple(records), not_compared=not_compared, reference=reference)
 
 
-def _check_sides(t_model: Any, m_model: Any, m_opt: Any, reference: str | None, rtol: float | None,
-                 atol: float | None) -> None:
+def _check_sides(
+    t_model: Any, m_model: Any, m_opt: Any, reference: str | None, rtol: float | None, atol: float | None
+) -> None:
     """Both sides in the same mode, a valid ``reference``, a torch-style MindSpore optimizer."""
     if bool(t_model.training) != bool(m_model.training):
         raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
     check_reference(reference, rtol, atol)
     if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
-        raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
-                        f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
-                        f"{type(m_opt).__name__}")
+        raise TypeError(
+            f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
+            f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
+            f"{type(m_opt).__name__}"
+        )
 
 
 def _judge(actual: Any, expected: Any, ref: Any, tol: dict) -> Judged:
@@ -305,8 +369,9 @@ def _learning_rates(t_opt: Any, m_opt: Any) -> tuple[list[np.float32], list[np.f
     import mindspore as ms
 
     t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
-    m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
-            for g in m_opt.param_groups]
+    m_lr = [
+        np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"]) for g in m_opt.param_groups
+    ]
     return t_lr, m_lr
 
 
@@ -350,15 +415,17 @@ class _Float64Twin:
         self.params = dict(self.model.named_parameters())
         self.buffers = dict(self.model.named_buffers())
 
-    def step(self, loss_fn: Any, inputs: list, target: np.ndarray, grads: Mapping, params: Mapping,
-             buffers: Mapping) -> dict[str, Any]:
+    def step(
+        self, loss_fn: Any, inputs: list, target: np.ndarray, grads: Mapping, params: Mapping, buffers: Mapping
+    ) -> dict[str, Any]:
         """One float64 step on the same batch; the loss and the entries named by ``grads``/``params``/``buffers``."""
         import torch
 
         with _Float64Default():  # tensors the forward creates
             self.opt.zero_grad()
-            loss = loss_fn(self.model(*[torch.from_numpy(as_float64(x)) for x in inputs]),
-                           torch.from_numpy(as_float64(target)))
+            loss = loss_fn(
+                self.model(*[torch.from_numpy(as_float64(x)) for x in inputs]), torch.from_numpy(as_float64(target))
+            )
             loss.backward()
             gradients = {n: self.params[n].grad.detach().clone() for n in grads}
             self.opt.step()
@@ -369,6 +436,9 @@ class _Float64Twin:
                     # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
                     warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
                     self.sched.step()
-        return {"loss": np.float64(loss.item()), "gradients": gradients,
-                "parameters": {n: self.params[n].detach() for n in params},
-                "buffers": {n: self.buffers[n].detach() for n in buffers}}
+        return {
+            "loss": np.float64(loss.item()),
+            "gradients": gradients,
+            "parameters": {n: self.params[n].detach() for n in params},
+            "buffers": {n: self.buffers[n].detach() for n in buffers},
+        }

@@ -27,8 +27,10 @@ def initial_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 def batches(steps: int, seed: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((BATCH, IN)).astype(np.float32), rng.standard_normal((BATCH, OUT)).astype(np.float32))
-            for _ in range(steps)]
+    return [
+        (rng.standard_normal((BATCH, IN)).astype(np.float32), rng.standard_normal((BATCH, OUT)).astype(np.float32))
+        for _ in range(steps)
+    ]
 
 
 def torch_model(arrays):

@@ -93,8 +93,9 @@ def torch_resnet18(num_classes: int = 10):  # noqa: C901 - the model's classes a
         def _make_layer(self, planes, blocks, stride=1):
             downsample = None
             if stride != 1 or self.inplanes != planes:
-                downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
-                                           nn.BatchNorm2d(planes))
+                downsample = nn.Sequential(
+                    nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+                )
             layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
             self.inplanes = planes
             layers += [BasicBlock(self.inplanes, planes) for _ in range(1, blocks)]
@@ -190,20 +191,38 @@ def torch_yolov5s(nc: int = 80, seed: int = 0):
 
 # mindyolo's configs/yolov5/yolov5s.yaml, its `network:` section (the wheel ships no configs).
 MINDYOLO_YOLOV5S = {
-    "model_name": "yolov5", "depth_multiple": 0.33, "width_multiple": 0.50, "stride": [8, 16, 32],
+    "model_name": "yolov5",
+    "depth_multiple": 0.33,
+    "width_multiple": 0.50,
+    "stride": [8, 16, 32],
     "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]],
     "backbone": [
-        [-1, 1, "ConvNormAct", [64, 6, 2, 2]], [-1, 1, "ConvNormAct", [128, 3, 2]], [-1, 3, "C3", [128]],
-        [-1, 1, "ConvNormAct", [256, 3, 2]], [-1, 6, "C3", [256]], [-1, 1, "ConvNormAct", [512, 3, 2]],
-        [-1, 9, "C3", [512]], [-1, 1, "ConvNormAct", [1024, 3, 2]], [-1, 3, "C3", [1024]],
+        [-1, 1, "ConvNormAct", [64, 6, 2, 2]],
+        [-1, 1, "ConvNormAct", [128, 3, 2]],
+        [-1, 3, "C3", [128]],
+        [-1, 1, "ConvNormAct", [256, 3, 2]],
+        [-1, 6, "C3", [256]],
+        [-1, 1, "ConvNormAct", [512, 3, 2]],
+        [-1, 9, "C3", [512]],
+        [-1, 1, "ConvNormAct", [1024, 3, 2]],
+        [-1, 3, "C3", [1024]],
         [-1, 1, "SPPF", [1024]],
     ],
     "head": [
-        [-1, 1, "ConvNormAct", [512, 1, 1]], [-1, 1, "Upsample", [None, 2, "nearest"]], [[-1, 6], 1, "Concat", [1]],
-        [-1, 3, "C3", [512, False]], [-1, 1, "ConvNormAct", [256, 1, 1]], [-1, 1, "Upsample", [None, 2, "nearest"]],
-        [[-1, 4], 1, "Concat", [1]], [-1, 3, "C3", [256, False]], [-1, 1, "ConvNormAct", [256, 3, 2]],
-        [[-1, 14], 1, "Concat", [1]], [-1, 3, "C3", [512, False]], [-1, 1, "ConvNormAct", [512, 3, 2]],
-        [[-1, 10], 1, "Concat", [1]], [-1, 3, "C3", [1024, False]],
+        [-1, 1, "ConvNormAct", [512, 1, 1]],
+        [-1, 1, "Upsample", [None, 2, "nearest"]],
+        [[-1, 6], 1, "Concat", [1]],
+        [-1, 3, "C3", [512, False]],
+        [-1, 1, "ConvNormAct", [256, 1, 1]],
+        [-1, 1, "Upsample", [None, 2, "nearest"]],
+        [[-1, 4], 1, "Concat", [1]],
+        [-1, 3, "C3", [256, False]],
+        [-1, 1, "ConvNormAct", [256, 3, 2]],
+        [[-1, 14], 1, "Concat", [1]],
+        [-1, 3, "C3", [512, False]],
+        [-1, 1, "ConvNormAct", [512, 3, 2]],
+        [[-1, 10], 1, "Concat", [1]],
+        [-1, 3, "C3", [1024, False]],
         [[17, 20, 23], 1, "YOLOv5Head", ["nc", "anchors", "stride"]],
     ],
 }

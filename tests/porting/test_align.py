@@ -34,8 +34,13 @@ class _M(mnn.Cell):
     def __init__(self):
         super().__init__()
         self.classifier = mnn.Dense(4, 2)
-        self.features = mnn.SequentialCell([mnn.Conv2d(3, 4, 3, pad_mode="pad", padding=1, has_bias=True),
-                                            mnn.BatchNorm2d(4, momentum=0.9), mnn.ReLU()])
+        self.features = mnn.SequentialCell(
+            [
+                mnn.Conv2d(3, 4, 3, pad_mode="pad", padding=1, has_bias=True),
+                mnn.BatchNorm2d(4, momentum=0.9),
+                mnn.ReLU(),
+            ]
+        )
 
     def construct(self, x):
         return self.classifier(self.features(x).mean((2, 3)))
@@ -49,11 +54,17 @@ def test_renamed_and_reordered_port(inputs):
     a = porting.align(_T(), _M(), inputs)
     assert a.ok, str(a)
     assert a.order == ("definition" if inputs is None else "execution")
-    assert a.state == {"stem.weight": "features.0.weight", "stem.bias": "features.0.bias",
-                       "bn.weight": "features.1.gamma", "bn.bias": "features.1.beta",
-                       "bn.running_mean": "features.1.moving_mean", "bn.running_var": "features.1.moving_variance",
-                       "bn.num_batches_tracked": "features.1.num_batches_tracked",
-                       "head.weight": "classifier.weight", "head.bias": "classifier.bias"}
+    assert a.state == {
+        "stem.weight": "features.0.weight",
+        "stem.bias": "features.0.bias",
+        "bn.weight": "features.1.gamma",
+        "bn.bias": "features.1.beta",
+        "bn.running_mean": "features.1.moving_mean",
+        "bn.running_var": "features.1.moving_variance",
+        "bn.num_batches_tracked": "features.1.num_batches_tracked",
+        "head.weight": "classifier.weight",
+        "head.bias": "classifier.bias",
+    }
     assert a.layers == {"": "", "stem": "features.0", "bn": "features.1", "act": "features.2", "head": "classifier"}
     # the torch model has no container around stem/bn/act: MindSpore's 'features' is listed, without state
     assert set(a.unmatched_mindspore) == {"features"}
@@ -89,8 +100,9 @@ def test_used_by_every_name_matching_function(tmp_path):
     t_opt = torch.optim.SGD(t.parameters(), lr=0.1)
     m_opt = porting.convert_optimizer(t_opt, m, torch_module=t, alignment=a)
     batches = [(X, np.array([0, 1], np.int64))] * 2
-    training = porting.compare_training((t, torch.nn.functional.cross_entropy, t_opt),
-                                        (m, ops.cross_entropy, m_opt), batches, steps=2, alignment=a)
+    training = porting.compare_training(
+        (t, torch.nn.functional.cross_entropy, t_opt), (m, ops.cross_entropy, m_opt), batches, steps=2, alignment=a
+    )
     assert training.ok, str(training)
 
 
@@ -190,8 +202,12 @@ def test_convert_checkpoint_without_like_names_batchnorm_from_its_keys(tmp_path)
         bn.weight.uniform_()
     torch.save(t.state_dict(), tmp_path / "t.pth")
     r = porting.convert_checkpoint(tmp_path / "t.pth", tmp_path / "t.ckpt")
-    assert dict(r.renamed) == {"1.weight": "1.gamma", "1.bias": "1.beta", "1.running_mean": "1.moving_mean",
-                               "1.running_var": "1.moving_variance"}
+    assert dict(r.renamed) == {
+        "1.weight": "1.gamma",
+        "1.bias": "1.beta",
+        "1.running_mean": "1.moving_mean",
+        "1.running_var": "1.moving_variance",
+    }
     assert r.names_kept and set(r.loaded) == {"0.weight", "0.bias", "1.num_batches_tracked", "2.weight", "2.bias"}
     assert "kept name" in r.table() and "5 names kept" in r.summary() and " loaded" not in r.summary()
     assert any("LayerNorm/GroupNorm gamma/beta" in w and "pass like=" in w for w in r.warnings)
@@ -220,8 +236,11 @@ def test_torch_state_dict_warns_by_name_when_counters_are_lost(tmp_path):
     ms.save_checkpoint(m, str(tmp_path / "m.ckpt"))
     fresh = make()
     ms.load_param_into_net(fresh, ms.load_checkpoint(str(tmp_path / "m.ckpt")))
-    with pytest.warns(UserWarning, match=r"1 BatchNorm layer\(s\) carry no num_batches_tracked, left out: "
-                                         r"1.num_batches_tracked; torch's load_state_dict sets a missing counter to 0"):
+    with pytest.warns(
+        UserWarning,
+        match=r"1 BatchNorm layer\(s\) carry no num_batches_tracked, left out: "
+        r"1.num_batches_tracked; torch's load_state_dict sets a missing counter to 0",
+    ):
         sd = porting.torch_state_dict(fresh)
     assert "1.num_batches_tracked" not in sd
     assert int(porting.torch_state_dict(fresh, num_batches_tracked=1234)["1.num_batches_tracked"]) == 1234

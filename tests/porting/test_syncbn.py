@@ -74,23 +74,46 @@ def _launch(cmd: list[str], cwd: pathlib.Path, what: str) -> None:
     if proc.returncode != 0:
         logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted(cwd.glob("mslog/*.log")))
         raise AssertionError(
-            f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}")
+            f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}"
+        )
 
 
 @pytest.fixture(scope="module")
 def torch_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("torch_syncbn")
-    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(DIST / "torch_syncbn_worker.py"),
-             str(out)], out, "torchrun (gloo)")
+    _launch(
+        [
+            str(VENV_BIN / "torchrun"),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(DIST / "torch_syncbn_worker.py"),
+            str(out),
+        ],
+        out,
+        "torchrun (gloo)",
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def ms_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ms_syncbn")
-    _launch([str(VENV_BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-             f"--log_dir={out / 'mslog'}", "--join=True", "--cluster_time_out=120", str(DIST / "ms_syncbn_worker.py"),
-             str(out), ",".join(MODES)], out, "msrun (CPU)")
+    _launch(
+        [
+            str(VENV_BIN / "msrun"),
+            "--worker_num=2",
+            "--local_worker_num=2",
+            f"--master_port={_free_port()}",
+            f"--log_dir={out / 'mslog'}",
+            "--join=True",
+            "--cluster_time_out=120",
+            str(DIST / "ms_syncbn_worker.py"),
+            str(out),
+            ",".join(MODES),
+        ],
+        out,
+        "msrun (CPU)",
+    )
     return out
 
 
@@ -113,8 +136,11 @@ def _assert_matches_global_batch(ranks: list[dict], ref: dict, split: str) -> No
         for key in ("dw", "db"):  # each rank holds its share: the sum is the global gradient
             assert_equivalent(ranks[0][f"{key}{i}"] + ranks[1][f"{key}{i}"], ref[f"{key}{i}"], **TOL_PARAM)
         for rec in ranks:  # every rank keeps the global running statistics
-            assert_equivalent({"mean": rec[f"mean{i}"], "var": rec[f"var{i}"]},
-                              {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"]}, **TOL)
+            assert_equivalent(
+                {"mean": rec[f"mean{i}"], "var": rec[f"var{i}"]},
+                {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"]},
+                **TOL,
+            )
             assert int(rec[f"count{i}"]) == int(ref[f"count{i}"]) == i + 1
     for r, rec in enumerate(ranks):
         assert_equivalent(rec["eval"], ref["eval"][rank_slice(split, r)], **TOL)
@@ -175,8 +201,11 @@ def test_without_a_process_group_both_references_are_plain_batchnorm():
         with torch.no_grad():
             assert_equivalent(m(torch.from_numpy(x)), ref[f"y{i}"], **TOL)
         assert_equivalent(cell(ms.Tensor(x)), ref[f"y{i}"], **TOL)
-        assert_equivalent({"mean": cell.moving_mean, "var": cell.moving_variance, "m2": m.running_mean},
-                          {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"], "m2": ref[f"mean{i}"]}, **TOL)
+        assert_equivalent(
+            {"mean": cell.moving_mean, "var": cell.moving_variance, "m2": m.running_mean},
+            {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"], "m2": ref[f"mean{i}"]},
+            **TOL,
+        )
     # state names are BatchNorm's: checkpoints load both ways through the rule tables
     sd = porting.torch_state_dict(cell)
     assert sorted(sd) == sorted(m.state_dict())
@@ -198,17 +227,27 @@ def test_torch_native_syncbn_equals_bn_in_eval_and_without_a_group():
             assert_equivalent(sync(x), bn(x), rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.device_count() >= 2),
-                    reason="torch.nn.SyncBatchNorm's kernels need >= 2 CUDA devices (CPU-only here)")
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and torch.cuda.device_count() >= 2),
+    reason="torch.nn.SyncBatchNorm's kernels need >= 2 CUDA devices (CPU-only here)",
+)
 def test_reference_equals_torch_native_syncbn_on_cuda(tmp_path):  # pragma: no cover - needs GPUs
-    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2",
-             str(DIST / "torch_syncbn_cuda_worker.py"), str(tmp_path)], tmp_path, "torchrun (nccl)")
+    _launch(
+        [
+            str(VENV_BIN / "torchrun"),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(DIST / "torch_syncbn_cuda_worker.py"),
+            str(tmp_path),
+        ],
+        tmp_path,
+        "torchrun (nccl)",
+    )
     for r in range(2):
         rec = dict(np.load(tmp_path / f"cuda_rank{r}.npz"))
-        native = {k[len("native_"):]: v for k, v in rec.items() if k.startswith("native_")}
-        reference = {k[len("reference_"):]: v for k, v in rec.items() if k.startswith("reference_")}
+        native = {k[len("native_") :]: v for k, v in rec.items() if k.startswith("native_")}
+        reference = {k[len("reference_") :]: v for k, v in rec.items() if k.startswith("reference_")}
         assert_equivalent(reference, native, **TOL_PARAM)
-
 
 
 def _ascend_available() -> bool:
@@ -218,15 +257,28 @@ def _ascend_available() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _ascend_available(),
-                    reason="mindspore.nn.SyncBatchNorm's kernel needs >= 2 Ascend devices (on CPU under msrun it "
-                           "fails: 'Unsupported op [SyncBatchNorm] on CPU')")
+@pytest.mark.skipif(
+    not _ascend_available(),
+    reason="mindspore.nn.SyncBatchNorm's kernel needs >= 2 Ascend devices (on CPU under msrun it "
+    "fails: 'Unsupported op [SyncBatchNorm] on CPU')",
+)
 def test_reference_cell_equals_mindspore_native_syncbn_on_ascend(tmp_path):  # pragma: no cover - needs Ascend
-    _launch([str(VENV_BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-             f"--log_dir={tmp_path / 'mslog'}", "--join=True", str(DIST / "ms_syncbn_ascend_worker.py"), str(tmp_path)],
-            tmp_path, "msrun (Ascend)")
+    _launch(
+        [
+            str(VENV_BIN / "msrun"),
+            "--worker_num=2",
+            "--local_worker_num=2",
+            f"--master_port={_free_port()}",
+            f"--log_dir={tmp_path / 'mslog'}",
+            "--join=True",
+            str(DIST / "ms_syncbn_ascend_worker.py"),
+            str(tmp_path),
+        ],
+        tmp_path,
+        "msrun (Ascend)",
+    )
     for r in range(2):
         rec = dict(np.load(tmp_path / f"ascend_rank{r}.npz"))
-        native = {k[len("native_"):]: v for k, v in rec.items() if k.startswith("native_")}
-        reference = {k[len("reference_"):]: v for k, v in rec.items() if k.startswith("reference_")}
+        native = {k[len("native_") :]: v for k, v in rec.items() if k.startswith("native_")}
+        reference = {k[len("reference_") :]: v for k, v in rec.items() if k.startswith("reference_")}
         assert_equivalent(reference, native, **TOL_PARAM)

@@ -54,8 +54,9 @@ def test_aligned_without_a_hand_written_map(pair, tmp_path):
     assert porting.align(t, m).state == a.state  # definition order gives the same map here
     path = tmp_path / "resnet18.yaml"
     a.save(path)
-    assert porting.Alignment.load(path) == porting.Alignment.from_dict(__import__("yaml").safe_load(path.read_text()),
-                                                                       where=str(path))
+    assert porting.Alignment.load(path) == porting.Alignment.from_dict(
+        __import__("yaml").safe_load(path.read_text()), where=str(path)
+    )
     assert porting.Alignment.load(path).state == a.state and porting.Alignment.load(path).layers == a.layers
 
 
@@ -72,8 +73,9 @@ def test_loaded_bit_exactly_through_the_alignment(pair, tmp_path):
     # the map as a file works the same, for files too
     torch.save(t.state_dict(), tmp_path / "r18.pth")
     a.save(tmp_path / "map.yaml")
-    r = porting.convert_checkpoint(tmp_path / "r18.pth", tmp_path / "r18.ckpt", like=_zoo.mindcv_resnet18(),
-                                   alignment=tmp_path / "map.yaml")
+    r = porting.convert_checkpoint(
+        tmp_path / "r18.pth", tmp_path / "r18.ckpt", like=_zoo.mindcv_resnet18(), alignment=tmp_path / "map.yaml"
+    )
     assert r.ok and dict(r.renamed)["fc.weight"] == "classifier.weight"
     fresh = _zoo.mindcv_resnet18()
     assert ms.load_param_into_net(fresh, ms.load_checkpoint(str(tmp_path / "r18.ckpt")))[0] == []
@@ -129,8 +131,13 @@ def test_cli_align_then_diff_with_the_map(tmp_path, monkeypatch, capsys):
     assert "first divergence: layer 'maxpool' (MaxPool2d), forward output" in text
     t, _, _ = _zoo.resnet18_pair()
     torch.save(t.state_dict(), tmp_path / "r18.pth")
-    args = ["convert-ckpt", str(tmp_path / "r18.pth"), str(tmp_path / "r18.ckpt"),
-            "--like", "tests.porting._zoo:mindcv_resnet18"]
+    args = [
+        "convert-ckpt",
+        str(tmp_path / "r18.pth"),
+        str(tmp_path / "r18.ckpt"),
+        "--like",
+        "tests.porting._zoo:mindcv_resnet18",
+    ]
     assert main(args) == 1  # without the map: every renamed entry listed, nothing written
     assert "layer2.0.down_sample.0.weight" in capsys.readouterr().out and not (tmp_path / "r18.ckpt").exists()
     assert main([*args, "--map", str(out)]) == 0

@@ -135,8 +135,10 @@ def test_letterbox_rect_batch_shape_matches_upstream(upstream):
     # Rect mode passes a numpy int64 (h, w) pair: ratio/pad come back as numpy floats on both sides.
     im = image(np.random.RandomState(0), 97, 151)
     shape = np.array([64, 96])
-    mine, theirs = letterbox(im, shape, auto=False, scaleup=True), upstream.augmentations.letterbox(
-        im, shape, auto=False, scaleup=True)
+    mine, theirs = (
+        letterbox(im, shape, auto=False, scaleup=True),
+        upstream.augmentations.letterbox(im, shape, auto=False, scaleup=True),
+    )
     assert same_bits(mine[0], theirs[0]) and repr(mine[1:]) == repr(theirs[1:])
 
 
@@ -301,8 +303,15 @@ def test_albumentations_builds_upstreams_list_under_2x():
     aug = Albumentations(size=64)
     names = [(type(t).__name__, t.p) for t in aug.transform.transforms]
     assert names == [
-        ("RandomResizedCrop", 0.0), ("Blur", 0.01), ("MedianBlur", 0.01), ("ToGray", 0.01), ("CLAHE", 0.01),
-        ("RandomBrightnessContrast", 0.0), ("RandomGamma", 0.0), ("ImageCompression", 0.0)]
+        ("RandomResizedCrop", 0.0),
+        ("Blur", 0.01),
+        ("MedianBlur", 0.01),
+        ("ToGray", 0.01),
+        ("CLAHE", 0.01),
+        ("RandomBrightnessContrast", 0.0),
+        ("RandomGamma", 0.0),
+        ("ImageCompression", 0.0),
+    ]
     assert aug.transform.transforms[0].size == (64, 64)
     assert aug.transform.transforms[-1].quality_range == (75, 100)
 

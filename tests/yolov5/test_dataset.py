@@ -53,8 +53,11 @@ def test_core_package_never_imports_torch_statically():
     offenders = []
     for f in sorted((Path(ROOT) / "yolov5_core").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in ("torch", "torchvision")]
     assert offenders == []
 
@@ -103,8 +106,9 @@ def test_validation_image_is_letterboxed_rgb_chw_of_the_file(data):
         img, labels, path, ((h0, w0), ((gh, gw), pad)) = ds[i]
         bgr = cv2.imread(path)
         r = IMG / max(bgr.shape[:2])
-        bgr = cv2.resize(bgr, (int(np.ceil(bgr.shape[1] * r)), int(np.ceil(bgr.shape[0] * r))),
-                         interpolation=cv2.INTER_AREA)
+        bgr = cv2.resize(
+            bgr, (int(np.ceil(bgr.shape[1] * r)), int(np.ceil(bgr.shape[0] * r))), interpolation=cv2.INTER_AREA
+        )
         expected, _, expected_pad = letterbox(bgr, IMG, auto=False, scaleup=False)
         assert (h0, w0) == cv2.imread(path).shape[:2] and expected_pad == pad
         assert img.tobytes() == np.ascontiguousarray(expected[:, :, ::-1].transpose(2, 0, 1)).tobytes()
@@ -143,8 +147,18 @@ def test_albumentations_on_by_default_and_really_in_the_pipeline(data, hyp):
 
 def _albumentations_loader_run(data, hyp, workers):
     seed_all(0)
-    loader, ds = create_dataloader(data, IMG, 4, 32, hyp=hyp, augment=True, workers=workers, shuffle=False,
-                                   seed=4, albumentations=strong_albumentations())
+    loader, ds = create_dataloader(
+        data,
+        IMG,
+        4,
+        32,
+        hyp=hyp,
+        augment=True,
+        workers=workers,
+        shuffle=False,
+        seed=4,
+        albumentations=strong_albumentations(),
+    )
     return [b for _ in range(2) for b in loader], ds
 
 

@@ -28,8 +28,12 @@ from yolov5_core import (
 def _same(a, b) -> bool:
     """Deep equality that also requires equal types, dtypes and shapes (bit-identical arrays)."""
     if isinstance(a, np.ndarray):
-        return (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
-                and np.array_equal(a, b, equal_nan=True))
+        return (
+            isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=True)
+        )
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
@@ -89,8 +93,10 @@ def test_verify_matches_upstream_on_every_file(upstream, faulty_dataset, tmp_pat
 
 def test_each_fault_has_its_outcome_and_a_message_naming_the_file(faulty_dataset, tmp_path):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    results = {Path(r[0] or r[8].split(": ")[0].split(" ")[-1]).name: r
-               for r in (verify_image_label((im, lb, "")) for im, lb in _pairs(work))}
+    results = {
+        Path(r[0] or r[8].split(": ")[0].split(" ")[-1]).name: r
+        for r in (verify_image_label((im, lb, "")) for im, lb in _pairs(work))
+    }
     faults = [f for f in work.manifest if f.kind != "empty-image-folder"]
     assert len(faults) == 12
     for fault in faults:
@@ -127,12 +133,16 @@ _row = st.lists(_value, min_size=1, max_size=9)
 _unit = st.floats(0, 1, width=32).map(lambda v: f"{v:.6f}")
 _valid_row = st.tuples(st.integers(0, 9).map(str), _unit, _unit, _unit, _unit).map(list)
 _polygon_row = st.tuples(st.integers(0, 9).map(str), st.lists(_unit, min_size=6, max_size=12)).map(
-    lambda t: [t[0], *t[1][: len(t[1]) // 2 * 2]])
+    lambda t: [t[0], *t[1][: len(t[1]) // 2 * 2]]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.one_of(_row, _valid_row, _polygon_row, st.just([])), max_size=6), dup=st.booleans(),
-       tail=st.sampled_from(["", "\n", "\n\n  \n"]))
+@given(
+    rows=st.lists(st.one_of(_row, _valid_row, _polygon_row, st.just([])), max_size=6),
+    dup=st.booleans(),
+    tail=st.sampled_from(["", "\n", "\n\n  \n"]),
+)
 def test_verify_matches_upstream_on_arbitrary_label_files(upstream, tmp_path, rows, dup, tail):
     root = tmp_path / "prop"
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -284,8 +294,12 @@ def test_summary_buckets_every_image_once(outcomes):
     cache.update(hash="", results=(nf, nm, ne, nc, len(outcomes)), msgs=[], version=0.6)
     s = LabelSummary.from_cache(cache)
     assert (s.found, s.missing, s.empty, s.corrupt, s.total) == (
-        outcomes.count("found"), outcomes.count("missing"), outcomes.count("empty"),
-        outcomes.count("corrupt-image") + outcomes.count("corrupt-label"), len(outcomes))
+        outcomes.count("found"),
+        outcomes.count("missing"),
+        outcomes.count("empty"),
+        outcomes.count("corrupt-image") + outcomes.count("corrupt-label"),
+        len(outcomes),
+    )
 
 
 def test_bad_arguments_are_named(tmp_path):

@@ -70,8 +70,13 @@ def test_fresh_interpreter_can_import_torch_dynamo_after_loading(tmp_path):
         "assert not bad, bad\n"
         "print(up.dataloaders.img2label_paths(['/d/images/a.jpg']))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "['/d/labels/a.txt']"
 
@@ -104,10 +109,38 @@ def test_bundled_hyps_are_upstreams(stem):
 
 def test_hyp_values_the_data_pipeline_reads():
     low, high = load_hyp("scratch-low"), load_hyp("scratch-high")
-    assert {k: low[k] for k in ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective",
-                                "flipud", "fliplr", "mosaic", "mixup", "copy_paste")} == {
-        "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0,
-        "perspective": 0.0, "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0}
+    assert {
+        k: low[k]
+        for k in (
+            "hsv_h",
+            "hsv_s",
+            "hsv_v",
+            "degrees",
+            "translate",
+            "scale",
+            "shear",
+            "perspective",
+            "flipud",
+            "fliplr",
+            "mosaic",
+            "mixup",
+            "copy_paste",
+        )
+    } == {
+        "hsv_h": 0.015,
+        "hsv_s": 0.7,
+        "hsv_v": 0.4,
+        "degrees": 0.0,
+        "translate": 0.1,
+        "scale": 0.5,
+        "shear": 0.0,
+        "perspective": 0.0,
+        "flipud": 0.0,
+        "fliplr": 0.5,
+        "mosaic": 1.0,
+        "mixup": 0.0,
+        "copy_paste": 0.0,
+    }
     assert (high["mixup"], high["scale"], high["copy_paste"]) == (0.1, 0.9, 0.1)
     low["mosaic"] = 0.0
     assert load_hyp("scratch-low")["mosaic"] == 1.0  # each call returns a fresh dict

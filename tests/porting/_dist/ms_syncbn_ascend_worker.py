@@ -29,11 +29,18 @@ def main(out_dir: str) -> None:
     steps, x_eval = global_batches("2d")
     sl = rank_slice("unequal", rank)
     rec = {}
-    for name, build in (("native", lambda: nn.SyncBatchNorm(3, momentum=1 - MOMENTUM)),
-                        ("reference", lambda: porting.ReferenceSyncBatchNormCell(3, momentum=1 - MOMENTUM))):
+    for name, build in (
+        ("native", lambda: nn.SyncBatchNorm(3, momentum=1 - MOMENTUM)),
+        ("reference", lambda: porting.ReferenceSyncBatchNormCell(3, momentum=1 - MOMENTUM)),
+    ):
         # mindspore.nn.SyncBatchNorm keeps no batch counter: compared on everything else
-        rec.update({f"{name}_{k}": v for k, v in record_mindspore(build(), steps, x_eval, sl).items()
-                    if not k.startswith("count")})
+        rec.update(
+            {
+                f"{name}_{k}": v
+                for k, v in record_mindspore(build(), steps, x_eval, sl).items()
+                if not k.startswith("count")
+            }
+        )
     np.savez(os.path.join(out_dir, f"ascend_rank{rank}.npz"), **rec)
 
 
