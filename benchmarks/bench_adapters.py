@@ -35,6 +35,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -43,15 +44,16 @@ import pstats  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
+import mindspore  # noqa: E402
+import mindspore.dataset as msds  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import adapters  # noqa: E402
-import mindspore  # noqa: E402
-import mindspore.dataset as msds  # noqa: E402
 from porting import assert_equivalent  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +92,7 @@ class HeavyDataset:
         canvas = np.full((2 * s, 2 * s, 3), 114, np.uint8)
         boxes = np.zeros((4, 5), np.float32)
         for j, idx in enumerate([i] + [random.randrange(pool) for _ in range(3)]):
-            img = self.images[idx % pool]
+            img: np.ndarray = self.images[idx % pool]
             r = s / max(img.shape[:2]) * random.uniform(0.8, 1.2)
             img = cv2.resize(img, None, fx=r, fy=r, interpolation=cv2.INTER_LINEAR)
             h, w = img.shape[:2]
@@ -114,8 +116,10 @@ class HeavyDataset:
         out = cv2.GaussianBlur(out, (5, 5), float(np.random.uniform(0.5, 2.0)))
         gains = np.random.uniform(-1, 1, 3) * [0.015, 0.7, 0.4] + 1
         x = np.arange(256, dtype=np.float32)
-        hsv = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
-        hsv = cv2.merge([cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(hsv, gains)])
+        channels = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
+        hsv = cv2.merge(
+            [cv2.LUT(c, np.clip(x * g, 0, 255).astype(np.uint8)) for c, g in zip(channels, gains, strict=True)]
+        )
         out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         if random.random() < 0.5:
             out = out[:, ::-1]
@@ -197,7 +201,10 @@ def _warm_up(size: int) -> None:
     for i in range(len(ds)):
         ds[i]
     HeavyDataset(1, size=size)[0]
-    make = lambda: DataLoader(TinyDataset(64), batch_size=8, num_workers=2)  # noqa: E731
+
+    def make():
+        return DataLoader(TinyDataset(64), batch_size=8, num_workers=2)  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
+
     _torch_run(make, 1, 0, keep="none")
     _adapter_run(make, 1, 0, keep="none")
     bare = msds.GeneratorDataset(TinyDataset(64), column_names=["x"], shuffle=False).batch(8)
@@ -220,11 +227,18 @@ def bench_heavy(args) -> list[float]:
     print(f"per-sample work in the main process: {per_sample * 1e3:.1f} ms")
     rows, ratios = [], []
     for workers in args.workers:
+
         def make(workers=workers):
-            return DataLoader(HeavyDataset(args.heavy_samples, size=args.heavy_size), batch_size=args.heavy_batch,
-                              shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(args.seed))
-        times = {"torch": [], "adapter": []}
-        best = {}
+            return DataLoader(
+                HeavyDataset(args.heavy_samples, size=args.heavy_size),  # type: ignore[arg-type]
+                batch_size=args.heavy_batch,
+                shuffle=True,
+                num_workers=workers,
+                generator=torch.Generator().manual_seed(args.seed),
+            )
+
+        times: dict[str, list[float]] = {"torch": [], "adapter": []}
+        best: dict[str, tuple[Any, ...]] = {}
         for r in range(args.rounds):
             order = ("torch", "adapter") if r % 2 == 0 else ("adapter", "torch")
             results = {}
@@ -253,11 +267,13 @@ def bench_heavy(args) -> list[float]:
         ])  # fmt: skip
     print_table(["num_workers", "worker procs", "batches", "torch b/s", "adapter b/s", "adapter/torch",
                  "spread % t/a", "1st batch s t/a", "main CPU ms/batch t/a", "setup s", "outputs"], rows)  # fmt: skip
-    print("adapter/torch = throughput ratio of the best runs (target >= 1.0); t/a = torch/adapter. MS procs = "
-          "MindSpore worker processes (1 = a thread of the main process). spread = (slowest - fastest) / fastest "
-          "over the rounds: differences below it are noise. 1st batch = time to the first batch (incl. pipeline "
-          "start / fork). main CPU = CPU time of the main process (all threads, workers excluded) per batch. "
-          "setup s = to_mindspore(loader) itself (builds one probe batch), not in the throughput.")
+    print(
+        "adapter/torch = throughput ratio of the best runs (target >= 1.0); t/a = torch/adapter. MS procs = "
+        "MindSpore worker processes (1 = a thread of the main process). spread = (slowest - fastest) / fastest "
+        "over the rounds: differences below it are noise. 1st batch = time to the first batch (incl. pipeline "
+        "start / fork). main CPU = CPU time of the main process (all threads, workers excluded) per batch. "
+        "setup s = to_mindspore(loader) itself (builds one probe batch), not in the throughput."
+    )
     return ratios
 
 
@@ -308,6 +324,11 @@ def _source_only(make_loader, epochs: int):
     return time.perf_counter() - start, out
 
 
+def _timed(run, make, epochs: int):
+    """``(seconds, batches)`` of ``run(make, epochs)`` (``_torch_run`` or ``_adapter_run``), keeping the batches."""
+    return run(make, epochs, 0, "batches")[:3:2]
+
+
 def bench_trivial(args) -> float:
     """Part 2: per-batch cost of each way to batch trivial samples; returns plain loop time / adapter time."""
     n, b, e = args.tiny_samples, args.tiny_batch, args.tiny_epochs
@@ -317,13 +338,12 @@ def bench_trivial(args) -> float:
     ds = TinyDataset(n)
 
     def loader(workers):
-        return lambda: DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers)
+        return lambda: DataLoader(ds, batch_size=b, shuffle=False, num_workers=workers)  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
 
     cases = [("plain loop: __getitem__ + np.stack", lambda: _plain_loop(ds, b, e))]
     for w in args.tiny_workers:
-        cases.append((f"torch DataLoader, num_workers={w}", lambda w=w: _torch_run(loader(w), e, 0, "batches")[:3:2]))
-        cases.append((f"to_mindspore(loader), num_workers={w}",
-                      lambda w=w: _adapter_run(loader(w), e, 0, "batches")[:3:2]))  # fmt: skip
+        cases.append((f"torch DataLoader, num_workers={w}", functools.partial(_timed, _torch_run, loader(w), e)))
+        cases.append((f"to_mindspore(loader), num_workers={w}", functools.partial(_timed, _adapter_run, loader(w), e)))
     cases.append(("MindSpore GeneratorDataset(shuffle=False).batch", lambda: _bare_generator(ds, b, e)))
     one_epoch = _plain_loop(ds, b, 1)[1]
     cases.append(("MindSpore floor: GeneratorDataset of ready batches", lambda: _ready_batches(one_epoch, e)))
@@ -345,8 +365,9 @@ def bench_trivial(args) -> float:
     print_table(["", "seconds", "us/batch", "us/sample", "plain/this"], rows)
     adapter0 = best.get("to_mindspore(loader), num_workers=0", float("nan"))
     ratio = plain / adapter0
-    print(f"all outputs identical to the plain loop's. plain loop / adapter(num_workers=0) = {ratio:.3f} "
-          "(target >= 0.8)")
+    print(
+        f"all outputs identical to the plain loop's. plain loop / adapter(num_workers=0) = {ratio:.3f} (target >= 0.8)"
+    )
     if args.profile:
         _profile_source(loader(0), e)
     return ratio
@@ -366,7 +387,7 @@ def _profile_source(make_loader, epochs: int) -> None:
         pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(18)
         text = buf.getvalue()
         print(f"\n-- cProfile of the adapter's num_workers=0 source (main thread, no MindSpore), by {key} --")
-        print(text[text.find("   ncalls"):].rstrip())
+        print(text[text.find("   ncalls") :].rstrip())
 
 
 # ------------------------------------------------------------------------------------------ part 3
@@ -379,8 +400,13 @@ def bench_memory(args) -> float:
           f"{args.heavy_batch}, num_workers={w}, {e} epochs in one MindSpore iterator ==")  # fmt: skip
 
     def make():
-        return DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size), batch_size=args.heavy_batch,
-                          shuffle=True, num_workers=w, generator=torch.Generator().manual_seed(args.seed))
+        return DataLoader(
+            HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
+            batch_size=args.heavy_batch,
+            shuffle=True,
+            num_workers=w,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
 
     expected = _torch_run(make, e, args.seed, keep="digests")[2]
     reference = _torch_memory(args, e)
@@ -388,19 +414,21 @@ def bench_memory(args) -> float:
     ds = adapters.to_mindspore(make())
     it = ds.create_tuple_iterator(num_epochs=e, output_numpy=True)
     digests, samples = [], []
-    for epoch in range(e):
+    for _ in range(e):
         for row in it:
             digests.append(batch_digest(ds.structure.rebuild(row)))
         gc.collect()
         samples.append(tree_memory())
     assert digests == expected, "to_mindspore's batches differ from torch's (sha256 per batch)"
     rows = []
-    for epoch, (mine, ref) in enumerate(zip(samples, reference), 1):
+    for epoch, (mine, ref) in enumerate(zip(samples, reference, strict=True), 1):
         if epoch <= 3 or epoch % 5 == 0 or epoch == e:
             rows.append([epoch, mine[3], *(f"{v / 2**20:.1f}" for v in mine[:3]),
                          ref[3], *(f"{v / 2**20:.1f}" for v in ref[:3])])  # fmt: skip
-    print("sums over the main process and all its children, MiB; torch reference: the same loader with "
-          "persistent_workers=True (non-persistent torch workers are gone between epochs)")
+    print(
+        "sums over the main process and all its children, MiB; torch reference: the same loader with "
+        "persistent_workers=True (non-persistent torch workers are gone between epochs)"
+    )
     print_table(["after epoch", "procs", "RSS", "PSS", "USS", "torch procs", "torch RSS", "torch PSS", "torch USS"],
                 rows)  # fmt: skip
     start = 1 if e >= 2 else 0
@@ -418,10 +446,11 @@ def bench_memory(args) -> float:
     return growth_rss
 
 
-def _torch_memory(args, epochs: int) -> list[tuple[int, int, int]]:
+def _torch_memory(args, epochs: int) -> list[tuple[int, int, int, int]]:
     """Reference: the same measurement for torch's DataLoader with persistent workers (2)."""
     seed_all(args.seed)
-    loader = DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size), batch_size=args.heavy_batch,
+    loader: DataLoader = DataLoader(HeavyDataset(args.mem_samples, size=args.mem_size),  # type: ignore[arg-type]
+                        batch_size=args.heavy_batch,
                         shuffle=True, num_workers=2, persistent_workers=True,
                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
     samples = []
@@ -480,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
     if "heavy" in args.parts:
         ratios = bench_heavy(args)
         summary += [f"heavy, num_workers={w}: adapter/torch throughput {r:.3f} (target >= 1.0)"
-                    for w, r in zip(args.workers, ratios)]  # fmt: skip
+                    for w, r in zip(args.workers, ratios, strict=True)]  # fmt: skip
     if "trivial" in args.parts:
         summary.append(f"trivial: plain loop / adapter time {bench_trivial(args):.3f} (target >= 0.8)")
     if "memory" in args.parts:

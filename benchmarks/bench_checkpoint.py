@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import best_time  # noqa: E402
+from _bench_util import best_time
 
 __all__ = ["main"]
 
@@ -89,9 +89,10 @@ def _networks(width: int, dense: int, bn: int):
     return module, MsNet
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a benchmark's sections, one after the other
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--params", type=float, default=100e6, help="parameters in all (approximately)")
     parser.add_argument("--width", type=int, default=4096, help="Dense/Linear width")
     parser.add_argument("--bn", type=int, default=64, help="BatchNorm2d(512) layers")
@@ -110,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     nparams = sum(v.numel() for v in state.values() if v.is_floating_point())
     cell = MsNet()
     names = porting.torch_to_mindspore_names(module, cell)
-    print(f"state dict: {len(state)} entries, {nparams / 1e6:.1f} M parameters, {nbytes / 2**20:.0f} MiB "
-          f"({dense} x Linear({args.width}, {args.width}) + {args.bn} x BatchNorm2d(512))")
+    print(
+        f"state dict: {len(state)} entries, {nparams / 1e6:.1f} M parameters, {nbytes / 2**20:.0f} MiB "
+        f"({dense} x Linear({args.width}, {args.width}) + {args.bn} x BatchNorm2d(512))"
+    )
 
     def converted():
-        return {names[k]: mindspore.Parameter(mindspore.Tensor(v.numpy()), name=names[k]) for k, v in state.items()
-                if k in names}
+        return {
+            names[k]: mindspore.Parameter(mindspore.Tensor(v.numpy()), name=names[k])
+            for k, v in state.items()
+            if k in names
+        }
 
     ms_dict = converted()
 
@@ -133,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         mindspore.load_param_into_net(cell, converted())
 
     rows = []
-    for label, fn in (("load_param_into_net (converted dict)", ms_load),
-                      ("load_torch_state_dict(copy=False)", ours_shared),
-                      ("load_torch_state_dict (copy, default)", ours),
-                      ("convert then load_param_into_net", convert_and_load)):
+    for label, fn in (
+        ("load_param_into_net (converted dict)", ms_load),
+        ("load_torch_state_dict(copy=False)", ours_shared),
+        ("load_torch_state_dict (copy, default)", ours),
+        ("convert then load_param_into_net", convert_and_load),
+    ):
         fn()  # warm-up: first-touch allocations are not "extra"
         seconds = best_time(fn, args.repeat)
         with _PeakRss() as peak:
@@ -164,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         assert not not_loaded
 
     file_rows = []
-    for label, fn in (("ms.load_checkpoint + load_param_into_net", ms_file),
-                      ("load_torch_state_dict(.safetensors)", lambda: porting.load_torch_state_dict(cell, paths[".safetensors"])),
-                      ("load_torch_state_dict(.pt)", lambda: porting.load_torch_state_dict(cell, paths[".pt"]))):
+    for label, fn in (
+        ("ms.load_checkpoint + load_param_into_net", ms_file),
+        ("load_torch_state_dict(.safetensors)", lambda: porting.load_torch_state_dict(cell, paths[".safetensors"])),
+        ("load_torch_state_dict(.pt)", lambda: porting.load_torch_state_dict(cell, paths[".pt"])),
+    ):
         fn()
         seconds = best_time(fn, args.repeat)
         with _PeakRss() as peak:
@@ -182,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, seconds, extra in rows:
         print(f"{label:40s} {seconds:9.3f} {seconds / base:7.2f} {extra / 2**20:15.1f} {extra / nbytes:12.3f}")
     base = file_rows[0][1]
-    print(f"{'from files (page cache warm)':40s} {'seconds':>9s} {'vs MS':>7s} {'peak extra MiB':>15s} {'x ckpt size':>12s}")
+    print(
+        f"{'from files (page cache warm)':40s} {'seconds':>9s} {'vs MS':>7s} {'peak extra MiB':>15s} "
+        f"{'x ckpt size':>12s}"
+    )
     for label, seconds, extra in file_rows:
         print(f"{label:40s} {seconds:9.3f} {seconds / base:7.2f} {extra / 2**20:15.1f} {extra / nbytes:12.3f}")
     print("targets: load_torch_state_dict <= 2.00x load_param_into_net; peak extra <= 1.1x the checkpoint size")

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import best_time  # noqa: E402
+from _bench_util import best_time
 
 __all__ = ["main"]
 
@@ -49,8 +49,9 @@ def _models():
         def __init__(self):
             super().__init__()
             for i, (cin, cout, s) in enumerate(CHANNELS):
-                setattr(self, f"conv{i}", ms.nn.Conv2d(cin, cout, 3, stride=s, pad_mode="pad", padding=1,
-                                                       has_bias=False))
+                setattr(
+                    self, f"conv{i}", ms.nn.Conv2d(cin, cout, 3, stride=s, pad_mode="pad", padding=1, has_bias=False)
+                )
                 setattr(self, f"bn{i}", ms.nn.BatchNorm2d(cout, momentum=0.9))
                 setattr(self, f"act{i}", ms.nn.ReLU())
             self.pool = ms.nn.AdaptiveAvgPool2d(1)
@@ -69,8 +70,9 @@ def _models():
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=8, help="batch size")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, best taken")

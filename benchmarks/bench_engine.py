@@ -39,6 +39,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
@@ -46,6 +47,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -132,10 +134,10 @@ def leaves(tree) -> list:
 def check_same(actual: list, expected: list, what: str) -> None:
     """Every batch, every column: same count, dtype, shape and values."""
     assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
-    for k, (a, e) in enumerate(zip(actual, expected)):
+    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
         la, le = leaves(a), leaves(e)
         assert len(la) == len(le), f"{what}: batch {k} has {len(la)} columns vs {len(le)}"
-        for c, (x, y) in enumerate(zip(la, le)):
+        for c, (x, y) in enumerate(zip(la, le, strict=True)):
             assert x.dtype == y.dtype and np.array_equal(x, y), f"{what}: batch {k} column {c} differs"
 
 
@@ -143,7 +145,8 @@ def image_loader(args, workers: int):
     import torch
     from torch.utils.data import DataLoader
 
-    return DataLoader(JpegDataset(make_jpegs(args.data_dir, args.images)), batch_size=32, shuffle=True,
+    return DataLoader(JpegDataset(make_jpegs(args.data_dir, args.images)),  # type: ignore[arg-type]
+                      batch_size=32, shuffle=True,
                       num_workers=workers, generator=torch.Generator().manual_seed(0))  # fmt: skip
 
 
@@ -154,8 +157,8 @@ def fingerprint(batch) -> list:
 
 def check_fingerprints(actual: list, expected: list, what: str) -> None:
     assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        for c, ((da, sa, xa), (de, se, xe)) in enumerate(zip(a, e)):
+    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        for c, ((da, sa, xa), (de, se, xe)) in enumerate(zip(a, e, strict=True)):
             assert da == de and sa == se and np.array_equal(xa, xe), f"{what}: batch {k} column {c} differs"
 
 
@@ -191,7 +194,7 @@ def section_throughput(args, step_s: float = 0.0) -> dict:
     rows = []
     for w in (0, 2):
         # Untimed: every batch of both sides, compared whole; torch's fingerprints are the reference.
-        full = {side: run_side(side, lambda: image_loader(args, w), epochs=2)[2] for side in ("torch", "ms")}
+        full = {side: run_side(side, functools.partial(image_loader, args, w), epochs=2)[2] for side in ("torch", "ms")}
         check_same(full["ms"], full["torch"], f"num_workers={w}, untimed run")
         reference = [fingerprint(b) for b in full["torch"]]
         images = sum(len(b[1]) for b in full["torch"])
@@ -200,7 +203,7 @@ def section_throughput(args, step_s: float = 0.0) -> dict:
         for r in range(args.rounds):
             res = {}
             for side in ("torch", "ms") if r % 2 == 0 else ("ms", "torch"):
-                t, _, kept = run_side(side, lambda: image_loader(args, w), epochs=2, keep="fingerprints",
+                t, _, kept = run_side(side, functools.partial(image_loader, args, w), epochs=2, keep="fingerprints",
                                       step_s=step_s)  # fmt: skip
                 check_fingerprints(kept, reference, f"{side} num_workers={w} round {r + 1}")
                 res[side] = images / t
@@ -233,8 +236,16 @@ def section_memory(args) -> dict:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    make = lambda: DataLoader(dataset, batch_size=16, shuffle=True, num_workers=2,  # noqa: E731
-                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    def make():
+        return DataLoader(
+            dataset,  # type: ignore[arg-type]  # a map-style source, not a torch Dataset subclass
+            batch_size=16,
+            shuffle=True,
+            num_workers=2,
+            generator=torch.Generator().manual_seed(0),
+        )
+
     t, _, digests = run_side(args.side, make, epochs=1, keep="digests")
     stop.set()
     thread.join()
@@ -248,7 +259,8 @@ def section_construct(args) -> dict:
     import adapters
 
     dataset, times = PathDataset(args.paths), {}
-    for side, build in (("torch", DataLoader), ("ms", adapters.to_mindspore)):
+    builders: tuple[tuple[str, Any], ...] = (("torch", DataLoader), ("ms", adapters.to_mindspore))
+    for side, build in builders:
         seed_all(0)
         t0 = time.perf_counter()
         obj = build(dataset, batch_size=32, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
@@ -297,7 +309,13 @@ def section_first(args) -> dict:
     return {"rows": rows}
 
 
-SECTIONS = dict(throughput=section_throughput, step=section_step, memory=section_memory, construct=section_construct, first=section_first)
+SECTIONS = dict(
+    throughput=section_throughput,
+    step=section_step,
+    memory=section_memory,
+    construct=section_construct,
+    first=section_first,
+)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -307,9 +325,26 @@ def child(args, section: str, side: str | None = None) -> dict:
     """Run one section in a fresh interpreter; its result comes back as JSON through a temp file."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
-    cmd = [sys.executable, os.path.abspath(__file__), "--section", section, "--result", out,
-           "--data-dir", args.data_dir, "--images", str(args.images), "--mem-mb", str(args.mem_mb),
-           "--paths", str(args.paths), "--rounds", str(args.rounds), "--step-ms", str(args.step_ms)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--section",
+        section,
+        "--result",
+        out,
+        "--data-dir",
+        args.data_dir,
+        "--images",
+        str(args.images),
+        "--mem-mb",
+        str(args.mem_mb),
+        "--paths",
+        str(args.paths),
+        "--rounds",
+        str(args.rounds),
+        "--step-ms",
+        str(args.step_ms),
+    ]
     cmd += ["--side", side] if side else []
     try:
         subprocess.run(cmd, check=True)
@@ -319,7 +354,7 @@ def child(args, section: str, side: str | None = None) -> dict:
         os.unlink(out)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: C901 - a benchmark's options and sections, one after the other
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, < 2 minutes)")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
@@ -356,8 +391,10 @@ def main(argv: list[str] | None = None) -> None:
             summary.append(["throughput ms/torch", f"num_workers={w}", ratios, ">= 1.0"])
     if "step" in args.sections:
         res = child(args, "step")
-        print(f"\n== 2. training loop with a {args.step_ms:g} ms accelerator step per batch (the host waits); "
-              f"{args.images} JPEGs, 2 epochs; images/s ==")
+        print(
+            f"\n== 2. training loop with a {args.step_ms:g} ms accelerator step per batch (the host waits); "
+            f"{args.images} JPEGs, 2 epochs; images/s =="
+        )
         print_table(["num_workers", "round", "torch", "to_mindspore", "ms/torch"], res["rows"])
         print("every batch identical to torch's (untimed run: whole columns; timed runs: fingerprints)")
         for w in (0, 2):

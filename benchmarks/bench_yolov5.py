@@ -47,8 +47,14 @@ def _digest(batches: list) -> list[str]:
     for imgs, labels, paths, shapes in batches:
         imgs, labels = np.asarray(imgs), np.asarray(labels)
         h = hashlib.sha256()
-        for part in (imgs.tobytes(), str(imgs.shape), labels.tobytes(), str(labels.shape),
-                     repr(tuple(paths)), repr(tuple(shapes))):
+        for part in (
+            imgs.tobytes(),
+            str(imgs.shape),
+            labels.tobytes(),
+            str(labels.shape),
+            repr(tuple(paths)),
+            repr(tuple(shapes)),
+        ):
             h.update(part if isinstance(part, bytes) else part.encode())
         out.append(h.hexdigest())
     return out
@@ -57,8 +63,9 @@ def _digest(batches: list) -> list[str]:
 def _torch_side(make):
     def run(path: str, args, hyp: dict, workers: int, first_only: bool = False):
         t0 = time.perf_counter()
-        loader, _ = make(path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True, workers=workers,
-                         shuffle=True, seed=0)
+        loader, _ = make(
+            path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True, workers=workers, shuffle=True, seed=0
+        )
         it = iter(loader)
         batches = [next(it)]
         first = time.perf_counter() - t0
@@ -81,8 +88,18 @@ def _ms_side(path: str, args, hyp: dict, workers: int, first_only: bool = False)
     import yolov5_ms
 
     t0 = time.perf_counter()
-    pipeline, _ = yolov5_ms.create_dataloader(path, args.img_size, args.batch_size, 32, hyp=hyp, augment=True,
-                                              workers=workers, shuffle=True, seed=0, albumentations=False)
+    pipeline, _ = yolov5_ms.create_dataloader(
+        path,
+        args.img_size,
+        args.batch_size,
+        32,
+        hyp=hyp,
+        augment=True,
+        workers=workers,
+        shuffle=True,
+        seed=0,
+        albumentations=False,
+    )
     it = pipeline.create_tuple_iterator(num_epochs=args.epochs, output_numpy=True)
     rebuild = pipeline.structure.rebuild
     batches = [rebuild(next(it))]
@@ -118,22 +135,29 @@ def _single_thread_seconds(path: str, args, hyp: dict, samples: int = 32) -> flo
 def _first_batch(args, hyp: dict, runners: dict, sides: list) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.first_batch, seed=0,
-                                          img_size=(128, 192)).images)
+        path = str(
+            make_synthetic_dataset(Path(tmp) / "ds", n_images=args.first_batch, seed=0, img_size=(128, 192)).images
+        )
         create_dataloader(path, args.img_size, args.batch_size, 32)  # the label cache, untimed
-        print(f"{args.first_batch} images (long side 128-192 px, labels cached, made in {time.perf_counter() - t:.0f} s)"
-              f" -> {args.img_size}, batch {args.batch_size}, best of {args.rounds} rounds")
+        print(
+            f"{args.first_batch} images (long side 128-192 px, labels cached, made in "
+            f"{time.perf_counter() - t:.0f} s) -> {args.img_size}, batch {args.batch_size}, "
+            f"best of {args.rounds} rounds"
+        )
         for workers in args.workers:
             first = {name: float("inf") for name in sides}
             for r in range(args.rounds):
-                for name in sides[r % len(sides):] + sides[: r % len(sides)]:
+                for name in sides[r % len(sides) :] + sides[: r % len(sides)]:
                     random.seed(0)
                     np.random.seed(0)
                     torch.manual_seed(0)
                     first[name] = min(first[name], runners[name](path, args, hyp, workers, first_only=True))
             cells = "  ".join(f"{n} {first[n]:.2f} s" for n in sides)
-            ratio = "".join(f"  {n}/upstream {first[n] / first['upstream']:.3f}" for n in sides
-                            if n != "upstream" and "upstream" in sides)
+            ratio = "".join(
+                f"  {n}/upstream {first[n] / first['upstream']:.3f}"
+                for n in sides
+                if n != "upstream" and "upstream" in sides
+            )
             print(f"workers {workers}: time to first batch  {cells}{ratio}")
 
 
@@ -148,10 +172,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side; best is reported")
     parser.add_argument("--hyp", default="scratch-low", help="bundled hyp name (scratch-low/med/high)")
     parser.add_argument("--mixup", type=float, default=None, help="override the hyp's mixup probability")
-    parser.add_argument("--sides", nargs="+", default=["upstream", "yolov5_pt", "yolov5_ms"],
-                        choices=["upstream", "yolov5_pt", "yolov5_ms"], help="pipelines to time")
-    parser.add_argument("--first-batch", type=int, default=None, metavar="N",
-                        help="time only construction to the first batch, on N small images (e.g. 10000)")
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        default=["upstream", "yolov5_pt", "yolov5_ms"],
+        choices=["upstream", "yolov5_pt", "yolov5_ms"],
+        help="pipelines to time",
+    )
+    parser.add_argument(
+        "--first-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="time only construction to the first batch, on N small images (e.g. 10000)",
+    )
     args = parser.parse_args(argv)
 
     hyp = load_hyp(args.hyp)
@@ -170,8 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(make_synthetic_dataset(Path(tmp) / "ds", n_images=args.images, seed=0, img_size=(480, 800)).images)
         create_dataloader(path, args.img_size, args.batch_size, 32)  # writes the label cache once, untimed
-        print(f"{args.images} images (long side 480-800 px) -> {args.img_size}, batch {args.batch_size}, hyp {args.hyp}"
-              f" (mixup {hyp['mixup']}), {args.epochs} epochs, best of {args.rounds} rounds, {os.cpu_count()} CPUs")
+        print(
+            f"{args.images} images (long side 480-800 px) -> {args.img_size}, batch {args.batch_size}, hyp {args.hyp}"
+            f" (mixup {hyp['mixup']}), {args.epochs} epochs, best of {args.rounds} rounds, {os.cpu_count()} CPUs"
+        )
         per_sample = _single_thread_seconds(path, args, hyp)
         print(f"single-thread cost of a sample: {per_sample * 1000:.1f} ms ({1 / per_sample:.1f} img/s per core)")
         head = "".join(f" {name + ' img/s':>16s} {'first s':>8s} {'eff':>5s}" for name in sides)
@@ -182,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             first = {name: float("inf") for name in sides}
             reference = None
             for r in range(args.rounds):
-                order = sides[r % len(sides):] + sides[: r % len(sides)]  # rotate who goes first
+                order = sides[r % len(sides) :] + sides[: r % len(sides)]  # rotate who goes first
                 for name in order:
                     random.seed(0)
                     np.random.seed(0)
@@ -201,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             cells = "".join(f" {rate[n]:16.1f} {first[n]:8.2f} {rate[n] / ideal:5.2f}" for n in sides)
             if "upstream" in sides:
                 cells += "".join(f" {rate[n] / rate['upstream']:13.3f}" for n in sides if n != "upstream")
+            assert reference is not None  # every side ran above
             print(f"{workers:7d}{cells}  identical ({len(reference[1])} batches)")
 
 

@@ -11,7 +11,6 @@ Run it: ``python examples/train_mindspore.py``. It
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 

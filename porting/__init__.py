@@ -22,11 +22,11 @@ from torch2ms_base import (
     EnvironmentReport,
     IncompatibleEnvironmentError,
     SeedReport,
-    __version__,
     check_environment,
     environment_report,
     seed_everything,
 )
+from torch2ms_base import __version__ as __version__  # re-exported; not in __all__ (the surface test pins it)
 
 check_environment()
 

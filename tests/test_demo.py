@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from porting.cli._yolo_plots import class_colour, diff_heatmap, plot_batch
 from porting.cli import main
+from porting.cli._yolo_plots import class_colour, diff_heatmap, plot_batch
 
 
 def _run(capsys, *argv):
@@ -41,8 +41,9 @@ def test_demo_runs_matches_and_writes_the_report(tmp_path, capsys):
 
 
 def test_demo_with_workers_0_matches(tmp_path, capsys):
-    rc, out = _run(capsys, "demo", "--out", str(tmp_path), "--images", "4", "--epochs", "2", "--workers", "0",
-                   "--batch", "2")
+    rc, out = _run(
+        capsys, "demo", "--out", str(tmp_path), "--images", "4", "--epochs", "2", "--workers", "0", "--batch", "2"
+    )
     assert rc == 0, out
     assert "RESULT: bit-identical" in out
 
@@ -81,13 +82,29 @@ def test_corrupt_images_and_labels_are_counted_and_named(tmp_path, capsys):
     label = data.images.parent.parent / "labels" / "train" / "scene_001.txt"
     assert label.is_file()
     label.write_text("0 0.5 0.5 2.0 0.5\n")  # not normalised: upstream drops the image as corrupt
-    rc, out = _run(capsys, "yolov5", "--data", str(data.images), "--out", str(tmp_path / "r"), "--epochs", "1",
-                   "--workers", "0", "--batch", "2")
+    rc, out = _run(
+        capsys,
+        "yolov5",
+        "--data",
+        str(data.images),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--batch",
+        "2",
+    )
     assert rc == 0, out
-    assert "2 corrupt image(s) skipped, unreadable or with a bad label file (as upstream does): broken.jpg, " \
+    assert (
+        "2 corrupt image(s) skipped, unreadable or with a bad label file (as upstream does): broken.jpg, "
         "scene_001.jpg" in out
-    assert "2 corrupt image(s) skipped (unreadable or bad label): broken.jpg, scene_001.jpg" in \
-        (tmp_path / "r" / "report.md").read_text()
+    )
+    assert (
+        "2 corrupt image(s) skipped (unreadable or bad label): broken.jpg, scene_001.jpg"
+        in (tmp_path / "r" / "report.md").read_text()
+    )
 
 
 # ----------------------------------------------------------------------------- the pictures
@@ -148,13 +165,16 @@ def test_demo_speed_includes_building_each_side(tmp_path, capsys, monkeypatch):
         return real(args, source, hyp, which, **extra)
 
     monkeypatch.setattr(demo, "_loaders", slow_build)
-    rc, out = _run(capsys, "demo", "--out", str(tmp_path), "--images", "4", "--epochs", "2", "--workers", "0",
-                   "--batch", "2")
+    rc, out = _run(
+        capsys, "demo", "--out", str(tmp_path), "--images", "4", "--epochs", "2", "--workers", "0", "--batch", "2"
+    )
     assert rc == 0, out
     ms_speed = float(re.search(r"yolov5_ms ([\d.]+) img/s", out).group(1))
     assert 0 < ms_speed <= 8.0, out
-    assert ("[4/5] speed, each side alone on the same 8 images (fresh builds, same seed), building the loader and "
-            "starting its workers included:") in out
+    assert (
+        "[4/5] speed, each side alone on the same 8 images (fresh builds, same seed), building the loader and "
+        "starting its workers included:"
+    ) in out
     assert "images/s yolov5_ms (alone, build and start-up included) |" in (tmp_path / "report.md").read_text()
 
 
@@ -180,6 +200,10 @@ def test_demo_output_explains_albumentations_once_and_is_otherwise_quiet(tmp_pat
     assert text.count("validation error") == 1
     assert "pin_memory" not in text and "Scanning" not in text
     # what is left on stderr: compare_pipelines' progress bar only (and MindSpore's own log lines, if any)
-    rest = [seg for line in proc.stderr.splitlines() for seg in line.split("\r")
-            if seg.strip() and not seg.startswith("compare_pipelines:") and not seg.startswith("[WARNING] ME(")]
+    rest = [
+        seg
+        for line in proc.stderr.splitlines()
+        for seg in line.split("\r")
+        if seg.strip() and not seg.startswith("compare_pipelines:") and not seg.startswith("[WARNING] ME(")
+    ]
     assert rest == [], rest

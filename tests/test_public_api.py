@@ -1,5 +1,6 @@
 """Pin each package's public surface: a change here must be deliberate (and documented)."""
 
+import argparse
 import importlib
 import pathlib
 
@@ -9,68 +10,227 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SURFACE = {
     "porting": [
-        "BatchMismatch", "Comparison", "EnvironmentReport", "IncompatibleEnvironmentError", "Mismatch",
-        "PipelineReport", "SeedReport", "assert_equivalent", "assert_pipelines_equivalent", "check_environment",
-        "compare", "compare_pipelines", "environment_report", "seed_everything",
-        "CheckpointMismatchError", "CheckpointReport", "convert_batchnorm", "convert_checkpoint",
-        "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict", "torch_to_mindspore_names",
-        "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell", "Alignment", "align",
-        "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
-        "convert_lr_scheduler", "convert_optimizer", "diff_layers",
+        "BatchMismatch",
+        "Comparison",
+        "EnvironmentReport",
+        "IncompatibleEnvironmentError",
+        "Mismatch",
+        "PipelineReport",
+        "SeedReport",
+        "assert_equivalent",
+        "assert_pipelines_equivalent",
+        "check_environment",
+        "compare",
+        "compare_pipelines",
+        "environment_report",
+        "seed_everything",
+        "CheckpointMismatchError",
+        "CheckpointReport",
+        "convert_batchnorm",
+        "convert_checkpoint",
+        "copy_batchnorm_state",
+        "load_torch_state_dict",
+        "torch_state_dict",
+        "torch_to_mindspore_names",
+        "ReferenceSyncBatchNorm",
+        "ReferenceSyncBatchNormCell",
+        "Alignment",
+        "align",
+        "LRSchedule",
+        "LayerDiff",
+        "LayerReport",
+        "StepRecord",
+        "TrainingReport",
+        "compare_training",
+        "convert_lr_scheduler",
+        "convert_optimizer",
+        "diff_layers",
     ],
     "porting.harness": [
-        "BatchMismatch", "Comparison", "Mismatch", "PipelineReport", "assert_equivalent", "assert_pipelines_equivalent",
-        "compare", "compare_pipelines", "dataset_rows", "loader_epochs",
+        "BatchMismatch",
+        "Comparison",
+        "Mismatch",
+        "PipelineReport",
+        "assert_equivalent",
+        "assert_pipelines_equivalent",
+        "compare",
+        "compare_pipelines",
+        "dataset_rows",
+        "loader_epochs",
     ],
     "porting.convert": [
-        "CheckpointMismatchError", "CheckpointReport", "ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell",
-        "convert_batchnorm", "convert_checkpoint", "copy_batchnorm_state", "load_torch_state_dict", "torch_state_dict",
-        "torch_to_mindspore_names", "Alignment", "align",
+        "CheckpointMismatchError",
+        "CheckpointReport",
+        "ReferenceSyncBatchNorm",
+        "ReferenceSyncBatchNormCell",
+        "convert_batchnorm",
+        "convert_checkpoint",
+        "copy_batchnorm_state",
+        "load_torch_state_dict",
+        "torch_state_dict",
+        "torch_to_mindspore_names",
+        "Alignment",
+        "align",
     ],
     "porting.training": [
-        "LRSchedule", "LayerDiff", "LayerReport", "StepRecord", "TrainingReport", "compare_training",
-        "convert_lr_scheduler", "convert_optimizer", "diff_layers",
+        "LRSchedule",
+        "LayerDiff",
+        "LayerReport",
+        "StepRecord",
+        "TrainingReport",
+        "compare_training",
+        "convert_lr_scheduler",
+        "convert_optimizer",
+        "diff_layers",
     ],
     "porting.cli": ["build_parser", "main"],
     "torch2ms_base": [
-        "EnvironmentReport", "IncompatibleEnvironmentError", "RandomStream", "SeedReport", "StreamState",
-        "StreamUnavailable", "__version__", "check_environment", "environment_report", "own_streams",
-        "register_stream", "seed_everything", "streams",
+        "EnvironmentReport",
+        "IncompatibleEnvironmentError",
+        "RandomStream",
+        "SeedReport",
+        "StreamState",
+        "StreamUnavailable",
+        "__version__",
+        "check_environment",
+        "environment_report",
+        "own_streams",
+        "register_stream",
+        "seed_everything",
+        "streams",
     ],
     "adapters": [
-        "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
-        "SequentialSampler", "Structure", "StructureMismatchError", "SubsetRandomSampler", "TorchLoaderDataset",
-        "WeightedRandomSampler", "WorkerError", "WorkerInfo", "default_collate", "default_convert",
-        "default_generator", "generate_state", "get_worker_info", "to_mindspore", "to_numpy",
+        "BatchSampler",
+        "Dataset",
+        "DistributedSampler",
+        "Generator",
+        "IterableDataset",
+        "RandomSampler",
+        "Sampler",
+        "SequentialSampler",
+        "Structure",
+        "StructureMismatchError",
+        "SubsetRandomSampler",
+        "TorchLoaderDataset",
+        "WeightedRandomSampler",
+        "WorkerError",
+        "WorkerInfo",
+        "default_collate",
+        "default_convert",
+        "default_generator",
+        "generate_state",
+        "get_worker_info",
+        "to_mindspore",
+        "to_numpy",
     ],
     "adapters.torch_data": [
-        "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
-        "SequentialSampler", "SubsetRandomSampler", "WeightedRandomSampler", "WorkerInfo", "WorkerSeeds",
-        "default_collate", "default_convert", "default_generator", "draw_base_seed", "generate_state",
-        "get_worker_info", "to_numpy", "worker_seeds",
+        "BatchSampler",
+        "Dataset",
+        "DistributedSampler",
+        "Generator",
+        "IterableDataset",
+        "RandomSampler",
+        "Sampler",
+        "SequentialSampler",
+        "SubsetRandomSampler",
+        "WeightedRandomSampler",
+        "WorkerInfo",
+        "WorkerSeeds",
+        "default_collate",
+        "default_convert",
+        "default_generator",
+        "draw_base_seed",
+        "generate_state",
+        "get_worker_info",
+        "to_numpy",
+        "worker_seeds",
     ],
     "adapters.engine": [
-        "LoaderSpec", "Schedule", "Structure", "StructureMismatchError", "TorchLoaderDataset", "WorkerError",
-        "build_engine", "reachable_samplers", "spec_from_dataset", "spec_from_loader", "to_mindspore",
+        "LoaderSpec",
+        "Schedule",
+        "Structure",
+        "StructureMismatchError",
+        "TorchLoaderDataset",
+        "WorkerError",
+        "build_engine",
+        "reachable_samplers",
+        "spec_from_dataset",
+        "spec_from_loader",
+        "to_mindspore",
     ],
     "yolov5_core": [
-        "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "GENERATOR_SEED_BASE", "HELP_URL", "HYP_KEYS",
-        "HYP_NAMES", "IMG_FORMATS", "LoaderRecipe", "collate_fn", "collate_fn4", "interpolate_bilinear",
-        "loader_recipe", "rank_from_env", "rect_shuffle", "seed_worker_from",
-        "LabelSummary", "MOSAIC_HYP_KEYS", "NUM_THREADS", "SyntheticDataset", "YoloDatasetCore", "augment_hsv",
-        "bbox_ioa", "box_candidates", "cache_images_to_disk", "cache_labels", "check_cache_ram", "clip_boxes",
-        "copy_paste", "default_transforms", "exif_size", "get_hash", "img2label_paths", "label_cache_path",
-        "letterbox", "list_image_files", "load_hyp", "load_image", "load_label_cache", "load_mosaic",
-        "make_synthetic_dataset", "mixup", "random_perspective", "read_image", "resample_segments", "resize_image",
-        "segment2box", "segments2boxes", "verify_image_label", "xyn2xy", "xywh2xyxy", "xywhn2xyxy", "xyxy2xywh",
+        "Albumentations",
+        "CACHE_VERSION",
+        "CLASS_NAMES",
+        "Fault",
+        "GENERATOR_SEED_BASE",
+        "HELP_URL",
+        "HYP_KEYS",
+        "HYP_NAMES",
+        "IMG_FORMATS",
+        "LoaderRecipe",
+        "collate_fn",
+        "collate_fn4",
+        "interpolate_bilinear",
+        "loader_recipe",
+        "rank_from_env",
+        "rect_shuffle",
+        "seed_worker_from",
+        "LabelSummary",
+        "MOSAIC_HYP_KEYS",
+        "NUM_THREADS",
+        "SyntheticDataset",
+        "YoloDatasetCore",
+        "augment_hsv",
+        "bbox_ioa",
+        "box_candidates",
+        "cache_images_to_disk",
+        "cache_labels",
+        "check_cache_ram",
+        "clip_boxes",
+        "copy_paste",
+        "default_transforms",
+        "exif_size",
+        "get_hash",
+        "img2label_paths",
+        "label_cache_path",
+        "letterbox",
+        "list_image_files",
+        "load_hyp",
+        "load_image",
+        "load_label_cache",
+        "load_mosaic",
+        "make_synthetic_dataset",
+        "mixup",
+        "random_perspective",
+        "read_image",
+        "resample_segments",
+        "resize_image",
+        "segment2box",
+        "segments2boxes",
+        "verify_image_label",
+        "xyn2xy",
+        "xywh2xyxy",
+        "xywhn2xyxy",
+        "xyxy2xywh",
         "xyxy2xywhn",
     ],
     "yolov5_pt": [
-        "InfiniteDataLoader", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "seed_worker",
+        "InfiniteDataLoader",
+        "LoadImagesAndLabels",
+        "collate_fn",
+        "collate_fn4",
+        "create_dataloader",
+        "seed_worker",
         "torch_distributed_zero_first",
     ],
     "yolov5_ms": [
-        "COLUMNS", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "distributed_context",
+        "COLUMNS",
+        "LoadImagesAndLabels",
+        "collate_fn",
+        "collate_fn4",
+        "create_dataloader",
+        "distributed_context",
         "seed_worker",
     ],
 }
@@ -116,8 +276,19 @@ LAYERS = {
     "porting.convert": {"torch2ms_base", "porting.harness"},
     "porting.training": {"torch2ms_base", "porting.harness", "porting.convert"},
     "porting": {"torch2ms_base", "porting.harness", "porting.convert", "porting.training"},
-    "porting.cli": {"torch2ms_base", "porting", "porting.harness", "porting.convert", "porting.training",
-                    "adapters", "adapters.torch_data", "adapters.engine", "yolov5_core", "yolov5_pt", "yolov5_ms"},
+    "porting.cli": {
+        "torch2ms_base",
+        "porting",
+        "porting.harness",
+        "porting.convert",
+        "porting.training",
+        "adapters",
+        "adapters.torch_data",
+        "adapters.engine",
+        "yolov5_core",
+        "yolov5_pt",
+        "yolov5_ms",
+    },
     "yolov5_core": set(),
     "yolov5_pt": {"yolov5_core"},
     "yolov5_ms": {"torch2ms_base", "yolov5_core", "adapters", "adapters.torch_data", "adapters.engine"},
@@ -152,7 +323,7 @@ def _imports(path: pathlib.Path) -> set[str]:
     import ast
 
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
@@ -161,7 +332,7 @@ def _imports(path: pathlib.Path) -> set[str]:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
-                module = node.module
+                module = node.module or ""  # `from . import x` has level 1
             names.add(module)
             names.update(f"{module}.{a.name}" for a in node.names)  # `from porting import harness`
     return names
@@ -181,6 +352,7 @@ def test_the_layer_table_covers_every_module():
 def test_lower_layers_never_import_upper_ones(path):
     rel = str(path.relative_to(ROOT))
     own = _OWNER_OVERRIDES.get(rel) or _layer_of(_module_name(path))
+    assert own is not None, f"{rel}: in no layer of LAYERS"
     allowed = LAYERS[own] | {own}
     bad = set()
     for name in _imports(path):
@@ -193,17 +365,22 @@ def test_lower_layers_never_import_upper_ones(path):
     assert not bad, f"{rel} ({own}) imports {sorted(bad)}: a layer above it (allowed: {sorted(allowed)})"
 
 
-@pytest.mark.parametrize("package, not_loaded", [
-    ("adapters", ("porting", "yolov5_core", "yolov5_pt", "yolov5_ms")),
-    ("porting", ("adapters", "yolov5_core", "yolov5_pt", "yolov5_ms", "porting.cli")),
-    ("torch2ms_base", ("adapters", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore", "torch")),
-])
+@pytest.mark.parametrize(
+    "package, not_loaded",
+    [
+        ("adapters", ("porting", "yolov5_core", "yolov5_pt", "yolov5_ms")),
+        ("porting", ("adapters", "yolov5_core", "yolov5_pt", "yolov5_ms", "porting.cli")),
+        ("torch2ms_base", ("adapters", "porting", "yolov5_core", "yolov5_pt", "yolov5_ms", "mindspore", "torch")),
+    ],
+)
 def test_importing_a_layer_loads_nothing_above_it(package, not_loaded):
     """At import time (functions may import what they need when called: seed_everything imports torch)."""
     from tests._helpers.subproc import run_python
 
-    code = (f"import sys, {package}; names = {not_loaded!r}; "
-            "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in names)))")
+    code = (
+        f"import sys, {package}; names = {not_loaded!r}; "
+        "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in names)))"
+    )
     out = run_python(code)
     assert out.strip() == "[]"
 
@@ -224,8 +401,8 @@ def test_every_command_line_option_has_help_text_and_no_raw_markup():
     from porting.cli import build_parser
 
     parser = build_parser()
-    [sub] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    assert set(sub.choices) >= {"demo", "check", "convert-ckpt", "diff", "env"}
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sub.choices is not None and set(sub.choices) >= {"demo", "check", "convert-ckpt", "diff", "env"}
     for name, command in sub.choices.items():
         text = command.format_help()
         assert "``" not in text and ":func:" not in text, f"raw RST in `torch2ms {name} --help`"

@@ -40,7 +40,7 @@ def test_worker_seeding_seeds_every_live_stream_torch_reseeds_in_a_worker():
     assert seed == expected.torch == torch.initial_seed() == adapters.default_generator.initial_seed()
     np_state = np.random.get_state()
     np.random.seed(expected.numpy)
-    assert np.array_equal(np.random.get_state()[1], np_state[1])
+    assert np.array_equal(np.random.get_state()[1], np_state[1])  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
     py = random.getstate()
     random.seed(expected.python)
     assert random.getstate() == py
@@ -48,7 +48,7 @@ def test_worker_seeding_seeds_every_live_stream_torch_reseeds_in_a_worker():
 
 def test_a_stream_registered_after_seeding_is_seeded_at_once_and_then_listed():
     porting.seed_everything(5)
-    got = []
+    got: list[int] = []
     register_stream(RandomStream("tests.late_stream", got.append))
     try:
         assert got == [5]

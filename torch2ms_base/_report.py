@@ -59,13 +59,13 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data: ``ok``, ``verdict``, then the report's fields."""
-        fields = {}
+        fields: dict[str, Any] = {}
         if dataclasses.is_dataclass(self):
             fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
         return {"ok": self.ok, "verdict": self.verdict, **jsonable(fields)}
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:  # noqa: C901 - one flat type dispatch, its order the rule
     """``value`` as JSON-ready data: dataclasses as dicts, tuples as lists, numpy scalars as numbers,
     non-finite floats as strings (``"inf"``, ``"nan"``: JSON has no such numbers), the rest as ``str``.
 

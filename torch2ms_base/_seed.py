@@ -55,7 +55,7 @@ def _mindspore_deterministic() -> str:
 
     # MindSpore raises on a second set_deterministic call, so make ours idempotent.
     try:
-        from mindspore._c_expression import DeviceManagerConf  # type: ignore[attr-defined]
+        from mindspore._c_expression import DeviceManagerConf
 
         if DeviceManagerConf.get_instance().is_deterministic_configured():
             return "already on"
@@ -82,8 +82,10 @@ def _torch_deterministic() -> str:
 
 
 # Settings made by ``deterministic=True`` after the stream of the same framework was seeded.
-_DETERMINISTIC = {"mindspore": ("mindspore.deterministic", _mindspore_deterministic),
-                  "torch": ("torch.deterministic", _torch_deterministic)}
+_DETERMINISTIC = {
+    "mindspore": ("mindspore.deterministic", _mindspore_deterministic),
+    "torch": ("torch.deterministic", _torch_deterministic),
+}
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedReport:

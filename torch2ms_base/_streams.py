@@ -41,10 +41,10 @@ class RandomStream:
     """
 
     name: str
-    seed: Callable[[Any], None]
+    seed: Callable[[Any], object]  # what it returns is ignored (torch's manual_seed returns the generator)
     module: str | None = None
     get_state: Callable[[], Any] | None = None
-    set_state: Callable[[Any], None] | None = None
+    set_state: Callable[[Any], object] | None = None
     worker_seed: str | None = None
 
     def live(self) -> bool:
@@ -93,16 +93,21 @@ def _torch_set(state) -> None:
 _FRAMEWORKS = [
     RandomStream("mindspore", _seed_mindspore, module="mindspore"),
     RandomStream("mindspore.dataset", _seed_mindspore_dataset, module="mindspore.dataset"),
-    RandomStream("torch", _seed_torch, module="torch", get_state=_torch_get, set_state=_torch_set,
-                 worker_seed="torch"),
+    RandomStream("torch", _seed_torch, module="torch", get_state=_torch_get, set_state=_torch_set, worker_seed="torch"),
     RandomStream("torch.cuda", _seed_torch_cuda, module="torch"),
 ]
 _REGISTERED: list[RandomStream] = []
 _PYTHON_NUMPY = [
-    RandomStream("python.random", random.seed, get_state=random.getstate, set_state=random.setstate,
-                 worker_seed="python"),
-    RandomStream("numpy.random", np.random.seed, get_state=np.random.get_state, set_state=np.random.set_state,
-                 worker_seed="numpy"),
+    RandomStream(
+        "python.random", random.seed, get_state=random.getstate, set_state=random.setstate, worker_seed="python"
+    ),
+    RandomStream(
+        "numpy.random",
+        np.random.seed,
+        get_state=np.random.get_state,
+        set_state=np.random.set_state,
+        worker_seed="numpy",
+    ),
 ]
 _last_seed: int | None = None  # what seed_everything last seeded with (a late registration gets it too)
 
@@ -159,7 +164,10 @@ class StreamState:
         """Make these the current states."""
         by_name = {s.name: s for s in streams()}
         for name, state in self.states.items():
-            by_name[name].set_state(state)
+            set_state = by_name[name].set_state
+            if set_state is None:  # capture() takes what it can restore: a registry entry with get_state only
+                raise RuntimeError(f"stream {name!r} has a get_state but no set_state: it cannot be restored")
+            set_state(state)
 
     def __getitem__(self, name: str) -> Any:
         return self.states[name]

@@ -10,16 +10,6 @@ No module here imports torch.
 """
 
 from yolov5_core._albumentations import Albumentations, default_transforms
-from yolov5_core._collate import collate_fn, collate_fn4
-from yolov5_core._interpolate import interpolate_bilinear
-from yolov5_core._loader import (
-    GENERATOR_SEED_BASE,
-    LoaderRecipe,
-    loader_recipe,
-    rank_from_env,
-    rect_shuffle,
-    seed_worker_from,
-)
 from yolov5_core._augment import augment_hsv, box_candidates, copy_paste, mixup, random_perspective
 from yolov5_core._boxes import (
     bbox_ioa,
@@ -33,9 +23,12 @@ from yolov5_core._boxes import (
     xyxy2xywh,
     xyxy2xywhn,
 )
+from yolov5_core._collate import collate_fn, collate_fn4
 from yolov5_core._dataset import HYP_KEYS, MOSAIC_HYP_KEYS, YoloDatasetCore
 from yolov5_core._files import HELP_URL, IMG_FORMATS, get_hash, img2label_paths, list_image_files
 from yolov5_core._hyp import HYP_NAMES, load_hyp
+from yolov5_core._images import cache_images_to_disk, check_cache_ram, load_image, read_image, resize_image
+from yolov5_core._interpolate import interpolate_bilinear
 from yolov5_core._labels import (
     CACHE_VERSION,
     NUM_THREADS,
@@ -46,8 +39,15 @@ from yolov5_core._labels import (
     load_label_cache,
     verify_image_label,
 )
-from yolov5_core._images import cache_images_to_disk, check_cache_ram, load_image, read_image, resize_image
 from yolov5_core._letterbox import letterbox
+from yolov5_core._loader import (
+    GENERATOR_SEED_BASE,
+    LoaderRecipe,
+    loader_recipe,
+    rank_from_env,
+    rect_shuffle,
+    seed_worker_from,
+)
 from yolov5_core._mosaic import load_mosaic
 from yolov5_core._synthetic import CLASS_NAMES, Fault, SyntheticDataset, make_synthetic_dataset
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

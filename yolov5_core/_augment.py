@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -143,7 +144,10 @@ def random_perspective(
         else:
             im = cv2.warpAffine(im, M[:2], dsize=(width, height), borderValue=_BORDER)
 
-    n = len(targets)
+    # a non-empty ``targets`` is an (n, 5) array and ``segments`` a list of arrays (the () defaults: none,
+    # returned as given)
+    out, segments = cast(np.ndarray, targets), cast(list, segments)
+    n = len(out)
     if n:
         use_segments = any(x.any() for x in segments) and len(segments) == n
         new = np.zeros((n, 4))
@@ -157,7 +161,7 @@ def random_perspective(
                 new[i] = segment2box(xy, width, height)
         else:
             xy = np.ones((n * 4, 3))
-            xy[:, :2] = targets[:, [1, 2, 3, 4, 1, 4, 3, 2]].reshape(n * 4, 2)  # x1y1, x2y2, x1y2, x2y1
+            xy[:, :2] = out[:, [1, 2, 3, 4, 1, 4, 3, 2]].reshape(n * 4, 2)  # x1y1, x2y2, x1y2, x2y1
             xy = xy @ M.T
             xy = (xy[:, :2] / xy[:, 2:3] if perspective else xy[:, :2]).reshape(n, 8)
             x = xy[:, [0, 2, 4, 6]]
@@ -166,11 +170,11 @@ def random_perspective(
             new[:, [0, 2]] = new[:, [0, 2]].clip(0, width)
             new[:, [1, 3]] = new[:, [1, 3]].clip(0, height)
 
-        i = box_candidates(box1=targets[:, 1:5].T * s, box2=new.T, area_thr=0.01 if use_segments else 0.10)
-        targets = targets[i]
-        targets[:, 1:5] = new[i]
+        keep = box_candidates(box1=out[:, 1:5].T * s, box2=new.T, area_thr=0.01 if use_segments else 0.10)
+        out = out[keep]
+        out[:, 1:5] = new[keep]
 
-    return im, targets
+    return im, out
 
 
 def box_candidates(
@@ -235,11 +239,11 @@ def copy_paste(
         h, w, c = im.shape
         im_new = np.zeros(im.shape, np.uint8)
         for j in rng.sample(range(n), k=round(p * n)):
-            l, s = labels[j], segments[j]
-            box = w - l[3], l[2], w - l[1], l[4]
+            lb, s = labels[j], segments[j]
+            box = w - lb[3], lb[2], w - lb[1], lb[4]
             ioa = bbox_ioa(box, labels[:, 1:5])
             if (ioa < 0.30).all():  # allow 30% obscuration of existing labels
-                labels = np.concatenate((labels, [[l[0], *box]]), 0)
+                labels = np.concatenate((labels, [[lb[0], *box]]), 0)
                 segments.append(np.concatenate((w - s[:, 0:1], s[:, 1:2]), 1))
                 cv2.drawContours(im_new, [segments[j].astype(np.int32)], -1, (1, 1, 1), cv2.FILLED)
 

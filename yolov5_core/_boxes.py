@@ -248,7 +248,7 @@ def resample_segments(segments: list[np.ndarray], n: int = 1000) -> list[np.ndar
     return segments
 
 
-def bbox_ioa(box1: np.ndarray, box2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+def bbox_ioa(box1: np.ndarray | tuple, box2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     """Intersection of ``box1`` with each of ``box2``, over ``box2``'s area (xyxy boxes).
 
     Args:

@@ -6,7 +6,7 @@ The rules live here once; ``yolov5_pt`` wraps them for tensors, ``yolov5_ms`` us
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def collate_fn(batch: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray, tuple, t
         [0.0, 1.0]
     """
     check_batch(batch, "collate_fn")
-    im, label, path, shapes = zip(*batch)
+    im, label, path, shapes = zip(*batch, strict=True)
     for i, lb in enumerate(label):
         lb[:, 0] = i  # image index for build_targets()
     if len({x.shape for x in im}) > 1:
@@ -83,7 +83,7 @@ def collate_fn4(batch: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray, tuple, 
         (1, 3, 8, 8)
     """
     check_batch(batch, "collate_fn4")
-    im, label, path, shapes = zip(*batch)
+    im, label, path, shapes = zip(*batch, strict=True)
     n = len(shapes) // 4
     im4, label4, path4, shapes4 = [], [], path[:n], shapes[:n]
     for i in range(0, 4 * n, 4):

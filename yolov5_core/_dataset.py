@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -138,7 +138,7 @@ class YoloDatasetCore:
         self.image_weights = image_weights
         self.rect = False if image_weights else rect
         self.mosaic = self.augment and not self.rect
-        self.mosaic_border = [-img_size // 2, -img_size // 2]
+        self.mosaic_border: Sequence[int] = [-img_size // 2, -img_size // 2]
         self.stride = stride
         self.path = path
         if augment:
@@ -152,7 +152,8 @@ class YoloDatasetCore:
         else:
             raise ValueError(
                 "YoloDatasetCore: albumentations must be True, False, None or an Albumentations instance, "
-                f"got {type(albumentations).__name__}")
+                f"got {type(albumentations).__name__}"
+            )
         self.workers = workers
 
         self._load_labels(path, prefix, workers)
@@ -160,14 +161,16 @@ class YoloDatasetCore:
         n = self.n = len(self.shapes)
         bi = np.floor(np.arange(n) / batch_size).astype(int)  # batch index of each image
         self.batch = bi
-        self.indices = range(n)
+        self.indices: Sequence[int] = range(n)
         if self.rect:
             self._sort_rect(bi, bi[-1] + 1, img_size, stride, pad)
 
         if cache_images == "ram" and not self._ram_fits(prefix):
             cache_images = False
-        self.ims = [None] * n
-        self.im_hw0, self.im_hw = [None] * n, [None] * n
+        # the RAM cache: image, original and resized (h, w), set together by _cache_images
+        self.ims: list[np.ndarray | None] = [None] * n
+        self.im_hw0: list[tuple[int, int] | None] = [None] * n
+        self.im_hw: list[tuple[int, int] | None] = [None] * n
         self.npy_files = [Path(f).with_suffix(".npy") for f in self.im_files]
         if cache_images:
             self._cache_images("disk" if cache_images == "disk" else "ram", prefix)
@@ -190,7 +193,7 @@ class YoloDatasetCore:
         if not (nf > 0 or not self.augment):
             raise ValueError(f"{prefix}No labels found in {cache_path}, can not start training. {HELP_URL}")
         entries = {k: v for k, v in cache.items() if k not in _CACHE_META_KEYS}
-        labels, shapes, segments = zip(*entries.values()) if entries else ((), (), ())
+        labels, shapes, segments = zip(*entries.values(), strict=True) if entries else ((), (), ())
         if not (sum(len(x) for x in labels) > 0 or not self.augment):
             raise ValueError(f"{prefix}All labels empty in {cache_path}, can not start training. {HELP_URL}")
         if not entries:
@@ -215,7 +218,7 @@ class YoloDatasetCore:
                 raise ValueError(f"{prefix}min_items={min_items} filtered out every image")
         include_class = list(include_class or [])
         include_class_array = np.array(include_class).reshape(1, -1)
-        for i, (label, segment) in enumerate(zip(self.labels, self.segments)):
+        for i, (label, segment) in enumerate(zip(self.labels, self.segments, strict=True)):
             if include_class:
                 j = (label[:, 0:1] == include_class_array).any(1)
                 self.labels[i] = label[j]
@@ -256,14 +259,14 @@ class YoloDatasetCore:
 
     def _cache_images(self, mode: str, prefix: str) -> None:
         n, b = self.n, 0
-        fcn = self.cache_images_to_disk if mode == "disk" else self.load_image
         with ThreadPool(NUM_THREADS) as pool:  # cv2 releases the GIL while decoding
-            for i, x in enumerate(pool.imap(fcn, range(n))):
-                if mode == "disk":
+            if mode == "disk":
+                for i, _ in enumerate(pool.imap(self.cache_images_to_disk, range(n))):
                     b += self.npy_files[i].stat().st_size
-                else:
-                    self.ims[i], self.im_hw0[i], self.im_hw[i] = x
-                    b += self.ims[i].nbytes
+            else:
+                for i, (im, hw0, hw) in enumerate(pool.imap(self.load_image, range(n))):
+                    self.ims[i], self.im_hw0[i], self.im_hw[i] = im, hw0, hw
+                    b += im.nbytes
         LOGGER.info(f"{prefix}Caching images ({b / (1 << 30):.1f}GB {mode})")
 
     # ------------------------------------------------------------------ images
@@ -277,9 +280,10 @@ class YoloDatasetCore:
             ``(image BGR uint8, (h0, w0), (h, w))``; a RAM-cached image is returned itself
             (callers must not modify it).
         """
-        if self.ims[i] is None:
+        im, hw0, hw = self.ims[i], self.im_hw0[i], self.im_hw[i]
+        if im is None or hw0 is None or hw is None:  # not in the RAM cache (the three are set together)
             return load_image(self.im_files[i], self.img_size, self.augment, self.npy_files[i])
-        return self.ims[i], self.im_hw0[i], self.im_hw[i]
+        return im, hw0, hw
 
     def cache_images_to_disk(self, i: int) -> None:
         """Save image ``i`` as ``.npy`` next to it (unless present)."""
@@ -293,7 +297,7 @@ class YoloDatasetCore:
     def __len__(self) -> int:
         return len(self.im_files)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int):  # noqa: C901 - upstream's, statement by statement (random draw order)
         """One training/validation sample.
 
         Args:
@@ -309,7 +313,7 @@ class YoloDatasetCore:
             IndexError: ``index`` is out of range.
         """
         index = self.indices[index]
-        hyp = self.hyp
+        hyp = self.hyp or {}  # None only without augmentation, where no hyperparameter is read
         mosaic = self.mosaic and random.random() < hyp["mosaic"]
         if mosaic:
             img, labels = self.load_mosaic(index)

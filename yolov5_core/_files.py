@@ -27,7 +27,7 @@ def _read_list_file(list_file: Path) -> list[str]:
     return [x.replace("./", parent, 1) if x.startswith("./") else x for x in lines]
 
 
-def list_image_files(path: str | os.PathLike | list[str | os.PathLike], prefix: str = "") -> list[str]:
+def list_image_files(path: str | os.PathLike | list, prefix: str = "") -> list[str]:
     """List the image files of a YOLOv5 source exactly as upstream ``LoadImagesAndLabels`` does.
 
     A source is a directory (searched recursively for ``*.*``), a text file with one image path per line

@@ -45,7 +45,8 @@ def load_hyp(name_or_path: str | os.PathLike) -> dict:
         path = Path(name_or_path)
         if not path.is_file():
             raise FileNotFoundError(
-                f"load_hyp: expected a bundled name {list(HYP_NAMES)} or an existing YAML file, got {str(path)!r}")
+                f"load_hyp: expected a bundled name {list(HYP_NAMES)} or an existing YAML file, got {str(path)!r}"
+            )
         text = path.read_text()
         source = str(path)
     hyp = yaml.safe_load(text)

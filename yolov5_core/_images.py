@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -93,7 +93,8 @@ def load_image(
     im = read_image(im_file, npy_file)
     h0, w0 = im.shape[:2]
     im = resize_image(im, img_size, augment)
-    return im, (h0, w0), im.shape[:2]
+    h, w = im.shape[:2]
+    return im, (h0, w0), (h, w)
 
 
 def cache_images_to_disk(im_file: str | os.PathLike, npy_file: str | os.PathLike) -> None:

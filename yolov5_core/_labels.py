@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
@@ -45,7 +45,7 @@ _ORIENTATION = next(k for k, v in ExifTags.TAGS.items() if v == "Orientation")
 # Upstream formats offending values with the numpy print options its `utils.general` sets at import
 # (linewidth 320, '{:11.5g}' floats). Passed explicitly rather than via np.printoptions(), which in
 # numpy 1.x is process-global and would race between the verification threads.
-_ARRAY_FORMAT = {"max_line_width": 320, "formatter": {"float_kind": "{:11.5g}".format}}
+_ARRAY_FORMAT: dict[str, Any] = {"max_line_width": 320, "formatter": {"float_kind": "{:11.5g}".format}}
 
 
 def _fmt(values: np.ndarray) -> str:
@@ -68,7 +68,7 @@ def exif_size(img: Image.Image) -> tuple[int, int]:
     s = img.size
     # Like upstream: any EXIF problem (no _getexif, no tag, bad EXIF) means "use the stored size".
     with contextlib.suppress(Exception):
-        rotation = dict(img._getexif().items())[_ORIENTATION]
+        rotation = dict(img._getexif().items())[_ORIENTATION]  # type: ignore[attr-defined]  # JPEG's, as upstream
         if rotation in (6, 8):
             s = (s[1], s[0])
     return s
@@ -129,15 +129,16 @@ def verify_image_label(args: tuple[str, str, str]) -> tuple | list:
         ('d/images/a.jpg', array([[0, 0.5, 0.5, 0.2, 0.3]], dtype=float32), (480, 320), [], 0, 1, 0, 0, '')
     """
     im_file, lb_file, prefix = args
-    nm, nf, ne, nc, msg, segments = 0, 0, 0, 0, "", []
+    nm, nf, ne, nc, msg = 0, 0, 0, 0, ""
+    segments: list[np.ndarray] = []
     try:
         im = Image.open(im_file)
         try:
             im.verify()
             shape = exif_size(im)
             _check((shape[0] > 9) & (shape[1] > 9), f"image size {shape} <10 pixels")
-            _check(im.format.lower() in IMG_FORMATS, f"invalid image format {im.format}")
-            fmt = im.format.lower()
+            fmt = (im.format or "").lower()  # PIL names the format of every file it opens
+            _check(fmt in IMG_FORMATS, f"invalid image format {im.format}")
         finally:
             im.close()
         if fmt in ("jpg", "jpeg"):
@@ -237,7 +238,8 @@ def cache_labels(
     if len(im_files) != len(label_files):
         raise ValueError(
             f"cache_labels: expected one label file per image, got {len(im_files)} images and "
-            f"{len(label_files)} label files")
+            f"{len(label_files)} label files"
+        )
     if num_threads < 0:
         raise ValueError(f"cache_labels: expected num_threads >= 0, got {num_threads}")
     path = Path(path)
@@ -245,6 +247,7 @@ def cache_labels(
     nm, nf, ne, nc, msgs = 0, 0, 0, 0, []
     desc = f"{prefix}Scanning {path.parent / path.stem}..."
     jobs = zip(im_files, label_files, repeat(prefix))
+    results: Iterator[Any]
     with contextlib.ExitStack() as stack:
         if num_threads:
             pool = stack.enter_context(ThreadPool(num_threads))
@@ -271,7 +274,7 @@ def cache_labels(
     x["msgs"] = msgs
     x["version"] = CACHE_VERSION
     try:
-        np.save(path, x)
+        np.save(path, x)  # type: ignore[arg-type]  # the dict, pickled in a 0-d array: upstream's cache format
         path.with_suffix(".cache.npy").rename(path)
         LOGGER.info(f"{prefix}New cache created: {path}")
     except Exception as e:  # a read-only dataset still trains, only without a cache (upstream behaviour)
@@ -338,8 +341,13 @@ def load_label_cache(
         LOGGER.debug(f"{prefix}rebuilding label cache: {problem}")
         return cache_labels(im_files, label_files, cache_path, prefix, num_threads), False
     nf, nm, ne, nc, n = cache["results"]
-    tqdm(None, desc=f"{prefix}Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt",
-         total=n, initial=n, bar_format=_TQDM_BAR_FORMAT).close()
+    tqdm(
+        None,
+        desc=f"{prefix}Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt",
+        total=n,
+        initial=n,
+        bar_format=_TQDM_BAR_FORMAT,
+    ).close()
     if cache["msgs"]:
         LOGGER.info("\n".join(cache["msgs"]))
     return cache, True
@@ -378,16 +386,18 @@ class LabelSummary:
         if parts != self.total:
             raise ValueError(
                 f"LabelSummary: found {self.found} + missing {self.missing} + empty {self.empty} + corrupt "
-                f"{self.corrupt} = {parts}, expected total {self.total}")
+                f"{self.corrupt} = {parts}, expected total {self.total}"
+            )
         corrupt_labels = self.label_files_found - self.found - self.empty
         if not 0 <= corrupt_labels <= self.corrupt:
             raise ValueError(
                 f"LabelSummary: label files found {self.label_files_found} - found {self.found} - empty "
                 f"{self.empty} = {corrupt_labels} corrupt label files, expected between 0 and corrupt "
-                f"{self.corrupt}")
+                f"{self.corrupt}"
+            )
 
     @classmethod
-    def from_cache(cls, cache: Mapping) -> "LabelSummary":
+    def from_cache(cls, cache: Mapping) -> LabelSummary:
         """Summarise a label cache and check its ``results`` against its per-image entries.
 
         Args:
@@ -410,5 +420,6 @@ class LabelSummary:
             raise ValueError(
                 f"LabelSummary: cache results {(nf, nm, ne, nc, n)} expect {n - nc} kept images, "
                 f"{summary.found} with labels; the cache holds {len(entries)} images, {with_labels} with labels "
-                "(an image listed twice in the sources is counted twice but cached once)")
+                "(an image listed twice in the sources is counted twice but cached once)"
+            )
         return summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -12,10 +12,10 @@ __all__ = ["letterbox"]
 
 def letterbox(
     im: np.ndarray,
-    new_shape: int | Sequence[int] = (640, 640),
+    new_shape: int | Sequence[int] | np.ndarray = (640, 640),
     color: tuple[int, int, int] = (114, 114, 114),
     auto: bool = True,
-    scaleFill: bool = False,  # noqa: N803 - upstream's keyword name, kept for drop-in use
+    scaleFill: bool = False,  # upstream's keyword name (camelCase), kept for drop-in use
     scaleup: bool = True,
     stride: int = 32,
 ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
@@ -63,6 +63,8 @@ def letterbox(
 
     ratio = r, r
     new_unpad = int(round(shape[1] * r)), int(round(shape[0] * r))
+    dw: float
+    dh: float  # pixels of padding: whole numbers, halved below
     dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
     if auto:
         dw, dh = np.mod(dw, stride), np.mod(dh, stride)
@@ -77,7 +79,8 @@ def letterbox(
     if min(new_unpad) <= 0:  # cv2.resize would fail with an opaque assertion
         raise ValueError(
             f"letterbox: image (h, w) = {tuple(shape)} scaled by {r:g} to fit {tuple(new_shape)} "
-            f"rounds to the empty size (w, h) = {new_unpad}")
+            f"rounds to the empty size (w, h) = {new_unpad}"
+        )
     if shape[::-1] != new_unpad:
         im = cv2.resize(im, new_unpad, interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -14,14 +15,20 @@ __all__ = ["MosaicSource", "load_mosaic"]
 
 
 class MosaicSource(Protocol):
-    """What :func:`load_mosaic` needs from a dataset (``YoloDatasetCore`` provides it)."""
+    """What :func:`load_mosaic` reads from a dataset (``YoloDatasetCore`` provides it)."""
 
-    img_size: int
-    mosaic_border: Sequence[int]
-    indices: Sequence[int]
-    labels: list[np.ndarray]
-    segments: list[list[np.ndarray]]
-    hyp: dict
+    @property
+    def img_size(self) -> int: ...
+    @property
+    def mosaic_border(self) -> Sequence[int]: ...
+    @property
+    def indices(self) -> Sequence[int]: ...
+    @property
+    def labels(self) -> Sequence[np.ndarray]: ...
+    @property
+    def segments(self) -> Sequence[Sequence[np.ndarray]]: ...
+    @property
+    def hyp(self) -> dict | None: ...  # a dict whenever the dataset augments (mosaic is augmentation)
 
     def load_image(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]: ...
 
@@ -46,8 +53,9 @@ def load_mosaic(ds: MosaicSource, index: int, rng=None) -> tuple[np.ndarray, np.
         >>> img, labels = load_mosaic(dataset, 0)  # doctest: +SKIP
     """
     rng = random if rng is None else rng
-    hyp = ds.hyp
-    labels4, segments4 = [], []
+    hyp = ds.hyp or {}
+    labels4: list[np.ndarray] = []
+    segments4: list[np.ndarray] = []
     s = ds.img_size
     yc, xc = (int(rng.uniform(-x, 2 * s + x)) for x in ds.mosaic_border)
     indices = [index] + rng.choices(ds.indices, k=3)
@@ -74,21 +82,21 @@ def load_mosaic(ds: MosaicSource, index: int, rng=None) -> tuple[np.ndarray, np.
         padw = x1a - x1b
         padh = y1a - y1b
 
-        labels, segments = ds.labels[index].copy(), ds.segments[index].copy()
+        labels, segments = ds.labels[index].copy(), list(ds.segments[index])
         if labels.size:
             labels[:, 1:] = xywhn2xyxy(labels[:, 1:], w, h, padw, padh)
             segments = [xyn2xy(x, w, h, padw, padh) for x in segments]
         labels4.append(labels)
         segments4.extend(segments)
 
-    labels4 = np.concatenate(labels4, 0)
-    for x in (labels4[:, 1:], *segments4):
+    all_labels = np.concatenate(labels4, 0)
+    for x in (all_labels[:, 1:], *segments4):
         np.clip(x, 0, 2 * s, out=x)  # clipped here because random_perspective does not clip segments
 
-    img4, labels4, segments4 = copy_paste(img4, labels4, segments4, p=hyp["copy_paste"], rng=rng)
+    img4, all_labels, segments4 = copy_paste(img4, all_labels, segments4, p=hyp["copy_paste"], rng=rng)
     return random_perspective(
         img4,
-        labels4,
+        all_labels,
         segments4,
         degrees=hyp["degrees"],
         translate=hyp["translate"],

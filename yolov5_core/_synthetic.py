@@ -84,7 +84,7 @@ class SyntheticDataset:
     class_names: tuple[str, ...]
     manifest: tuple[Fault, ...]
 
-    def copy_to(self, dest: str | os.PathLike) -> "SyntheticDataset":
+    def copy_to(self, dest: str | os.PathLike) -> SyntheticDataset:
         """Copy the whole dataset to ``dest`` (replacing what is there), e.g. before a scan rewrites files.
 
         Args:
@@ -101,16 +101,24 @@ class SyntheticDataset:
             shutil.rmtree(dest)
         shutil.copytree(self.root, dest)
 
-        def move(p: Path | None) -> Path | None:
-            return None if p is None else dest / p.relative_to(self.root)
+        def move(p: Path) -> Path:
+            return dest / p.relative_to(self.root)
 
         data = yaml.safe_load(self.data_yaml.read_text())
         data["path"] = str(dest.resolve())
         (dest / self.data_yaml.relative_to(self.root)).write_text(yaml.safe_dump(data, sort_keys=False))
         return dataclasses.replace(
-            self, root=dest, images=move(self.images), labels=move(self.labels), data_yaml=move(self.data_yaml),
+            self,
+            root=dest,
+            images=move(self.images),
+            labels=move(self.labels),
+            data_yaml=move(self.data_yaml),
             image_files=tuple(move(p) for p in self.image_files),
-            manifest=tuple(dataclasses.replace(f, image=move(f.image), label=move(f.label)) for f in self.manifest))
+            manifest=tuple(
+                dataclasses.replace(f, image=move(f.image), label=None if f.label is None else move(f.label))
+                for f in self.manifest
+            ),
+        )
 
     def expected_summary(self) -> LabelSummary:
         """The scan result the files were designed to give (clean images plus each fault's outcome).
@@ -119,8 +127,12 @@ class SyntheticDataset:
             The expected :class:`~yolov5_core.LabelSummary`.
         """
         n_missing = (self.n_backgrounds + 1) // 2  # backgrounds alternate: no label file, empty label file
-        counts = {"found": self.n_clean - self.n_backgrounds, "missing": n_missing,
-                  "empty": self.n_backgrounds - n_missing, "corrupt": 0}
+        counts = {
+            "found": self.n_clean - self.n_backgrounds,
+            "missing": n_missing,
+            "empty": self.n_backgrounds - n_missing,
+            "corrupt": 0,
+        }
         label_files_found = self.n_clean - n_missing
         for fault in self.manifest:
             if fault.outcome in _BUCKET:
@@ -147,23 +159,24 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     hsv = np.array([[[rng.integers(0, 180), 255, rng.integers(190, 256)]]], dtype=np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    b, g, r = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    return b, g, r
 
 
 def _draw_mask(rng: np.random.Generator, cls: int, h: int, w: int, x0: int, y0: int, bw: int, bh: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
     x1, y1 = x0 + bw - 1, y0 + bh - 1
     if cls == 0:
-        cv2.rectangle(mask, (x0, y0), (x1, y1), 1, thickness=-1)
+        cv2.rectangle(mask, (x0, y0), (x1, y1), (1,), thickness=-1)
     elif cls == 1:
         centre, axes = (x0 + bw // 2, y0 + bh // 2), ((bw - 1) // 2, (bh - 1) // 2)
-        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, thickness=-1)
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, (1,), thickness=-1)
     elif cls == 2:  # base along one side, apex anywhere on the opposite side
         apex = int(rng.integers(x0, x1 + 1))
         pts = [(x0, y1), (x1, y1), (apex, y0)] if rng.random() < 0.5 else [(x0, y0), (x1, y0), (apex, y1)]
-        cv2.fillPoly(mask, [np.array(pts, np.int32)], 1)
+        cv2.fillPoly(mask, [np.array(pts, np.int32)], (1,))
     else:
-        cv2.rectangle(mask, (x0, y0), (x1, y1), 1, thickness=int(rng.integers(2, 5)))
+        cv2.rectangle(mask, (x0, y0), (x1, y1), (1,), thickness=int(rng.integers(2, 5)))
     return mask.astype(bool)
 
 
@@ -178,8 +191,10 @@ def _render(rng: np.random.Generator, h: int, w: int, n_objects: int) -> tuple[n
             bw = int(rng.integers(max(12, w // 14), w // 3))
             bh = int(rng.integers(max(12, h // 14), h // 3))
             x0, y0 = int(rng.integers(1, w - bw)), int(rng.integers(1, h - bh))
-            if all(x0 + bw + _MARGIN <= px or px + pw + _MARGIN <= x0 or y0 + bh + _MARGIN <= py or
-                   py + ph + _MARGIN <= y0 for px, py, pw, ph in placed):
+            if all(
+                x0 + bw + _MARGIN <= px or px + pw + _MARGIN <= x0 or y0 + bh + _MARGIN <= py or py + ph + _MARGIN <= y0
+                for px, py, pw, ph in placed
+            ):
                 break
         else:
             continue
@@ -264,15 +279,39 @@ def _write_faults(images: Path, labels: Path, root: Path, seed: int, img_size: t
     add(3, "not-an-image", "corrupt", "cannot identify image file", lambda b: b"this is not an image\n" * 4, good)
     tiny = _jpeg(np.full((8, 8, 3), 128, np.uint8))
     add(4, "image-too-small", "corrupt", "image size (8, 8) <10 pixels", lambda b: tiny, good)
-    add(5, "label-4-columns", "corrupt", "labels require 5 columns, 4 columns detected", lambda b: b,
-        lambda rows: "".join(" ".join(line.split()[:4]) + "\n" for line in _label_text(rows).splitlines()))
-    add(6, "label-negative", "corrupt", "negative label values", lambda b: b,
-        lambda rows: _label_text([(rows[0][0], -0.05, *rows[0][2:])] + rows[1:]))
-    add(7, "label-out-of-bounds", "corrupt", "non-normalized or out of bounds coordinates", lambda b: b,
-        lambda rows: _label_text([(*rows[0][:3], 1.25, rows[0][4])] + rows[1:]))
+    add(
+        5,
+        "label-4-columns",
+        "corrupt",
+        "labels require 5 columns, 4 columns detected",
+        lambda b: b,
+        lambda rows: "".join(" ".join(line.split()[:4]) + "\n" for line in _label_text(rows).splitlines()),
+    )
+    add(
+        6,
+        "label-negative",
+        "corrupt",
+        "negative label values",
+        lambda b: b,
+        lambda rows: _label_text([(rows[0][0], -0.05, *rows[0][2:])] + rows[1:]),
+    )
+    add(
+        7,
+        "label-out-of-bounds",
+        "corrupt",
+        "non-normalized or out of bounds coordinates",
+        lambda b: b,
+        lambda rows: _label_text([(*rows[0][:3], 1.25, rows[0][4])] + rows[1:]),
+    )
     # Rows in descending order, so upstream's np.unique de-duplication visibly reorders them.
-    add(8, "label-duplicates", "duplicates-removed", lambda rows: f"{len(rows[:2])} duplicate labels removed",
-        lambda b: b, lambda rows: _label_text(sorted(rows, reverse=True) + sorted(rows, reverse=True)[:2]))
+    add(
+        8,
+        "label-duplicates",
+        "duplicates-removed",
+        lambda rows: f"{len(rows[:2])} duplicate labels removed",
+        lambda b: b,
+        lambda rows: _label_text(sorted(rows, reverse=True) + sorted(rows, reverse=True)[:2]),
+    )
     add(9, "exif-rotated", "kept", "", _with_exif_rotation, good)  # stored landscape (9 % 3 == 0), EXIF: rotate 90
     add(10, "label-missing", "background-missing", "", lambda b: b, lambda rows: None)
     add(11, "label-polygons", "kept", "", lambda b: b, _polygon_rows)
@@ -287,8 +326,9 @@ def _check_args(root: Path, n_images: int, n_backgrounds: int, img_size) -> tupl
     if not isinstance(n_images, int) or n_images < 1:
         raise ValueError(f"make_synthetic_dataset: expected n_images >= 1, got {n_images!r}")
     if not isinstance(n_backgrounds, int) or not 0 <= n_backgrounds <= n_images:
-        raise ValueError(f"make_synthetic_dataset: expected 0 <= n_backgrounds <= n_images ({n_images}), "
-                         f"got {n_backgrounds!r}")
+        raise ValueError(
+            f"make_synthetic_dataset: expected 0 <= n_backgrounds <= n_images ({n_images}), got {n_backgrounds!r}"
+        )
     try:
         lo, hi = (int(v) for v in img_size)
     except (TypeError, ValueError) as e:
@@ -355,10 +395,23 @@ def make_synthetic_dataset(
 
     manifest = _write_faults(images, labels, root, seed, size) if faults else []
     data_yaml = root / "data.yaml"
-    data = {"path": str(root.resolve()), "train": "images/train", "val": "images/train",
-            "nc": len(CLASS_NAMES), "names": dict(enumerate(CLASS_NAMES))}
+    data = {
+        "path": str(root.resolve()),
+        "train": "images/train",
+        "val": "images/train",
+        "nc": len(CLASS_NAMES),
+        "names": dict(enumerate(CLASS_NAMES)),
+    }
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return SyntheticDataset(
-        root=root, images=images, labels=labels, data_yaml=data_yaml,
-        image_files=tuple(sorted(images.glob("*.jpg"))), n_clean=n_images, n_backgrounds=n_backgrounds,
-        n_objects=n_objects, class_names=CLASS_NAMES, manifest=tuple(manifest))
+        root=root,
+        images=images,
+        labels=labels,
+        data_yaml=data_yaml,
+        image_files=tuple(sorted(images.glob("*.jpg"))),
+        n_clean=n_images,
+        n_backgrounds=n_backgrounds,
+        n_objects=n_objects,
+        class_names=CLASS_NAMES,
+        manifest=tuple(manifest),
+    )

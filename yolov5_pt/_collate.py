@@ -8,7 +8,7 @@ back with ``torch.from_numpy``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -50,7 +50,7 @@ def collate_fn(batch: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, tupl
 
 
 def collate_fn4(batch: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, tuple, tuple]:
-    """Quad collation: each group of 4 samples becomes one image of twice the size (see :func:`yolov5_core.collate_fn4`).
+    """Quad collation: each group of 4 samples becomes one image twice the size (see :func:`yolov5_core.collate_fn4`).
 
     One python ``random.random()`` per group (global stream, in order) picks a bilinear x2 upsample
     of the group's first image, otherwise a 2x2 tile; trailing samples beyond a multiple of 4 are

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -20,6 +21,7 @@ from yolov5_pt._collate import collate_fn, collate_fn4
 from yolov5_pt._dataset import LoadImagesAndLabels
 
 __all__ = ["InfiniteDataLoader", "create_dataloader", "seed_worker", "torch_distributed_zero_first"]
+
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: reseed numpy's and python's global RNGs from torch's worker seed.
@@ -55,7 +57,8 @@ def torch_distributed_zero_first(local_rank: int) -> Iterator[None]:
     if local_rank != -1 and not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             f"rank={local_rank} needs an initialised torch.distributed process group "
-            "(torch.distributed.init_process_group); use rank=-1 without DDP")
+            "(torch.distributed.init_process_group); use rank=-1 without DDP"
+        )
 
     def barrier() -> None:
         if dist.get_backend() == "nccl":
@@ -99,7 +102,7 @@ class InfiniteDataLoader(DataLoader):
         self.iterator = super().__iter__()
 
     def __len__(self) -> int:
-        return len(self.batch_sampler.sampler)
+        return len(cast(_RepeatSampler, self.batch_sampler).sampler)  # set by __init__
 
     def __iter__(self):
         for _ in range(len(self)):
@@ -186,9 +189,20 @@ def create_dataloader(
             albumentations=albumentations,
         )
 
-    recipe = loader_recipe(len(dataset), batch_size, rank=rank, workers=workers, image_weights=image_weights,
-                           quad=quad, shuffle=shuffle, seed=seed, devices=torch.cuda.device_count())
-    sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle) if recipe.distributed else None
+    recipe = loader_recipe(
+        len(dataset),
+        batch_size,
+        rank=rank,
+        workers=workers,
+        image_weights=image_weights,
+        quad=quad,
+        shuffle=shuffle,
+        seed=seed,
+        devices=torch.cuda.device_count(),
+    )
+    sampler: distributed.DistributedSampler | None = None
+    if recipe.distributed:
+        sampler = distributed.DistributedSampler(dataset, shuffle=recipe.sampler_shuffle)
     loader = InfiniteDataLoader if recipe.infinite else DataLoader
     generator = torch.Generator()
     generator.manual_seed(recipe.generator_seed)

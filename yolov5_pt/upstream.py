@@ -28,7 +28,8 @@ __all__ = ["UPSTREAM_VERSION", "UpstreamNotInstalledError", "load_upstream"]
 UPSTREAM_VERSION = "7.0.14"
 _INSTALL_HINT = (
     f"install it without its (heavy) dependencies: `python -m pip install --no-deps yolov5=={UPSTREAM_VERSION}` "
-    "(scripts/setup.sh does this)")
+    "(scripts/setup.sh does this)"
+)
 _DATA_MODULES = ("utils.general", "utils.augmentations", "utils.dataloaders")
 _lock = threading.Lock()
 _loaded: types.SimpleNamespace | None = None
@@ -46,7 +47,8 @@ class _StandIn(types.ModuleType):
             raise AttributeError(attr)
         raise AttributeError(
             f"{self.__name__}.{attr} is a stand-in made by yolov5_pt.upstream.load_upstream(): the real "
-            f"{self.__name__.split('.')[0]} is not installed and upstream's detection data path should not need it")
+            f"{self.__name__.split('.')[0]} is not installed and upstream's detection data path should not need it"
+        )
 
 
 def _unavailable(qualname: str) -> Callable:
@@ -102,7 +104,7 @@ def _install_stand_ins() -> dict[str, types.ModuleType]:
         top = name.split(".")[0]
         if top not in added and _is_installed(top):
             continue  # the real package is there: let upstream use it
-        module = _StandIn(name)
+        module: types.ModuleType = _StandIn(name)
         # torch's dynamo calls importlib.util.find_spec on some of these names: a None __spec__ would raise.
         module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
         module.__path__ = []
@@ -145,7 +147,8 @@ def _check_version() -> None:
         raise UpstreamNotInstalledError(f"upstream YOLOv5 (package 'yolov5') is not installed; {_INSTALL_HINT}") from e
     if version != UPSTREAM_VERSION:
         raise UpstreamNotInstalledError(
-            f"expected yolov5=={UPSTREAM_VERSION} (upstream v7.0), got yolov5=={version}; {_INSTALL_HINT}")
+            f"expected yolov5=={UPSTREAM_VERSION} (upstream v7.0), got yolov5=={version}; {_INSTALL_HINT}"
+        )
 
 
 def load_upstream() -> types.SimpleNamespace:

@@ -31,7 +31,7 @@ import importlib.util
 import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from porting.harness._pipelines import batch_location, loader_epochs
 from torch2ms_base._report import Report, jsonable, markdown_table
 
 __all__ = ["CheckError", "CheckResult", "call_factory", "load_factory", "parse_tolerance", "run_check"]
+
 
 class CheckError(Exception):
     """A problem with the invocation (module, factory, options, an empty loader): exit status 2."""
@@ -112,8 +113,11 @@ class CheckResult(Report):
     def lines(self) -> list[str]:
         """The human summary."""
         out = [f"torch2ms check {self.target}: {self.verdict}"]
-        out.append(f"  settings: {self.epochs} epoch(s), seed {self.seed}, loop {self.loop}"
-                   + (f", {self.steps} steps per epoch" if self.steps else "") + f", tolerance {self.tolerance}")
+        out.append(
+            f"  settings: {self.epochs} epoch(s), seed {self.seed}, loop {self.loop}"
+            + (f", {self.steps} steps per epoch" if self.steps else "")
+            + f", tolerance {self.tolerance}"
+        )
         if self.columns:
             out.append("  columns: " + ", ".join(f"{c['name']} {c['dtype']} {c['shape']}" for c in self.columns))
         out.append(f"  compared: {self.batches} batches, {self.tensors} tensors, {self.bytes} bytes")
@@ -127,10 +131,12 @@ class CheckResult(Report):
             out.append(f"  worst absolute difference: {self.worst_abs_diff} at {self.worst_abs_location}")
         if self.torch_batches_per_s is not None:
             ratio = f", ratio {self.ratio:.2f}" if self.ratio is not None else ""
-            out.append(f"  speed, each side alone on the same {self.speed_batches} batches, building the loader and "
-                       f"starting its workers included: torch {self.torch_batches_per_s:.1f} batches/s, MindSpore "
-                       f"{self.mindspore_batches_per_s:.1f} batches/s{ratio} (a short run is dominated by start-up; "
-                       "benchmarks/bench_adapters.py measures steady-state throughput)")
+            out.append(
+                f"  speed, each side alone on the same {self.speed_batches} batches, building the loader and "
+                f"starting its workers included: torch {self.torch_batches_per_s:.1f} batches/s, MindSpore "
+                f"{self.mindspore_batches_per_s:.1f} batches/s{ratio} (a short run is dominated by start-up; "
+                "benchmarks/bench_adapters.py measures steady-state throughput)"
+            )
         if self.error:
             out.append(f"  error: {self.error}")
         return out
@@ -152,9 +158,15 @@ class CheckResult(Report):
                 ("ratio (MindSpore / torch)", _fmt(self.ratio, ".2f"))]  # fmt: skip
         md = [f"# torch2ms check `{self.target}`", "", markdown_table(("", ""), rows)]
         if self.columns:
-            md += ["", "## Columns", "",
-                   markdown_table(("name", "dtype", "shape (first batch)"),
-                                  [(c["name"], c["dtype"], c["shape"]) for c in self.columns])]
+            md += [
+                "",
+                "## Columns",
+                "",
+                markdown_table(
+                    ("name", "dtype", "shape (first batch)"),
+                    [(c["name"], c["dtype"], c["shape"]) for c in self.columns],
+                ),
+            ]
         for title, text in (("First mismatch", self.first_mismatch_text), ("Error", self.error)):
             if text:
                 md += ["", f"## {title}", "", "```", text, "```"]
@@ -199,31 +211,9 @@ def load_factory(target: str) -> Callable[[], Any]:
     if not sep or not module_name or not attr:
         raise CheckError(f"expected MODULE:FACTORY (e.g. my_project.data:make_loader), got {target!r}")
     if module_name.endswith(".py") or "/" in module_name:
-        path = Path(module_name)
-        if not path.is_file():
-            raise CheckError(f"{target}: no such file {str(path)!r}")
-        spec = importlib.util.spec_from_file_location(f"_torch2ms_check_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except SystemExit as exc:
-            raise CheckError(f"{target}: importing {path} called sys.exit({exc.code!r}); a module given as a "
-                             "target must not exit when imported (guard its script part with "
-                             "if __name__ == '__main__':)") from None
-        except Exception as exc:
-            raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        module = _import_file(target, Path(module_name))
     else:
-        if "" not in sys.path and str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: the user's project is importable
-        try:
-            module = importlib.import_module(module_name)
-        except SystemExit as exc:
-            raise CheckError(f"{target}: importing module {module_name!r} called sys.exit({exc.code!r}); a module "
-                             "given as a target must not exit when imported (guard its script part with "
-                             "if __name__ == '__main__':)") from None
-        except Exception as exc:
-            raise CheckError(f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from exc
+        module = _import_module(target, module_name)
     if not hasattr(module, attr):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
         raise CheckError(f"{target}: module {module_name!r} has no attribute {attr!r}; its callables: {names}")
@@ -231,6 +221,45 @@ def load_factory(target: str) -> Callable[[], Any]:
     if not callable(factory):
         raise CheckError(f"{target}: {attr!r} is a {type(factory).__name__}, not a callable factory")
     return factory
+
+
+def _import_file(target: str, path: Path) -> Any:
+    """The module in the file ``path`` (``MODULE`` given as a ``.py`` path)."""
+    if not path.is_file():
+        raise CheckError(f"{target}: no such file {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(f"_torch2ms_check_{path.stem}", path)
+    if spec is None or spec.loader is None:  # a suffix importlib has no loader for
+        raise CheckError(f"{target}: {path} is not a Python source file (expected a .py file)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise CheckError(
+            f"{target}: importing {path} called sys.exit({exc.code!r}); a module given as a "
+            "target must not exit when imported (guard its script part with "
+            "if __name__ == '__main__':)"
+        ) from None
+    except Exception as exc:
+        raise CheckError(f"{target}: importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+    return module
+
+
+def _import_module(target: str, module_name: str) -> Any:
+    """The module ``module_name``, importable from the current folder as under ``python -m``."""
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: the user's project is importable
+    try:
+        return importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise CheckError(
+            f"{target}: importing module {module_name!r} called sys.exit({exc.code!r}); a module "
+            "given as a target must not exit when imported (guard its script part with "
+            "if __name__ == '__main__':)"
+        ) from None
+    except Exception as exc:
+        raise CheckError(
+            f"{target}: importing module {module_name!r} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
 def call_factory(factory: Callable[[], Any], target: str, returns: str = "a loader") -> Any:
@@ -260,8 +289,9 @@ def call_factory(factory: Callable[[], Any], target: str, returns: str = "a load
     try:
         return factory()
     except SystemExit as exc:
-        raise CheckError(f"{target}: the factory called sys.exit({exc.code!r}) instead of returning "
-                         f"{returns}") from None
+        raise CheckError(
+            f"{target}: the factory called sys.exit({exc.code!r}) instead of returning {returns}"
+        ) from None
     except Exception as exc:
         raise CheckError(f"{target}: the factory raised {type(exc).__name__}: {_first_line(exc)}") from exc
 
@@ -304,8 +334,10 @@ def _build(factory: Callable, target: str, seed: int):
         try:
             loader = DataLoader(dataset, **kwargs)
         except Exception as exc:
-            raise CheckError(f"{target}: DataLoader(dataset, **kwargs) with the factory's kwargs failed: "
-                             f"{type(exc).__name__}: {_first_line(exc)}") from exc
+            raise CheckError(
+                f"{target}: DataLoader(dataset, **kwargs) with the factory's kwargs failed: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
         return loader, (dataset,), dict(kwargs)
     raise CheckError(
         f"{target}: the factory must return a torch DataLoader or (dataset, dataloader_kwargs); "
@@ -384,18 +416,23 @@ def _epoch_bound(loader, steps: int | None, limit: int | None, target: str) -> C
                 f"{target}: the loader's dataset ({type(loader.dataset).__name__}) is an IterableDataset without "
                 "__len__, so nothing says where its epochs end: pass --steps N to compare N batches per epoch of an "
                 "endless stream, or --max-batches-per-epoch N to walk each epoch to its end, stopping with an error "
-                "past N batches (a finite stream), or give the dataset a __len__") from None
+                "past N batches (a finite stream), or give the dataset a __len__"
+            ) from None
         sampler = loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
         raise CheckError(
             f"{target}: the loader's sampler ({type(getattr(sampler, 'sampler', sampler)).__name__}) has no __len__, "
             "so its epochs never end: pass --steps N to compare N batches per epoch (one iterator cut into "
-            "epochs, as to_mindspore(steps_per_epoch=N) does)") from None
+            "epochs, as to_mindspore(steps_per_epoch=N) does)"
+        ) from None
     if iterable:
         # torch lets each worker emit its own partial last batch: len(loader) + one per worker at most
         workers = max(loader.num_workers, 1)
-        return lambda: (len(loader) + workers,
-                        f"len(loader) says {len(loader)} (+ {workers} partial batch{'es' if workers > 1 else ''} per "
-                        "worker)" if workers > 1 else f"len(loader) says {len(loader)} (+ 1 partial batch per worker)")
+        return lambda: (
+            len(loader) + workers,
+            f"len(loader) says {len(loader)} (+ {workers} partial batch{'es' if workers > 1 else ''} per worker)"
+            if workers > 1
+            else f"len(loader) says {len(loader)} (+ 1 partial batch per worker)",
+        )
     return lambda: (len(loader), f"len(loader) says {len(loader)}")
 
 
@@ -433,7 +470,8 @@ class _TorchWalk:
                 raise CheckError(
                     f"{self.target}: epoch {self.epoch} of the torch run yielded more than {self.limit} batches "
                     f"({self.why}); an endless sampler or stream? pass --steps N (batches per epoch) to cut it into "
-                    "epochs" + (", or raise the bound" if self.why.startswith("--max") else ""))
+                    "epochs" + (", or raise the bound" if self.why.startswith("--max") else "")
+                )
             yield batch
             self.batch += 1
 
@@ -463,8 +501,8 @@ class _MindSporeWalk:
                 yield batch
                 self.n += 1
             return
-        for self.epoch in range(self.epochs):  # a fresh iterator every epoch
-            self.batch = 0
+        for epoch in range(self.epochs):  # a fresh iterator every epoch
+            self.epoch, self.batch = epoch, 0
             for row in self.ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
                 yield self.ds.structure.rebuild(row)
                 self.batch += 1
@@ -484,9 +522,10 @@ class _Reproducibility:
     """Checks a torch walk against the digests of an earlier one; remembers the first difference."""
 
     def __init__(self, digests: list, batches_per_epoch: int | None) -> None:
-        self.digests, self.per_epoch, self.first = digests, batches_per_epoch, None
+        self.digests, self.per_epoch = digests, batches_per_epoch
+        self.first: str | None = None  # what differs first between the two torch runs
 
-    def watch(self, batches: Iterator) -> Iterator:
+    def watch(self, batches: Iterable) -> Iterator:
         n = -1
         for n, batch in enumerate(batches):
             if self.first is None:
@@ -494,11 +533,14 @@ class _Reproducibility:
                     self.first = f"the second run yielded more batches than the first ({len(self.digests)})"
                 else:
                     ours = _column_digests(batch)
-                    bad = next((k for (k, d), (_, e) in zip(ours, self.digests[n]) if d != e), None)
+                    # the first differing column of those both have; a different column count is checked next
+                    bad = next((k for (k, d), (_, e) in zip(ours, self.digests[n], strict=False) if d != e), None)
                     if bad is not None or len(ours) != len(self.digests[n]):
-                        self.first = (f"{batch_location(n, self.per_epoch, bad)} differs between two torch runs "
-                                      "with the same seeds (does the loader seed from the clock, uuid or "
-                                      "os.urandom?)")
+                        self.first = (
+                            f"{batch_location(n, self.per_epoch, bad)} differs between two torch runs "
+                            "with the same seeds (does the loader seed from the clock, uuid or "
+                            "os.urandom?)"
+                        )
             yield batch
         if self.first is None and n + 1 < len(self.digests):
             self.first = f"the second run yielded {n + 1} batches, the first {len(self.digests)}"
@@ -517,18 +559,22 @@ def _side(name: str, batches, position: Callable[[], tuple[int, int] | None]) ->
         raise err from None
     except Exception as exc:
         if getattr(exc, "_torch2ms_side", None) is None:
-            exc._torch2ms_side, exc._torch2ms_at = name, position()
+            # tagged on the user's own exception object (any class), so its type stays
+            exc._torch2ms_side, exc._torch2ms_at = name, position()  # type: ignore[attr-defined]
         raise
 
 
 class _LoaderExit(Exception):
     """The user's loader called ``sys.exit`` while the check walked it."""
 
+    _torch2ms_side: str
+    _torch2ms_at: tuple[int, int] | None
+
 
 def _versions() -> dict:
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for dist in ("torch", "mindspore", "numpy", "torch2ms-porting"):
         try:
             out[dist] = metadata.version(dist)
@@ -559,7 +605,7 @@ def _sample_where(exc: BaseException) -> str | None:
     """``dataset[5] (sample of batch 1 of epoch 0, ...)`` from the note adapters.to_mindspore adds, if any."""
     for note in getattr(exc, "__notes__", ()):
         if note.startswith("Raised by "):
-            return note[len("Raised by "):].split(" (re-raised", 1)[0].splitlines()[0].rstrip(".")
+            return note[len("Raised by ") :].split(" (re-raised", 1)[0].splitlines()[0].rstrip(".")
     return None
 
 
@@ -583,7 +629,7 @@ def _error_text(exc: BaseException, port_where: str | None = None, port_note: st
         sample = own or port_where or _torch_worker(exc)
         if sample:
             where.append(sample)
-    head = (f"raised by the {side} side" + (f" at {', '.join(where)}" if where else "") + ": " if side else "")
+    head = f"raised by the {side} side" + (f" at {', '.join(where)}" if where else "") + ": " if side else ""
     lines = [head + _original_message(exc)]
     if port_note:
         lines.append(f"  ({port_note})")
@@ -602,8 +648,9 @@ def _port(args: tuple, kwargs: dict, steps: int | None, set_epoch: bool, target:
         return adapters.to_mindspore(*args, steps_per_epoch=steps, set_epoch=set_epoch, **kwargs)
     except (ValueError, TypeError) as exc:
         if "yields no batch" in str(exc):
-            raise CheckError(f"{target}: the loader yields no batch, so there is nothing to compare "
-                             f"({_first_line(exc)})") from exc
+            raise CheckError(
+                f"{target}: the loader yields no batch, so there is nothing to compare ({_first_line(exc)})"
+            ) from exc
         if str(exc).startswith("to_mindspore"):  # its own refusal (an option it cannot mirror), not the user's error
             raise CheckError(f"{target}: {_first_line(exc)}") from exc
         raise
@@ -620,7 +667,8 @@ def _locate_in_port(factory, target: str, seed: int, steps: int | None, set_epoc
         ds = _port(args, kwargs, steps, set_epoch, target)
         walk = _MindSporeWalk(ds, epoch + 1, "per-epoch", None)
         for _ in walk:
-            if walk.position() >= (epoch, batch):
+            position = walk.position()  # per-epoch: always (epoch, batch)
+            if position is not None and position >= (epoch, batch):
                 break
     except (Exception, SystemExit) as exc:
         got = _original_message(exc) if not isinstance(exc, SystemExit) else f"SystemExit: {exc.code!r}"
@@ -691,8 +739,10 @@ def run_check(
         loader, args, kwargs = _build(factory, target, seed)
         ds = _port(args, kwargs, steps, set_epoch, target)
         per_epoch = steps or _dataset_size(ds)
-        result.columns = [{"name": n, "dtype": str(t), "shape": list(s)}
-                          for n, s, t in zip(ds.structure.names, ds.output_shapes(), ds.output_types())]
+        result.columns = [
+            {"name": n, "dtype": str(t), "shape": list(s)}
+            for n, s, t in zip(ds.structure.names, ds.output_shapes(), ds.output_types(), strict=True)
+        ]
         repro = _Reproducibility(digests, per_epoch)
         total = per_epoch * epochs if per_epoch else None
         ms_walk = _MindSporeWalk(ds, epochs, loop, per_epoch)
@@ -720,6 +770,11 @@ def run_check(
     finally:
         if ds is not None:
             ds.close()
+    return _record_outcome(result, report, repro)
+
+
+def _record_outcome(result: CheckResult, report: Any, repro: _Reproducibility) -> CheckResult:
+    """The comparison's figures, first mismatch and exit status into ``result``."""
     result.batches, result.tensors, result.bytes = report.batches, report.tensors, report.bytes
     result.mismatches, result.count_mismatch = len(report.mismatches), report.count_mismatch
     if report.worst_abs_location is not None:
@@ -743,8 +798,12 @@ def _loader_failed(result: CheckResult, exc: BaseException, factory, target: str
     """Exit 4: the error's first line names side, epoch, batch and (from the port's replay) sample and worker."""
     port_where = port_note = None
     at = getattr(exc, "_torch2ms_at", None)
-    if getattr(exc, "_torch2ms_side", None) == "torch" and at is not None and _sample_where(exc) is None \
-            and not isinstance(exc, _LoaderExit):  # a port replaying sys.exit would exit its own process
+    if (
+        getattr(exc, "_torch2ms_side", None) == "torch"
+        and at is not None
+        and _sample_where(exc) is None
+        and not isinstance(exc, _LoaderExit)
+    ):  # a port replaying sys.exit would exit its own process
         # torch's reference run raised first (the usual case): torch does not say which sample; the port does.
         port_where, port_note = _locate_in_port(factory, target, seed, steps, set_epoch, at, _original_message(exc))
     result.status, result.outcome = ExitCode.LOADER_ERROR, "error in the loader"

@@ -63,16 +63,18 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the ``align`` sub-command to ``sub`` (an argparse sub-parsers object)."""
     p = sub.add_parser(
-        "align", help="pair the parameters, buffers and layers of your model and an independently written port",
+        "align",
+        help="pair the parameters, buffers and layers of your model and an independently written port",
         description="Derive the name map between a torch model and its MindSpore port from structure, order, "
-                    "kinds and shapes (porting.align); write it as an editable YAML file and print what was "
-                    "renamed, derived, ambiguous or unmatched.",
+        "kinds and shapes (porting.align); write it as an editable YAML file and print what was "
+        "renamed, derived, ambiguous or unmatched.",
         epilog=_EPILOG,
         formatter_class=HelpFormatter,
     )
     p.add_argument("target", metavar="MODULE:FACTORY", help="where your factory is, e.g. my_project.port:make_pair")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the map (YAML)")
-    p.add_argument("--no-trace", action="store_true",
-                   help="ignore the factory's inputs: definition order only, no forward run")
+    p.add_argument(
+        "--no-trace", action="store_true", help="ignore the factory's inputs: definition order only, no forward run"
+    )
     p.add_argument("--all", action="store_true", help="print every pair, not only renamed and problem rows")
     p.set_defaults(func=_run)

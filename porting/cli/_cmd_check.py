@@ -45,31 +45,57 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the ``check`` sub-command to ``sub`` (an argparse sub-parsers object)."""
     p = sub.add_parser(
-        "check", help="compare your own torch DataLoader with its MindSpore port, batch by batch",
+        "check",
+        help="compare your own torch DataLoader with its MindSpore port, batch by batch",
         description="Build your loader twice with the same seeds, check that torch reproduces itself, then walk "
-                    "torch and adapters.to_mindspore side by side and compare every batch, element by element.",
+        "torch and adapters.to_mindspore side by side and compare every batch, element by element.",
         epilog=_EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("target", metavar="MODULE:FACTORY", help="where your loader factory is, e.g. my_project.data:make_loader")
+    p.add_argument(
+        "target", metavar="MODULE:FACTORY", help="where your loader factory is, e.g. my_project.data:make_loader"
+    )
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for porting.seed_everything before each build")
-    p.add_argument("--loop", choices=("one-iterator", "per-epoch"), default="one-iterator",
-                   help="MindSpore loop shape: one iterator over all epochs (as Model.train) or one per epoch")
-    p.add_argument("--steps", type=at_least(1), default=None,
-                   help="batches per epoch, for an infinite sampler (detectron2's TrainingSampler, ...) or an endless "
-                        "IterableDataset: one iterator cut into epochs")
-    p.add_argument("--max-batches-per-epoch", type=at_least(1), default=None, metavar="N",
-                   help="for a finite IterableDataset without __len__: walk each epoch to its end, stopping with an "
-                        "error past N batches")
-    p.add_argument("--speed", action="store_true",
-                   help="afterwards, time each side alone on the same epochs (building the loader and starting its "
-                        "workers included) and print batches/s")
-    p.add_argument("--tolerance", default="exact", metavar="exact|default|RTOL,ATOL",
-                   help="exact: bit for bit; default: torch.testing's per-dtype tolerances; or RTOL,ATOL")
+    p.add_argument(
+        "--loop",
+        choices=("one-iterator", "per-epoch"),
+        default="one-iterator",
+        help="MindSpore loop shape: one iterator over all epochs (as Model.train) or one per epoch",
+    )
+    p.add_argument(
+        "--steps",
+        type=at_least(1),
+        default=None,
+        help="batches per epoch, for an infinite sampler (detectron2's TrainingSampler, ...) or an endless "
+        "IterableDataset: one iterator cut into epochs",
+    )
+    p.add_argument(
+        "--max-batches-per-epoch",
+        type=at_least(1),
+        default=None,
+        metavar="N",
+        help="for a finite IterableDataset without __len__: walk each epoch to its end, stopping with an "
+        "error past N batches",
+    )
+    p.add_argument(
+        "--speed",
+        action="store_true",
+        help="afterwards, time each side alone on the same epochs (building the loader and starting its "
+        "workers included) and print batches/s",
+    )
+    p.add_argument(
+        "--tolerance",
+        default="exact",
+        metavar="exact|default|RTOL,ATOL",
+        help="exact: bit for bit; default: torch.testing's per-dtype tolerances; or RTOL,ATOL",
+    )
     p.add_argument("--equal-nan", action="store_true", help="NaN equals NaN")
-    p.add_argument("--no-set-epoch", action="store_true",
-                   help="do not call set_epoch(e) on the loader's samplers before each epoch (both sides)")
+    p.add_argument(
+        "--no-set-epoch",
+        action="store_true",
+        help="do not call set_epoch(e) on the loader's samplers before each epoch (both sides)",
+    )
     p.add_argument("--out", default="torch2ms_check", help="folder for check.md and check.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -21,7 +21,9 @@ def _load_like(spec: str):
 
     cell = call_factory(load_factory(spec), f"--like {spec}", "a mindspore.nn.Cell")
     if not hasattr(cell, "parameters_dict"):
-        raise CheckError(f"--like {spec}: expected the factory to return a mindspore.nn.Cell, got {type(cell).__name__}")
+        raise CheckError(
+            f"--like {spec}: expected the factory to return a mindspore.nn.Cell, got {type(cell).__name__}"
+        )
     return cell
 
 
@@ -50,22 +52,34 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the ``convert-ckpt`` sub-command to ``sub`` (an argparse sub-parsers object)."""
     p = sub.add_parser(
-        "convert-ckpt", help="convert a checkpoint (.pt/.pth/.safetensors <-> .ckpt/.safetensors), dtypes kept",
+        "convert-ckpt",
+        help="convert a checkpoint (.pt/.pth/.safetensors <-> .ckpt/.safetensors), dtypes kept",
         description="Convert SRC to DST (format from the extensions; fp16/fp32/fp64 kept, bfloat16 through float32 "
-                    "and back). With --like, names and layouts follow porting's rule tables for that MindSpore "
-                    "cell, and every missing, unexpected or mis-shaped entry is listed.",
+        "and back). With --like, names and layouts follow porting's rule tables for that MindSpore "
+        "cell, and every missing, unexpected or mis-shaped entry is listed.",
         epilog=_EPILOG,
         formatter_class=HelpFormatter,
     )
     p.add_argument("src", metavar="SRC", help="source checkpoint: .pt, .pth, .safetensors or .ckpt")
     p.add_argument("dst", metavar="DST", help="destination checkpoint: .ckpt, .safetensors, .pt or .pth (overwritten)")
-    p.add_argument("--like", metavar="MODULE:FACTORY", default=None,
-                   help="a callable returning the MindSpore cell whose names to map to (or from): a dotted module "
-                        "importable from the current folder, or a .py path; without it layouts are kept, and so "
-                        "are names except BatchNorm groups (running_mean + running_var), which get MindSpore's")
-    p.add_argument("--map", default=None, metavar="FILE",
-                   help="with --like, an alignment (YAML, from `torch2ms align`) pairing the names of a port written "
-                        "independently")
-    p.add_argument("--no-strict", action="store_true",
-                   help="with --like, write what matches even if entries are missing, unexpected or mis-shaped")
+    p.add_argument(
+        "--like",
+        metavar="MODULE:FACTORY",
+        default=None,
+        help="a callable returning the MindSpore cell whose names to map to (or from): a dotted module "
+        "importable from the current folder, or a .py path; without it layouts are kept, and so "
+        "are names except BatchNorm groups (running_mean + running_var), which get MindSpore's",
+    )
+    p.add_argument(
+        "--map",
+        default=None,
+        metavar="FILE",
+        help="with --like, an alignment (YAML, from `torch2ms align`) pairing the names of a port written "
+        "independently",
+    )
+    p.add_argument(
+        "--no-strict",
+        action="store_true",
+        help="with --like, write what matches even if entries are missing, unexpected or mis-shaped",
+    )
     p.set_defaults(func=_run)

@@ -1,4 +1,4 @@
-"""``torch2ms demo`` / ``torch2ms yolov5``: the YOLOv5 v7.0 training data pipeline, PyTorch and MindSpore side by side."""
+"""``torch2ms demo`` / ``torch2ms yolov5``: YOLOv5 v7.0's training data pipeline, PyTorch and MindSpore side by side."""
 
 from __future__ import annotations
 
@@ -30,12 +30,19 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
                     "YOLOv5 (yolov5==7.0.14) is installed, yolov5_pt against upstream itself.",
         epilog=_EPILOG, formatter_class=HelpFormatter,
     )  # fmt: skip
-    p.add_argument("--data", required=data_required, default=None,
-                   help="a YOLOv5 images folder or list file" + ("" if data_required else
-                                                                  " (default: generate the embedded synthetic dataset)"))
-    p.add_argument("--out", default="demo_out" if name == "demo" else "yolov5_report",
-                   help="report folder" + ("" if data_required else " (without --data, the synthetic dataset is "
-                                                                    "written to OUT/data)"))
+    p.add_argument(
+        "--data",
+        required=data_required,
+        default=None,
+        help="a YOLOv5 images folder or list file"
+        + ("" if data_required else " (default: generate the embedded synthetic dataset)"),
+    )
+    p.add_argument(
+        "--out",
+        default="demo_out" if name == "demo" else "yolov5_report",
+        help="report folder"
+        + ("" if data_required else " (without --data, the synthetic dataset is written to OUT/data)"),
+    )
     p.add_argument("--seed", type=at_least(0), default=0, help="seed for the dataset, the sampler and the workers")
     if not data_required:
         p.add_argument("--images", type=at_least(1), default=16, help="synthetic images to generate")
@@ -43,8 +50,11 @@ def _add(sub, name: str, help_text: str, data_required: bool) -> None:
     p.add_argument("--batch", type=at_least(1), default=4, help="batch size")
     p.add_argument("--workers", type=at_least(0), default=2, help="DataLoader worker processes on both sides")
     p.add_argument("--epochs", type=at_least(1), default=2, help="epochs to compare")
-    p.add_argument("--hyp", default="scratch-low", help="hyperparameters: a bundled name (scratch-low, scratch-med, "
-                                                        "scratch-high) or a YAML file")
+    p.add_argument(
+        "--hyp",
+        default="scratch-low",
+        help="hyperparameters: a bundled name (scratch-low, scratch-med, scratch-high) or a YAML file",
+    )
     p.set_defaults(func=_run)
 
 

@@ -32,8 +32,11 @@ def _unpack(result, target: str):
     from porting.cli._check import CheckError
 
     if not isinstance(result, tuple) or len(result) not in (3, 4):
-        raise CheckError(f"{target}: must return (torch_module, mindspore_cell, inputs[, target]); got "
-                         f"{type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+        length = f" of length {len(result)}" if isinstance(result, tuple) else ""
+        raise CheckError(
+            f"{target}: must return (torch_module, mindspore_cell, inputs[, target]); got "
+            f"{type(result).__name__}{length}"
+        )
     t, m, inputs, *rest = result
     if not (type(t).__module__.startswith("torch") or hasattr(t, "named_modules")):
         raise CheckError(f"{target}: item 0 must be a torch.nn.Module, got {type(t).__name__}")
@@ -66,13 +69,27 @@ def _run(args: argparse.Namespace) -> int:
         result = call_factory(factory, args.target, "(torch_module, mindspore_cell, inputs)")
         t, m, inputs, target = _unpack(result, args.target)
         if _LOSSES[args.loss] is not None and target is None:
-            raise CheckError(f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)")
+            raise CheckError(
+                f"--loss {args.loss} needs a target: return (torch_module, mindspore_cell, inputs, target)"
+            )
         loss = _LOSSES[args.loss]
-        report = diff_layers(t, m, inputs, loss=loss, target=None if loss is None else target, alignment=alignment,
-                             reference=None if reference == "none" else reference, **tol)
+        report = diff_layers(
+            t,
+            m,
+            inputs,
+            loss=loss,
+            target=None if loss is None else target,
+            alignment=alignment,
+            reference=None if reference == "none" else reference,
+            **tol,
+        )
     except (CheckError, ValueError, TypeError, OSError) as exc:
-        print(f"torch2ms diff: error: {exc}".splitlines()[0] if isinstance(exc, CheckError) else
-              f"torch2ms diff: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"torch2ms diff: error: {exc}".splitlines()[0]
+            if isinstance(exc, CheckError)
+            else f"torch2ms diff: error: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     unused = " (the factory's target is not used with --loss sum)" if loss is None and target is not None else ""
     print(f"torch2ms diff {args.target}: {'OK' if report.ok else 'DIVERGES'}{unused}\n")
@@ -87,23 +104,40 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the ``diff`` sub-command to ``sub`` (an argparse sub-parsers object)."""
     p = sub.add_parser(
-        "diff", help="compare your model and its MindSpore port layer by layer (forward, backward, buffers)",
+        "diff",
+        help="compare your model and its MindSpore port layer by layer (forward, backward, buffers)",
         description="Run one forward + backward through the torch module and the MindSpore cell your factory "
-                    "returns; compare every layer's output, gradient w.r.t. its output, parameter gradients and "
-                    "buffers before/after, and name the first divergent layer.",
+        "returns; compare every layer's output, gradient w.r.t. its output, parameter gradients and "
+        "buffers before/after, and name the first divergent layer.",
         epilog=_EPILOG,
         formatter_class=HelpFormatter,
     )
     p.add_argument("target", metavar="MODULE:FACTORY", help="where your factory is, e.g. my_project.port:make_pair")
-    p.add_argument("--loss", choices=sorted(_LOSSES), default="sum",
-                   help="loss to backpropagate: the sum of the output, or mse / cross_entropy against the target")
-    p.add_argument("--reference", choices=("float64", "none"), default=None,
-                   help="float64 (the default without --tolerance): judge against a float64 run of the torch model; "
-                        "none: element by element with --tolerance")
-    p.add_argument("--tolerance", default="default", metavar="default|exact|RTOL,ATOL",
-                   help="with --reference none: torch.testing's per-dtype tolerances; exact: bit for bit; or RTOL,ATOL")
-    p.add_argument("--map", default=None, metavar="FILE",
-                   help="an alignment (YAML, from `torch2ms align` or porting.Alignment.save) pairing the names of a "
-                        "port written independently")
+    p.add_argument(
+        "--loss",
+        choices=sorted(_LOSSES),
+        default="sum",
+        help="loss to backpropagate: the sum of the output, or mse / cross_entropy against the target",
+    )
+    p.add_argument(
+        "--reference",
+        choices=("float64", "none"),
+        default=None,
+        help="float64 (the default without --tolerance): judge against a float64 run of the torch model; "
+        "none: element by element with --tolerance",
+    )
+    p.add_argument(
+        "--tolerance",
+        default="default",
+        metavar="default|exact|RTOL,ATOL",
+        help="with --reference none: torch.testing's per-dtype tolerances; exact: bit for bit; or RTOL,ATOL",
+    )
+    p.add_argument(
+        "--map",
+        default=None,
+        metavar="FILE",
+        help="an alignment (YAML, from `torch2ms align` or porting.Alignment.save) pairing the names of a "
+        "port written independently",
+    )
     p.add_argument("--markdown", default=None, metavar="PATH", help="also write the report as markdown to PATH")
     p.set_defaults(func=_run)

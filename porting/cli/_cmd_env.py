@@ -17,6 +17,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the ``env`` sub-command to ``sub`` (an argparse sub-parsers object)."""
-    p = sub.add_parser("env", help="check that the installed packages work together and print their versions",
-                       description=__doc__.split(": ", 1)[1])
+    p = sub.add_parser(
+        "env",
+        help="check that the installed packages work together and print their versions",
+        description=__doc__.split(": ", 1)[1],
+    )
     p.set_defaults(func=_run)

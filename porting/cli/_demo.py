@@ -156,7 +156,8 @@ class _Keep:
     """Pass batches through, keeping the images and labels of the first few (for the pictures)."""
 
     def __init__(self, batches, count: int) -> None:
-        self.batches, self.count, self.kept = batches, count, []
+        self.batches, self.count = batches, count
+        self.kept: list[tuple[Any, Any]] = []  # (images, labels) of the first `count` batches
 
     def __iter__(self):
         from adapters import to_numpy
@@ -199,9 +200,56 @@ def run_demo(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
 
 
+def _compare_with_upstream(
+    args: argparse.Namespace, source: str, hyp: dict, options: dict
+) -> tuple[list[_Comparison], str | None]:
+    """yolov5_pt against upstream YOLOv5 v7.0 when it is installed: ``([comparison], note)``."""
+    from porting.harness._pipelines import compare_pipelines, loader_epochs
+    from torch2ms_base._streams import StreamState, own_streams
+
+    try:
+        from yolov5_pt.upstream import load_upstream
+
+        upstream = load_upstream()
+    except ImportError as exc:
+        return [], f"upstream YOLOv5 not compared: {exc}"
+    # Upstream v7.0 builds RandomResizedCrop(height=, width=), which albumentations 2.x rejects: upstream
+    # logs the validation error and runs without its albumentations stage. Say so once, in our words.
+    upstream_log, albumentations = logging.getLogger("yolov5"), _Albumentations()
+    upstream_log.addFilter(albumentations)
+    try:
+        up_loader, up_dataset = _loaders(args, source, hyp, "upstream")
+    finally:
+        upstream_log.removeFilter(albumentations)
+    up_streams = StreamState.capture()
+    stage_off = getattr(getattr(up_dataset, "albumentations", None), "transform", None) is None
+    # Compare like with like: ours off too when upstream's is off.
+    pt_loader, _ = _loaders(args, source, hyp, "yolov5_pt", **({"albumentations": False} if stage_off else {}))
+    pt_streams = StreamState.capture()
+    # With workers=0 both run in this process's global random streams: each gets its own copy.
+    title = f"yolov5_pt{' (albumentations off)' if stage_off else ''} vs upstream YOLOv5 {upstream.version}"
+    comparison = _Comparison(title, compare_pipelines(
+        own_streams(loader_epochs(pt_loader, args.epochs), pt_streams),
+        own_streams(loader_epochs(up_loader, args.epochs), up_streams), progress=False, **options))  # fmt: skip
+    upstream_note = None
+    if stage_off:
+        import albumentations as album
+
+        why = (
+            albumentations.records[0].removeprefix("albumentations: ").splitlines()[0]
+            if albumentations.records
+            else "it did not start"
+        )
+        upstream_note = (f"upstream's albumentations stage is off under albumentations {album.__version__} "
+                         f"(upstream v7.0 calls RandomResizedCrop(height=, width=), which albumentations 2.x "
+                         f"rejects: {why}); the comparison turns ours off too")  # fmt: skip
+        if not album.__version__.startswith("2."):
+            upstream_note = upstream_note.replace("under albumentations", "(not the 2.x case) under albumentations")
+    return [comparison], upstream_note
+
+
 def _run(args: argparse.Namespace) -> int:
     from porting.harness._pipelines import compare_pipelines, dataset_rows, loader_epochs
-    from torch2ms_base._streams import StreamState, own_streams
     from yolov5_core import list_image_files, load_hyp
     from yolov5_ms import COLUMNS
 
@@ -223,14 +271,23 @@ def _run(args: argparse.Namespace) -> int:
     unreadable = sorted(set(listed) - set(pt_dataset.im_files))
     if unreadable:
         names = ", ".join(Path(f).name for f in unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
-        print(f"      {len(unreadable)} corrupt image(s) skipped, unreadable or with a bad label file (as upstream does): {names}")
+        print(
+            f"      {len(unreadable)} corrupt image(s) skipped, unreadable or with a bad label file "
+            f"(as upstream does): {names}"
+        )
     per_epoch = len(pt_loader)
-    print(f"[2/5] yolov5_pt: {type(pt_loader).__name__}, {pt_loader.num_workers} workers, {per_epoch} batches/epoch, "
-          f"{len(pt_dataset)} images; yolov5_ms: {type(ms_ds).__name__}, columns {list(ms_ds.structure.names)}")
+    print(
+        f"[2/5] yolov5_pt: {type(pt_loader).__name__}, {pt_loader.num_workers} workers, {per_epoch} batches/epoch, "
+        f"{len(pt_dataset)} images; yolov5_ms: {type(ms_ds).__name__}, columns {list(ms_ds.structure.names)}"
+    )
 
-    kept_pt, kept_ms = _Keep(loader_epochs(pt_loader, args.epochs), _SHOWN_BATCHES), _Keep(
-        ms_ds.iter_batches(args.epochs, output_numpy=True), _SHOWN_BATCHES)
-    options = dict(column_names=list(COLUMNS), batches_per_epoch=per_epoch, total=per_epoch * args.epochs)
+    kept_pt, kept_ms = (
+        _Keep(loader_epochs(pt_loader, args.epochs), _SHOWN_BATCHES),
+        _Keep(ms_ds.iter_batches(args.epochs, output_numpy=True), _SHOWN_BATCHES),
+    )
+    options: dict[str, Any] = dict(
+        column_names=list(COLUMNS), batches_per_epoch=per_epoch, total=per_epoch * args.epochs
+    )
     print(f"[3/5] comparing yolov5_ms with yolov5_pt over {args.epochs} epochs, every batch, exactly:")
     comparisons = [_Comparison("yolov5_ms vs yolov5_pt", compare_pipelines(kept_ms, kept_pt, progress=True, **options))]
     ms_ds.close()
@@ -239,42 +296,8 @@ def _run(args: argparse.Namespace) -> int:
     comparisons.append(_Comparison("adapters.to_mindspore(yolov5_pt) vs yolov5_pt", compare_pipelines(
         port, pt_loader, num_epochs=args.epochs, progress=False, **options)))  # fmt: skip
     port.close()
-    upstream_note = None
-    try:
-        from yolov5_pt.upstream import load_upstream
-
-        upstream = load_upstream()
-    except ImportError as exc:
-        upstream_note = f"upstream YOLOv5 not compared: {exc}"
-    else:
-        # Upstream v7.0 builds RandomResizedCrop(height=, width=), which albumentations 2.x rejects: upstream
-        # logs the validation error and runs without its albumentations stage. Say so once, in our words.
-        upstream_log, albumentations = logging.getLogger("yolov5"), _Albumentations()
-        upstream_log.addFilter(albumentations)
-        try:
-            up_loader, up_dataset = _loaders(args, source, hyp, "upstream")
-        finally:
-            upstream_log.removeFilter(albumentations)
-        up_streams = StreamState.capture()
-        stage_off = getattr(getattr(up_dataset, "albumentations", None), "transform", None) is None
-        # Compare like with like: ours off too when upstream's is off.
-        pt_loader, _ = _loaders(args, source, hyp, "yolov5_pt", **({"albumentations": False} if stage_off else {}))
-        pt_streams = StreamState.capture()
-        # With workers=0 both run in this process's global random streams: each gets its own copy.
-        title = f"yolov5_pt{' (albumentations off)' if stage_off else ''} vs upstream YOLOv5 {upstream.version}"
-        comparisons.append(_Comparison(title, compare_pipelines(
-            own_streams(loader_epochs(pt_loader, args.epochs), pt_streams),
-            own_streams(loader_epochs(up_loader, args.epochs), up_streams), progress=False, **options)))  # fmt: skip
-        if stage_off:
-            import albumentations as album
-
-            why = albumentations.records[0].removeprefix("albumentations: ").splitlines()[0] \
-                if albumentations.records else "it did not start"
-            upstream_note = (f"upstream's albumentations stage is off under albumentations {album.__version__} "
-                             f"(upstream v7.0 calls RandomResizedCrop(height=, width=), which albumentations 2.x "
-                             f"rejects: {why}); the comparison turns ours off too")  # fmt: skip
-            if not album.__version__.startswith("2."):
-                upstream_note = upstream_note.replace("under albumentations", "(not the 2.x case) under albumentations")
+    upstream, upstream_note = _compare_with_upstream(args, source, hyp, options)
+    comparisons += upstream
     for c in comparisons:
         print(f"      {c.title}: {c.report.summary().splitlines()[0]}")
         if not c.report.ok:
@@ -283,14 +306,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"      ({upstream_note})")
 
     n_images = len(pt_dataset) * args.epochs  # an InfiniteDataLoader epoch is one pass over the dataset
-    print(f"[4/5] speed, each side alone on the same {n_images} images (fresh builds, same seed), building the "
-          "loader and starting its workers included:")
+    print(
+        f"[4/5] speed, each side alone on the same {n_images} images (fresh builds, same seed), building the "
+        "loader and starting its workers included:"
+    )
     pt_speed = _images_per_second(lambda: _loaders(args, source, hyp, "yolov5_pt")[0],
                                   lambda loader: (b for _ in range(args.epochs) for b in loader), n_images)  # fmt: skip
     ms_speed = _images_per_second(lambda: _loaders(args, source, hyp, "yolov5_ms")[0],
                                   lambda ds: dataset_rows(ds, args.epochs), n_images)  # fmt: skip
-    print(f"      yolov5_pt {pt_speed:.1f} img/s, yolov5_ms {ms_speed:.1f} img/s, ratio {ms_speed / pt_speed:.2f} "
-          f"({n_images} images: start-up weighs heavily; benchmarks/bench_yolov5.py measures longer runs)")
+    print(
+        f"      yolov5_pt {pt_speed:.1f} img/s, yolov5_ms {ms_speed:.1f} img/s, ratio {ms_speed / pt_speed:.2f} "
+        f"({n_images} images: start-up weighs heavily; benchmarks/bench_yolov5.py measures longer runs)"
+    )
 
     from porting.cli._demo_report import write_report
 

@@ -19,8 +19,9 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
 
     from porting.cli._yolo_plots import diff_heatmap, plot_batch, side_by_side
 
-    made = []
-    for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms)):
+    made: list[tuple[int, Path, Path, Path, Path, int]] = []
+    # pictures of the batches both sides yielded; a side that yielded fewer is reported by compare_pipelines
+    for k, ((img_pt, lab_pt), (img_ms, lab_ms)) in enumerate(zip(kept_pt, kept_ms, strict=False)):
         pt = plot_batch(img_pt, lab_pt, title=f"yolov5_pt batch {k}")
         ms = plot_batch(img_ms, lab_ms, title=f"yolov5_ms batch {k}")
         if img_pt.shape == img_ms.shape:
@@ -28,11 +29,14 @@ def _pictures(out: Path, kept_pt: list, kept_ms: list) -> list[tuple[int, Path, 
         else:  # no per-pixel map between different shapes: say so in the picture itself
             diff = plot_batch(img_pt[:1] * 0, lab_pt[:0], title=f"shapes differ: {img_ms.shape} vs {img_pt.shape}")
             differing = -1
-        paths = [out / f"batch{k}_{name}.png" for name in ("yolov5_pt", "yolov5_ms", "diff", "side_by_side")]
-        for path, picture in zip(paths, (pt, ms, diff, side_by_side(pt, ms, diff))):
+        pt_png, ms_png, diff_png, side_png = (
+            out / f"batch{k}_{name}.png" for name in ("yolov5_pt", "yolov5_ms", "diff", "side_by_side")
+        )
+        paths = (pt_png, ms_png, diff_png, side_png)
+        for path, picture in zip(paths, (pt, ms, diff, side_by_side(pt, ms, diff)), strict=True):
             if not cv2.imwrite(str(path), picture):
                 raise OSError(f"could not write {path}")
-        made.append((k, *paths, differing))
+        made.append((k, pt_png, ms_png, diff_png, side_png, differing))
     return made
 
 
@@ -77,8 +81,9 @@ class DemoReport(Report):
     @property
     def ok(self) -> bool:
         """Every comparison bit-identical."""
-        return bool(self.comparisons) and all(c.report.ok and c.report.verdict == "bit-identical"
-                                              for c in self.comparisons)
+        return bool(self.comparisons) and all(
+            c.report.ok and c.report.verdict == "bit-identical" for c in self.comparisons
+        )
 
     @property
     def verdict(self) -> str:
@@ -90,7 +95,9 @@ class DemoReport(Report):
         out = []
         for c in self.comparisons:
             r = c.report
-            worst = "none (all equal)" if r.worst_abs_location is None else f"{r.worst_abs_diff} at {r.worst_abs_location}"
+            worst = (
+                "none (all equal)" if r.worst_abs_location is None else f"{r.worst_abs_diff} at {r.worst_abs_location}"
+            )
             out.append((c.title, r.verdict, r.batches, r.tensors, r.bytes, len(r.mismatches), worst))
         return out
 
@@ -103,38 +110,58 @@ class DemoReport(Report):
 
     def to_dict(self) -> dict:
         """JSON-ready: verdict, each comparison's report, the settings."""
-        return {"ok": self.ok, "verdict": self.verdict,
-                "comparisons": {c.title: c.report.to_dict() for c in self.comparisons},
-                "settings": jsonable(dict(self.settings))}
+        return {
+            "ok": self.ok,
+            "verdict": self.verdict,
+            "comparisons": {c.title: c.report.to_dict() for c in self.comparisons},
+            "settings": jsonable(dict(self.settings)),
+        }
 
     def to_markdown(self) -> str:
         """``report.md``: verdict, the comparisons table, settings, mismatches, the pictures."""
-        md = [f"# {_TITLE}", "", f"**Result: {self.verdict}** — {_HOW}", "", markdown_table(_HEAD, self.rows()),
-              "", "## Settings", "", markdown_table(("", ""), self.settings)]
+        md = [
+            f"# {_TITLE}",
+            "",
+            f"**Result: {self.verdict}** — {_HOW}",
+            "",
+            markdown_table(_HEAD, self.rows()),
+            "",
+            "## Settings",
+            "",
+            markdown_table(("", ""), self.settings),
+        ]
         for c in self.comparisons:
             if not c.report.ok:
                 md += ["", f"## Mismatches: {c.title}", "", "```", c.report.failure_text(max_shown=5), "```"]
         md += ["", "## First batches", ""]
         for k, _, _, _, both, differing in self.pictures:
-            md += [f"### Batch {k}: {_picture_note(differing)}", "",
-                   f"![batch {k}: yolov5_pt | yolov5_ms | difference]({both.name})", ""]
+            md += [
+                f"### Batch {k}: {_picture_note(differing)}",
+                "",
+                f"![batch {k}: yolov5_pt | yolov5_ms | difference]({both.name})",
+                "",
+            ]
         return "\n".join(md) + "\n"
 
     def to_html(self) -> str:
         """``report.html``: the same as :meth:`to_markdown`, as one page."""
         e = html.escape
-        table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in _HEAD) + "</tr>" + "".join(
-            "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in self.rows())
+        table = (
+            "<tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in _HEAD)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in self.rows())
+        )
         config = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in self.settings)
         figures = "".join(
-            f"<h3>Batch {k}</h3><p>{_picture_note(d)}</p><img src=\"{e(both.name)}\" "
-            f"alt=\"batch {k}: yolov5_pt, yolov5_ms, difference\" style=\"max-width:100%\">"
+            f'<h3>Batch {k}</h3><p>{_picture_note(d)}</p><img src="{e(both.name)}" '
+            f'alt="batch {k}: yolov5_pt, yolov5_ms, difference" style="max-width:100%">'
             for k, _, _, _, both, d in self.pictures
         )
         mismatches = "".join(f"<h2>Mismatches: {e(c.title)}</h2><pre>{e(c.report.failure_text(max_shown=5))}</pre>"
                              for c in self.comparisons if not c.report.ok)  # fmt: skip
         return (
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>torch2ms YOLOv5 report</title>"
+            '<!doctype html><html><head><meta charset="utf-8"><title>torch2ms YOLOv5 report</title>'
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
             f"<h1>{e(_TITLE)}</h1><p><b>Result: {self.verdict}</b> &mdash; {e(_HOW)}</p>"
@@ -144,11 +171,24 @@ class DemoReport(Report):
 
 
 def _picture_note(differing: int) -> str:
-    return "no pixel differs" if differing == 0 else "shapes differ" if differing < 0 else f"{differing} pixel(s) differ"
+    if differing == 0:
+        return "no pixel differs"
+    return "shapes differ" if differing < 0 else f"{differing} pixel(s) differ"
 
 
-def write_report(out: Path, *, args: Any, described: str, hyp: dict, comparisons: list, kept_pt: list,
-                 kept_ms: list, speeds: tuple, unreadable: list, upstream_note: str | None) -> tuple[DemoReport, list[Path]]:  # fmt: skip
+def write_report(
+    out: Path,
+    *,
+    args: Any,
+    described: str,
+    hyp: dict,
+    comparisons: list,
+    kept_pt: list,
+    kept_ms: list,
+    speeds: tuple,
+    unreadable: list,
+    upstream_note: str | None,
+) -> tuple[DemoReport, list[Path]]:
     """Write ``report.md``, ``report.html``, ``report.json`` and the pictures into ``out``.
 
     Returns:

@@ -13,7 +13,7 @@ __all__ = ["class_colour", "diff_heatmap", "plot_batch", "side_by_side"]
 # Upstream's Colors() palette (utils/plots.py), as BGR for OpenCV.
 _HEX = ("FF3838", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17", "3DDB86", "1A9334", "00D4BB",
         "2C99A8", "00C2FF", "344593", "6473FF", "0018EC", "8438FF", "520085", "CB38FF", "FF95C8", "FF37C7")  # fmt: skip
-_PALETTE = [tuple(int(h[i : i + 2], 16) for i in (4, 2, 0)) for h in _HEX]
+_PALETTE = [(int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _HEX]
 
 
 def class_colour(cls: int) -> tuple[int, int, int]:

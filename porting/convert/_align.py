@@ -39,7 +39,6 @@ import numpy as np
 
 from porting.convert._checkpoint_rules import CARRIED
 from porting.harness._format import text_table
-
 from torch2ms_base._report import Report, markdown_table
 
 __all__ = ["Alignment", "CallTracer", "LAYER_KINDS", "align", "as_alignment", "ms_named_cells"]
@@ -49,26 +48,64 @@ __all__ = ["Alignment", "CallTracer", "LAYER_KINDS", "align", "as_alignment", "m
 #: parameters may pair ("custom") when their parameter shapes agree.
 LAYER_KINDS: dict[str, str] = {
     # convolutions (same weight layout both sides; Conv1d through the rule tables' size-1 axis)
-    "Conv1d": "conv1d", "Conv2d": "conv2d", "Conv3d": "conv3d",
-    "ConvTranspose1d": "conv_transpose1d", "Conv1dTranspose": "conv_transpose1d",
-    "ConvTranspose2d": "conv_transpose2d", "Conv2dTranspose": "conv_transpose2d",
-    "ConvTranspose3d": "conv_transpose3d", "Conv3dTranspose": "conv_transpose3d",
-    "Linear": "linear", "Dense": "linear",
-    "BatchNorm1d": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm3d": "batchnorm", "SyncBatchNorm": "batchnorm",
-    "LayerNorm": "layernorm", "GroupNorm": "groupnorm", "Embedding": "embedding",
-    "LSTM": "lstm", "GRU": "gru", "RNN": "rnn",
+    "Conv1d": "conv1d",
+    "Conv2d": "conv2d",
+    "Conv3d": "conv3d",
+    "ConvTranspose1d": "conv_transpose1d",
+    "Conv1dTranspose": "conv_transpose1d",
+    "ConvTranspose2d": "conv_transpose2d",
+    "Conv2dTranspose": "conv_transpose2d",
+    "ConvTranspose3d": "conv_transpose3d",
+    "Conv3dTranspose": "conv_transpose3d",
+    "Linear": "linear",
+    "Dense": "linear",
+    "BatchNorm1d": "batchnorm",
+    "BatchNorm2d": "batchnorm",
+    "BatchNorm3d": "batchnorm",
+    "SyncBatchNorm": "batchnorm",
+    "LayerNorm": "layernorm",
+    "GroupNorm": "groupnorm",
+    "Embedding": "embedding",
+    "LSTM": "lstm",
+    "GRU": "gru",
+    "RNN": "rnn",
     # without parameters
-    "ReLU": "relu", "ReLU6": "relu6", "SiLU": "silu", "GELU": "gelu", "Sigmoid": "sigmoid", "Tanh": "tanh",
-    "LeakyReLU": "leaky_relu", "Hardswish": "hardswish", "HSwish": "hardswish", "Hardsigmoid": "hardsigmoid",
-    "HSigmoid": "hardsigmoid", "Mish": "mish", "Softmax": "softmax", "ELU": "elu", "PReLU": "prelu",
-    "MaxPool1d": "maxpool1d", "MaxPool2d": "maxpool2d", "MaxPool3d": "maxpool3d",
-    "AvgPool1d": "avgpool1d", "AvgPool2d": "avgpool2d", "AvgPool3d": "avgpool3d",
-    "AdaptiveAvgPool2d": "adaptive_avgpool2d", "AdaptiveMaxPool2d": "adaptive_maxpool2d",
-    "Upsample": "upsample", "Dropout": "dropout", "Dropout2d": "dropout2d", "Identity": "identity",
-    "Flatten": "flatten", "Concat": "concat",
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "SiLU": "silu",
+    "GELU": "gelu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LeakyReLU": "leaky_relu",
+    "Hardswish": "hardswish",
+    "HSwish": "hardswish",
+    "Hardsigmoid": "hardsigmoid",
+    "HSigmoid": "hardsigmoid",
+    "Mish": "mish",
+    "Softmax": "softmax",
+    "ELU": "elu",
+    "PReLU": "prelu",
+    "MaxPool1d": "maxpool1d",
+    "MaxPool2d": "maxpool2d",
+    "MaxPool3d": "maxpool3d",
+    "AvgPool1d": "avgpool1d",
+    "AvgPool2d": "avgpool2d",
+    "AvgPool3d": "avgpool3d",
+    "AdaptiveAvgPool2d": "adaptive_avgpool2d",
+    "AdaptiveMaxPool2d": "adaptive_maxpool2d",
+    "Upsample": "upsample",
+    "Dropout": "dropout",
+    "Dropout2d": "dropout2d",
+    "Identity": "identity",
+    "Flatten": "flatten",
+    "Concat": "concat",
     # containers
-    "Sequential": "sequence", "SequentialCell": "sequence", "ModuleList": "sequence", "CellList": "sequence",
-    "ModuleDict": "mapping", "CellDict": "mapping",
+    "Sequential": "sequence",
+    "SequentialCell": "sequence",
+    "ModuleList": "sequence",
+    "CellList": "sequence",
+    "ModuleDict": "mapping",
+    "CellDict": "mapping",
 }
 
 _NO_RULE_PARAMETER = None  # marker: an MindSpore parameter no rule names (its torch key is its own name)
@@ -187,9 +224,20 @@ def _torch_side(module: Any) -> dict[str, _Layer]:
                 entries[local] = (key, tuple(value.shape), local in params and value.requires_grad, True)
         trainable = tuple(sorted(shape for _, shape, tr, _ in entries.values() if tr))
         has_children = any(True for _ in mod.children())
-        layers[path] = _Layer(path, type(mod).__name__, _kind(type(mod).__name__), not has_children, trainable,
-                              entries, mod)
+        layers[path] = _Layer(
+            path, type(mod).__name__, _kind(type(mod).__name__), not has_children, trainable, entries, mod
+        )
     return layers
+
+
+def _rule_cell_parts(named: list[tuple[str, Any]], rule_cells: set[str]) -> dict[str, str]:
+    """``{path: the outermost rule-governed cell it is inside}`` (such a cell is one layer, its insides part of it)."""
+    owner_of_rule: dict[str, str] = {}
+    for p in sorted(rule_cells, key=len):
+        for q, _ in named:
+            if q != p and _under(q, p) and q not in owner_of_rule:
+                owner_of_rule[q] = p
+    return owner_of_rule
 
 
 def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
@@ -200,11 +248,7 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
     items, _, _ = _plan(cell)
     named = ms_named_cells(cell)
     rule_cells = {p for p, c in named if _rule_name(c) is not None}
-    owner_of_rule: dict[str, str] = {}
-    for p in sorted(rule_cells, key=len):
-        for q, _ in named:
-            if q != p and _under(q, p) and q not in owner_of_rule:
-                owner_of_rule[q] = p  # inside a rule cell: part of it
+    owner_of_rule = _rule_cell_parts(named, rule_cells)
     layers: dict[str, _Layer] = {}
     for path, c in named:
         if path in owner_of_rule:
@@ -213,6 +257,7 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
         layers[path] = _Layer(path, type(c).__name__, _kind(type(c).__name__), not has_children, (), {}, c)
     for item in items:
         if item.entry is not None:
+            assert item.torch is not None  # _plan without an alignment gives every parameter a torch key
             local = item.entry.torch
             owner = item.torch[: -len(local) - 1] if item.torch != local else ""
             layout = item.entry.layout
@@ -221,15 +266,16 @@ def _ms_side(cell: Any) -> tuple[dict[str, _Layer], dict[str, str]]:
             owner = owner_of_rule.get(owner, owner)
         shape = tuple(item.param.shape)
         if layout is not None:  # torch's layout: the rule's size-1 axis removed
-            shape = shape[: layout[1]] + shape[layout[1] + 1:]
+            shape = shape[: layout[1]] + shape[layout[1] + 1 :]
         layer = layers.get(owner)
         if layer is None:
             continue
         layer.entries[local] = (item.ms, shape, bool(item.param.requires_grad), item.entry is not None)
     for layer in layers.values():
         layer.trainable = tuple(sorted(s for _, s, tr, _ in layer.entries.values() if tr))
-    carried = {p: _join(p, e.ms) for p, c in named if p in rule_cells
-               for e in CARRIED.get(_rule_name(c), ())}
+    carried = {
+        p: _join(p, e.ms) for p, c in named if p in rule_cells for e in CARRIED.get(_rule_name(c) or "", ())
+    }  # a rule cell's rule is never None
     return layers, carried
 
 
@@ -277,9 +323,11 @@ def _trace_ms(cell: Any, inputs: list) -> tuple[list[str], dict[str, tuple]]:
     import mindspore as ms
 
     if ms.get_context("mode") != ms.PYNATIVE_MODE:
-        raise RuntimeError("align(inputs=...) traces the MindSpore cell with forward hooks, which run in PyNative "
-                           "mode only: call mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first, or leave "
-                           "inputs out (definition order)")
+        raise RuntimeError(
+            "align(inputs=...) traces the MindSpore cell with forward hooks, which run in PyNative "
+            "mode only: call mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first, or leave "
+            "inputs out (definition order)"
+        )
     named = ms_named_cells(cell)
     tracer = CallTracer(named)
     order: list[str] = []
@@ -336,8 +384,9 @@ def _as_arrays(inputs: Any) -> list:
         elif mod.startswith("mindspore"):
             out.append(x.asnumpy())
         else:
-            raise TypeError(f"align: inputs[{i}]: expected a numpy array, torch tensor or mindspore Tensor, got "
-                            f"{type(x).__name__}")
+            raise TypeError(
+                f"align: inputs[{i}]: expected a numpy array, torch tensor or mindspore Tensor, got {type(x).__name__}"
+            )
     return out
 
 
@@ -441,22 +490,26 @@ class Alignment(Report):
         return not (self.ambiguous or self._unmatched_state())
 
     def _unmatched_state(self) -> list[str]:
-        return [n for n, why in (*self.unmatched_torch.items(), *self.unmatched_mindspore.items())
-                if not why.startswith("layer")]
+        return [
+            n
+            for n, why in (*self.unmatched_torch.items(), *self.unmatched_mindspore.items())
+            if not why.startswith("layer")
+        ]
 
     @property
     def verdict(self) -> str:
         """``aligned`` or ``INCOMPLETE: <counts>``."""
         if self.ok:
             return "aligned"
-        return (f"INCOMPLETE: {len(self._unmatched_state())} unmatched state entries, "
-                f"{len(self.ambiguous)} ambiguous")
+        return f"INCOMPLETE: {len(self._unmatched_state())} unmatched state entries, {len(self.ambiguous)} ambiguous"
 
     def summary(self) -> str:
         """One line: the counts."""
-        return (f"{self.verdict}: {len(self.state)} parameters/buffers and {len(self.layers)} layers paired, "
-                f"{len(self.derived)} derived constants, {len(self.unmatched_torch)} torch and "
-                f"{len(self.unmatched_mindspore)} MindSpore names unmatched, {len(self.ambiguous)} ambiguous")
+        return (
+            f"{self.verdict}: {len(self.state)} parameters/buffers and {len(self.layers)} layers paired, "
+            f"{len(self.derived)} derived constants, {len(self.unmatched_torch)} torch and "
+            f"{len(self.unmatched_mindspore)} MindSpore names unmatched, {len(self.ambiguous)} ambiguous"
+        )
 
     _HEADER = ("status", "torch", "MindSpore", "note")
 
@@ -468,8 +521,10 @@ class Alignment(Report):
         rows += [("derived", "", n, note) for n, note in self.derived.items()]
         rows += [("layer", t, m, self.notes.get(t) or ("" if t == m else "renamed")) for t, m in self.layers.items()]
         # a state entry is "renamed" when its layer is (BatchNorm's weight -> gamma & co. are the rule tables')
-        rows += [("state", t, m, "" if self.layers.get(_parent(t), _parent(t)) == _parent(t) else "renamed")
-                 for t, m in self.state.items()]
+        rows += [
+            ("state", t, m, "" if self.layers.get(_parent(t), _parent(t)) == _parent(t) else "renamed")
+            for t, m in self.state.items()
+        ]
         return rows
 
     def table(self, changes_only: bool = False) -> str:
@@ -480,9 +535,16 @@ class Alignment(Report):
                 ambiguous and unmatched rows).
         """
         rows = [r for r in self.rows() if not changes_only or r[0] not in ("layer", "state") or r[3]]
-        return "\n".join([text_table(self._HEADER, [[(c or "<top>") if i in (1, 2) and r[0] == "layer" else c
-                                                      for i, c in enumerate(r)] for r in rows]),
-                          "", self.summary()])
+        return "\n".join(
+            [
+                text_table(
+                    self._HEADER,
+                    [[(c or "<top>") if i in (1, 2) and r[0] == "layer" else c for i, c in enumerate(r)] for r in rows],
+                ),
+                "",
+                self.summary(),
+            ]
+        )
 
     def __str__(self) -> str:
         return self.table()
@@ -511,12 +573,19 @@ class Alignment(Report):
             "# torch2ms alignment: torch names -> MindSpore names (porting.align / torch2ms align).\n"
             "# Edit freely: move an entry from 'ambiguous' or 'unmatched_*' into 'state' or 'layers' to pair it.\n"
             "# state: torch state-dict key -> MindSpore parameter; layers: torch module path -> MindSpore cell path\n"
-            "# ('' is the top); derived: MindSpore parameters kept as the cell has them (no torch state entry).\n")
+            "# ('' is the top); derived: MindSpore parameters kept as the cell has them (no torch state entry).\n"
+        )
         data = {
-            "torch_type": self.torch_type, "ms_type": self.ms_type, "order": self.order,
-            "state": dict(self.state), "layers": dict(self.layers), "derived": dict(self.derived),
-            "unmatched_torch": dict(self.unmatched_torch), "unmatched_mindspore": dict(self.unmatched_mindspore),
-            "ambiguous": [dict(a) for a in self.ambiguous], "notes": dict(self.notes),
+            "torch_type": self.torch_type,
+            "ms_type": self.ms_type,
+            "order": self.order,
+            "state": dict(self.state),
+            "layers": dict(self.layers),
+            "derived": dict(self.derived),
+            "unmatched_torch": dict(self.unmatched_torch),
+            "unmatched_mindspore": dict(self.unmatched_mindspore),
+            "ambiguous": [dict(a) for a in self.ambiguous],
+            "notes": dict(self.notes),
         }
         return head + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
 
@@ -534,7 +603,7 @@ class Alignment(Report):
             f.write(self.to_yaml())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Alignment":
+    def load(cls, path: str | os.PathLike) -> Alignment:
         """Read an alignment saved by :meth:`save` (or written by hand); ``yaml.safe_load`` only.
 
         Raises:
@@ -553,32 +622,28 @@ class Alignment(Report):
         return cls.from_dict(data, where=path)
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "alignment") -> "Alignment":
+    def from_dict(cls, data: Any, *, where: str = "alignment") -> Alignment:
         """An alignment from the mapping :meth:`to_yaml` writes (``state`` and ``layers`` required)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected a mapping with 'state' and 'layers', got {type(data).__name__}")
-        known = {"torch_type", "ms_type", "order", "state", "layers", "derived", "unmatched_torch",
-                 "unmatched_mindspore", "ambiguous", "notes"}
+        known = {
+            "torch_type",
+            "ms_type",
+            "order",
+            "state",
+            "layers",
+            "derived",
+            "unmatched_torch",
+            "unmatched_mindspore",
+            "ambiguous",
+            "notes",
+        }
         extra = sorted(set(map(str, data)) - known)
         if extra:
             raise ValueError(f"{where}: unknown key(s) {extra}; expected some of {sorted(known)}")
 
-        def names(key: str, required: bool) -> dict:
-            value = data.get(key)
-            if value is None:
-                if required:
-                    raise ValueError(f"{where}: '{key}' is missing (a mapping of names)")
-                return {}
-            if not isinstance(value, Mapping):
-                raise ValueError(f"{where}: '{key}': expected a mapping of names, got {type(value).__name__}")
-            out = {}
-            for k, v in value.items():
-                k = "" if k is None else k
-                v = "" if v is None and key == "layers" else v
-                if not isinstance(k, str) or not isinstance(v, str):
-                    raise ValueError(f"{where}: '{key}' entry {k!r}: {v!r}: expected text on both sides")
-                out[k] = v
-            return out
+        def names(key: str, required: bool) -> dict[str, str]:
+            return _names(data, key, required, where)
 
         state = names("state", True)
         dup = _duplicates(state.values())
@@ -586,17 +651,50 @@ class Alignment(Report):
             raise ValueError(f"{where}: 'state' maps several torch keys to the same MindSpore name(s) {dup}")
         ambiguous = data.get("ambiguous") or []
         if not isinstance(ambiguous, list) or not all(
-                isinstance(a, Mapping) and isinstance(a.get("torch"), str) and isinstance(a.get("candidates"), list)
-                for a in ambiguous):
-            raise ValueError(f"{where}: 'ambiguous': expected a list of {{torch: name, candidates: [names], "
-                             "reason: text}}")
-        return cls(state=state, layers=names("layers", True), derived=names("derived", False),
-                   unmatched_torch=names("unmatched_torch", False),
-                   unmatched_mindspore=names("unmatched_mindspore", False),
-                   ambiguous=tuple({"torch": a["torch"], "candidates": [str(c) for c in a["candidates"]],
-                                    "reason": str(a.get("reason", ""))} for a in ambiguous),
-                   torch_type=str(data.get("torch_type") or ""), ms_type=str(data.get("ms_type") or ""),
-                   order=str(data.get("order") or "file"), notes=names("notes", False))
+            isinstance(a, Mapping) and isinstance(a.get("torch"), str) and isinstance(a.get("candidates"), list)
+            for a in ambiguous
+        ):
+            raise ValueError(
+                f"{where}: 'ambiguous': expected a list of {{torch: name, candidates: [names], reason: text}}}}"
+            )
+        return cls(
+            state=state,
+            layers=names("layers", True),
+            derived=names("derived", False),
+            unmatched_torch=names("unmatched_torch", False),
+            unmatched_mindspore=names("unmatched_mindspore", False),
+            ambiguous=tuple(
+                {
+                    "torch": a["torch"],
+                    "candidates": [str(c) for c in a["candidates"]],
+                    "reason": str(a.get("reason", "")),
+                }
+                for a in ambiguous
+            ),
+            torch_type=str(data.get("torch_type") or ""),
+            ms_type=str(data.get("ms_type") or ""),
+            order=str(data.get("order") or "file"),
+            notes=names("notes", False),
+        )
+
+
+def _names(data: Mapping, key: str, required: bool, where: str) -> dict[str, str]:
+    """``data[key]``, a mapping of names (text on both sides; ``None`` is the root layer ``""``), checked."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"{where}: '{key}' is missing (a mapping of names)")
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: '{key}': expected a mapping of names, got {type(value).__name__}")
+    out = {}
+    for k, v in value.items():
+        k = "" if k is None else k
+        v = "" if v is None and key == "layers" else v
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise ValueError(f"{where}: '{key}' entry {k!r}: {v!r}: expected text on both sides")
+        out[k] = v
+    return out
 
 
 def _duplicates(values) -> list:
@@ -619,8 +717,10 @@ def as_alignment(alignment: Any, where: str) -> Alignment | None:
         return alignment
     if isinstance(alignment, (str, os.PathLike)):
         return Alignment.load(alignment)
-    raise TypeError(f"{where}: alignment: expected a porting.Alignment or the path of a saved one (YAML), got "
-                    f"{type(alignment).__name__}")
+    raise TypeError(
+        f"{where}: alignment: expected a porting.Alignment or the path of a saved one (YAML), got "
+        f"{type(alignment).__name__}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ align
@@ -679,182 +779,272 @@ def align(torch_module: Any, ms_cell: Any, inputs: Any = None) -> Alignment:
         m_order = [p for p in m_run if p in m_layers] + [p for p in m_layers if p not in m_shapes]
         order = "execution"
 
-    layer_map: dict[str, str] = {}
-    notes: dict[str, str] = {}
-    ambiguous: list[dict] = []
-    unmatched_t: dict[str, str] = {}
-    unmatched_m: dict[str, str] = {}
+    # the four steps of the module docstring, then what is left on each side
+    pairing = _Pairing(t_layers, m_layers)
+    pairing.pair_anchors(t_order, m_order)
+    pairing.pair_leaves(t_order, m_order, t_shapes, m_shapes, traced=inputs is not None)
+    pairing.pair_containers()
+    state, used_m, ambiguous_t = pairing.pair_entries(m_carried)
+    t_state = torch_module.state_dict()
+    derived = pairing.leftover_entries(t_state, state, used_m, ambiguous_t, ms_cell)
+    pairing.leftover_layers(t_order, m_order, ambiguous_t)
+    # state entries first (in the torch state dict's order), then layers
+    layer_map = pairing.layer_map
+    state = {k: state[k] for k in t_state if k in state}
+    layers = {p: layer_map[p] for p in t_layers if p in layer_map}
+    return Alignment(
+        state=state,
+        layers=layers,
+        derived=derived,
+        unmatched_torch=pairing.unmatched_t,
+        unmatched_mindspore=pairing.unmatched_m,
+        ambiguous=tuple(pairing.ambiguous),
+        torch_type=type(torch_module).__name__,
+        ms_type=type(ms_cell).__name__,
+        order=order,
+        notes=pairing.notes,
+    )
 
-    def sequence_match(t_seq, m_seq, same, what, fixed=frozenset()):
+
+def _anchor(layer: _Layer) -> bool:
+    """Layers with trainable parameters anchor the alignment (step 1)."""
+    return bool(layer.trainable)
+
+
+def _inside(path: str, paired: set) -> frozenset:
+    """The paired layers under ``path``."""
+    return frozenset(q for q in paired if q != path and _under(q, path))
+
+
+def _by_depth(paths: list[str]) -> list[str]:
+    """Outermost first (the root, then by depth), then by name."""
+    return sorted(paths, key=lambda p: (p.count(".") if p else -1, p))
+
+
+@dataclasses.dataclass
+class _Pairing:
+    """What :func:`align` has decided so far; each step reads the pairs the earlier ones made."""
+
+    t_layers: dict[str, _Layer]
+    m_layers: dict[str, _Layer]
+    layer_map: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
+    ambiguous: list[dict] = dataclasses.field(default_factory=list)
+    unmatched_t: dict[str, str] = dataclasses.field(default_factory=dict)
+    unmatched_m: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def match_sequences(self, t_seq: list[str], m_seq: list[str], same, what: str, fixed=frozenset()) -> None:
+        """Pair the layers every longest alignment of the two sequences pairs; list the others as ambiguous."""
         if not t_seq or not m_seq:
             return
         eq = np.array([[same(a, b) for b in m_seq] for a in t_seq], dtype=bool)
         certain, maybe = _unique_pairs(eq)
         for i, j in certain:
-            layer_map[t_seq[i]] = m_seq[j]
+            self.layer_map[t_seq[i]] = m_seq[j]
         for i, cands in maybe.items():
             if t_seq[i] in fixed:
                 continue  # paired by an earlier, stricter pass
-            ambiguous.append({"torch": t_seq[i], "candidates": [m_seq[j] for j in sorted(cands)],
-                              "reason": f"{what}: more than one MindSpore layer fits in the same place"})
+            self.ambiguous.append(
+                {
+                    "torch": t_seq[i],
+                    "candidates": [m_seq[j] for j in sorted(cands)],
+                    "reason": f"{what}: more than one MindSpore layer fits in the same place",
+                }
+            )
 
-    # 1. layers with trainable parameters
-    def anchor(layer):
-        return bool(layer.trainable)
-
-    def same_anchor(a, b):
-        ta, mb = t_layers[a], m_layers[b]
+    def _same_anchor(self, a: str, b: str) -> bool:
+        ta, mb = self.t_layers[a], self.m_layers[b]
         kinds_ok = ta.kind == mb.kind or (ta.type not in LAYER_KINDS and mb.type not in LAYER_KINDS)
         return kinds_ok and ta.trainable == mb.trainable
 
-    t_anchor = [p for p in t_order if anchor(t_layers[p])]
-    m_anchor = [p for p in m_order if anchor(m_layers[p])]
-    sequence_match(t_anchor, m_anchor, same_anchor, "same kind and parameter shapes")
-    # out of order but unique: one layer of a kind and shapes left on each side, and nowhere else to go
-    undecided = {a["torch"] for a in ambiguous}
-    t_left = [p for p in t_anchor if p not in layer_map and p not in undecided]
-    m_left = [q for q in m_anchor if q not in layer_map.values() and not any(q in a["candidates"] for a in ambiguous)]
-    for p in t_left:
-        fits = [q for q in m_left if same_anchor(p, q)]
-        if len(fits) == 1 and sum(1 for pp in t_left if same_anchor(pp, fits[0])) == 1:
-            layer_map[p] = fits[0]
-            notes[p] = "paired by kind and parameter shapes alone (the only such layer on each side; order differs)"
+    def pair_anchors(self, t_order: list[str], m_order: list[str]) -> None:
+        """Step 1: layers with trainable parameters, by kind and parameter shapes, in order."""
+        t_anchor = [p for p in t_order if _anchor(self.t_layers[p])]
+        m_anchor = [p for p in m_order if _anchor(self.m_layers[p])]
+        self.match_sequences(t_anchor, m_anchor, self._same_anchor, "same kind and parameter shapes")
+        # out of order but unique: one layer of a kind and shapes left on each side, and nowhere else to go
+        undecided = {a["torch"] for a in self.ambiguous}
+        t_left = [p for p in t_anchor if p not in self.layer_map and p not in undecided]
+        m_left = [
+            q
+            for q in m_anchor
+            if q not in self.layer_map.values() and not any(q in a["candidates"] for a in self.ambiguous)
+        ]
+        for p in t_left:
+            fits = [q for q in m_left if self._same_anchor(p, q)]
+            if len(fits) == 1 and sum(1 for pp in t_left if self._same_anchor(pp, fits[0])) == 1:
+                self.layer_map[p] = fits[0]
+                self.notes[p] = (
+                    "paired by kind and parameter shapes alone (the only such layer on each side; order differs)"
+                )
 
-    # 2. leaves without trainable parameters, between the paired ones
-    anchors_m = set(layer_map.values())
+    def pair_leaves(
+        self, t_order: list[str], m_order: list[str], t_shapes: dict, m_shapes: dict, *, traced: bool
+    ) -> None:
+        """Step 2: leaves without trainable parameters, between the paired ones, by kind (and output shape)."""
+        t_layers, m_layers = self.t_layers, self.m_layers
+        anchors_m = set(self.layer_map.values())
+        anchors_t = dict(self.layer_map)
 
-    def same_leaf(a, b):
-        ta, mb = t_layers[a], m_layers[b]
-        if anchor(ta) or b in anchors_m:
-            return layer_map.get(a) == b
-        if ta.kind != mb.kind:
-            return False
-        return a not in t_shapes or b not in m_shapes or t_shapes[a] == m_shapes[b]
+        def same_leaf(a, b):
+            ta, mb = t_layers[a], m_layers[b]
+            if _anchor(ta) or b in anchors_m:
+                return anchors_t.get(a) == b
+            if ta.kind != mb.kind:
+                return False
+            return a not in t_shapes or b not in m_shapes or t_shapes[a] == m_shapes[b]
 
-    t_leaf = [p for p in t_order if t_layers[p].leaf or anchor(t_layers[p])]
-    m_leaf = [p for p in m_order if m_layers[p].leaf or anchor(m_layers[p])]
-    anchors_t = dict(layer_map)
-    sequence_match(t_leaf, m_leaf, same_leaf, "same kind" + (" and output shape" if inputs is not None else ""),
-                   fixed=frozenset(anchors_t))
-    layer_map.update(anchors_t)  # the leaf pass never undoes a pair of the first
+        t_leaf = [p for p in t_order if t_layers[p].leaf or _anchor(t_layers[p])]
+        m_leaf = [p for p in m_order if m_layers[p].leaf or _anchor(m_layers[p])]
+        self.match_sequences(
+            t_leaf, m_leaf, same_leaf, "same kind" + (" and output shape" if traced else ""), fixed=frozenset(anchors_t)
+        )
+        self.layer_map.update(anchors_t)  # the leaf pass never undoes a pair of the first
 
-    # 3. containers: the same set of paired layers inside
-    def inside(layers: dict, path: str, paired: set) -> frozenset:
-        return frozenset(q for q in paired if q != path and _under(q, path))
-
-    paired_t = set(layer_map)
-    paired_m = set(layer_map.values())
-    by_set_m: dict[frozenset, list[str]] = {}
-    for q, layer in m_layers.items():
-        if not layer.leaf:
-            s = inside(m_layers, q, paired_m)
+    def pair_containers(self) -> None:
+        """Step 3: containers holding the same set of paired layers."""
+        layer_map = self.layer_map
+        paired_t, paired_m = set(layer_map), set(layer_map.values())
+        by_set_m: dict[frozenset, list[str]] = {}
+        for q, layer in self.m_layers.items():
+            s = frozenset() if layer.leaf else _inside(q, paired_m)
             if s:
                 by_set_m.setdefault(s, []).append(q)
-    by_set_t: dict[frozenset, list[str]] = {}
-    for p, layer in t_layers.items():
-        if not layer.leaf and p not in layer_map:
-            s = frozenset(layer_map[q] for q in inside(t_layers, p, paired_t))
+        by_set_t: dict[frozenset, list[str]] = {}
+        for p, layer in self.t_layers.items():
+            s = frozenset() if layer.leaf or p in layer_map else frozenset(layer_map[q] for q in _inside(p, paired_t))
             if s:
                 by_set_t.setdefault(s, []).append(p)
-    for s, t_paths in by_set_t.items():
-        m_paths = [q for q in by_set_m.get(s, []) if q not in layer_map.values()]
-        t_left = sorted(t_paths, key=lambda p: (p.count(".") if p else -1, p))
-        m_left = sorted(m_paths, key=lambda q: (q.count(".") if q else -1, q))
+        for s, t_paths in by_set_t.items():
+            m_paths = [q for q in by_set_m.get(s, []) if q not in layer_map.values()]
+            self._pair_same_set(_by_depth(t_paths), _by_depth(m_paths), by_set_m.get(s, []))
+
+    def _pair_same_set(self, t_left: list[str], m_left: list[str], m_holding: list[str]) -> None:
+        """Pair containers that hold the same paired layers: roots, then by a kind unique on each side."""
+        layer_map = self.layer_map
         if "" in t_left and "" in m_left:
             layer_map[""] = ""
             t_left.remove("")
             m_left.remove("")
         for p in list(t_left):
-            kind = t_layers[p].kind
-            same_kind = [q for q in m_left if m_layers[q].kind == kind]
+            kind = self.t_layers[p].kind
+            same_kind = [q for q in m_left if self.m_layers[q].kind == kind]
             if len(same_kind) == 1 and kind in LAYER_KINDS.values():
                 layer_map[p] = same_kind[0]
                 t_left.remove(p)
                 m_left.remove(same_kind[0])
         if len(t_left) == 1 and len(m_left) == 1:
             layer_map[t_left[0]] = m_left[0]
-        elif t_left and m_left:
+            return
+        if t_left and m_left:
             for p in t_left:
-                ambiguous.append({"torch": p, "candidates": m_left,
-                                  "reason": "containers holding the same paired layers"})
-        for q in m_left if len(t_left) != 1 or len(m_left) != 1 else []:
-            if not t_left:
-                unmatched_m[q] = (f"layer {m_layers[q].type}: a MindSpore wrapper around the same layers as "
-                                  f"{next((k for k, v in layer_map.items() if v in by_set_m.get(s, [])), '?')!r}")
+                self.ambiguous.append(
+                    {"torch": p, "candidates": m_left, "reason": "containers holding the same paired layers"}
+                )
+        if not t_left:
+            for q in m_left:
+                self.unmatched_m[q] = (
+                    f"layer {self.m_layers[q].type}: a MindSpore wrapper around the same "
+                    "layers as "
+                    f"{next((k for k, v in layer_map.items() if v in m_holding), '?')!r}"
+                )
 
-    # 4. state entries inside paired layers
-    state: dict[str, str] = {}
-    used_m: set[str] = set()
-    ambiguous_t: set[str] = {a["torch"] for a in ambiguous}
-    for p, q in layer_map.items():
-        t_entries, m_entries = t_layers[p].entries, dict(m_layers[q].entries)
-        left_t = []
-        for local, (key, shape, _, _) in t_entries.items():
-            hit = m_entries.get(local)
-            if hit is not None and hit[1] == shape:
-                state[key] = hit[0]
-                used_m.add(hit[0])
-                del m_entries[local]
-            else:
-                left_t.append((local, key, shape))
-        for local, key, shape in left_t:
-            same = [(lm, v) for lm, v in m_entries.items() if v[1] == shape]
-            if len(same) == 1 and sum(1 for _, _, s in left_t if s == shape) == 1:
-                state[key] = same[0][1][0]
-                used_m.add(same[0][1][0])
-                del m_entries[same[0][0]]
-            elif same:
-                ambiguous.append({"torch": key, "candidates": [v[0] for _, v in same],
-                                  "reason": f"entries of shape {shape} in paired layers {p!r} / {q!r}"})
-                ambiguous_t.add(key)
-        nbt = _join(p, "num_batches_tracked")
-        if t_layers[p].obj is not None and getattr(t_layers[p].obj, "num_batches_tracked", None) is not None \
-                and q in m_carried:
-            state[nbt] = m_carried[q]
-    # what is left
-    t_state = torch_module.state_dict()
-    for key in t_state:
-        if key not in state and key not in ambiguous_t:
+    def pair_entries(self, m_carried: dict[str, str]) -> tuple[dict[str, str], set[str], set[str]]:
+        """Step 4: parameters and buffers inside paired layers, by name, then by a shape unique on both sides.
+
+        Returns ``(state: torch key -> MindSpore name, MindSpore names used, torch keys left ambiguous)``.
+        """
+        state: dict[str, str] = {}
+        used_m: set[str] = set()
+        ambiguous_t: set[str] = {a["torch"] for a in self.ambiguous}
+        for p, q in self.layer_map.items():
+            t_entries, m_entries = self.t_layers[p].entries, dict(self.m_layers[q].entries)
+            left_t = []
+            for local, (key, shape, _, _) in t_entries.items():
+                hit = m_entries.get(local)
+                if hit is not None and hit[1] == shape:
+                    state[key] = hit[0]
+                    used_m.add(hit[0])
+                    del m_entries[local]
+                else:
+                    left_t.append((key, shape))
+            for key, shape in left_t:
+                same = [(lm, v) for lm, v in m_entries.items() if v[1] == shape]
+                if len(same) == 1 and sum(1 for _, s in left_t if s == shape) == 1:
+                    state[key] = same[0][1][0]
+                    used_m.add(same[0][1][0])
+                    del m_entries[same[0][0]]
+                elif same:
+                    self.ambiguous.append(
+                        {
+                            "torch": key,
+                            "candidates": [v[0] for _, v in same],
+                            "reason": f"entries of shape {shape} in paired layers {p!r} / {q!r}",
+                        }
+                    )
+                    ambiguous_t.add(key)
+            if getattr(self.t_layers[p].obj, "num_batches_tracked", None) is not None and q in m_carried:
+                state[_join(p, "num_batches_tracked")] = m_carried[q]
+        return state, used_m, ambiguous_t
+
+    def leftover_entries(
+        self, t_state: Mapping, state: dict[str, str], used_m: set[str], ambiguous_t: set[str], ms_cell: Any
+    ) -> dict[str, str]:
+        """List the state entries nothing paired (why, on each side); returns the derived MindSpore constants."""
+        layer_map, t_layers = self.layer_map, self.t_layers
+        for key in t_state:
+            if key in state or key in ambiguous_t:
+                continue
             owner = _parent(key)
             if owner in layer_map:
                 why = f"no entry of that name or shape in MindSpore layer {layer_map[owner] or '<top>'!r}"
+            elif owner in t_layers:
+                why = f"its layer {owner or '<top>'!r} ({t_layers[owner].type}) has no MindSpore counterpart"
             else:
-                why = f"its layer {owner or '<top>'!r} ({t_layers[owner].type}) has no MindSpore counterpart" \
-                    if owner in t_layers else "no counterpart"
-            unmatched_t[key] = why
-    derived: dict[str, str] = {}
-    t_of = {v: k for k, v in layer_map.items()}
-    for q, layer in m_layers.items():
-        for local, (name, shape, trainable, ruled) in layer.entries.items():
-            if name in used_m or any(name in a["candidates"] for a in ambiguous):
-                continue
-            if not trainable and not ruled:
-                derived[name] = _derived_note(t_layers.get(t_of.get(q, "\0")), local, name, ms_cell, shape)
-            else:
-                unmatched_m[name] = (f"no torch entry in layer {t_of[q] or '<top>'!r}" if q in t_of
-                                     else f"its layer {q or '<top>'!r} ({layer.type}) has no torch counterpart")
-    # layers left over (their state entries, if any, are listed above one by one)
-    candidates = {c for a in ambiguous for c in a["candidates"]}
-    paired_m = set(layer_map.values())
-    for p in t_order:
-        layer = t_layers[p]
-        if p not in layer_map and p not in ambiguous_t:
-            unmatched_t.setdefault(p, f"layer {layer.type}: " + (
-                "no MindSpore layer of that kind in its place" if layer.leaf
-                else "no MindSpore cell holds exactly the layers paired inside it"))
-    for q in m_order:
-        layer = m_layers[q]
-        if q not in paired_m and q not in candidates:
-            unmatched_m.setdefault(q, f"layer {layer.type}: " + (
-                "no torch layer of that kind in its place" if layer.leaf
-                else "no torch module holds exactly the layers paired inside it"))
-    # state entries first (in the torch state dict's order), then layers
-    state = {k: state[k] for k in t_state if k in state}
-    layers = {p: layer_map[p] for p in t_layers if p in layer_map}
-    return Alignment(state=state, layers=layers, derived=derived, unmatched_torch=unmatched_t,
-                     unmatched_mindspore=unmatched_m, ambiguous=tuple(ambiguous),
-                     torch_type=type(torch_module).__name__, ms_type=type(ms_cell).__name__, order=order,
-                     notes=notes)
+                why = "no counterpart"
+            self.unmatched_t[key] = why
+        derived: dict[str, str] = {}
+        t_of = {v: k for k, v in layer_map.items()}
+        for q, layer in self.m_layers.items():
+            for local, (name, shape, trainable, ruled) in layer.entries.items():
+                if name in used_m or any(name in a["candidates"] for a in self.ambiguous):
+                    continue
+                if not trainable and not ruled:
+                    derived[name] = _derived_note(t_layers.get(t_of.get(q, "\0")), local, name, ms_cell, shape)
+                elif q in t_of:
+                    self.unmatched_m[name] = f"no torch entry in layer {t_of[q] or '<top>'!r}"
+                else:
+                    self.unmatched_m[name] = f"its layer {q or '<top>'!r} ({layer.type}) has no torch counterpart"
+        return derived
+
+    def leftover_layers(self, t_order: list[str], m_order: list[str], ambiguous_t: set[str]) -> None:
+        """List the layers nothing paired (their state entries, if any, are listed one by one already)."""
+        candidates = {c for a in self.ambiguous for c in a["candidates"]}
+        paired_m = set(self.layer_map.values())
+        for p in t_order:
+            layer = self.t_layers[p]
+            if p not in self.layer_map and p not in ambiguous_t:
+                self.unmatched_t.setdefault(
+                    p,
+                    f"layer {layer.type}: "
+                    + (
+                        "no MindSpore layer of that kind in its place"
+                        if layer.leaf
+                        else "no MindSpore cell holds exactly the layers paired inside it"
+                    ),
+                )
+        for q in m_order:
+            layer = self.m_layers[q]
+            if q not in paired_m and q not in candidates:
+                self.unmatched_m.setdefault(
+                    q,
+                    f"layer {layer.type}: "
+                    + (
+                        "no torch layer of that kind in its place"
+                        if layer.leaf
+                        else "no torch module holds exactly the layers paired inside it"
+                    ),
+                )
 
 
 def _derived_note(t_layer: _Layer | None, local: str, name: str, ms_cell: Any, shape: tuple) -> str:
@@ -863,7 +1053,7 @@ def _derived_note(t_layer: _Layer | None, local: str, name: str, ms_cell: Any, s
     if t_layer is None:
         return base
     value = getattr(t_layer.obj, local, None)
-    if not (hasattr(value, "detach") and hasattr(value, "shape")) or value.numel() == 0:
+    if value is None or not (hasattr(value, "detach") and hasattr(value, "shape")) or value.numel() == 0:
         return base + f"; torch's {t_layer.path or '<top>'} has no tensor attribute {local!r} (computed at run time)"
     from porting.convert._checkpoint import _resolve
 

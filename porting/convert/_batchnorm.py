@@ -1,4 +1,5 @@
-"""torch BatchNorm1d/2d/3d -> MindSpore cells with the same numbers: momentum translated, guards where MindSpore is silent.
+"""torch BatchNorm1d/2d/3d -> MindSpore cells with the same numbers: momentum translated, guards where MindSpore is
+silent.
 
 * :func:`convert_batchnorm` builds the cell: MindSpore momentum = 1 - torch momentum; ``affine=False``
   (MindSpore keeps frozen gamma=1/beta=0); ``track_running_stats=False`` is ``use_batch_statistics=True``;
@@ -61,8 +62,8 @@ def add_batchnorm_parameters(cell: Any, num_features: int, affine: bool) -> None
     cell.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked", requires_grad=False)
 
 
-@functools.lru_cache(maxsize=None)
-def batchnorm_classes() -> dict[str, type]:
+@functools.cache
+def batchnorm_classes() -> dict[str, Any]:  # noqa: C901 - classes built on first call: their methods count
     """The MindSpore cells :func:`convert_batchnorm` returns, by name (built on first call).
 
     ``BatchNorm1d``/``BatchNorm2d``/``BatchNorm3d`` are ``mindspore.nn``'s with torch's one-value-per-channel
@@ -86,8 +87,9 @@ def batchnorm_classes() -> dict[str, type]:
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 # torch's batch counter, advanced like torch's (MindSpore's BatchNorm keeps none)
-                self.num_batches_tracked = Parameter(Tensor(0, mindspore.int64), name="num_batches_tracked",
-                                                     requires_grad=False)
+                self.num_batches_tracked = Parameter(
+                    Tensor(0, mindspore.int64), name="num_batches_tracked", requires_grad=False
+                )
 
             def construct(self, x):
                 bn = self.bn2d if dims == 3 else self  # BatchNorm3d keeps its settings in its BatchNorm2d
@@ -153,7 +155,10 @@ def batchnorm_classes() -> dict[str, type]:
             return y * self.gamma.reshape(view) + self.beta.reshape(view)
 
         def extend_repr(self):
-            return f"num_features={self.num_features}, dims={self.dims}, eps={self.eps}, momentum=None, affine={self.affine}"
+            return (
+                f"num_features={self.num_features}, dims={self.dims}, eps={self.eps}, momentum=None, "
+                f"affine={self.affine}"
+            )
 
     return {
         "BatchNorm1d": guarded(nn.BatchNorm1d, 1),
@@ -171,8 +176,12 @@ def _torch_kind(module: Any) -> str:
             return name
     raise TypeError(
         f"convert_batchnorm: expected a torch.nn.BatchNorm1d, BatchNorm2d or BatchNorm3d, got {type(module).__name__}"
-        + (" (convert SyncBatchNorm with torch.nn.SyncBatchNorm.revert_sync_batchnorm or use "
-           "porting.ReferenceSyncBatchNorm)" if type(module).__name__ == "SyncBatchNorm" else "")
+        + (
+            " (convert SyncBatchNorm with torch.nn.SyncBatchNorm.revert_sync_batchnorm or use "
+            "porting.ReferenceSyncBatchNorm)"
+            if type(module).__name__ == "SyncBatchNorm"
+            else ""
+        )
     )
 
 
@@ -204,16 +213,19 @@ def convert_batchnorm(module: Any):
     dims = _DIMS[kind]
     for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
-            raise ValueError(f"convert_batchnorm: {name} is {tensor.dtype}; only float32 BatchNorm is converted "
-                             "(MindSpore's CPU BatchNorm refuses bfloat16; cast the module with .float())")
+            raise ValueError(
+                f"convert_batchnorm: {name} is {tensor.dtype}; only float32 BatchNorm is converted "
+                "(MindSpore's CPU BatchNorm refuses bfloat16; cast the module with .float())"
+            )
     classes = batchnorm_classes()
     if not module.track_running_stats:
         cell = classes[kind](module.num_features, eps=module.eps, affine=module.affine, use_batch_statistics=True)
     elif module.momentum is None:
         cell = classes["CumulativeBatchNorm"](module.num_features, dims=dims, eps=module.eps, affine=module.affine)
     else:
-        cell = classes[kind](module.num_features, eps=module.eps, momentum=1.0 - float(module.momentum),
-                             affine=module.affine)
+        cell = classes[kind](
+            module.num_features, eps=module.eps, momentum=1.0 - float(module.momentum), affine=module.affine
+        )
     copy_batchnorm_state(module, cell)
     cell.set_train(module.training)
     return cell
@@ -221,7 +233,9 @@ def convert_batchnorm(module: Any):
 
 def _torch_config(module: Any) -> dict:
     return {
-        "num_features": module.num_features, "eps": float(module.eps), "affine": bool(module.affine),
+        "num_features": module.num_features,
+        "eps": float(module.eps),
+        "affine": bool(module.affine),
         "track_running_stats": bool(module.track_running_stats),
         # torch ignores momentum without running statistics
         "momentum": None if (module.momentum is None or not module.track_running_stats) else float(module.momentum),
@@ -231,13 +245,20 @@ def _torch_config(module: Any) -> dict:
 def _ms_config(cell: Any) -> dict:
     bn = getattr(cell, "bn2d", cell)
     if isinstance(cell, batchnorm_classes()["CumulativeBatchNorm"]):
-        return {"num_features": cell.num_features, "eps": cell.eps, "affine": bool(cell.gamma.requires_grad),
-                "track_running_stats": True, "momentum": None}
+        return {
+            "num_features": cell.num_features,
+            "eps": cell.eps,
+            "affine": bool(cell.gamma.requires_grad),
+            "track_running_stats": True,
+            "momentum": None,
+        }
     if not hasattr(bn, "bn_train") or not hasattr(bn, "moving_mean"):
         raise TypeError(f"copy_batchnorm_state: expected a MindSpore BatchNorm cell, got {type(cell).__name__}")
     track = bn.use_batch_statistics is not True
     return {
-        "num_features": int(bn.moving_mean.shape[0]), "eps": float(bn.eps), "affine": bool(bn.gamma.requires_grad),
+        "num_features": int(bn.moving_mean.shape[0]),
+        "eps": float(bn.eps),
+        "affine": bool(bn.gamma.requires_grad),
         "track_running_stats": track,
         # the op's momentum is the fraction of the batch mixed in: torch's convention
         "momentum": float(bn.bn_train.momentum) if track else None,
@@ -248,13 +269,18 @@ def _check_same_config(t: dict, m: dict, torch_side: str) -> None:
     bad = []
     for key in t:
         a, b = t[key], m[key]
-        same = (a is None and b is None) or (a is not None and b is not None and abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a))))
+        same = (a is None and b is None) or (
+            a is not None and b is not None and abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)))
+        )
         if not same:
-            bad.append(f"{key}: torch {a!r}, MindSpore {b!r}" + (" (torch momentum m is MindSpore momentum 1 - m)"
-                                                                  if key == "momentum" else ""))
+            bad.append(
+                f"{key}: torch {a!r}, MindSpore {b!r}"
+                + (" (torch momentum m is MindSpore momentum 1 - m)" if key == "momentum" else "")
+            )
     if bad:
-        raise ValueError(f"copy_batchnorm_state: the two layers are configured differently ({torch_side}): "
-                         + "; ".join(bad))
+        raise ValueError(
+            f"copy_batchnorm_state: the two layers are configured differently ({torch_side}): " + "; ".join(bad)
+        )
 
 
 def copy_batchnorm_state(src: Any, dst: Any) -> None:
@@ -288,11 +314,15 @@ def copy_batchnorm_state(src: Any, dst: Any) -> None:
     src_is_torch = type(src).__module__.startswith("torch")
     dst_is_torch = type(dst).__module__.startswith("torch")
     if src_is_torch == dst_is_torch:
-        raise TypeError("copy_batchnorm_state: expected one torch BatchNorm and one MindSpore BatchNorm cell, got "
-                        f"{type(src).__name__} and {type(dst).__name__}")
+        raise TypeError(
+            "copy_batchnorm_state: expected one torch BatchNorm and one MindSpore BatchNorm cell, got "
+            f"{type(src).__name__} and {type(dst).__name__}"
+        )
     module, cell = (src, dst) if src_is_torch else (dst, src)
     _torch_kind(module)
-    _check_same_config(_torch_config(module), _ms_config(cell), "torch -> MindSpore" if src_is_torch else "MindSpore -> torch")
+    _check_same_config(
+        _torch_config(module), _ms_config(cell), "torch -> MindSpore" if src_is_torch else "MindSpore -> torch"
+    )
     if src_is_torch:
         load_torch_state_dict(cell, module.state_dict(), strict=True)
         return
@@ -300,7 +330,8 @@ def copy_batchnorm_state(src: Any, dst: Any) -> None:
 
     own = module.state_dict()
     # a cell without a counter of its own leaves torch's as it is
-    state = torch_state_dict(cell, num_batches_tracked=(int(own["num_batches_tracked"])
-                                                        if "num_batches_tracked" in own else None))
+    state = torch_state_dict(
+        cell, num_batches_tracked=(int(own["num_batches_tracked"]) if "num_batches_tracked" in own else None)
+    )
     with torch.no_grad():
         module.load_state_dict(state, strict=True)

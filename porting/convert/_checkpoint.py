@@ -1,4 +1,5 @@
-"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of :mod:`porting.convert._checkpoint_rules`.
+"""torch state dicts <-> MindSpore cells and checkpoint files, by the rule tables of
+:mod:`porting.convert._checkpoint_rules`.
 
 * :func:`torch_to_mindspore_names` — which MindSpore parameter each torch key becomes.
 * :func:`load_torch_state_dict` — load a torch state dict (or ``.pt/.pth/.safetensors`` file) into a cell;
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from porting.convert._align import as_alignment
 from porting.convert._checkpoint_files import (
     MS_EXT,
     ST_EXT,
@@ -40,11 +42,10 @@ from porting.convert._checkpoint_files import (
     torch_tensor,
     write_tensors,
 )
-from porting.convert._align import as_alignment
 from porting.convert._checkpoint_rules import CARRIED, CELL_RULES, KEY_SIGNATURES, MOMENTUM_SUSPECT_ABOVE, RULES, Entry
 from porting.harness._format import text_table
-
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointReport",
@@ -71,7 +72,7 @@ class _Item:
 
 @dataclasses.dataclass(frozen=True)
 class _Carried:
-    torch: str  # full torch key, e.g. 'bn.num_batches_tracked'
+    torch: str | None  # full torch key, e.g. 'bn.num_batches_tracked' (None: an alignment names none for it)
     attr: str  # attribute on the cell
     cell: Any
     active: bool  # torch has the key for this cell (False: track_running_stats=False, no counter)
@@ -102,7 +103,8 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried], list[str]]:
+# C901 (below): one pass applying the rule tables to every cell, filling the lists it returns
+def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried], list[str]]:  # noqa: C901
     """Every parameter of ``cell`` with its torch key; the carried keys; momentum warnings.
 
     With an :class:`~porting.Alignment` the torch keys are the alignment's (``None`` where it names none);
@@ -141,8 +143,10 @@ def _plan(cell: Any, alignment: Any = None) -> tuple[list[_Item], list[_Carried]
     if alignment is not None:
         torch_of = {ms: key for key, ms in alignment.state.items()}
         items = [dataclasses.replace(item, torch=torch_of.get(item.ms)) for item in items]
-        carried = [dataclasses.replace(c, torch=torch_of.get(c.ms_path), active=c.active and c.ms_path in torch_of)
-                   for c in carried]
+        carried = [
+            dataclasses.replace(c, torch=torch_of.get(c.ms_path), active=c.active and c.ms_path in torch_of)
+            for c in carried
+        ]
     return items, carried, warnings
 
 
@@ -201,12 +205,18 @@ def torch_to_mindspore_names(torch_module: Any, cell: Any, *, alignment: Any = N
 class CheckpointMismatchError(ValueError):
     """A strict load found missing, unexpected or mis-shaped entries; ``.report`` has all of them."""
 
-    def __init__(self, report: "CheckpointReport", where: str) -> None:
+    def __init__(self, report: CheckpointReport, where: str) -> None:
         self.report = report
-        hint = ("; names on both sides that nothing pairs: for a port written independently pass "
-                "alignment=porting.align(torch_module, cell)" if report.missing and report.unexpected else "")
-        super().__init__(f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
-                         + "\n".join(report.problem_lines()))
+        hint = (
+            "; names on both sides that nothing pairs: for a port written independently pass "
+            "alignment=porting.align(torch_module, cell)"
+            if report.missing and report.unexpected
+            else ""
+        )
+        super().__init__(
+            f"{where}: the checkpoint does not match the cell ({report.verdict}){hint}\n"
+            + "\n".join(report.problem_lines())
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,8 +265,10 @@ class CheckpointReport(Report):
         """``every entry matched`` or ``MISMATCH: <counts>``."""
         if self.ok:
             return "every entry matched"
-        return (f"MISMATCH: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"{len(self.mis_shaped)} mis-shaped")
+        return (
+            f"MISMATCH: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"{len(self.mis_shaped)} mis-shaped"
+        )
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown, the warnings and the counts."""
@@ -298,13 +310,19 @@ class CheckpointReport(Report):
     def summary(self) -> str:
         """Counts per status."""
         counts = [
-            (len(self.loaded), "names kept" if self.names_kept else "loaded"), (len(self.renamed), "renamed"),
+            (len(self.loaded), "names kept" if self.names_kept else "loaded"),
+            (len(self.renamed), "renamed"),
             (len(self.converted), "converted"),
-            (len(self.carried), "carried"), (len(self.filled), "filled"), (len(self.unused), "unused"),
+            (len(self.carried), "carried"),
+            (len(self.filled), "filled"),
+            (len(self.unused), "unused"),
             *([(len(self.kept), "kept")] if self.kept else []),
-            (len(self.missing), "missing"), (len(self.unexpected), "unexpected"), (len(self.mis_shaped), "mis-shaped"),
+            (len(self.missing), "missing"),
+            (len(self.unexpected), "unexpected"),
+            (len(self.mis_shaped), "mis-shaped"),
         ]
-        return ", ".join(f"{n} {what}" for n, what in counts) + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+        warnings = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        return ", ".join(f"{n} {what}" for n, what in counts) + warnings
 
     def __str__(self) -> str:
         return self.table()
@@ -388,7 +406,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
     keys = set(source.keys())
     used: set[str] = set()
     loaded, renamed, converted, filled, unused, missing, mis_shaped, kept = [], [], [], [], [], [], [], []
-    loads = []  # (item, torch key, dtype note)
+    loads: list[tuple[_Item, str | None, str | None]] = []  # (item, torch key, dtype note)
     for item in items:
         key = item.torch
         entry = item.entry
@@ -415,12 +433,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
         if _layout_shape(got, layout) != want:
             mis_shaped.append((key, item.ms, got, want))
             continue
-        dst_dtype = dtype_name(item.param)
-        hows = [h for h in (_describe_layout(layout), f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else "") if h]
-        loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
-        if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
-            hows.append(f"LOSSY: {loss}")
-            warnings.append(f"{key} -> {item.ms}: {src_dtype} -> {dst_dtype} changes values: {loss}")
+        hows = _conversions(source, key, item, layout, src_dtype, warnings)
         if hows:
             converted.append((key, item.ms, "; ".join(hows)))
         elif key != item.ms:
@@ -428,6 +441,48 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
         else:
             loaded.append(item.ms)
         loads.append((item, key, None))
+    carried_rows, counters = _match_counters(carried, source, keys, used, unused, mis_shaped, warnings)
+    unexpected = [k for k in source.keys() if k not in used]
+    report = CheckpointReport(
+        loaded=tuple(loaded),
+        renamed=tuple(renamed),
+        converted=tuple(converted),
+        carried=tuple(carried_rows),
+        filled=tuple(filled),
+        unused=tuple(unused),
+        missing=tuple(missing),
+        unexpected=tuple(unexpected),
+        mis_shaped=tuple(mis_shaped),
+        warnings=tuple(warnings),
+        kept=tuple(kept),
+    )
+    return report, loads, counters
+
+
+def _conversions(
+    source: Mapping[str, Any], key: str, item: Any, layout: Any, src_dtype: str, warnings: list[str]
+) -> list[str]:
+    """How ``source[key]`` is converted for ``item`` (layout, dtype, a lossy cast: also a warning)."""
+    dst_dtype = dtype_name(item.param)
+    cast = f"{src_dtype} -> {dst_dtype}" if src_dtype != dst_dtype else ""
+    hows = [h for h in (_describe_layout(layout), cast) if h]
+    loss = cast_loss(to_numpy(source[key]), dst_dtype) if src_dtype != dst_dtype else None
+    if loss:  # named in the row and as a warning: a cast that changes values is not just "converted"
+        hows.append(f"LOSSY: {loss}")
+        warnings.append(f"{key} -> {item.ms}: {src_dtype} -> {dst_dtype} changes values: {loss}")
+    return hows
+
+
+def _match_counters(
+    carried: list,
+    source: Mapping[str, Any],
+    keys: set[str],
+    used: set[str],
+    unused: list,
+    mis_shaped: list,
+    warnings: list[str],
+) -> tuple[list, list]:
+    """The carried counters (``num_batches_tracked``): ``(report rows, (counter, torch key) to load)``."""
     carried_rows, counters = [], []
     for c in carried:
         if not c.active:  # torch has no counter here; a key of that name stays unexpected
@@ -436,9 +491,11 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
             continue
         if c.torch not in keys and c.ms is not None:
             # as torch's own load_state_dict (which fills a missing counter with the module's own)
-            warnings.append(f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
-                            f"{int(to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
-                            "keeps the module's)")
+            warnings.append(
+                f"{c.torch}: not in the checkpoint, so not loaded (the cell's own count, "
+                f"{int(to_numpy(getattr(c.cell, c.attr)))}, stays, as torch's load_state_dict "
+                "keeps the module's)"
+            )
         if c.torch in keys:
             used.add(c.torch)
             shape, _ = _meta(source, c.torch)
@@ -447,13 +504,7 @@ def _match(cell: Any, source: Mapping[str, Any], alignment: Any = None) -> tuple
                 continue
             carried_rows.append((c.torch, c.ms_path))
             counters.append((c, c.torch))
-    unexpected = [k for k in source.keys() if k not in used]
-    report = CheckpointReport(
-        loaded=tuple(loaded), renamed=tuple(renamed), converted=tuple(converted), carried=tuple(carried_rows),
-        filled=tuple(filled), unused=tuple(unused), missing=tuple(missing), unexpected=tuple(unexpected),
-        mis_shaped=tuple(mis_shaped), warnings=tuple(warnings), kept=tuple(kept),
-    )
-    return report, loads, counters
+    return carried_rows, counters
 
 
 def _condition(name: str, cell: Any, *, for_save: bool) -> bool:
@@ -488,8 +539,9 @@ def _counter_parameter(cell: Any, attr: str, name: str, value: int):
     setattr(cell, attr, Parameter(data, name=name, requires_grad=False))
 
 
-def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True,
-                          alignment: Any = None) -> CheckpointReport:
+def load_torch_state_dict(
+    cell: Any, state_dict_or_path: Any, *, strict: bool = True, copy: bool = True, alignment: Any = None
+) -> CheckpointReport:
     """Load a torch state dict into a MindSpore cell by the rule tables; report every entry.
 
     Names and layouts are mapped by :mod:`porting.convert._checkpoint_rules` (BatchNorm, LayerNorm, GroupNorm,
@@ -526,7 +578,8 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.fc = mindspore.nn.Dense(2, 1)
-        >>> r = load_torch_state_dict(Net(), {"fc.weight": np.ones((1, 2), np.float32), "fc.bias": np.zeros(1, np.float32)})
+        >>> state = {"fc.weight": np.ones((1, 2), np.float32), "fc.bias": np.zeros(1, np.float32)}
+        >>> r = load_torch_state_dict(Net(), state)
         >>> r.loaded
         ('fc.weight', 'fc.bias')
     """
@@ -548,9 +601,12 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
         # an optimizer would update it twice. The second one gets a copy.
         item.param.set_data(ms_tensor(array, dtype, adopt=adopt and key is not None and adopted.claim(array)))
     for carried, key in counters:
-        _counter_parameter(carried.cell, carried.attr,
-                           getattr(getattr(carried.cell, carried.attr, None), "name", carried.ms_path),
-                           int(to_numpy(source[key])))
+        _counter_parameter(
+            carried.cell,
+            carried.attr,
+            getattr(getattr(carried.cell, carried.attr, None), "name", carried.ms_path),
+            int(to_numpy(source[key])),
+        )
     return report
 
 
@@ -560,16 +616,16 @@ def load_torch_state_dict(cell: Any, state_dict_or_path: Any, *, strict: bool = 
 def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None, alignment: Any = None):
     """``[(torch key, MindSpore name, array-like, layout)]`` for the cell (or for ``arrays`` named like it),
     plus the MindSpore names ``arrays`` lacks and its mis-shaped entries."""
-    from mindspore import Parameter
-
     items, carried, _ = _plan(cell, alignment)
     derived = alignment.derived if alignment is not None else {}
     out, missing, mis_shaped, uncounted = [], [], [], []
     unnamed = [item.ms for item in items if item.torch is None and item.ms not in derived]
     if unnamed:
-        raise ValueError(f"the alignment names no torch key for {len(unnamed)} MindSpore parameter(s): "
-                         f"{', '.join(unnamed[:5])}{' ...' if len(unnamed) > 5 else ''}; pair them in the map "
-                         "(its 'state' section) or list them under 'derived'")
+        raise ValueError(
+            f"the alignment names no torch key for {len(unnamed)} MindSpore parameter(s): "
+            f"{', '.join(unnamed[:5])}{' ...' if len(unnamed) > 5 else ''}; pair them in the map "
+            "(its 'state' section) or list them under 'derived'"
+        )
     for item in items:
         if item.torch is None:
             continue  # a derived constant: torch has no entry for it
@@ -587,18 +643,28 @@ def _torch_named(cell: Any, arrays: Mapping[str, Any] | None, num_batches_tracke
     for c in carried:
         if not c.active:
             continue  # torch has no counter with track_running_stats=False
-        own = getattr(c.cell, c.attr, None)
-        if arrays is not None and c.ms_path in arrays:
-            out.append((c.torch, c.ms_path, arrays[c.ms_path], None))
-        elif arrays is None and isinstance(own, Parameter):
-            out.append((c.torch, own.name, own, None))
-        elif num_batches_tracked is not None:
-            out.append((c.torch, c.ms_path, np.array(num_batches_tracked, dtype=np.int64), None))
+        counter = _torch_counter(c, arrays, num_batches_tracked)
+        if counter is not None:
+            out.append(counter)
         else:
+            # left out (never a made-up count); torch's load_state_dict would set it to 0 without a word,
+            # so torch_state_dict warns by name.
             uncounted.append(c.torch)
-        # else: left out (never a made-up count); torch's load_state_dict would set it to 0 without a word,
-        # so torch_state_dict warns by name.
     return out, missing, mis_shaped, uncounted
+
+
+def _torch_counter(c: _Carried, arrays: Mapping[str, Any] | None, num_batches_tracked: int | None) -> tuple | None:
+    """``(torch key, MindSpore name, value, None)`` for a carried counter, or ``None`` when there is no count."""
+    from mindspore import Parameter
+
+    own = getattr(c.cell, c.attr, None)
+    if arrays is not None and c.ms_path in arrays:
+        return c.torch, c.ms_path, arrays[c.ms_path], None
+    if arrays is None and isinstance(own, Parameter):
+        return c.torch, own.name, own, None
+    if num_batches_tracked is not None:
+        return c.torch, c.ms_path, np.array(num_batches_tracked, dtype=np.int64), None
+    return None
 
 
 def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None, alignment: Any = None) -> dict:
@@ -643,7 +709,9 @@ def torch_state_dict(cell: Any, *, num_batches_tracked: int | None = None, align
             f"{', '.join(uncounted[:8])}{' ...' if len(uncounted) > 8 else ''}; torch's load_state_dict sets a "
             "missing counter to 0 without a word (strict or not). Pass num_batches_tracked=N, or load the "
             "checkpoint with porting.load_torch_state_dict, which keeps the counters on the cell",
-            UserWarning, stacklevel=2)
+            UserWarning,
+            stacklevel=2,
+        )
     out = {}
     for key, _, value, layout in named:
         out[key] = torch_tensor(_apply_layout(to_numpy(value), layout, to_ms=False), dtype_name(value))
@@ -685,8 +753,13 @@ def _convert_by_keys(src: str, dst: str, source: Mapping[str, Any]) -> Checkpoin
     """``convert_checkpoint`` without ``like``: BatchNorm groups renamed (their keys say what they are), the
     other names kept, and the report says which."""
     s, d = file_ext(src), file_ext(dst)
-    direction = ("to_ms" if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT) else
-                 "to_torch" if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT) else None)
+    direction = (
+        "to_ms"
+        if d in MS_EXT or (d in ST_EXT and s in TORCH_EXT)
+        else "to_torch"
+        if d in TORCH_EXT or (d in ST_EXT and s in MS_EXT)
+        else None
+    )
     keys = list(source.keys())
     renames = _implied_renames(keys, direction == "to_ms") if direction else {}
     out = {renames.get(k, k): source[k] for k in keys}
@@ -698,12 +771,14 @@ def _convert_by_keys(src: str, dst: str, source: Mapping[str, Any]) -> Checkpoin
             f"no like=: {len(kept)} name(s) kept as they were; only BatchNorm groups (running_mean/running_var "
             "or moving_mean/moving_variance keys) were renamed. Layers whose MindSpore names differ in ways their "
             "keys cannot show (LayerNorm/GroupNorm gamma/beta, Embedding embedding_table, BatchNorm3d bn2d.*, "
-            "Conv1d's extra axis) keep torch's: pass like= (the MindSpore cell) to name them by the rules")
+            "Conv1d's extra axis) keep torch's: pass like= (the MindSpore cell) to name them by the rules"
+        )
     return CheckpointReport(loaded=kept, renamed=tuple(renames.items()), warnings=tuple(warnings), names_kept=True)
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True,
-                       alignment: Any = None) -> CheckpointReport:
+def convert_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, *, like: Any = None, strict: bool = True, alignment: Any = None
+) -> CheckpointReport:
     """Convert a checkpoint file: ``.pt/.pth/.safetensors`` <-> ``.ckpt/.safetensors``, dtypes preserved.
 
     Without ``like`` layouts are kept (a format change; fp16/fp32/fp64 stored as they are, bfloat16
@@ -748,25 +823,41 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
     alignment = as_alignment(alignment, "convert_checkpoint")
     if like is None:
         if alignment is not None:
-            raise ValueError("convert_checkpoint: alignment= needs like= too (the MindSpore cell: its rules give the "
-                             "layouts and dtypes the names alone do not)")
+            raise ValueError(
+                "convert_checkpoint: alignment= needs like= too (the MindSpore cell: its rules give the "
+                "layouts and dtypes the names alone do not)"
+            )
         return _convert_by_keys(src, dst, source)
     if _naming(src, dst) == "to_ms":
-        report, loads, counters = _match(like, source, alignment)
-        if strict and not report.ok:
-            raise CheckpointMismatchError(report, where)
-        out, dtypes = {}, {}
-        for item, key, _ in loads:
-            dtypes[item.ms] = dtype_name(item.param)
-            if key is None:
-                out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
-            else:
-                out[item.ms] = _apply_layout(to_numpy(source[key]), item.entry.layout if item.entry else None, to_ms=True)
-        for carried, key in counters:
-            out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
-        write_tensors(dst, out, dtypes=dtypes)
-        return report
-    # MindSpore -> torch names.
+        return _convert_to_ms(dst, source, like, strict, alignment, where)
+    return _convert_to_torch(dst, source, like, strict, alignment, where)
+
+
+def _convert_to_ms(
+    dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any, where: str
+) -> CheckpointReport:
+    """convert_checkpoint towards MindSpore names, by ``like``'s rules."""
+    report, loads, counters = _match(like, source, alignment)
+    if strict and not report.ok:
+        raise CheckpointMismatchError(report, where)
+    out, dtypes = {}, {}
+    for item, key, _ in loads:
+        dtypes[item.ms] = dtype_name(item.param)
+        if key is None:
+            out[item.ms] = np.full(shape_of(item.param), item.entry.fill, dtype=np.float32)
+        else:
+            layout = item.entry.layout if item.entry else None
+            out[item.ms] = _apply_layout(to_numpy(source[key]), layout, to_ms=True)
+    for carried, key in counters:
+        out[carried.ms_path], dtypes[carried.ms_path] = to_numpy(source[key]).astype(np.int64), "int64"
+    write_tensors(dst, out, dtypes=dtypes)
+    return report
+
+
+def _convert_to_torch(
+    dst: str, source: Mapping[str, Any], like: Any, strict: bool, alignment: Any, where: str
+) -> CheckpointReport:
+    """convert_checkpoint towards torch names, by ``like``'s rules."""
     items, missing, mis_shaped, uncounted = _torch_named(like, source, None, alignment)
     derived = alignment.derived if alignment is not None else {}
     used = {ms for _, ms, _, _ in items} | {ms for ms, *_ in mis_shaped} | set(derived)
@@ -782,8 +873,10 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, like: 
         unexpected=unexpected,
         mis_shaped=tuple(mis_shaped),
         kept=tuple((n, note) for n, note in derived.items() if n in source),
-        warnings=tuple(f"{key}: no counter in the source, left out (torch's load_state_dict would set it to 0)"
-                       for key in uncounted),
+        warnings=tuple(
+            f"{key}: no counter in the source, left out (torch's load_state_dict would set it to 0)"
+            for key in uncounted
+        ),
     )
     if strict and not report.ok:
         raise CheckpointMismatchError(report, where)

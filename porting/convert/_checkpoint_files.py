@@ -94,12 +94,21 @@ def dtype_name(value: Any) -> str:
 def _dtype_name_uncached(value: Any, dtype: Any) -> str:
     text = str(dtype)
     if text.startswith("torch."):
-        return text[len("torch."):]
+        return text[len("torch.") :]
     if isinstance(value, np.ndarray) or isinstance(dtype, np.dtype):
         return np.dtype(dtype).name
-    return {"Float32": "float32", "Float16": "float16", "Float64": "float64", "BFloat16": "bfloat16",
-            "Int64": "int64", "Int32": "int32", "Int8": "int8", "UInt8": "uint8", "Bool": "bool",
-            "Int16": "int16"}.get(text, text.lower())
+    return {
+        "Float32": "float32",
+        "Float16": "float16",
+        "Float64": "float64",
+        "BFloat16": "bfloat16",
+        "Int64": "int64",
+        "Int32": "int32",
+        "Int8": "int8",
+        "UInt8": "uint8",
+        "Bool": "bool",
+        "Int16": "int16",
+    }.get(text, text.lower())
 
 
 def shape_of(value: Any) -> tuple[int, ...]:
@@ -144,8 +153,14 @@ def ms_tensor(array: np.ndarray, dtype: str, *, adopt: bool = False):
     """
     import mindspore
 
-    if adopt and dtype != "bfloat16" and array.dtype == np.dtype(dtype) and array.ndim \
-            and array.flags.c_contiguous and array.flags.writeable:
+    if (
+        adopt
+        and dtype != "bfloat16"
+        and array.dtype == np.dtype(dtype)
+        and array.ndim
+        and array.flags.c_contiguous
+        and array.flags.writeable
+    ):
         return mindspore.Tensor.from_numpy(array)
     if array.dtype.kind == "c" and np.dtype("float32" if dtype == "bfloat16" else dtype).kind != "c":
         array = array.real  # the loss is named in the report (cast_loss); numpy would warn and do the same
@@ -155,7 +170,7 @@ def ms_tensor(array: np.ndarray, dtype: str, *, adopt: bool = False):
         return mindspore.Tensor(np.asarray(array, dtype=np.dtype(dtype), order="C"))
 
 
-def cast_loss(array: np.ndarray, dtype: str) -> str | None:
+def cast_loss(array: np.ndarray, dtype: str) -> str | None:  # noqa: C901 - independent checks, one per kind of loss
     """What casting ``array`` to ``dtype`` (a :func:`dtype_name`) loses beyond rounding, or ``None``.
 
     Named: imaginary parts dropped (complex to real), finite values that become ``inf`` (overflow) or
@@ -225,10 +240,26 @@ def torch_tensor(array: np.ndarray, dtype: str):
 # ------------------------------------------------------------------------------------------------- files
 
 
-_ST_DTYPES = {"F16": "float16", "F32": "float32", "F64": "float64", "BF16": "bfloat16", "I64": "int64",
-              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "U16": "uint16",
-              "U32": "uint32", "U64": "uint64", "C64": "complex64", "F8_E4M3": "float8_e4m3fn",
-              "F8_E5M2": "float8_e5m2"}
+_ST_DTYPES = {
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+    "U16": "uint16",
+    "U32": "uint32",
+    "U64": "uint64",
+    "C64": "complex64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
+
+
 def _unheld_dtype(name: str) -> bool:
     """Dtypes numpy (and so this converter) cannot hold: refused by name when read."""
     return name.startswith(("float8", "float4_", "float6_")) or name in ("complex32", "e8m0")
@@ -238,7 +269,8 @@ def _unheld(path: str, key: str, dtype: str) -> ValueError:
     return ValueError(
         f"{path}: entry {key!r} is {dtype}, which numpy and a MindSpore .ckpt cannot hold, so it cannot be converted "
         f"exactly; cast it first (float8 to float16 / bfloat16 / float32, complex32 to complex64: each holds every "
-        f"value exactly) and convert that")
+        f"value exactly) and convert that"
+    )
 
 
 class _LazySafetensors(Mapping):
@@ -252,7 +284,7 @@ class _LazySafetensors(Mapping):
             self._numpy = safe_open(path, framework="numpy")
         except Exception as exc:  # safetensors' own error names no file and often not the problem either
             raise ValueError(f"{path}: not a readable .safetensors file: {_safetensors_problem(path, exc)}") from None
-        self._torch = None  # opened at the first bfloat16 entry
+        self._torch: Any = None  # opened at the first bfloat16 entry (safetensors' safe_open)
         self._keys = list(self._numpy.keys())
         slices = {k: self._numpy.get_slice(k) for k in self._keys}
         self._dtypes = {k: sl.get_dtype() for k, sl in slices.items()}
@@ -276,8 +308,9 @@ class _LazySafetensors(Mapping):
         except ValueError:
             raise
         except Exception as exc:
-            raise ValueError(f"{self._path}: entry {key!r} cannot be read: {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from None
+            raise ValueError(
+                f"{self._path}: entry {key!r} cannot be read: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
 
     def _torch_handle(self, key: str):
         # One handle for every bfloat16 entry: each safe_open parses the whole header again.
@@ -350,6 +383,13 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
+    data = _torch_load(path, mmap)
+    _check_torch_entries(path, data)
+    return data
+
+
+def _torch_load(path: str, mmap: bool) -> Any:
+    """``torch.load(weights_only=True)`` of a checked file; its errors as one line naming the file and the cause."""
     import torch
 
     with open(path, "rb") as f:
@@ -378,10 +418,18 @@ def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
                 f"{(lines[0].split('. ')[0] if lines else type(exc).__name__)}); save only the state dict "
                 "(torch.save(model.state_dict(), path)), or load it yourself if you trust the file"
             ) from None
-        raise ValueError(f"{path}: not a torch checkpoint, or a damaged one: "
-                         f"{_torch_problem(path, is_zip, exc)}") from None
+        raise ValueError(
+            f"{path}: not a torch checkpoint, or a damaged one: {_torch_problem(path, is_zip, exc)}"
+        ) from None
     except Exception as exc:  # truncated, damaged or foreign: torch's errors often name neither file nor cause
         raise ValueError(f"{path}: not a readable torch checkpoint: {_torch_problem(path, is_zip, exc)}") from None
+    return data
+
+
+def _check_torch_entries(path: str, data: Any) -> None:
+    """A state dict of dense tensors of a dtype we hold, none a view with overlapping elements."""
+    import torch
+
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
     for key, value in data.items():
@@ -397,8 +445,8 @@ def _read_torch(path: str, mmap: bool) -> Mapping[str, Any]:
             raise ValueError(
                 f"{path}: entry {key!r} declares {value.numel()} elements of {dtype} (shape {tuple(value.shape)}) "
                 f"over {held} bytes of storage: an expand()/as_strided() view whose elements overlap, which writing "
-                "out would materialise; save entry.contiguous() (or clone()) if that is what you mean")
-    return data
+                "out would materialise; save entry.contiguous() (or clone()) if that is what you mean"
+            )
 
 
 def _zip_problem(path: str) -> str | None:
@@ -440,8 +488,10 @@ def _safetensors_problem(path: str, exc: BaseException) -> str:
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         if n > _ST_MAX_HEADER:
-            return f"its header length field says {n} bytes, above safetensors' {_ST_MAX_HEADER}-byte limit " \
-                   "(not a .safetensors file, or a damaged one)"
+            return (
+                f"its header length field says {n} bytes, above safetensors' {_ST_MAX_HEADER}-byte limit "
+                "(not a .safetensors file, or a damaged one)"
+            )
         if 8 + n > size:
             return f"its header length field says {n} bytes, the file has {size - 8} after it (truncated?)"
         raw = f.read(n)
@@ -458,8 +508,21 @@ def _safetensors_problem(path: str, exc: BaseException) -> str:
 
 
 # The dtypes mindspore.load_checkpoint (2.10) reads back (serialization.tensor_to_ms_type).
-_CKPT_LOADABLE = {"Int8": 1, "UInt8": 1, "Int16": 2, "UInt16": 2, "Int32": 4, "UInt32": 4, "Int64": 8, "UInt64": 8,
-                  "Float16": 2, "Float32": 4, "Float64": 8, "Bool": 1, "BFloat16": 2}
+_CKPT_LOADABLE = {
+    "Int8": 1,
+    "UInt8": 1,
+    "Int16": 2,
+    "UInt16": 2,
+    "Int32": 4,
+    "UInt32": 4,
+    "Int64": 8,
+    "UInt64": 8,
+    "Float16": 2,
+    "Float32": 4,
+    "Float64": 8,
+    "Bool": 1,
+    "BFloat16": 2,
+}
 
 
 class _Quiet(logging.Filter):
@@ -527,18 +590,24 @@ def _ckpt_problem(path: str, exc: BaseException) -> str:
     for value in proto.value:
         tensor = value.tensor
         if tensor.tensor_type not in _CKPT_LOADABLE:
-            return (f"entry {value.tag!r} is {tensor.tensor_type}, which mindspore.load_checkpoint cannot read "
-                    "(MindSpore 2.10 writes complex entries but refuses them when loading)")
+            return (
+                f"entry {value.tag!r} is {tensor.tensor_type}, which mindspore.load_checkpoint cannot read "
+                "(MindSpore 2.10 writes complex entries but refuses them when loading)"
+            )
         sizes[value.tag] = sizes.get(value.tag, 0) + len(tensor.tensor_content)  # large entries come in slices
     for value in proto.value:
         need = int(np.prod(value.tensor.dims, dtype=np.int64)) * _CKPT_LOADABLE[value.tensor.tensor_type]
         if sizes[value.tag] != need:
-            return (f"entry {value.tag!r}: shape {tuple(value.tensor.dims)} of {value.tensor.tensor_type} needs {need} "
-                    f"bytes, the file holds {sizes[value.tag]} (truncated or damaged)")
+            return (
+                f"entry {value.tag!r}: shape {tuple(value.tensor.dims)} of {value.tensor.tensor_type} needs {need} "
+                f"bytes, the file holds {sizes[value.tag]} (truncated or damaged)"
+            )
     return _first_line(exc)
 
 
-def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None) -> None:
+def write_tensors(
+    path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes: Mapping[str, str] | None = None
+) -> None:
     """Write ``{name: array-like}`` to a ``.pt/.pth``, ``.safetensors`` or ``.ckpt`` file, dtypes kept.
 
     Args:
@@ -565,16 +634,21 @@ def write_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, dtypes
         raise ValueError(f"{path}: expected a .pt, .pth, .safetensors or .ckpt destination, got {ext or '(none)'!r}")
     for key, name in names.items():
         if name.startswith("complex") and ext in MS_EXT:
-            raise ValueError(f"{path}: entry {key!r} is {name}: a .ckpt cannot hold it (mindspore.save_checkpoint "
-                             "writes complex entries but mindspore.load_checkpoint 2.10 refuses them); write a .pt or "
-                             ".safetensors, or store real and imaginary parts as two entries")
+            raise ValueError(
+                f"{path}: entry {key!r} is {name}: a .ckpt cannot hold it (mindspore.save_checkpoint "
+                "writes complex entries but mindspore.load_checkpoint 2.10 refuses them); write a .pt or "
+                ".safetensors, or store real and imaginary parts as two entries"
+            )
         if ext in MS_EXT and 0 in shape_of(tensors[key]):
-            raise ValueError(f"{path}: entry {key!r} has no elements (shape {shape_of(tensors[key])}): "
-                             "mindspore.save_checkpoint leaves such entries out without a word, so a .ckpt cannot "
-                             "hold it; write a .pt or .safetensors, or drop the entry")
+            raise ValueError(
+                f"{path}: entry {key!r} has no elements (shape {shape_of(tensors[key])}): "
+                "mindspore.save_checkpoint leaves such entries out without a word, so a .ckpt cannot "
+                "hold it; write a .pt or .safetensors, or drop the entry"
+            )
         if name == "complex128" and ext in ST_EXT:
-            raise ValueError(f"{path}: entry {key!r} is complex128, which .safetensors cannot hold (complex64 only); "
-                             "write a .pt")
+            raise ValueError(
+                f"{path}: entry {key!r} is complex128, which .safetensors cannot hold (complex64 only); write a .pt"
+            )
         if _unheld_dtype(name):
             raise _unheld(path, key, name)
     # Written to a temporary file next to the destination and renamed into place once complete: a failure
@@ -601,14 +675,14 @@ def _write(path: str, ext: str, tensors: Mapping[str, Any], names: Mapping[str, 
     elif ext in ST_EXT:
         if "bfloat16" in names.values():
             try:
-                from safetensors.torch import save_file
+                from safetensors.torch import save_file as save_torch_file
             except ImportError:
                 raise ValueError(f"{path}: writing bfloat16 to .safetensors needs torch") from None
-            save_file({k: torch_tensor(to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
+            save_torch_file({k: torch_tensor(to_numpy(v), names[k]).contiguous() for k, v in tensors.items()}, path)
         else:
-            from safetensors.numpy import save_file
+            from safetensors.numpy import save_file as save_numpy_file
 
-            save_file({k: np.asarray(to_numpy(v), order="C") for k, v in tensors.items()}, path)
+            save_numpy_file({k: np.asarray(to_numpy(v), order="C") for k, v in tensors.items()}, path)
     elif ext in MS_EXT:
         import mindspore
 

@@ -18,19 +18,29 @@ gamma/beta/moving_mean/moving_variance/num_batches_tracked), so checkpoints load
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ReferenceSyncBatchNorm", "ReferenceSyncBatchNormCell"]
 
 
-@functools.lru_cache(maxsize=None)
-def _torch_class() -> type:
+@functools.cache
+def _torch_class() -> type:  # noqa: C901 - a class built on first call (torch imported late): its methods count
     import torch
     import torch.distributed as dist
 
     class _ReferenceSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
-        def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                     track_running_stats: bool = True, process_group: Any = None, device=None, dtype=None) -> None:
+        def __init__(
+            self,
+            num_features: int,
+            eps: float = 1e-5,
+            momentum: float | None = 0.1,
+            affine: bool = True,
+            track_running_stats: bool = True,
+            process_group: Any = None,
+            device=None,
+            dtype=None,
+        ) -> None:
             super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
             self.process_group = process_group
 
@@ -47,12 +57,15 @@ def _torch_class() -> type:
             self._check_input_dim(x)
             use_batch = self.training or not self.track_running_stats
             if not use_batch:
-                return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                                      False, 0.0, self.eps)
+                return torch.nn.functional.batch_norm(
+                    x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+                )
             c = self.num_features
             dims = [0] + list(range(2, x.dim()))
             view = [1, c] + [1] * (x.dim() - 2)
-            shift = (self.running_mean.detach() if self.track_running_stats else x.new_zeros(c)).to(x.dtype)
+            # _BatchNorm registers the running buffers exactly when track_running_stats is set
+            stats = self.running_mean if self.track_running_stats else None
+            shift = (x.new_zeros(c) if stats is None else stats.detach()).to(x.dtype)
             xs = x - shift.view(view)
             local_n = x.numel() // c
             stats = torch.stack([xs.sum(dims), (xs * xs).sum(dims), x.new_full((c,), float(local_n))])
@@ -63,8 +76,10 @@ def _torch_class() -> type:
             s1, s2, n = stats[0], stats[1], stats[2]
             count = int(round(float(n[0].detach())))
             if count <= 1:
-                raise ValueError(f"Expected more than 1 value per channel when training, got {count} over all ranks "
-                                 f"(local input size {tuple(x.shape)})")
+                raise ValueError(
+                    f"Expected more than 1 value per channel when training, got {count} over all ranks "
+                    f"(local input size {tuple(x.shape)})"
+                )
             mean_s = s1 / n
             var = s2 / n - mean_s * mean_s  # biased, for normalising
             mean = mean_s + shift
@@ -72,11 +87,13 @@ def _torch_class() -> type:
             if self.affine:
                 y = y * self.weight.view(view) + self.bias.view(view)
             if self.training and self.track_running_stats:
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                assert tracked is not None and running_mean is not None and running_var is not None  # see above
                 with torch.no_grad():
-                    self.num_batches_tracked.add_(1)
-                    factor = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
-                    self.running_mean.mul_(1 - factor).add_(mean.detach() * factor)
-                    self.running_var.mul_(1 - factor).add_(var.detach() * (count / (count - 1)) * factor)
+                    tracked.add_(1)
+                    factor = (1.0 / float(tracked)) if self.momentum is None else self.momentum
+                    running_mean.mul_(1 - factor).add_(mean.detach() * factor)
+                    running_var.mul_(1 - factor).add_(var.detach() * (count / (count - 1)) * factor)
             return y
 
     _ReferenceSyncBatchNorm.__name__ = _ReferenceSyncBatchNorm.__qualname__ = "ReferenceSyncBatchNorm"
@@ -87,10 +104,12 @@ def _torch_class() -> type:
 class _LazyClass(type):
     """Metaclass: the real class is built on first use, so ``import porting`` stays free of torch/mindspore."""
 
-    def __call__(cls, *args, **kwargs):
+    _real: Callable[[], type]  # each class of this metaclass builds its real class (a staticmethod)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # an instance of the real class (torch's or MindSpore's)
         return cls._real()(*args, **kwargs)
 
-    def __instancecheck__(cls, obj) -> bool:
+    def __instancecheck__(cls, obj: Any) -> bool:
         return isinstance(obj, cls._real())
 
 
@@ -127,9 +146,15 @@ class ReferenceSyncBatchNorm(metaclass=_LazyClass):
     def _real() -> type:
         return _torch_class()
 
+    if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
 
-@functools.lru_cache(maxsize=None)
-def _ms_class() -> type:
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@functools.cache
+def _ms_class() -> type:  # noqa: C901 - a class built on first call (MindSpore imported late): its methods count
     from mindspore import nn, ops
 
     from porting.convert._batchnorm import add_batchnorm_parameters
@@ -137,8 +162,15 @@ def _ms_class() -> type:
     class _ReferenceSyncBatchNormCell(nn.Cell):
         torch_rule = "batchnorm"
 
-        def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9, affine: bool = True,
-                     use_batch_statistics: bool | None = None, group: str | None = None) -> None:
+        def __init__(
+            self,
+            num_features: int,
+            eps: float = 1e-5,
+            momentum: float = 0.9,
+            affine: bool = True,
+            use_batch_statistics: bool | None = None,
+            group: str | None = None,
+        ) -> None:
             super().__init__()
             if not 0.0 <= momentum <= 1.0:
                 raise ValueError(f"ReferenceSyncBatchNormCell: momentum must be in [0, 1], got {momentum}")
@@ -210,7 +242,7 @@ def _ms_world_size(group: str | None) -> int:
 
 
 class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
-    """MindSpore SyncBatchNorm made of ``ops.AllReduce`` (runs under ``msrun`` on CPU): BatchNorm over every rank's batch.
+    """MindSpore SyncBatchNorm from ``ops.AllReduce`` (runs under ``msrun`` on CPU): BatchNorm over every rank's batch.
 
     Parameters as ``mindspore.nn.BatchNorm2d`` (gamma, beta, moving_mean, moving_variance) plus torch's
     ``num_batches_tracked``; ``momentum`` in MindSpore's convention (0.9 == torch's 0.1). Inputs (N, C, *).
@@ -242,3 +274,9 @@ class ReferenceSyncBatchNormCell(metaclass=_LazyClass):
     @staticmethod
     def _real() -> type:
         return _ms_class()
+
+    if TYPE_CHECKING:  # an instance is the real class's, made by the metaclass: any arguments, any attribute
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...

@@ -332,7 +332,7 @@ class _Max:
     __slots__ = ("value", "flat")
 
     def __init__(self) -> None:
-        self.value: object = 0
+        self.value: float = 0
         self.flat: int | None = None
 
     def offer(self, chunk: np.ndarray, offset: int) -> None:
@@ -345,7 +345,7 @@ class _Max:
         return None if self.flat is None else tuple(int(i) for i in np.unravel_index(self.flat, shape))
 
 
-def is_worse(new: object, old: object) -> bool:
+def is_worse(new: float, old: float) -> bool:
     """Whether difference ``new`` ranks above ``old``; NaN ranks above everything, as in torch.max.
 
     Example:

@@ -54,7 +54,7 @@ import cmath
 import dataclasses
 import math
 import struct
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -73,9 +73,10 @@ from porting.harness._format import (
 )
 from porting.harness._leaves import MAPPING, SEQUENCE, Leaf, classify, number_as_array
 from porting.harness._tolerances import default_tolerances, resolve_tolerances
-
 from torch2ms_base._report import Report
+
 __all__ = ["Mismatch", "Comparison", "compare", "assert_equivalent"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Mismatch:
@@ -172,9 +173,11 @@ class Comparison(Report):
         """One line: what was compared and the worst difference seen."""
         line = f"compared {self.tensors} tensors ({self.elements} elements, {self.bytes} bytes)"
         if self.signed_zeros or self.nan_payloads:
-            line += (f"; {self.signed_zeros + self.nan_payloads} element(s) equal but not bit-identical "
-                     f"({not_identical_words(self.signed_zeros, self.nan_payloads)}), the first at "
-                     f"{format_location(self.not_identical_path, self.not_identical_index) or 'the top level'}")
+            line += (
+                f"; {self.signed_zeros + self.nan_payloads} element(s) equal but not bit-identical "
+                f"({not_identical_words(self.signed_zeros, self.nan_payloads)}), the first at "
+                f"{format_location(self.not_identical_path, self.not_identical_index) or 'the top level'}"
+            )
         if self.worst_abs_path is None:
             return line + "; all equal"
         return (
@@ -240,11 +243,10 @@ def _float_bits(x: float | complex) -> bytes:
 def _nan_hint(count: int) -> str:
     # NaN != NaN is the IEEE rule and torch's default; a port that produces NaN in the same places
     # usually wants to know that this alone is the difference.
-    return (f"\n{count} element(s) are NaN on both sides at the same index; NaN equals NaN only with "
-            "equal_nan=True")
+    return f"\n{count} element(s) are NaN on both sides at the same index; NaN equals NaN only with equal_nan=True"
 
 
-def _is_text_array(leaf: Any) -> bool:
+def _is_text_array(leaf: Any) -> TypeGuard[Leaf]:
     return isinstance(leaf, Leaf) and leaf.kind == "array" and leaf.value.dtype.kind in "US"
 
 
@@ -332,7 +334,7 @@ class _Walker:
             # No element-wise walk: which items correspond is unknown once one is missing.
             self._fail(path, "length", length_message(len(actual), len(expected)))
             return
-        for i, (x, y) in enumerate(zip(actual, expected)):
+        for i, (x, y) in enumerate(zip(actual, expected, strict=True)):
             self.walk(x, y, (*path, i))
 
     def _leaf(self, a: Leaf, e: Leaf, actual: Any, expected: Any, path: tuple) -> None:
@@ -371,11 +373,20 @@ class _Walker:
             return
         dtypes = [{int: "int64", float: "float64", complex: "complex128"}.get(type(x), "bool") for x in (a, e)]
         rtol, atol = self.tolerances or default_tolerances(*dtypes)
-        both_nan = self.equal_nan and isinstance(a, (float, complex)) and isinstance(e, (float, complex)) \
-            and cmath.isnan(a) and cmath.isnan(e)
+        both_nan = (
+            self.equal_nan
+            and isinstance(a, (float, complex))
+            and isinstance(e, (float, complex))
+            and cmath.isnan(a)
+            and cmath.isnan(e)
+        )
         if a == e or both_nan:
-            if isinstance(a, (float, complex)) and isinstance(e, (float, complex)) and type(a) is type(e) \
-                    and _float_bits(a) != _float_bits(e):
+            if (
+                isinstance(a, (float, complex))
+                and isinstance(e, (float, complex))
+                and type(a) is type(e)
+                and _float_bits(a) != _float_bits(e)
+            ):
                 self._note_not_identical(0 if both_nan else 1, 1 if both_nan else 0, path, ())
             return
         abs_diff = abs(a - e)
@@ -428,8 +439,16 @@ class _Walker:
             message = scalar_message(ai, ei, abs_diff=abs_diff, rel_diff=rel_diff, rtol=rtol, atol=atol)
         else:
             abs_diff, rel_diff = diff.abs_diff, diff.rel_diff
-            figures = dict(abs_diff=abs_diff, abs_index=diff.abs_index, rel_diff=rel_diff, rel_index=diff.rel_index)
-            message = values_message(mismatched=diff.mismatched, numel=diff.numel, rtol=rtol, atol=atol, **figures)
+            message = values_message(
+                mismatched=diff.mismatched,
+                numel=diff.numel,
+                rtol=rtol,
+                atol=atol,
+                abs_diff=abs_diff,
+                abs_index=diff.abs_index,
+                rel_diff=rel_diff,
+                rel_index=diff.rel_index,
+            )
         if not self.equal_nan and x.dtype.kind in "fc":
             shared = int(np.count_nonzero(np.isnan(x) & np.isnan(y)))
             if shared:

@@ -24,7 +24,7 @@ def format_path(path: tuple) -> str:
     return "".join(str([item]) for item in path)
 
 
-def format_location(path: tuple, index: tuple[int, ...] | None) -> str:
+def format_location(path: tuple | None, index: tuple[int, ...] | None) -> str:
     """Render a path plus an element index: ``['img'] / [0, 2, 5, 1]`` (empty parts left out).
 
     Example:
@@ -50,9 +50,9 @@ def values_message(
     mismatched: int,
     numel: int,
     abs_diff: Any,
-    abs_index: tuple[int, ...],
+    abs_index: tuple[int, ...] | None,
     rel_diff: Any,
-    rel_index: tuple[int, ...],
+    rel_index: tuple[int, ...] | None,
     rtol: float,
     atol: float,
     identifier: str = "Tensor-likes",
@@ -137,7 +137,9 @@ def text_message(actual: str | bytes, expected: str | bytes) -> str:
         "Strings do not match: 'cat.jpg' != 'cap.jpg' (first difference at position 2)."
     """
     what = "Strings" if isinstance(actual, str) else "Bytes"
-    pos = next((i for i, (x, y) in enumerate(zip(actual, expected)) if x != y), min(len(actual), len(expected)))
+    # the common prefix only; when one is a prefix of the other the difference is where the shorter one ends
+    pairs = enumerate(zip(actual, expected, strict=False))
+    pos = next((i for i, (x, y) in pairs if x != y), min(len(actual), len(expected)))
     return f"{what} do not match: {actual!r} != {expected!r} (first difference at position {pos})."
 
 
@@ -187,6 +189,6 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
             raise ValueError(f"text_table: row {i} has {len(r)} cells, expected {len(header)} (one per header column)")
     table = [header, *body]
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

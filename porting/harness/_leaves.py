@@ -96,7 +96,7 @@ def _from_numpy(arr: np.ndarray, path: str, origin: str = "numpy") -> Leaf:
     )
 
 
-def classify(obj: Any, path: str) -> str | Leaf:
+def classify(obj: Any, path: str) -> str | Leaf:  # noqa: C901 - one flat type dispatch, its order the rule
     """Say whether ``obj`` is a mapping, a sequence, or a leaf (returned converted to numpy).
 
     Args:
@@ -125,7 +125,8 @@ def classify(obj: Any, path: str) -> str | Leaf:
         return Leaf("str", obj)
     if isinstance(obj, (bytes, bytearray)):
         return Leaf("bytes", bytes(obj))
-    for py_type in (bool, int, float, complex):  # bool first: it is an int too
+    number_types: tuple[type, ...] = (bool, int, float, complex)  # bool first: it is an int too
+    for py_type in number_types:
         if isinstance(obj, py_type):
             return Leaf("number", py_type(obj), py_type.__name__)
     framework = framework_of(obj)

@@ -13,11 +13,16 @@ from porting.harness._arrays import is_worse
 from porting.harness._compare import Mismatch, compare, not_identical_words
 from porting.harness._format import format_path
 from porting.harness._tolerances import resolve_tolerances
-
 from torch2ms_base._report import Report
+
 __all__ = [
-    "BatchMismatch", "PipelineReport", "assert_pipelines_equivalent", "batch_location", "compare_pipelines",
-    "dataset_rows", "loader_epochs",
+    "BatchMismatch",
+    "PipelineReport",
+    "assert_pipelines_equivalent",
+    "batch_location",
+    "compare_pipelines",
+    "dataset_rows",
+    "loader_epochs",
 ]
 
 _END = object()
@@ -30,8 +35,11 @@ def batch_location(batch: int, batches_per_epoch: int | None = None, column: Any
         >>> batch_location(7, 4, "img")
         "epoch 1 / batch 3 / column 'img'"
     """
-    head = f"epoch {batch // batches_per_epoch} / batch {batch % batches_per_epoch}" if batches_per_epoch else \
-        f"batch {batch}"
+    head = (
+        f"epoch {batch // batches_per_epoch} / batch {batch % batches_per_epoch}"
+        if batches_per_epoch
+        else f"batch {batch}"
+    )
     return head if column is None else f"{head} / column {column!r}"
 
 
@@ -159,8 +167,10 @@ class PipelineReport(Report):
             f"tolerance: {self.tolerance}",
         ]
         if self.not_identical_location is not None:
-            lines.append(f"equal but not bit-identical: {self.signed_zeros + self.nan_payloads} element(s), the first "
-                         f"at {self.not_identical_location}")
+            lines.append(
+                f"equal but not bit-identical: {self.signed_zeros + self.nan_payloads} element(s), the first "
+                f"at {self.not_identical_location}"
+            )
         if self.worst_abs_location is None:
             lines.append("worst difference: none (all equal)")
         else:
@@ -182,8 +192,10 @@ class PipelineReport(Report):
         shown = self.mismatches if max_shown is None else self.mismatches[:max_shown]
         parts = [self.summary()] + [f"[{i + 1}/{len(self.mismatches)}] {m}" for i, m in enumerate(shown)]
         if len(self.mismatches) > len(shown):
-            parts.append(f"... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown "
-                         "(report.mismatches has them all)")
+            parts.append(
+                f"... and {len(self.mismatches) - len(shown)} more mismatch(es) not shown "
+                "(report.mismatches has them all)"
+            )
         return "\n\n".join(parts)
 
     def assert_ok(self) -> None:
@@ -276,6 +288,56 @@ class _Timed:
             self.seconds += time.perf_counter() - start
 
 
+def _check_limits(max_batches: int | None, max_mismatches: int | None, tolerance: str) -> None:
+    for name, value in (("max_batches", max_batches), ("max_mismatches", max_mismatches)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    if tolerance not in ("exact", "default"):
+        raise ValueError(f"tolerance must be 'exact' or 'default', got {tolerance!r}")
+
+
+@dataclasses.dataclass
+class _Tally:
+    """compare_pipelines' running totals over the batches compared so far."""
+
+    batches_per_epoch: int | None
+    mismatches: list[BatchMismatch] = dataclasses.field(default_factory=list)
+    tensors: int = 0
+    elements: int = 0
+    nbytes: int = 0
+    worst_abs: tuple = (0, None)
+    worst_rel: tuple = (0.0, None)
+    signed_zeros: int = 0
+    nan_payloads: int = 0
+    not_identical: str | None = None
+
+    def _where(self, n: int, path: tuple, label: Any, index: Any = None, mismatch: Mismatch | None = None):
+        """Batch ``n``'s location of ``path`` (its first element named by ``label``, when batches have columns)."""
+        column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
+        if mismatch is not None:
+            return BatchMismatch(n, column, dataclasses.replace(mismatch, path=rest), self.batches_per_epoch)
+        return BatchMismatch(
+            n, column, Mismatch(path=rest, kind="", message="", abs_index=index), self.batches_per_epoch
+        )
+
+    def add(self, n: int, result: Any, label: Any) -> None:
+        """Count batch ``n``'s comparison ``result``."""
+        self.mismatches += [self._where(n, m.path, label, mismatch=m) for m in result.mismatches]
+        self.tensors += result.tensors
+        self.elements += result.elements
+        self.nbytes += result.bytes
+        if (result.signed_zeros or result.nan_payloads) and self.not_identical is None:
+            self.not_identical = self._where(n, result.not_identical_path, label, result.not_identical_index).location
+        self.signed_zeros += result.signed_zeros
+        self.nan_payloads += result.nan_payloads
+        for attr in ("abs", "rel"):
+            current = getattr(self, f"worst_{attr}")
+            value, path = getattr(result, f"worst_{attr}_diff"), getattr(result, f"worst_{attr}_path")
+            if path is not None and (current[1] is None or is_worse(value, current[0])):
+                where = self._where(n, path, label, getattr(result, f"worst_{attr}_index"))
+                setattr(self, f"worst_{attr}", (value, where.location))
+
+
 def compare_pipelines(
     a: Any,
     b: Any,
@@ -334,7 +396,8 @@ def compare_pipelines(
         the full text.
 
     Raises:
-        ValueError: bad tolerances (only one of ``rtol``/``atol``, an unknown ``tolerance``), ``num_epochs``/``max_batches``/``max_mismatches`` out of range,
+        ValueError: bad tolerances (only one of ``rtol``/``atol``, an unknown ``tolerance``),
+            ``num_epochs``/``max_batches``/``max_mismatches`` out of range,
             ``column_names`` not matching a batch's number of columns, an iterator given with
             ``num_epochs > 1``, or both pipelines empty without ``allow_empty``.
         TypeError: a batch holds an unsupported object (named with batch, column and path).
@@ -348,22 +411,15 @@ def compare_pipelines(
         ...                   progress=False).verdict
         'equivalent within rtol=1e-06, atol=0'
     """
-    for name, value in (("max_batches", max_batches), ("max_mismatches", max_mismatches)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
-    if tolerance not in ("exact", "default"):
-        raise ValueError(f"tolerance must be 'exact' or 'default', got {tolerance!r}")
+    _check_limits(max_batches, max_mismatches, tolerance)
     if resolve_tolerances(rtol, atol) is None and tolerance == "exact":  # fails before any pipeline starts
         rtol = atol = 0.0
     from tqdm import tqdm  # a declared dependency; imported here to keep `import porting` light
 
-    options = dict(rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype)
-    mismatches: list[BatchMismatch] = []
-    tensors = elements = nbytes = n = 0
-    worst_abs: tuple = (0, None)
-    worst_rel: tuple = (0.0, None)
-    signed_zeros = nan_payloads = 0
-    not_identical = None
+    options: dict[str, Any] = dict(rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype)
+    tally = _Tally(batches_per_epoch)
+    mismatches = tally.mismatches
+    n = 0
     count_mismatch = stopped = None
     start = time.perf_counter()
     it_a, it_b = _Timed(_epochs(a, num_epochs, "a")), _Timed(_epochs(b, num_epochs, "b"))
@@ -383,28 +439,7 @@ def compare_pipelines(
                 result = compare(batch_a, batch_b, **options)
             except TypeError as exc:
                 raise TypeError(f"batch {n}: {exc}") from exc
-            for m in result.mismatches:
-                column, rest = (label(m.path[0]), m.path[1:]) if label and m.path else (None, m.path)
-                mismatches.append(BatchMismatch(n, column, dataclasses.replace(m, path=rest), batches_per_epoch))
-            tensors, elements, nbytes = tensors + result.tensors, elements + result.elements, nbytes + result.bytes
-            if (result.signed_zeros or result.nan_payloads) and not_identical is None:
-                path = result.not_identical_path
-                column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
-                not_identical = BatchMismatch(n, column, Mismatch(path=rest, kind="", message="",
-                                                                  abs_index=result.not_identical_index),
-                                              batches_per_epoch).location  # fmt: skip
-            signed_zeros, nan_payloads = signed_zeros + result.signed_zeros, nan_payloads + result.nan_payloads
-            for attr, current in (("abs", worst_abs), ("rel", worst_rel)):
-                value, path = getattr(result, f"worst_{attr}_diff"), getattr(result, f"worst_{attr}_path")
-                if path is not None and (current[1] is None or is_worse(value, current[0])):
-                    index = getattr(result, f"worst_{attr}_index")
-                    column, rest = (label(path[0]), path[1:]) if label and path else (None, path)
-                    where = BatchMismatch(n, column, Mismatch(path=rest, kind="", message="", abs_index=index),
-                                          batches_per_epoch)
-                    if attr == "abs":
-                        worst_abs = (value, where.location)
-                    else:
-                        worst_rel = (value, where.location)
+            tally.add(n, result, label)
             n += 1
             bar.update(1)
             if result.mismatches:
@@ -422,13 +457,13 @@ def compare_pipelines(
         mismatches=tuple(mismatches),
         count_mismatch=count_mismatch,
         stopped_early=stopped,
-        tensors=tensors,
-        elements=elements,
-        bytes=nbytes,
-        worst_abs_diff=worst_abs[0],
-        worst_abs_location=worst_abs[1],
-        worst_rel_diff=worst_rel[0],
-        worst_rel_location=worst_rel[1],
+        tensors=tally.tensors,
+        elements=tally.elements,
+        bytes=tally.nbytes,
+        worst_abs_diff=tally.worst_abs[0],
+        worst_abs_location=tally.worst_abs[1],
+        worst_rel_diff=tally.worst_rel[0],
+        worst_rel_location=tally.worst_rel[1],
         seconds=time.perf_counter() - start,
         seconds_a=it_a.seconds,
         seconds_b=it_b.seconds,
@@ -436,9 +471,9 @@ def compare_pipelines(
         atol=None if atol is None else float(atol),
         equal_nan=bool(equal_nan),
         check_dtype=bool(check_dtype),
-        signed_zeros=signed_zeros,
-        nan_payloads=nan_payloads,
-        not_identical_location=not_identical,
+        signed_zeros=tally.signed_zeros,
+        nan_payloads=tally.nan_payloads,
+        not_identical_location=tally.not_identical,
     )
 
 

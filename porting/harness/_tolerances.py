@@ -60,7 +60,7 @@ def resolve_tolerances(rtol: float | None, atol: float | None) -> tuple[float, f
             "Both 'rtol' and 'atol' must be either specified or omitted, "
             f"but got no {'rtol' if rtol is None else 'atol'}."
         )
-    if rtol is None:
+    if rtol is None or atol is None:  # both (one alone was refused above)
         return None
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:

@@ -28,10 +28,14 @@ import numpy as np
 from porting.convert._align import CallTracer, as_alignment, ms_named_cells
 from porting.harness._compare import Comparison, Mismatch, compare
 from porting.harness._format import text_table
-from porting.training._reference import compare_to_reference
-
+from porting.training._reference import ReferenceComparison, compare_to_reference
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = ["LayerDiff", "LayerReport", "diff_layers"]
+
+#: a comparison of tensors: elementwise (``Comparison``) or against a float64 run (``ReferenceComparison``,
+#: which reads the same where reports read it)
+Judged = Comparison | ReferenceComparison
 
 # (attribute of LayerDiff, label) in forward order, then backward order
 _FORWARD = (("buffers_before", "buffers before"), ("output", "forward output"), ("buffers_after", "buffers after"))
@@ -56,11 +60,11 @@ class LayerDiff:
     call: int
     torch_type: str
     ms_type: str
-    output: Comparison | None = None
-    grad_output: Comparison | None = None
-    param_grads: Comparison | None = None
-    buffers_before: Comparison | None = None
-    buffers_after: Comparison | None = None
+    output: Judged | None = None
+    grad_output: Judged | None = None
+    param_grads: Judged | None = None
+    buffers_before: Judged | None = None
+    buffers_after: Judged | None = None
 
     @property
     def name(self) -> str:
@@ -74,13 +78,18 @@ class LayerDiff:
 
     def worst_abs_diff(self) -> float:
         """The largest absolute difference over everything compared for this layer."""
-        return max((float(c.worst_abs_diff) for c in (getattr(self, a) for a, _ in (*_FORWARD, *_BACKWARD))
-                    if c is not None), default=0.0)
+        return max(
+            (float(c.worst_abs_diff) for c in (getattr(self, a) for a, _ in (*_FORWARD, *_BACKWARD)) if c is not None),
+            default=0.0,
+        )
 
     def worst_check(self):
         """With ``reference="float64"``: the :class:`ReferenceCheck` closest to its allowance, or ``None``."""
-        checks = [c.worst for c in (getattr(self, a) for a, _ in (*_FORWARD, *_BACKWARD))
-                  if c is not None and getattr(c, "worst", None) is not None]
+        checks = [
+            c.worst
+            for c in (getattr(self, a) for a, _ in (*_FORWARD, *_BACKWARD))
+            if c is not None and getattr(c, "worst", None) is not None
+        ]
         return max(checks, key=lambda c: c.ms_error / c.allowed if c.allowed else float("inf"), default=None)
 
 
@@ -102,7 +111,7 @@ class LayerReport(Report):
     """
 
     layers: tuple[LayerDiff, ...]
-    loss: Comparison
+    loss: Judged
     not_compared: tuple[tuple[str, str], ...] = ()
     first: LayerDiff | None = None
     first_what: str | None = None
@@ -122,12 +131,19 @@ class LayerReport(Report):
         for d in self.layers:
             buffers = [c for c in (d.buffers_before, d.buffers_after) if c is not None]
             buf = "-" if not buffers else ("ok" if all(c.ok for c in buffers) else "DIFF")
-            row = [str(d.index), d.name, d.torch_type, d.ms_type, cell(d.output), cell(d.grad_output),
-                   cell(d.param_grads), buf]
+            row = [
+                str(d.index),
+                d.name,
+                d.torch_type,
+                d.ms_type,
+                cell(d.output),
+                cell(d.grad_output),
+                cell(d.param_grads),
+                buf,
+            ]
             if self.reference:
                 w = d.worst_check()
-                row += ["-", "-", "-"] if w is None else [f"{w.ms_error:.3g}", f"{w.torch_error:.3g}",
-                                                          f"{w.ratio:.3g}"]
+                row += ["-", "-", "-"] if w is None else [f"{w.ms_error:.3g}", f"{w.torch_error:.3g}", f"{w.ratio:.3g}"]
             else:
                 row.append(f"{d.worst_abs_diff():.3g}")
             rows.append(row)
@@ -171,10 +187,17 @@ class LayerReport(Report):
 
     def __str__(self) -> str:
         detail = self._detail()
-        legend = ([f"(MS err, torch32 err: RMS distance of the layer's worst tensor to a float64 run of the torch "
-                   f"model; MindSpore passes within 2-3x torch float32's, plus a floor)"] if self.reference else [])
-        return "\n".join([text_table(self._header, self._rows()), *legend, "", self.headline(),
-                          *([detail] if detail else [])])
+        legend = (
+            [
+                "(MS err, torch32 err: RMS distance of the layer's worst tensor to a float64 run of the torch "
+                "model; MindSpore passes within 2-3x torch float32's, plus a floor)"
+            ]
+            if self.reference
+            else []
+        )
+        return "\n".join(
+            [text_table(self._header, self._rows()), *legend, "", self.headline(), *([detail] if detail else [])]
+        )
 
     def to_markdown(self) -> str:
         """The table as GitHub markdown, the headline and the first mismatch's figures below it."""
@@ -206,11 +229,16 @@ def _flat_tensors(out: Any, is_tensor) -> list:
 
 def _sum_all(out: Any, is_tensor, where: str):
     """The default loss: the sum of every element of every tensor in the (nested) output."""
-    tensors = [t for t in _flat_tensors(out, is_tensor) if t.dtype.is_floating_point] if where == "torch" else \
-        _flat_tensors(out, is_tensor)
+    tensors = (
+        [t for t in _flat_tensors(out, is_tensor) if t.dtype.is_floating_point]
+        if where == "torch"
+        else _flat_tensors(out, is_tensor)
+    )
     if not tensors:
-        raise ValueError(f"loss=None sums the model's output, but the {where} output holds no tensor "
-                         f"({type(out).__name__}): pass loss=(torch_loss, mindspore_loss)")
+        raise ValueError(
+            f"loss=None sums the model's output, but the {where} output holds no tensor "
+            f"({type(out).__name__}): pass loss=(torch_loss, mindspore_loss)"
+        )
     total = tensors[0].sum()
     for t in tensors[1:]:
         total = total + t.sum()
@@ -224,17 +252,20 @@ def _losses(loss: Any):
 
     if loss is None:
         # a tuple / list / dict output (a detector's heads) is summed over all its tensors
-        return ((lambda out, target: _sum_all(out, torch.is_tensor, "torch")),
-                (lambda out, target: _sum_all(out, lambda t: isinstance(t, ms.Tensor), "MindSpore")))
+        return (
+            (lambda out, target: _sum_all(out, torch.is_tensor, "torch")),
+            (lambda out, target: _sum_all(out, lambda t: isinstance(t, ms.Tensor), "MindSpore")),
+        )
     if loss == "mse":
         return (lambda o, t: torch.nn.functional.mse_loss(o, t)), (lambda o, t: ((o - t) ** 2).mean())
     if loss == "cross_entropy":
-        return (lambda o, t: torch.nn.functional.cross_entropy(o, t)), (
-            lambda o, t: ms.ops.cross_entropy(o, t))
+        return (lambda o, t: torch.nn.functional.cross_entropy(o, t)), (lambda o, t: ms.ops.cross_entropy(o, t))
     if isinstance(loss, tuple) and len(loss) == 2 and all(callable(f) for f in loss):
         return loss
-    raise ValueError(f"loss: expected None (sum of the output), 'mse', 'cross_entropy' or a pair "
-                     f"(torch_loss, mindspore_loss) of callables (output, target) -> scalar, got {loss!r}")
+    raise ValueError(
+        f"loss: expected None (sum of the output), 'mse', 'cross_entropy' or a pair "
+        f"(torch_loss, mindspore_loss) of callables (output, target) -> scalar, got {loss!r}"
+    )
 
 
 class _Recorder:
@@ -255,8 +286,15 @@ class _Recorder:
 
     def finish(self, obj, outputs: list, buffers_of) -> dict:
         path, index = self.tracer.exit(obj)
-        call = {"path": path, "call": index, "type": type(obj).__name__, "output": outputs,
-                "grads": [None] * len(outputs), "before": self._pending[path].pop(), "after": buffers_of(path, obj)}
+        call = {
+            "path": path,
+            "call": index,
+            "type": type(obj).__name__,
+            "output": outputs,
+            "grads": [None] * len(outputs),
+            "before": self._pending[path].pop(),
+            "after": buffers_of(path, obj),
+        }
         self.calls.append(call)
         return call
 
@@ -271,7 +309,7 @@ def _once(named: list) -> list:
     return out
 
 
-def _torch_side(module, inputs, target, loss_fn):
+def _torch_side(module, inputs, target, loss_fn):  # noqa: C901 - its hooks are closures (each counts); linear
     import torch
 
     named = list(module.named_modules(remove_duplicate=False))
@@ -281,8 +319,11 @@ def _torch_side(module, inputs, target, loss_fn):
 
     def own_buffers(path, mod):
         prefix = f"{path}." if path else ""
-        return {prefix + n: b.detach().clone() for n, b in mod.named_buffers(recurse=False)
-                if not n.endswith("num_batches_tracked")}
+        return {
+            prefix + n: b.detach().clone()
+            for n, b in mod.named_buffers(recurse=False)
+            if not n.endswith("num_batches_tracked")
+        }
 
     def pre(m, args):
         rec.start(m, own_buffers)
@@ -292,8 +333,10 @@ def _torch_side(module, inputs, target, loss_fn):
         call = rec.finish(m, [t.detach().clone() for t in tensors], own_buffers)
         for k, t in enumerate(tensors):
             if t.requires_grad:
+
                 def hook(g, _call=call, _k=k):
                     _call["grads"][_k] = g.detach().clone()
+
                 t.register_hook(hook)
 
     for mod in _once(named):
@@ -334,8 +377,10 @@ def _ms_side(cell, inputs, target, loss_fn):
         tensors = _flat_tensors(out, lambda t: isinstance(t, ms.Tensor))
         call = rec.finish(c_, [t.asnumpy().copy() for t in tensors], _own_frozen)
         for k, t in enumerate(tensors):
+
             def hook(g, _call=call, _k=k):
                 _call["grads"][_k] = g.asnumpy().copy()
+
             t.register_hook(hook)
         return out
 
@@ -368,9 +413,12 @@ def _own_frozen(path: str, cell) -> dict:
 def mode_message(torch_training: bool, ms_training: bool) -> str:
     """The refusal for two sides in different modes, with the call that fixes it."""
     t, m = ("train" if torch_training else "eval"), ("train" if ms_training else "eval")
-    fix = ("call cell.set_train(True) (a MindSpore Cell starts in eval mode, a torch Module in train mode), or "
-           "module.eval() to compare inference" if torch_training else
-           "call cell.set_train(False), or module.train() and keep the cell training")
+    fix = (
+        "call cell.set_train(True) (a MindSpore Cell starts in eval mode, a torch Module in train mode), or "
+        "module.eval() to compare inference"
+        if torch_training
+        else "call cell.set_train(False), or module.train() and keep the cell training"
+    )
     return f"the torch module is in {t} mode, the MindSpore cell in {m} mode: {fix}"
 
 
@@ -404,9 +452,18 @@ def as_float64(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64) if array.dtype.kind == "f" else array
 
 
-def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = None, target: Any = None,
-                rtol: float | None = None, atol: float | None = None, alignment: Any = None,
-                reference: str | None = None) -> LayerReport:
+def diff_layers(
+    torch_module: Any,
+    ms_cell: Any,
+    inputs: Any,
+    *,
+    loss: Any = None,
+    target: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    alignment: Any = None,
+    reference: str | None = None,
+) -> LayerReport:
     """Run one forward + backward through ``torch_module`` and ``ms_cell`` and compare every layer.
 
     Both sides must already hold the same weights (e.g. via ``porting.load_torch_state_dict``) and be in
@@ -454,32 +511,17 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         >>> diff_layers(t, m, np.ones((4, 3), np.float32), reference="float64").ok
         True
     """
-    import mindspore as ms
     import torch
 
     from porting.convert._checkpoint import torch_to_mindspore_names  # the one place the rename rules live
 
-    if ms.get_context("mode") != ms.PYNATIVE_MODE:
-        raise RuntimeError("diff_layers records every cell call with forward hooks, which MindSpore runs in "
-                           "PyNative mode only; the context is in GRAPH mode: call "
-                           "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first (a GRAPH-mode port computes "
-                           "the same numbers, the mode changes only how they are run)")
-    if bool(torch_module.training) != bool(ms_cell.training):
-        raise ValueError(mode_message(bool(torch_module.training), bool(ms_cell.training)))
-    if reference not in (None, "float64"):
-        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
-    if reference is not None and (rtol is not None or atol is not None):
-        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
-                         "rule instead: pass one or the other")
+    _check_modes(torch_module, ms_cell)
+    check_reference(reference, rtol, atol)
     alignment = as_alignment(alignment, "diff_layers")
     inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     inputs = [_as_numpy(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
     target = None if target is None else _as_numpy(target, "target")
-    if loss in ("mse", "cross_entropy") and target is None:
-        raise ValueError(f"loss={loss!r} compares the output with a target: pass target= (an array)")
-    if loss is None and target is not None:
-        raise ValueError("target was given but loss=None backpropagates the sum of the output, which ignores it: "
-                         "pass loss='mse', 'cross_entropy' or your own (torch_loss, mindspore_loss) pair")
+    _check_loss_target(loss, target)
     t_loss_fn, m_loss_fn = _losses(loss)
     names = torch_to_mindspore_names(torch_module, ms_cell, alignment=alignment)
     if alignment is not None:
@@ -489,17 +531,14 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
 
     with torch.random.fork_rng(devices=[]):  # the caller's torch random stream stays as it was (dropout draws)
         t_rec, t_loss, t_grads = _torch_side(torch_module, inputs, target, t_loss_fn)
-    r_rec = r_grads = r_calls = None
+    r_grads = r_calls = None
     r_loss = 0.0
     if reference:
-        twin = float64_copy(torch_module)
-        with torch.random.fork_rng(devices=[]), _Float64Default():
-            r_rec, r_loss, r_grads = _torch_side(twin, [as_float64(x) for x in inputs],
-                                                 None if target is None else as_float64(target), t_loss_fn)
+        r_rec, r_loss, r_grads = _float64_run(torch_module, inputs, target, t_loss_fn)
         r_calls = {(c["path"], c["call"]): c for c in r_rec.calls}
     m_rec, m_loss, m_grads = _ms_side(ms_cell, inputs, target, m_loss_fn)
 
-    tol = dict(rtol=rtol, atol=atol)
+    tol: dict[str, Any] = dict(rtol=rtol, atol=atol)
 
     def judge(actual, expected, key, field):
         if r_calls is None:
@@ -511,27 +550,18 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
 
     m_calls = {(c["path"], c["call"]): c for c in m_rec.calls}
     t_modules = dict(torch_module.named_modules(remove_duplicate=False))
-    layers, not_compared = [], []
+    layers: list[LayerDiff] = []
+    not_compared: list[tuple[str, str]] = []
     missing = "<no MindSpore counterpart under the checkpoint rules>"
     for c in t_rec.calls:
         mod = t_modules[c["path"]]
         own = [n for n, _ in mod.named_parameters(recurse=False)] + [
-            n for n, _ in mod.named_buffers(recurse=False) if not n.endswith("num_batches_tracked")]
+            n for n, _ in mod.named_buffers(recurse=False) if not n.endswith("num_batches_tracked")
+        ]
         m_path = ms_path_of(c["path"])
         key = (m_path, c["call"])
         if key not in m_calls:
-            if m_path is None:
-                reason = "the alignment pairs it with no MindSpore cell"
-            elif m_path not in m_rec.counts:
-                reason = "no MindSpore cell at this path" if alignment is None else \
-                    f"its MindSpore counterpart {m_path or '<top>'!r} was not called"
-            else:
-                reason = f"called {t_rec.counts[c['path']]} times in torch, {m_rec.counts[m_path]} in MindSpore"
-            if own and alignment is None and c["path"] not in m_rec.counts:
-                raise ValueError(f"torch layer {c['path']!r} ({c['type']}) holds {own} but the MindSpore cell has no "
-                                 "cell at that path: diff_layers matches layers by their path in the module tree; "
-                                 "for a port whose names differ pass alignment=porting.align(torch_module, ms_cell, "
-                                 "inputs)")
+            reason = _why_not_compared(c, m_path, own, t_rec, m_rec, alignment)
             not_compared.append((c["path"] + (f"#{c['call']}" if c["call"] else ""), f"{c['type']}: {reason}"))
             continue
         m = m_calls[key]
@@ -540,43 +570,135 @@ def diff_layers(torch_module: Any, ms_cell: Any, inputs: Any, *, loss: Any = Non
         p_names = [prefix + n for n, _ in mod.named_parameters(recurse=False) if prefix + n not in unpaired]
         param_grads = None
         if p_names and c["call"] == t_rec.counts[c["path"]] - 1:  # gradients are totals: compare once, at the last call
-            # torch leaves an unused parameter's grad None, MindSpore returns zeros: both mean "no gradient"
-            def grads_of(store, n, dtype):
-                g = store.get(n)
-                return np.zeros(tuple(mod.get_parameter(n[len(prefix):]).shape), dtype) if g is None else g
-            expected = {n: grads_of(t_grads, n, np.float32) for n in p_names}
             actual = {n: m_grads.get(names.get(n), missing) for n in p_names}
-            if r_grads is None:
-                param_grads = compare(actual, expected, **tol)
-            else:
-                param_grads = compare_to_reference(actual, expected, {n: grads_of(r_grads, n, np.float64)
-                                                                      for n in p_names})
+            param_grads = _param_grads(actual, mod, prefix, t_grads, r_grads, tol)
         r = r_calls[tkey] if r_calls is not None else None
-        b_before = _buffers({k: v for k, v in c["before"].items() if k not in unpaired}, m["before"], names, tol,
-                            r and r["before"])
-        b_after = _buffers({k: v for k, v in c["after"].items() if k not in unpaired}, m["after"], names, tol,
-                           r and r["after"])
+        b_before = _buffers(
+            {k: v for k, v in c["before"].items() if k not in unpaired}, m["before"], names, tol, r and r["before"]
+        )
+        b_after = _buffers(
+            {k: v for k, v in c["after"].items() if k not in unpaired}, m["after"], names, tol, r and r["after"]
+        )
         grads_seen = any(g is not None for g in c["grads"])
-        layers.append(LayerDiff(
-            index=len(layers), path=c["path"], call=c["call"], torch_type=c["type"], ms_type=m["type"],
-            output=judge(m["output"], c["output"], tkey, "output") if c["output"] else None,
-            grad_output=(judge(m["grads"], c["grads"], tkey, "grads") if grads_seen else None),
-            param_grads=param_grads, buffers_before=b_before, buffers_after=b_after))
+        layers.append(
+            LayerDiff(
+                index=len(layers),
+                path=c["path"],
+                call=c["call"],
+                torch_type=c["type"],
+                ms_type=m["type"],
+                output=judge(m["output"], c["output"], tkey, "output") if c["output"] else None,
+                grad_output=(judge(m["grads"], c["grads"], tkey, "grads") if grads_seen else None),
+                param_grads=param_grads,
+                buffers_before=b_before,
+                buffers_after=b_after,
+            )
+        )
     not_compared += [(n, f"no counterpart: {why}") for n, why in unpaired.items()]
     paired_m = {ms_path_of(p) for p in t_rec.counts}
-    for path in m_rec.counts:
-        if path not in paired_m:
-            not_compared.append((path, "MindSpore cell with no torch module paired with it (an internal of the port)"))
-    if r_calls is None:
-        loss_cmp = compare(np.float32(m_loss), np.float32(t_loss), **tol)
-    else:
-        loss_cmp = compare_to_reference(np.float32(m_loss), np.float32(t_loss), np.float64(r_loss))
+    not_compared += [
+        (path, "MindSpore cell with no torch module paired with it (an internal of the port)")
+        for path in m_rec.counts
+        if path not in paired_m
+    ]
+    loss_cmp = judge(np.float32(m_loss), np.float32(t_loss), np.float64(r_loss), None)  # the loss is its own key
     first, first_what, first_mismatch = _first_divergence(layers, loss_cmp)
-    return LayerReport(layers=tuple(layers), loss=loss_cmp, not_compared=tuple(not_compared), first=first,
-                       first_what=first_what, first_mismatch=first_mismatch, reference=reference)
+    return LayerReport(
+        layers=tuple(layers),
+        loss=loss_cmp,
+        not_compared=tuple(not_compared),
+        first=first,
+        first_what=first_what,
+        first_mismatch=first_mismatch,
+        reference=reference,
+    )
 
 
-def _first_divergence(layers: list[LayerDiff], loss: Comparison):
+def _check_modes(torch_module: Any, ms_cell: Any) -> None:
+    """PyNative mode (cell hooks run there only), and both sides training or both in eval mode."""
+    import mindspore as ms
+
+    if ms.get_context("mode") != ms.PYNATIVE_MODE:
+        raise RuntimeError(
+            "diff_layers records every cell call with forward hooks, which MindSpore runs in "
+            "PyNative mode only; the context is in GRAPH mode: call "
+            "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) first (a GRAPH-mode port computes "
+            "the same numbers, the mode changes only how they are run)"
+        )
+    if bool(torch_module.training) != bool(ms_cell.training):
+        raise ValueError(mode_message(bool(torch_module.training), bool(ms_cell.training)))
+
+
+def _float64_run(torch_module: Any, inputs: list, target: np.ndarray | None, loss_fn: Any):
+    """The forward + backward of a float64 copy of ``torch_module``: ``(recorder, loss, gradients)``."""
+    import torch
+
+    twin = float64_copy(torch_module)
+    with torch.random.fork_rng(devices=[]), _Float64Default():
+        return _torch_side(
+            twin, [as_float64(x) for x in inputs], None if target is None else as_float64(target), loss_fn
+        )
+
+
+def check_reference(reference: str | None, rtol: float | None, atol: float | None) -> None:
+    """Refuse a ``reference`` other than ``None`` / ``"float64"``, and tolerances given with ``"float64"``."""
+    if reference not in (None, "float64"):
+        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
+    if reference is not None and (rtol is not None or atol is not None):
+        raise ValueError(
+            "rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
+            "rule instead: pass one or the other"
+        )
+
+
+def _check_loss_target(loss: Any, target: np.ndarray | None) -> None:
+    """A named loss needs a target; the default (sum of the output) takes none."""
+    if loss in ("mse", "cross_entropy") and target is None:
+        raise ValueError(f"loss={loss!r} compares the output with a target: pass target= (an array)")
+    if loss is None and target is not None:
+        raise ValueError(
+            "target was given but loss=None backpropagates the sum of the output, which ignores it: "
+            "pass loss='mse', 'cross_entropy' or your own (torch_loss, mindspore_loss) pair"
+        )
+
+
+def _why_not_compared(c: dict, m_path: str | None, own: list[str], t_rec: Any, m_rec: Any, alignment: Any) -> str:
+    """Why torch call ``c`` has no MindSpore call to compare with; raises when a layer with state has no cell."""
+    if m_path is None:
+        reason = "the alignment pairs it with no MindSpore cell"
+    elif m_path not in m_rec.counts:
+        reason = (
+            "no MindSpore cell at this path"
+            if alignment is None
+            else f"its MindSpore counterpart {m_path or '<top>'!r} was not called"
+        )
+    else:
+        reason = f"called {t_rec.counts[c['path']]} times in torch, {m_rec.counts[m_path]} in MindSpore"
+    if own and alignment is None and c["path"] not in m_rec.counts:
+        raise ValueError(
+            f"torch layer {c['path']!r} ({c['type']}) holds {own} but the MindSpore cell has no "
+            "cell at that path: diff_layers matches layers by their path in the module tree; "
+            "for a port whose names differ pass alignment=porting.align(torch_module, ms_cell, "
+            "inputs)"
+        )
+    return reason
+
+
+def _param_grads(actual: dict, mod: Any, prefix: str, t_grads: dict, r_grads: dict | None, tol: dict) -> Judged:
+    """MindSpore's gradients of a layer's own parameters (``actual``, by torch name) against torch's."""
+
+    def grads_of(store, n, dtype):
+        # torch leaves an unused parameter's grad None, MindSpore returns zeros: both mean "no gradient"
+        g = store.get(n)
+        return np.zeros(tuple(mod.get_parameter(n[len(prefix) :]).shape), dtype) if g is None else g
+
+    expected = {n: grads_of(t_grads, n, np.float32) for n in actual}
+    if r_grads is None:
+        return compare(actual, expected, **tol)
+    return compare_to_reference(actual, expected, {n: grads_of(r_grads, n, np.float64) for n in actual})
+
+
+def _first_divergence(layers: list[LayerDiff], loss: Judged):
     """Forward first (layer by layer), then - if the loss matched - backward from the last layer."""
     for d in layers:
         for attr, label in _FORWARD:
@@ -610,14 +732,18 @@ def unpaired_entries(torch_module: Any, names: dict, alignment: Any, where: str)
     and reported); raises ``ValueError`` naming the others ("no counterpart for X").
     """
     state = [n for n, _ in torch_module.named_parameters()] + [
-        n for n, _ in torch_module.named_buffers() if not n.endswith("num_batches_tracked")]
+        n for n, _ in torch_module.named_buffers() if not n.endswith("num_batches_tracked")
+    ]
     gaps = [n for n in state if n not in names]
     listed = alignment.unmatched_torch if alignment is not None else {}
     refused = [n for n in gaps if n not in listed]
     if refused:
         more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
-        hint = ("the alignment neither pairs nor lists them: edit its 'state' section" if alignment is not None
-                else "the MindSpore cell has no parameter of that name under the checkpoint rules; for a port whose "
-                     "names differ pass alignment=porting.align(torch_module, ms_cell)")
+        hint = (
+            "the alignment neither pairs nor lists them: edit its 'state' section"
+            if alignment is not None
+            else "the MindSpore cell has no parameter of that name under the checkpoint rules; for a port whose "
+            "names differ pass alignment=porting.align(torch_module, ms_cell)"
+        )
         raise ValueError(f"{where}: no counterpart for {', '.join(repr(n) for n in refused[:5])}{more}: {hint}")
     return {n: listed[n] for n in gaps}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["SCHEDULER_RULES", "LRSchedule", "convert_lr_scheduler"]
@@ -32,7 +34,7 @@ _COMMON = ("base_lrs", "last_epoch", "_step_count", "_last_lr")
 _GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "momentum", "betas")
 _REFUSED = {
     "ReduceLROnPlateau": "it steps on a metric (step(metrics)), not on a count: call it yourself and assign "
-                         "the MindSpore groups' lr",
+    "the MindSpore groups' lr",
 }
 
 
@@ -75,6 +77,11 @@ class LRSchedule:
     """
 
     _closed_form = False
+    # torch's scheduler state, set by __init__ from what _convert copied (_COMMON and the class's rule)
+    base_lrs: list[float]
+    last_epoch: int
+    _step_count: int
+    _last_lr: list[float]
 
     def __init__(self, groups: _Groups, state: dict) -> None:
         self._groups = groups
@@ -108,11 +115,16 @@ class LRSchedule:
     def get_lr(self) -> list[float]:  # pragma: no cover - every rule has one
         raise NotImplementedError
 
+    def _get_closed_form_lr(self) -> list[float]:  # pragma: no cover - only where _closed_form is set
+        raise NotImplementedError
+
 
 class StepLR(LRSchedule):
     """torch's StepLR recurrence."""
 
     _closed_form = True
+    step_size: int
+    gamma: float
 
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -127,6 +139,8 @@ class MultiStepLR(LRSchedule):
     """torch's MultiStepLR recurrence."""
 
     _closed_form = True
+    milestones: Counter[int]
+    gamma: float
 
     def get_lr(self):
         if self.last_epoch not in self.milestones:
@@ -142,6 +156,7 @@ class ExponentialLR(LRSchedule):
     """torch's ExponentialLR recurrence."""
 
     _closed_form = True
+    gamma: float
 
     def get_lr(self):
         if self._is_initial:
@@ -156,28 +171,42 @@ class CosineAnnealingLR(LRSchedule):
     """torch's CosineAnnealingLR recurrence (not the closed form: torch's numbers come from the recurrence)."""
 
     _closed_form = True
+    T_max: int
+    eta_min: float
 
     def get_lr(self):
         lrs = self._lrs()
         if self._is_initial:
             return lrs
         if self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (b - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                    for b in self.base_lrs]
+            return [
+                self.eta_min + (b - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
+                for b in self.base_lrs
+            ]
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [lr + (b - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for b, lr in zip(self.base_lrs, lrs, strict=True)]
-        return [(1 + math.cos(math.pi * self.last_epoch / self.T_max))
-                / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max)) * (lr - self.eta_min) + self.eta_min
-                for lr in lrs]
+            return [
+                lr + (b - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+                for b, lr in zip(self.base_lrs, lrs, strict=True)
+            ]
+        return [
+            (1 + math.cos(math.pi * self.last_epoch / self.T_max))
+            / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
+            * (lr - self.eta_min)
+            + self.eta_min
+            for lr in lrs
+        ]
 
     def _get_closed_form_lr(self):
-        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for b in self.base_lrs]
+        return [
+            self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for b in self.base_lrs
+        ]
 
 
 class LambdaLR(LRSchedule):
     """torch's LambdaLR: ``base_lr * lr_lambda(last_epoch)`` with the user's own functions."""
+
+    lr_lambdas: list[Callable[[int], float]]
 
     def get_lr(self):
         return [b * f(self.last_epoch) for f, b in zip(self.lr_lambdas, self.base_lrs, strict=True)]
@@ -187,6 +216,9 @@ class LinearLR(LRSchedule):
     """torch's LinearLR recurrence."""
 
     _closed_form = True
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
     def get_lr(self):
         lrs = self._lrs()
@@ -199,12 +231,20 @@ class LinearLR(LRSchedule):
 
     def _get_closed_form_lr(self):
         d = self.end_factor - self.start_factor
-        return [b * (self.start_factor + d * min(self.total_iters, self.last_epoch) / self.total_iters)
-                for b in self.base_lrs]
+        return [
+            b * (self.start_factor + d * min(self.total_iters, self.last_epoch) / self.total_iters)
+            for b in self.base_lrs
+        ]
 
 
 class OneCycleLR(LRSchedule):
     """torch's OneCycleLR (cos or linear anneal, two or three phases, momentum / beta1 cycling)."""
+
+    total_steps: int
+    _schedule_phases: list[dict[str, Any]]
+    _anneal_func_type: str
+    cycle_momentum: bool
+    use_beta1: bool
 
     def _anneal(self, start, end, pct):
         if self._anneal_func_type == "cos":
@@ -239,6 +279,9 @@ class OneCycleLR(LRSchedule):
 class SequentialLR(LRSchedule):
     """torch's SequentialLR: one child schedule per milestone interval, restarted at its milestone."""
 
+    _milestones: list[int]
+    _schedulers: list[LRSchedule]
+
     def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
@@ -253,6 +296,8 @@ class SequentialLR(LRSchedule):
 class ChainedScheduler(LRSchedule):
     """torch's ChainedScheduler: every child steps, each on the lr the previous one left."""
 
+    _schedulers: list[LRSchedule]
+
     def step(self):
         for child in self._schedulers:
             child.step()
@@ -265,8 +310,10 @@ def _convert(torch_scheduler: Any, groups: _Groups, where: str) -> LRSchedule:
     if cls.__module__ == "torch.optim.lr_scheduler" and name in _REFUSED:
         raise ValueError(f"{where}: {name} is not converted: {_REFUSED[name]}")
     if cls.__module__ != "torch.optim.lr_scheduler" or name not in SCHEDULER_RULES:
-        raise TypeError(f"{where}: no conversion rule for scheduler {cls.__module__}.{name} (torch's own classes "
-                        f"only: a subclass may change get_lr); supported: {', '.join(sorted(SCHEDULER_RULES))}")
+        raise TypeError(
+            f"{where}: no conversion rule for scheduler {cls.__module__}.{name} (torch's own classes "
+            f"only: a subclass may change get_lr); supported: {', '.join(sorted(SCHEDULER_RULES))}"
+        )
     attrs = vars(torch_scheduler)
     state = {}
     for key in (*_COMMON, *SCHEDULER_RULES[name]):
@@ -278,8 +325,9 @@ def _convert(torch_scheduler: Any, groups: _Groups, where: str) -> LRSchedule:
     if name == "MultiStepLR":
         state["milestones"] = type(attrs["milestones"])(attrs["milestones"])
     if name in ("SequentialLR", "ChainedScheduler"):
-        state["_schedulers"] = [_convert(s, groups, f"{where}._schedulers[{i}]")
-                                for i, s in enumerate(attrs["_schedulers"])]
+        state["_schedulers"] = [
+            _convert(s, groups, f"{where}._schedulers[{i}]") for i, s in enumerate(attrs["_schedulers"])
+        ]
         state["_milestones"] = list(attrs.get("_milestones", ()))
     return globals()[name](groups, state)
 
@@ -319,8 +367,10 @@ def convert_lr_scheduler(torch_scheduler: Any, ms_optimizer: Any) -> LRSchedule:
     if ms_groups is None:
         raise TypeError(f"ms_optimizer: expected an optimizer with param_groups, got {type(ms_optimizer).__name__}")
     if len(ms_groups) != len(torch_groups):
-        raise ValueError(f"the torch optimizer has {len(torch_groups)} parameter groups, the MindSpore one "
-                         f"{len(ms_groups)}: convert the scheduler's own optimizer")
+        raise ValueError(
+            f"the torch optimizer has {len(torch_groups)} parameter groups, the MindSpore one "
+            f"{len(ms_groups)}: convert the scheduler's own optimizer"
+        )
     groups = _Groups(torch_groups, ms_optimizer)
     schedule = _convert(torch_scheduler, groups, type(torch_scheduler).__name__)
     groups.push(momentum=True)

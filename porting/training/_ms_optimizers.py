@@ -71,10 +71,17 @@ class TorchSGD(_TorchOptimizer):
         [0.5, 0.5]
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, maximize=False
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
         self.momentum_buffer = self.parameters.clone(prefix="momentum_buffer", init="zeros")
 
@@ -112,10 +119,27 @@ class TorchAdam(_TorchOptimizer):
         [0.9, 0.9]
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
         self.exp_avg = self.parameters.clone(prefix="exp_avg", init="zeros")
         self.exp_avg_sq = self.parameters.clone(prefix="exp_avg_sq", init="zeros")
@@ -163,10 +187,18 @@ class TorchRMSprop(_TorchOptimizer):
         [0.99, 0.99]
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False):
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+    def __init__(
+        self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, maximize=False
+    ):
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
         self.square_avg = self.parameters.clone(prefix="square_avg", init="zeros")
         self.grad_avg = self.parameters.clone(prefix="grad_avg", init="zeros")
@@ -174,8 +206,13 @@ class TorchRMSprop(_TorchOptimizer):
 
     def construct(self, gradients):
         for group, ids in self._groups(gradients):
-            lr, wd, alpha, eps, mom = (_lr(group), group["weight_decay"], group["alpha"], group["eps"],
-                                       group["momentum"])
+            lr, wd, alpha, eps, mom = (
+                _lr(group),
+                group["weight_decay"],
+                group["alpha"],
+                group["eps"],
+                group["momentum"],
+            )
             for i in ids:
                 param = self.parameters[i]
                 grad = -gradients[i] if group["maximize"] else gradients[i]
@@ -198,4 +235,3 @@ class TorchRMSprop(_TorchOptimizer):
                     ops.assign(param, param - (grad / avg) * lr)
         self.steps += 1
         return True
-

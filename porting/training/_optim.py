@@ -8,7 +8,7 @@ when a cell and its torch module are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["OPTIMIZER_RULES", "convert_optimizer"]
@@ -19,7 +19,8 @@ _IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
 # Keys a torch LR scheduler stores in the groups; convert_lr_scheduler reads them from the torch optimizer.
 _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 
-# {torch class name: (MindSpore cell in porting.training._ms_optimizers, group keys passed through, {key: (value, why)} refused)}
+# {torch class name: (MindSpore cell in porting.training._ms_optimizers, group keys passed through,
+#                     {key: (value, why)} refused)}
 OPTIMIZER_RULES: dict[str, tuple[str, tuple[str, ...], dict[str, tuple[Any, str]]]] = {
     "SGD": ("TorchSGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"), {}),
     "Adam": ("TorchAdam", ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"), {}),
@@ -37,8 +38,9 @@ def _scalar(value: Any, where: str) -> Any:
     # torch allows a tensor lr / betas; a 0-d one becomes the python number torch would use.
     if _is_tensor(value):
         if value.numel() != 1:
-            raise ValueError(f"{where}: expected a number or a one-element tensor, got a tensor of shape "
-                             f"{tuple(value.shape)}")
+            raise ValueError(
+                f"{where}: expected a number or a one-element tensor, got a tensor of shape {tuple(value.shape)}"
+            )
         return value.item()
     if isinstance(value, tuple):
         return tuple(_scalar(v, where) for v in value)
@@ -57,18 +59,28 @@ def _ms_params_by_name(torch_optimizer, cell, torch_module, alignment=None) -> l
         for i, p in enumerate(group["params"]):
             where = f"param_groups[{g}]['params'][{i}] (shape {tuple(p.shape)})"
             if id(p) not in torch_names:
-                raise ValueError(f"{where} is not a parameter of the torch module {type(torch_module).__name__}: "
-                                 "pass the module the optimizer was built on")
+                raise ValueError(
+                    f"{where} is not a parameter of the torch module {type(torch_module).__name__}: "
+                    "pass the module the optimizer was built on"
+                )
             tname = torch_names[id(p)]
             if tname not in names:
-                raise KeyError(f"{where}: torch parameter {tname!r} has no counterpart in the cell "
-                               f"{type(cell).__name__} " + ("in the alignment" if alignment is not None else
-                                                            "under the checkpoint rules (porting.convert._checkpoint); "
-                                                            "pass alignment=porting.align(torch_module, cell)"))
+                raise KeyError(
+                    f"{where}: torch parameter {tname!r} has no counterpart in the cell "
+                    f"{type(cell).__name__} "
+                    + (
+                        "in the alignment"
+                        if alignment is not None
+                        else "under the checkpoint rules (porting.convert._checkpoint); "
+                        "pass alignment=porting.align(torch_module, cell)"
+                    )
+                )
             mname = names[tname]
             if mname not in ms_params:
-                raise KeyError(f"{where}: torch parameter {tname!r} maps to {mname!r}, which the cell "
-                               f"{type(cell).__name__} does not have")
+                raise KeyError(
+                    f"{where}: torch parameter {tname!r} maps to {mname!r}, which the cell "
+                    f"{type(cell).__name__} does not have"
+                )
             row.append(_checked(ms_params[mname], p, f"{where}, torch {tname!r} -> MindSpore {mname!r}"))
         out.append(row)
     return out
@@ -89,30 +101,38 @@ def _ms_params_by_shape(torch_optimizer, cell) -> list[list[Any]]:
     def torch_shape(p):
         shape = tuple(p.shape)
         layout = layout_of.get(p.name)
-        return shape[: layout[1]] + shape[layout[1] + 1:] if layout else shape
+        return shape[: layout[1]] + shape[layout[1] + 1 :] if layout else shape
 
-    t_params = [(g, i, p) for g, group in enumerate(torch_optimizer.param_groups)
-                for i, p in enumerate(group["params"])]
+    t_params = [
+        (g, i, p) for g, group in enumerate(torch_optimizer.param_groups) for i, p in enumerate(group["params"])
+    ]
     t_shapes = [tuple(p.shape) for _, _, p in t_params]
     m_shapes = [torch_shape(p) for p in ms_params]
     where = "convert_optimizer(torch_optimizer, cell) without torch_module"
     if sorted(t_shapes) != sorted(m_shapes):
         only_t = sorted({s for s in t_shapes if t_shapes.count(s) > m_shapes.count(s)})
-        raise ValueError(f"{where}: the optimizer's {len(t_shapes)} parameters and the cell's {len(m_shapes)} "
-                         f"trainable ones do not have the same shapes (e.g. torch has more of {only_t[:3]}); pass "
-                         "torch_module= (and alignment= for a port whose names differ)")
+        raise ValueError(
+            f"{where}: the optimizer's {len(t_shapes)} parameters and the cell's {len(m_shapes)} "
+            f"trainable ones do not have the same shapes (e.g. torch has more of {only_t[:3]}); pass "
+            "torch_module= (and alignment= for a port whose names differ)"
+        )
     repeated = sorted({s for s in t_shapes if t_shapes.count(s) > 1})
     if repeated:
-        raise ValueError(f"{where}: {sum(t_shapes.count(s) for s in repeated)} parameters share shapes "
-                         f"(e.g. {repeated[:3]}), so shapes cannot tell which MindSpore parameter each is (the "
-                         "optimizer's order and the cell's prove nothing); pass torch_module= (and alignment= for a "
-                         "port whose names differ)")
+        raise ValueError(
+            f"{where}: {sum(t_shapes.count(s) for s in repeated)} parameters share shapes "
+            f"(e.g. {repeated[:3]}), so shapes cannot tell which MindSpore parameter each is (the "
+            "optimizer's order and the cell's prove nothing); pass torch_module= (and alignment= for a "
+            "port whose names differ)"
+        )
     by_shape = dict(zip(m_shapes, ms_params, strict=True))
     chosen = [by_shape[s] for s in t_shapes]
     out: list[list[Any]] = [[] for _ in torch_optimizer.param_groups]
     for (g, i, p), m in zip(t_params, chosen, strict=True):
-        out[g].append(_checked(m, p, f"param_groups[{g}]['params'][{i}] (MindSpore {m.name!r}, matched by shape)",
-                               shape=torch_shape(m)))
+        out[g].append(
+            _checked(
+                m, p, f"param_groups[{g}]['params'][{i}] (MindSpore {m.name!r}, matched by shape)", shape=torch_shape(m)
+            )
+        )
     return out
 
 
@@ -120,8 +140,9 @@ def _ms_params_in_order(torch_optimizer, params: Sequence[Any]) -> list[list[Any
     params = list(params)
     total = sum(len(g["params"]) for g in torch_optimizer.param_groups)
     if len(params) != total:
-        raise ValueError(f"expected {total} MindSpore parameters (the torch optimizer's, group by group), "
-                         f"got {len(params)}")
+        raise ValueError(
+            f"expected {total} MindSpore parameters (the torch optimizer's, group by group), got {len(params)}"
+        )
     out, k = [], 0
     for g, group in enumerate(torch_optimizer.param_groups):
         row = []
@@ -139,15 +160,62 @@ def _checked(ms_param: Any, torch_param: Any, where: str, shape: tuple | None = 
         raise TypeError(f"{where}: expected a mindspore.Parameter, got {type(ms_param).__name__}")
     got = tuple(ms_param.shape) if shape is None else shape
     if got != tuple(torch_param.shape):
-        raise ValueError(f"{where}: shape {got} on the MindSpore side, "
-                         f"{tuple(torch_param.shape)} in torch")
+        raise ValueError(f"{where}: shape {got} on the MindSpore side, {tuple(torch_param.shape)} in torch")
     if not torch_param.requires_grad:
         # torch skips a parameter whose .grad stays None (no decay, no momentum); MindSpore's value_and_grad
         # over the optimizer's parameters gives it a zero gradient, which weight decay and momentum still move
-        raise ValueError(f"{where}: the torch parameter has requires_grad=False, so torch never updates it; the "
-                         "MindSpore optimizer would (weight decay, momentum on a zero gradient): leave frozen "
-                         "parameters out of the torch optimizer")
+        raise ValueError(
+            f"{where}: the torch parameter has requires_grad=False, so torch never updates it; the "
+            "MindSpore optimizer would (weight decay, momentum on a zero gradient): leave frozen "
+            "parameters out of the torch optimizer"
+        )
     return ms_param
+
+
+def _ms_groups(torch_optimizer: Any, cell_or_params: Any, torch_module: Any, alignment: Any) -> list:
+    """The MindSpore parameters of each torch group: by name, by shape or in the order given."""
+    import mindspore as ms
+
+    if isinstance(cell_or_params, ms.nn.Cell):
+        if torch_module is not None:
+            return _ms_params_by_name(torch_optimizer, cell_or_params, torch_module, alignment)
+        if alignment is not None:
+            raise ValueError(
+                "alignment= pairs names: pass torch_module= too (the module the optimizer was "
+                "built on names its parameters)"
+            )
+        return _ms_params_by_shape(torch_optimizer, cell_or_params)
+    if isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
+        raise TypeError(
+            f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
+            f"got {type(cell_or_params).__name__}"
+        )
+    return _ms_params_in_order(torch_optimizer, cell_or_params)
+
+
+def _group_settings(group: Mapping, g: int, name: str, keys: tuple[str, ...], refused: dict, defaults: Mapping) -> dict:
+    """A torch param group's settings for the MindSpore group (``params`` aside), by the optimizer's rule."""
+    out = {}
+    for key, value in group.items():
+        where = f"param_groups[{g}][{key!r}]"
+        if key == "params" or key in _SCHEDULER_KEYS or key in _IMPLEMENTATION_KEYS:
+            continue
+        if key in refused and value == refused[key][0]:
+            raise ValueError(f"{where} = {value!r} is refused: {refused[key][1]}")
+        if key in refused:
+            continue
+        if key in keys:
+            out[key] = _scalar(value, where)
+        elif key in defaults:
+            # a hyperparameter this torch version reads that the rule does not know: never dropped silently
+            raise ValueError(
+                f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
+                f"(porting.training._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored"
+            )
+        else:
+            # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
+            out[key] = value
+    return out
 
 
 def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module: Any = None, alignment: Any = None):
@@ -187,65 +255,38 @@ def convert_optimizer(torch_optimizer: Any, cell_or_params: Any, *, torch_module
         >>> type(m).__name__, m.param_groups[0]["nesterov"]
         ('TorchSGD', True)
     """
-    import mindspore as ms
-
     from porting.training import _ms_optimizers
 
     cls = type(torch_optimizer)
     name = cls.__name__
     if not cls.__module__.startswith("torch.optim") or name not in OPTIMIZER_RULES:
-        raise TypeError(f"no conversion rule for optimizer {cls.__module__}.{name}; supported: "
-                        f"{', '.join('torch.optim.' + n for n in OPTIMIZER_RULES)}")
+        raise TypeError(
+            f"no conversion rule for optimizer {cls.__module__}.{name}; supported: "
+            f"{', '.join('torch.optim.' + n for n in OPTIMIZER_RULES)}"
+        )
     if any(torch_optimizer.state.values()):
-        raise ValueError(f"the torch {name} has already stepped (it holds state for "
-                         f"{sum(1 for v in torch_optimizer.state.values() if v)} parameters); convert it before "
-                         "the first optimizer.step() so both sides start from the same state")
+        raise ValueError(
+            f"the torch {name} has already stepped (it holds state for "
+            f"{sum(1 for v in torch_optimizer.state.values() if v)} parameters); convert it before "
+            "the first optimizer.step() so both sides start from the same state"
+        )
     target, keys, refused = OPTIMIZER_RULES[name]
     refused = {**_REFUSED_ALWAYS, **refused}
 
     from porting.convert._align import as_alignment
 
     alignment = as_alignment(alignment, "convert_optimizer")
-    if isinstance(cell_or_params, ms.nn.Cell):
-        if torch_module is None:
-            if alignment is not None:
-                raise ValueError("alignment= pairs names: pass torch_module= too (the module the optimizer was "
-                                 "built on names its parameters)")
-            ms_groups = _ms_params_by_shape(torch_optimizer, cell_or_params)
-        else:
-            ms_groups = _ms_params_by_name(torch_optimizer, cell_or_params, torch_module, alignment)
-    elif isinstance(cell_or_params, (str, bytes)) or not isinstance(cell_or_params, Sequence):
-        raise TypeError(f"cell_or_params: expected a mindspore.nn.Cell or a sequence of mindspore.Parameter, "
-                        f"got {type(cell_or_params).__name__}")
-    else:
-        ms_groups = _ms_params_in_order(torch_optimizer, cell_or_params)
-
+    ms_groups = _ms_groups(torch_optimizer, cell_or_params, torch_module, alignment)
     seen: dict[int, str] = {}
     groups = []
     for g, (group, ms_params) in enumerate(zip(torch_optimizer.param_groups, ms_groups, strict=True)):
         for k, p in enumerate(ms_params):
             if id(p) in seen:
-                raise ValueError(f"param_groups[{g}]['params'][{k}]: MindSpore parameter {p.name!r} already used "
-                                 f"by {seen[id(p)]}")
+                raise ValueError(
+                    f"param_groups[{g}]['params'][{k}]: MindSpore parameter {p.name!r} already used by {seen[id(p)]}"
+                )
             seen[id(p)] = f"param_groups[{g}]"
-        out = {"params": ms_params}
-        for key, value in group.items():
-            where = f"param_groups[{g}][{key!r}]"
-            if key == "params" or key in _SCHEDULER_KEYS or key in _IMPLEMENTATION_KEYS:
-                continue
-            if key in refused and value == refused[key][0]:
-                raise ValueError(f"{where} = {value!r} is refused: {refused[key][1]}")
-            if key in refused:
-                continue
-            if key in keys:
-                out[key] = _scalar(value, where)
-            elif key in torch_optimizer.defaults:
-                # a hyperparameter this torch version reads that the rule does not know: never dropped silently
-                raise ValueError(f"{where} = {value!r}: torch's {name} reads this setting but the conversion rule "
-                                 f"(porting.training._optim.OPTIMIZER_RULES[{name!r}]) has none; it cannot be mirrored")
-            else:
-                # A key the torch optimizer does not read (user metadata, e.g. a group name): carried over as is.
-                out[key] = value
+        out = {"params": ms_params, **_group_settings(group, g, name, keys, refused, torch_optimizer.defaults)}
         if name == "AdamW":
             out.setdefault("decoupled_weight_decay", True)  # torch versions whose AdamW keeps no such key
         groups.append(out)

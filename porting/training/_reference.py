@@ -31,11 +31,16 @@ from typing import Any
 import numpy as np
 
 from porting.harness._compare import Mismatch
-
 from torch2ms_base._report import Report
 
-__all__ = ["FLOOR_ATOL", "FLOOR_RTOL", "ReferenceCheck", "ReferenceComparison", "compare_to_reference",
-           "multiplier_for"]
+__all__ = [
+    "FLOOR_ATOL",
+    "FLOOR_RTOL",
+    "ReferenceCheck",
+    "ReferenceComparison",
+    "compare_to_reference",
+    "multiplier_for",
+]
 
 FLOOR_ATOL = 1e-5
 FLOOR_RTOL = 1.3e-6
@@ -92,10 +97,12 @@ class ReferenceCheck:
 
     def text(self) -> str:
         """The verdict in words, both distances and the ratio."""
-        return (f"RMS distance to the float64 reference: MindSpore {self.ms_error:.3g}, torch float32 "
-                f"{self.torch_error:.3g} (ratio {self.ratio:.3g}); allowed {self.multiplier:g} x "
-                f"{self.torch_error:.3g} + floor {self.floor:.3g} = {self.allowed:.3g}; largest |MindSpore - "
-                f"float64| {self.max_abs_diff:.3g} over {self.numel} elements")
+        return (
+            f"RMS distance to the float64 reference: MindSpore {self.ms_error:.3g}, torch float32 "
+            f"{self.torch_error:.3g} (ratio {self.ratio:.3g}); allowed {self.multiplier:g} x "
+            f"{self.torch_error:.3g} + floor {self.floor:.3g} = {self.allowed:.3g}; largest |MindSpore - "
+            f"float64| {self.max_abs_diff:.3g} over {self.numel} elements"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +181,41 @@ def _fmt(path: tuple) -> str:
     return "".join(f"[{p!r}]" for p in path)
 
 
+def _judge_leaf(a: Any, e: Any, r: Any, path: tuple) -> tuple[ReferenceCheck | None, Mismatch | None]:
+    """One tensor: its check (float tensors) and the mismatch, if any (shape, integer values, or the rule)."""
+    av, ev, rv = _to_array(a), _to_array(e), _to_array(r)
+    if av.shape != ev.shape:
+        return None, Mismatch(
+            path,
+            "shape",
+            f"The values for {_fmt(path) or 'the value'} do not have the "
+            f"same shape: {av.shape} in MindSpore, {ev.shape} in torch",
+        )
+    if ev.dtype.kind not in "fc":
+        if np.array_equal(av, ev):
+            return None, None
+        return None, Mismatch(path, "values", f"{_fmt(path) or 'the value'}: integer values differ (compared exactly)")
+    r64, e64, a64 = (np.asarray(x, np.float64) for x in (rv, ev, av))
+    with np.errstate(invalid="ignore", over="ignore"):
+        torch_err = float(np.sqrt(np.mean((e64 - r64) ** 2))) if r64.size else 0.0
+        ms_err = float(np.sqrt(np.mean((a64 - r64) ** 2))) if r64.size else 0.0
+        scale = float(np.sqrt(np.mean(r64**2))) if r64.size else 0.0
+        max_abs = float(np.max(np.abs(a64 - r64))) if r64.size else 0.0
+    mult = multiplier_for(tuple(ev.shape), str(ev.dtype))
+    floor = FLOOR_ATOL + FLOOR_RTOL * scale
+    check = ReferenceCheck(_fmt(path), ms_err, torch_err, mult * torch_err + floor, mult, floor, max_abs, int(r64.size))
+    if check.ok:
+        return check, None
+    return check, Mismatch(
+        path,
+        "reference",
+        f"{_fmt(path) or 'The value'}: MindSpore is further from "
+        f"the float64 reference than torch float32 allows. " + check.text(),
+        abs_diff=max_abs,
+        numel=int(r64.size),
+    )
+
+
 def compare_to_reference(actual: Any, expected: Any, reference: Any) -> ReferenceComparison:
     """Judge ``actual`` (MindSpore) against ``reference`` (torch float64), relative to ``expected`` (torch float32).
 
@@ -201,44 +243,36 @@ def compare_to_reference(actual: Any, expected: Any, reference: Any) -> Referenc
             return
         if isinstance(e, (list, tuple)):
             if not isinstance(a, (list, tuple)) or len(a) != len(e):
-                problems.append(Mismatch(path, "length", f"The structure differs at {_fmt(path) or 'the top'}: "
-                                         f"{len(e)} tensors in torch, "
-                                         f"{len(a) if isinstance(a, (list, tuple)) else type(a).__name__} "
-                                         "in MindSpore"))
+                problems.append(
+                    Mismatch(
+                        path,
+                        "length",
+                        f"The structure differs at {_fmt(path) or 'the top'}: "
+                        f"{len(e)} tensors in torch, "
+                        f"{len(a) if isinstance(a, (list, tuple)) else type(a).__name__} "
+                        "in MindSpore",
+                    )
+                )
                 return
             for k, (ai, ei, ri) in enumerate(zip(a, e, r, strict=True)):
                 walk(ai, ei, ri, (*path, k))
             return
         if a is None or (isinstance(a, str) and a.startswith(_MISSING_PREFIX)):
             name = path[-1] if path else "the value"
-            problems.append(Mismatch(path, "missing", f"no counterpart for {name!r}: the MindSpore side has no "
-                                     "tensor for it (pass alignment= to pair names that differ)"))
+            problems.append(
+                Mismatch(
+                    path,
+                    "missing",
+                    f"no counterpart for {name!r}: the MindSpore side has no "
+                    "tensor for it (pass alignment= to pair names that differ)",
+                )
+            )
             return
-        av, ev, rv = _to_array(a), _to_array(e), _to_array(r)
-        if av.shape != ev.shape:
-            problems.append(Mismatch(path, "shape", f"The values for {_fmt(path) or 'the value'} do not have the "
-                                     f"same shape: {av.shape} in MindSpore, {ev.shape} in torch"))
-            return
-        if ev.dtype.kind not in "fc":
-            if not np.array_equal(av, ev):
-                problems.append(Mismatch(path, "values", f"{_fmt(path) or 'the value'}: integer values differ "
-                                         "(compared exactly)"))
-            return
-        r64, e64, a64 = (np.asarray(x, np.float64) for x in (rv, ev, av))
-        with np.errstate(invalid="ignore", over="ignore"):
-            torch_err = float(np.sqrt(np.mean((e64 - r64) ** 2))) if r64.size else 0.0
-            ms_err = float(np.sqrt(np.mean((a64 - r64) ** 2))) if r64.size else 0.0
-            scale = float(np.sqrt(np.mean(r64 ** 2))) if r64.size else 0.0
-            max_abs = float(np.max(np.abs(a64 - r64))) if r64.size else 0.0
-        mult = multiplier_for(tuple(ev.shape), str(ev.dtype))
-        floor = FLOOR_ATOL + FLOOR_RTOL * scale
-        check = ReferenceCheck(_fmt(path), ms_err, torch_err, mult * torch_err + floor, mult, floor, max_abs,
-                               int(r64.size))
-        checks.append(check)
-        if not check.ok:
-            problems.append(Mismatch(path, "reference", f"{_fmt(path) or 'The value'}: MindSpore is further from "
-                                     f"the float64 reference than torch float32 allows. " + check.text(),
-                                     abs_diff=max_abs, numel=int(r64.size)))
+        check, problem = _judge_leaf(a, e, r, path)
+        if check is not None:
+            checks.append(check)
+        if problem is not None:
+            problems.append(problem)
 
     walk(actual, expected, reference, ())
     return ReferenceComparison(checks=tuple(checks), mismatches=tuple(problems))

@@ -11,18 +11,25 @@ distance to it relative to torch float32's (:mod:`porting.training._reference`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from porting.convert._align import as_alignment
-from porting.harness._compare import Comparison, Mismatch, compare
+from porting.harness._compare import Mismatch, compare
 from porting.harness._format import text_table
-from porting.training._layer_diff import as_float64, mode_message, unpaired_entries
+from porting.training._layer_diff import (
+    Judged,
+    _Float64Default,
+    as_float64,
+    check_reference,
+    mode_message,
+    unpaired_entries,
+)
 from porting.training._reference import compare_to_reference
-
 from torch2ms_base._report import Report, markdown_table
+
 __all__ = ["StepRecord", "TrainingReport", "compare_training"]
 
 # what is compared each step, in the order a step produces it
@@ -102,8 +109,17 @@ class TrainingReport(Report):
         return f"first divergence: step {self.first_step}, {self.first_what} {where}".rstrip()
 
     _HEADER = ("step", "torch loss", "MindSpore loss", "|loss diff|", "worst grad", "worst param", "worst buffer", "lr")
-    _REF_HEADER = ("step", "torch loss", "MindSpore loss", "grad MS/torch32 err", "ratio", "param MS/torch32 err",
-                   "ratio", "buffer ratio", "lr")
+    _REF_HEADER = (
+        "step",
+        "torch loss",
+        "MindSpore loss",
+        "grad MS/torch32 err",
+        "ratio",
+        "param MS/torch32 err",
+        "ratio",
+        "buffer ratio",
+        "lr",
+    )
 
     def _rows(self) -> list[list[str]]:
         rows = []
@@ -111,16 +127,36 @@ class TrainingReport(Report):
             c = s.comparisons
             lr = "ok" if c["learning rate"].ok else "DIFF"
             if self.reference:
+
                 def errs(cmp):
                     w = getattr(cmp, "worst", None)
                     return ["-", "-"] if w is None else [f"{w.ms_error:.3g}/{w.torch_error:.3g}", f"{w.ratio:.3g}"]
+
                 buf = getattr(c["buffers"], "worst", None)
-                rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", *errs(c["gradients"]),
-                             *errs(c["parameters"]), "-" if buf is None else f"{buf.ratio:.3g}", lr])
+                rows.append(
+                    [
+                        str(s.step),
+                        f"{s.torch_loss:.7g}",
+                        f"{s.ms_loss:.7g}",
+                        *errs(c["gradients"]),
+                        *errs(c["parameters"]),
+                        "-" if buf is None else f"{buf.ratio:.3g}",
+                        lr,
+                    ]
+                )
                 continue
-            rows.append([str(s.step), f"{s.torch_loss:.7g}", f"{s.ms_loss:.7g}", f"{abs(s.torch_loss - s.ms_loss):.3g}",
-                         f"{float(c['gradients'].worst_abs_diff):.3g}", f"{float(c['parameters'].worst_abs_diff):.3g}",
-                         f"{float(c['buffers'].worst_abs_diff):.3g}", lr])
+            rows.append(
+                [
+                    str(s.step),
+                    f"{s.torch_loss:.7g}",
+                    f"{s.ms_loss:.7g}",
+                    f"{abs(s.torch_loss - s.ms_loss):.3g}",
+                    f"{float(c['gradients'].worst_abs_diff):.3g}",
+                    f"{float(c['parameters'].worst_abs_diff):.3g}",
+                    f"{float(c['buffers'].worst_abs_diff):.3g}",
+                    lr,
+                ]
+            )
         return rows
 
     @property
@@ -142,12 +178,15 @@ class TrainingReport(Report):
 
 def _side(side: Any, label: str) -> tuple:
     if not isinstance(side, (tuple, list)) or len(side) not in (3, 4):
-        raise TypeError(f"{label}: expected (model, loss_fn, optimizer[, scheduler]), got {type(side).__name__}"
-                        + (f" of length {len(side)}" if isinstance(side, (tuple, list)) else ""))
+        raise TypeError(
+            f"{label}: expected (model, loss_fn, optimizer[, scheduler]), got {type(side).__name__}"
+            + (f" of length {len(side)}" if isinstance(side, (tuple, list)) else "")
+        )
     model, loss_fn, optimizer, *rest = side
     if not callable(loss_fn):
-        raise TypeError(f"{label}[1] (loss_fn): expected a callable (output, target) -> scalar loss, got "
-                        f"{type(loss_fn).__name__}")
+        raise TypeError(
+            f"{label}[1] (loss_fn): expected a callable (output, target) -> scalar loss, got {type(loss_fn).__name__}"
+        )
     return model, loss_fn, optimizer, (rest[0] if rest else None)
 
 
@@ -158,14 +197,24 @@ def _batch(batch: Any, index: int) -> tuple[list[np.ndarray], np.ndarray]:
     inputs = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     for k, x in enumerate([*inputs, target]):
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"batches[{index}]: expected numpy arrays (fed to both frameworks), got "
-                            f"{type(x).__name__} at position {k}")
+            raise TypeError(
+                f"batches[{index}]: expected numpy arrays (fed to both frameworks), got "
+                f"{type(x).__name__} at position {k}"
+            )
     return inputs, target
 
 
-def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps: int,
-                     rtol: float | None = None, atol: float | None = None, alignment: Any = None,
-                     reference: str | None = None) -> TrainingReport:
+def compare_training(
+    torch_side: Any,
+    ms_side: Any,
+    batches: Iterable,
+    *,
+    steps: int,
+    rtol: float | None = None,
+    atol: float | None = None,
+    alignment: Any = None,
+    reference: str | None = None,
+) -> TrainingReport:
     """Train both sides ``steps`` steps on the same batches; compare everything after each step.
 
     Each step on torch: ``zero_grad``, forward, ``loss_fn(output, target)``, ``backward``, ``optimizer.step()``,
@@ -220,38 +269,17 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
         raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
     t_model, t_loss_fn, t_opt, t_sched = _side(torch_side, "torch_side")
     m_model, m_loss_fn, m_opt, m_sched = _side(ms_side, "ms_side")
-    if bool(t_model.training) != bool(m_model.training):
-        raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
-    if reference not in (None, "float64"):
-        raise ValueError(f"reference: expected None (elementwise tolerances) or 'float64', got {reference!r}")
-    if reference is not None and (rtol is not None or atol is not None):
-        raise ValueError("rtol/atol apply to elementwise comparisons; reference='float64' judges by the float64 "
-                         "rule instead: pass one or the other")
-    if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
-        raise TypeError(f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
-                        f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
-                        f"{type(m_opt).__name__}")
+    _check_sides(t_model, m_model, m_opt, reference, rtol, atol)
     alignment = as_alignment(alignment, "compare_training")
     names = torch_to_mindspore_names(t_model, m_model, alignment=alignment)
     unpaired = unpaired_entries(t_model, names, alignment, "compare_training")
     t_params = {n: p for n, p in t_model.named_parameters() if n not in unpaired}
-    t_buffers = {n: b for n, b in t_model.named_buffers()
-                 if not n.endswith("num_batches_tracked") and n not in unpaired}
+    t_buffers = {
+        n: b for n, b in t_model.named_buffers() if not n.endswith("num_batches_tracked") and n not in unpaired
+    }
     m_all = {p.name: p for p in m_model.get_parameters()}
-    tol = dict(rtol=rtol, atol=atol)
-    r_model = r_opt = r_sched = None
-    if reference:
-        import copy
-
-        # one deepcopy of the three keeps the optimizer's (and scheduler's) references to the copied parameters
-        r_model, r_opt, r_sched = copy.deepcopy((t_model, t_opt, t_sched))
-        r_model.to(torch.float64)  # in place: the copied optimizer still holds these Parameter objects
-        r_params = dict(r_model.named_parameters())
-        r_buffers = dict(r_model.named_buffers())
-
-    def judge(actual, expected, ref):
-        return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
-
+    tol: dict[str, Any] = dict(rtol=rtol, atol=atol)
+    twin = _Float64Twin(t_model, t_opt, t_sched) if reference else None
     not_compared = tuple((n, f"no counterpart: {why}") for n, why in unpaired.items())
 
     def forward(*xs):
@@ -268,66 +296,149 @@ def compare_training(torch_side: Any, ms_side: Any, batches: Iterable, *, steps:
             except StopIteration:
                 raise ValueError(f"batches ran out after {step} batches; steps={steps}") from None
             inputs, target = _batch(batch, step)
-            # the lr this step uses, as float32 (what both frameworks' kernels compute with)
-            t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
-            m_lr = [np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"])
-                    for g in m_opt.param_groups]
-
-            t_opt.zero_grad()
-            t_loss = t_loss_fn(t_model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
-            t_loss.backward()
-            t_grads = {n: p.grad.detach().clone() for n, p in t_params.items() if p.grad is not None}
-            t_opt.step()
-            if t_sched is not None:
-                t_sched.step()
-            ref = {"loss": None, "gradients": None, "parameters": None, "buffers": None}
-            if r_model is not None:
-                old = torch.get_default_dtype()
-                torch.set_default_dtype(torch.float64)  # tensors the forward creates; restored below
-                try:
-                    r_opt.zero_grad()
-                    r_loss = t_loss_fn(r_model(*[torch.from_numpy(as_float64(x)) for x in inputs]),
-                                       torch.from_numpy(as_float64(target)))
-                    r_loss.backward()
-                    ref["gradients"] = {n: r_params[n].grad.detach().clone() for n in t_grads}
-                    r_opt.step()
-                    if r_sched is not None:
-                        import warnings
-
-                        with warnings.catch_warnings():
-                            # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
-                            warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
-                            r_sched.step()
-                finally:
-                    torch.set_default_dtype(old)
-                ref["loss"] = np.float64(r_loss.item())
-                ref["parameters"] = {n: r_params[n].detach() for n in t_params}
-                ref["buffers"] = {n: r_buffers[n].detach() for n in t_buffers}
-
-            m_loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
-            m_grads = {p.name: g.asnumpy().copy() for p, g in zip(m_opt.parameters, grads, strict=True)}
-            m_opt(grads)
-            if m_sched is not None:
-                m_sched.step()
+            t_lr, m_lr = _learning_rates(t_opt, m_opt)
+            t_loss, t_grads = _torch_step(t_model, t_loss_fn, t_opt, t_sched, t_params, inputs, target)
+            ref: dict[str, Any] = {"loss": None, "gradients": None, "parameters": None, "buffers": None}
+            if twin is not None:
+                ref = twin.step(t_loss_fn, inputs, target, t_grads, t_params, t_buffers)
+            m_loss, m_grads = _ms_step(grad_fn, m_opt, m_sched, inputs, target)
 
             missing = "<no MindSpore counterpart under the checkpoint rules>"
             comparisons = {
                 "learning rate": compare(m_lr, t_lr, rtol=0.0, atol=0.0),
-                "loss": judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"]),
-                "gradients": judge({n: m_grads.get(names.get(n), missing) for n in t_grads},
-                                   {n: g for n, g in t_grads.items()}, ref["gradients"]),
-                "parameters": judge({n: m_all.get(names.get(n), missing) for n in t_params},
-                                    {n: p.detach() for n, p in t_params.items()}, ref["parameters"]),
-                "buffers": judge({n: m_all.get(names.get(n), missing) for n in t_buffers},
-                                 {n: b for n, b in t_buffers.items()}, ref["buffers"]),
+                "loss": _judge(np.float32(m_loss.asnumpy()), np.float32(t_loss.item()), ref["loss"], tol),
+                "gradients": _judge(
+                    {n: m_grads.get(names.get(n), missing) for n in t_grads},
+                    {n: g for n, g in t_grads.items()},
+                    ref["gradients"],
+                    tol,
+                ),
+                "parameters": _judge(
+                    {n: m_all.get(names.get(n), missing) for n in t_params},
+                    {n: p.detach() for n, p in t_params.items()},
+                    ref["parameters"],
+                    tol,
+                ),
+                "buffers": _judge(
+                    {n: m_all.get(names.get(n), missing) for n in t_buffers},
+                    {n: b for n, b in t_buffers.items()},
+                    ref["buffers"],
+                    tol,
+                ),
             }
-            record = StepRecord(step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()),
-                                comparisons=comparisons)
+            record = StepRecord(
+                step=step, torch_loss=float(t_loss.item()), ms_loss=float(m_loss.asnumpy()), comparisons=comparisons
+            )
             records.append(record)
             for what in _WHAT:
-                c: Comparison = comparisons[what]
+                c: Judged = comparisons[what]
                 if not c.ok:
-                    return TrainingReport(steps=tuple(records), first_step=step, first_what=what,
-                                          first_mismatch=c.mismatches[0], not_compared=not_compared,
-                                          reference=reference)
+                    return TrainingReport(
+                        steps=tuple(records),
+                        first_step=step,
+                        first_what=what,
+                        first_mismatch=c.mismatches[0],
+                        not_compared=not_compared,
+                        reference=reference,
+                    )
         return TrainingReport(steps=tuple(records), not_compared=not_compared, reference=reference)
+
+
+def _check_sides(
+    t_model: Any, m_model: Any, m_opt: Any, reference: str | None, rtol: float | None, atol: float | None
+) -> None:
+    """Both sides in the same mode, a valid ``reference``, a torch-style MindSpore optimizer."""
+    if bool(t_model.training) != bool(m_model.training):
+        raise ValueError(mode_message(bool(t_model.training), bool(m_model.training)))
+    check_reference(reference, rtol, atol)
+    if not hasattr(m_opt, "param_groups") or not hasattr(m_opt, "parameters"):
+        raise TypeError(
+            f"ms_side optimizer: expected a torch-style MindSpore optimizer with param_groups and "
+            f"parameters (porting.convert_optimizer's, or mindspore.experimental.optim's), got "
+            f"{type(m_opt).__name__}"
+        )
+
+
+def _judge(actual: Any, expected: Any, ref: Any, tol: dict) -> Judged:
+    """Elementwise within ``tol`` without a reference; by the float64 rule against ``ref`` with one."""
+    return compare(actual, expected, **tol) if ref is None else compare_to_reference(actual, expected, ref)
+
+
+def _learning_rates(t_opt: Any, m_opt: Any) -> tuple[list[np.float32], list[np.float32]]:
+    """The lr of every group this step uses, as float32 (what both frameworks' kernels compute with)."""
+    import mindspore as ms
+
+    t_lr = [np.float32(float(g["lr"])) for g in t_opt.param_groups]
+    m_lr = [
+        np.float32(float(g["lr"].asnumpy()) if isinstance(g["lr"], ms.Tensor) else g["lr"]) for g in m_opt.param_groups
+    ]
+    return t_lr, m_lr
+
+
+def _torch_step(model: Any, loss_fn: Any, opt: Any, sched: Any, params: dict, inputs: list, target: np.ndarray):
+    """One torch step: ``(loss, {name: gradient})`` (the gradients before the update)."""
+    import torch
+
+    opt.zero_grad()
+    loss = loss_fn(model(*[torch.from_numpy(x.copy()) for x in inputs]), torch.from_numpy(target.copy()))
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return loss, grads
+
+
+def _ms_step(grad_fn: Any, opt: Any, sched: Any, inputs: list, target: np.ndarray):
+    """One MindSpore step: ``(loss, {parameter name: gradient})``."""
+    import mindspore as ms
+
+    loss, grads = grad_fn(*[ms.Tensor(x) for x in inputs], ms.Tensor(target))
+    named = {p.name: g.asnumpy().copy() for p, g in zip(opt.parameters, grads, strict=True)}
+    opt(grads)
+    if sched is not None:
+        sched.step()
+    return loss, named
+
+
+class _Float64Twin:
+    """A float64 deep copy of the torch model, optimizer and scheduler that trains alongside (the reference)."""
+
+    def __init__(self, model: Any, opt: Any, sched: Any) -> None:
+        import copy
+
+        import torch
+
+        # one deepcopy of the three keeps the optimizer's (and scheduler's) references to the copied parameters
+        self.model, self.opt, self.sched = copy.deepcopy((model, opt, sched))
+        self.model.to(torch.float64)  # in place: the copied optimizer still holds these Parameter objects
+        self.params = dict(self.model.named_parameters())
+        self.buffers = dict(self.model.named_buffers())
+
+    def step(
+        self, loss_fn: Any, inputs: list, target: np.ndarray, grads: Mapping, params: Mapping, buffers: Mapping
+    ) -> dict[str, Any]:
+        """One float64 step on the same batch; the loss and the entries named by ``grads``/``params``/``buffers``."""
+        import torch
+
+        with _Float64Default():  # tensors the forward creates
+            self.opt.zero_grad()
+            loss = loss_fn(
+                self.model(*[torch.from_numpy(as_float64(x)) for x in inputs]), torch.from_numpy(as_float64(target))
+            )
+            loss.backward()
+            gradients = {n: self.params[n].grad.detach().clone() for n in grads}
+            self.opt.step()
+            if self.sched is not None:
+                import warnings
+
+                with warnings.catch_warnings():
+                    # a deep-copied optimizer loses the scheduler's step counter wrapper, not its order
+                    warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been")
+                    self.sched.step()
+        return {
+            "loss": np.float64(loss.item()),
+            "gradients": gradients,
+            "parameters": {n: self.params[n].detach() for n in params},
+            "buffers": {n: self.buffers[n].detach() for n in buffers},
+        }

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,7 +35,7 @@ def run_python(code: str, *, block_torch: bool = False, env: dict | None = None,
     return proc.stdout
 
 
-def run_json(code: str, **kwargs) -> object:
+def run_json(code: str, **kwargs) -> Any:
     """Run ``code`` (which prints one JSON document as its last stdout line) and parse it."""
     out = run_python(code, **kwargs)
     return json.loads(out.strip().splitlines()[-1])

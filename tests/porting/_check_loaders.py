@@ -88,8 +88,9 @@ def endless():
 
 def distributed():
     ds = Images(n=16)
-    return DataLoader(ds, batch_size=2, sampler=DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3),
-                      num_workers=2)
+    return DataLoader(
+        ds, batch_size=2, sampler=DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3), num_workers=2
+    )
 
 
 def _clock_seed(worker_id):

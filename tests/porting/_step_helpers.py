@@ -27,8 +27,10 @@ def initial_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 def batches(steps: int, seed: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((BATCH, IN)).astype(np.float32), rng.standard_normal((BATCH, OUT)).astype(np.float32))
-            for _ in range(steps)]
+    return [
+        (rng.standard_normal((BATCH, IN)).astype(np.float32), rng.standard_normal((BATCH, OUT)).astype(np.float32))
+        for _ in range(steps)
+    ]
 
 
 def torch_model(arrays):
@@ -88,7 +90,8 @@ def run_pair(make_torch_optimizer, make_torch_scheduler=None, *, steps=10, rtol,
     """Run both sides ``steps`` steps; after each, compare every parameter and the learning rates.
 
     ``convert(torch_optimizer, ms_params)`` replaces porting.convert_optimizer (to show what another
-    MindSpore optimizer does). Returns the per-step worst absolute parameter difference and the list of (torch lrs, MindSpore lrs).
+    MindSpore optimizer does). Returns the per-step worst absolute parameter difference and the list of
+    (torch lrs, MindSpore lrs).
     Raises AssertionError (assert_close-style text from porting.compare) at the first divergent step.
     """
     import mindspore as ms

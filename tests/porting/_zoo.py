@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 import types
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def _require(name: str, version: str):
 # ------------------------------------------------------------------------------------------------ ResNet-18
 
 
-def torch_resnet18(num_classes: int = 10):
+def torch_resnet18(num_classes: int = 10):  # noqa: C901 - the model's classes are built inside: their methods count
     """torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2]) with torchvision's attribute names and init.
 
     torchvision's wheel on the index is a CUDA build that does not import with CPU torch, so the model is
@@ -92,8 +93,9 @@ def torch_resnet18(num_classes: int = 10):
         def _make_layer(self, planes, blocks, stride=1):
             downsample = None
             if stride != 1 or self.inplanes != planes:
-                downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
-                                           nn.BatchNorm2d(planes))
+                downsample = nn.Sequential(
+                    nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+                )
             layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
             self.inplanes = planes
             layers += [BasicBlock(self.inplanes, planes) for _ in range(1, blocks)]
@@ -119,7 +121,7 @@ def mindcv_resnet18(num_classes: int = 10):
 
 # Modules upstream's model code imports for plotting and downloads only (utils.plots, utils.downloads):
 # stand-ins while models/yolo.py imports, any use of them raises (yolov5_pt.upstream's rule).
-_PLOTTING_STAND_INS = {
+_PLOTTING_STAND_INS: dict[str, dict[str, Any]] = {
     "matplotlib": {"rc": lambda *a, **k: None, "use": lambda *a, **k: None},
     "matplotlib.pyplot": {},
     "pandas": {"options": types.SimpleNamespace(display=types.SimpleNamespace())},
@@ -140,11 +142,11 @@ def upstream_yolo():
         load_upstream()  # utils.general & co. with their own stand-ins (the data path's)
     except UpstreamNotInstalledError as exc:
         pytest.skip(str(exc))
-    added = {}
+    added: dict[str, types.ModuleType] = {}
     for name, attrs in _PLOTTING_STAND_INS.items():
         if name in sys.modules:
             continue
-        module = _StandIn(name)
+        module: types.ModuleType = _StandIn(name)
         module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
         module.__path__ = []
         module.__dict__.update(attrs)
@@ -176,7 +178,7 @@ def torch_yolov5s(nc: int = 80, seed: int = 0):
     import torch
 
     yolo = upstream_yolo()
-    LOGGER = yolo.LOGGER  # noqa: N806 (upstream's name)
+    LOGGER = yolo.LOGGER  # upstream's name
 
     torch.manual_seed(seed)
     disabled, LOGGER.disabled = LOGGER.disabled, True  # upstream logs the model table on every build
@@ -189,20 +191,38 @@ def torch_yolov5s(nc: int = 80, seed: int = 0):
 
 # mindyolo's configs/yolov5/yolov5s.yaml, its `network:` section (the wheel ships no configs).
 MINDYOLO_YOLOV5S = {
-    "model_name": "yolov5", "depth_multiple": 0.33, "width_multiple": 0.50, "stride": [8, 16, 32],
+    "model_name": "yolov5",
+    "depth_multiple": 0.33,
+    "width_multiple": 0.50,
+    "stride": [8, 16, 32],
     "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]],
     "backbone": [
-        [-1, 1, "ConvNormAct", [64, 6, 2, 2]], [-1, 1, "ConvNormAct", [128, 3, 2]], [-1, 3, "C3", [128]],
-        [-1, 1, "ConvNormAct", [256, 3, 2]], [-1, 6, "C3", [256]], [-1, 1, "ConvNormAct", [512, 3, 2]],
-        [-1, 9, "C3", [512]], [-1, 1, "ConvNormAct", [1024, 3, 2]], [-1, 3, "C3", [1024]],
+        [-1, 1, "ConvNormAct", [64, 6, 2, 2]],
+        [-1, 1, "ConvNormAct", [128, 3, 2]],
+        [-1, 3, "C3", [128]],
+        [-1, 1, "ConvNormAct", [256, 3, 2]],
+        [-1, 6, "C3", [256]],
+        [-1, 1, "ConvNormAct", [512, 3, 2]],
+        [-1, 9, "C3", [512]],
+        [-1, 1, "ConvNormAct", [1024, 3, 2]],
+        [-1, 3, "C3", [1024]],
         [-1, 1, "SPPF", [1024]],
     ],
     "head": [
-        [-1, 1, "ConvNormAct", [512, 1, 1]], [-1, 1, "Upsample", [None, 2, "nearest"]], [[-1, 6], 1, "Concat", [1]],
-        [-1, 3, "C3", [512, False]], [-1, 1, "ConvNormAct", [256, 1, 1]], [-1, 1, "Upsample", [None, 2, "nearest"]],
-        [[-1, 4], 1, "Concat", [1]], [-1, 3, "C3", [256, False]], [-1, 1, "ConvNormAct", [256, 3, 2]],
-        [[-1, 14], 1, "Concat", [1]], [-1, 3, "C3", [512, False]], [-1, 1, "ConvNormAct", [512, 3, 2]],
-        [[-1, 10], 1, "Concat", [1]], [-1, 3, "C3", [1024, False]],
+        [-1, 1, "ConvNormAct", [512, 1, 1]],
+        [-1, 1, "Upsample", [None, 2, "nearest"]],
+        [[-1, 6], 1, "Concat", [1]],
+        [-1, 3, "C3", [512, False]],
+        [-1, 1, "ConvNormAct", [256, 1, 1]],
+        [-1, 1, "Upsample", [None, 2, "nearest"]],
+        [[-1, 4], 1, "Concat", [1]],
+        [-1, 3, "C3", [256, False]],
+        [-1, 1, "ConvNormAct", [256, 3, 2]],
+        [[-1, 14], 1, "Concat", [1]],
+        [-1, 3, "C3", [512, False]],
+        [-1, 1, "ConvNormAct", [512, 3, 2]],
+        [[-1, 10], 1, "Concat", [1]],
+        [-1, 3, "C3", [1024, False]],
         [[17, 20, 23], 1, "YOLOv5Head", ["nc", "anchors", "stride"]],
     ],
 }

@@ -8,10 +8,12 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 
 class _T(torch.nn.Module):
@@ -32,8 +34,13 @@ class _M(mnn.Cell):
     def __init__(self):
         super().__init__()
         self.classifier = mnn.Dense(4, 2)
-        self.features = mnn.SequentialCell([mnn.Conv2d(3, 4, 3, pad_mode="pad", padding=1, has_bias=True),
-                                            mnn.BatchNorm2d(4, momentum=0.9), mnn.ReLU()])
+        self.features = mnn.SequentialCell(
+            [
+                mnn.Conv2d(3, 4, 3, pad_mode="pad", padding=1, has_bias=True),
+                mnn.BatchNorm2d(4, momentum=0.9),
+                mnn.ReLU(),
+            ]
+        )
 
     def construct(self, x):
         return self.classifier(self.features(x).mean((2, 3)))
@@ -47,11 +54,17 @@ def test_renamed_and_reordered_port(inputs):
     a = porting.align(_T(), _M(), inputs)
     assert a.ok, str(a)
     assert a.order == ("definition" if inputs is None else "execution")
-    assert a.state == {"stem.weight": "features.0.weight", "stem.bias": "features.0.bias",
-                       "bn.weight": "features.1.gamma", "bn.bias": "features.1.beta",
-                       "bn.running_mean": "features.1.moving_mean", "bn.running_var": "features.1.moving_variance",
-                       "bn.num_batches_tracked": "features.1.num_batches_tracked",
-                       "head.weight": "classifier.weight", "head.bias": "classifier.bias"}
+    assert a.state == {
+        "stem.weight": "features.0.weight",
+        "stem.bias": "features.0.bias",
+        "bn.weight": "features.1.gamma",
+        "bn.bias": "features.1.beta",
+        "bn.running_mean": "features.1.moving_mean",
+        "bn.running_var": "features.1.moving_variance",
+        "bn.num_batches_tracked": "features.1.num_batches_tracked",
+        "head.weight": "classifier.weight",
+        "head.bias": "classifier.bias",
+    }
     assert a.layers == {"": "", "stem": "features.0", "bn": "features.1", "act": "features.2", "head": "classifier"}
     # the torch model has no container around stem/bn/act: MindSpore's 'features' is listed, without state
     assert set(a.unmatched_mindspore) == {"features"}
@@ -75,21 +88,22 @@ def test_used_by_every_name_matching_function(tmp_path):
     r = porting.convert_checkpoint(tmp_path / "t.pth", tmp_path / "m.ckpt", like=_M(), alignment=a)
     assert r.ok and ("bn.num_batches_tracked", "features.1.num_batches_tracked") in r.carried
     assert set(ms.load_checkpoint(str(tmp_path / "m.ckpt"))) == set(m.parameters_dict())
-    r = porting.convert_checkpoint(tmp_path / "m.ckpt", tmp_path / "back.pth", like=_M(), alignment=a)
-    assert r.ok
+    report = porting.convert_checkpoint(tmp_path / "m.ckpt", tmp_path / "back.pth", like=_M(), alignment=a)
+    assert report.ok
     again = torch.load(tmp_path / "back.pth", weights_only=True)
     assert all(torch.equal(again[k], v) for k, v in t.state_dict().items())
     with pytest.raises(ValueError, match="alignment= needs like= too"):
         porting.convert_checkpoint(tmp_path / "t.pth", tmp_path / "x.ckpt", alignment=a)
     m.set_train(True)
-    r = porting.diff_layers(t, m, X, alignment=a)
-    assert r.ok, str(r)
+    layers = porting.diff_layers(t, m, X, alignment=a)
+    assert layers.ok, str(layers)
     t_opt = torch.optim.SGD(t.parameters(), lr=0.1)
     m_opt = porting.convert_optimizer(t_opt, m, torch_module=t, alignment=a)
     batches = [(X, np.array([0, 1], np.int64))] * 2
-    r = porting.compare_training((t, torch.nn.functional.cross_entropy, t_opt), (m, ops.cross_entropy, m_opt),
-                                 batches, steps=2, alignment=a)
-    assert r.ok, str(r)
+    training = porting.compare_training(
+        (t, torch.nn.functional.cross_entropy, t_opt), (m, ops.cross_entropy, m_opt), batches, steps=2, alignment=a
+    )
+    assert training.ok, str(training)
 
 
 def test_without_the_map_the_paths_must_agree():
@@ -181,21 +195,26 @@ def test_convert_checkpoint_without_like_names_batchnorm_from_its_keys(tmp_path)
     # used to keep torch's names and call every entry "loaded": the .ckpt then left a MindSpore BatchNorm at
     # random init (load_param_into_net: gamma, beta, moving_mean, moving_variance not loaded)
     torch.manual_seed(0)
-    t = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.LayerNorm(2))
+    bn = torch.nn.BatchNorm2d(4)
+    t = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), bn, torch.nn.LayerNorm(2))
     with torch.no_grad():
-        t[1].running_mean.uniform_()
-        t[1].weight.uniform_()
+        bn.running_mean.uniform_()
+        bn.weight.uniform_()
     torch.save(t.state_dict(), tmp_path / "t.pth")
     r = porting.convert_checkpoint(tmp_path / "t.pth", tmp_path / "t.ckpt")
-    assert dict(r.renamed) == {"1.weight": "1.gamma", "1.bias": "1.beta", "1.running_mean": "1.moving_mean",
-                               "1.running_var": "1.moving_variance"}
+    assert dict(r.renamed) == {
+        "1.weight": "1.gamma",
+        "1.bias": "1.beta",
+        "1.running_mean": "1.moving_mean",
+        "1.running_var": "1.moving_variance",
+    }
     assert r.names_kept and set(r.loaded) == {"0.weight", "0.bias", "1.num_batches_tracked", "2.weight", "2.bias"}
     assert "kept name" in r.table() and "5 names kept" in r.summary() and " loaded" not in r.summary()
     assert any("LayerNorm/GroupNorm gamma/beta" in w and "pass like=" in w for w in r.warnings)
     cell = mnn.SequentialCell([mnn.Conv2d(3, 4, 3, has_bias=True, pad_mode="valid"), mnn.BatchNorm2d(4)])
     not_loaded, _ = ms.load_param_into_net(cell, ms.load_checkpoint(str(tmp_path / "t.ckpt")))
     assert not_loaded == []
-    assert np.array_equal(cell[1].moving_mean.asnumpy(), t[1].running_mean.numpy())
+    assert np.array_equal(cell[1].moving_mean.asnumpy(), bn.running_mean.numpy())
     # and back: MindSpore's BatchNorm names become torch's again
     r = porting.convert_checkpoint(tmp_path / "t.ckpt", tmp_path / "back.pth")
     back = torch.load(tmp_path / "back.pth", weights_only=True)
@@ -205,8 +224,9 @@ def test_convert_checkpoint_without_like_names_batchnorm_from_its_keys(tmp_path)
 def test_torch_state_dict_warns_by_name_when_counters_are_lost(tmp_path):
     # a plain MindSpore BatchNorm model: counters carried, saved, loaded into a fresh cell by MindSpore's own
     # loader (which drops them), exported: torch's strict load said "All keys matched" with 0 instead of 1234
-    t = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    t[1].num_batches_tracked.fill_(1234)
+    bn = torch.nn.BatchNorm2d(4)
+    t = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), bn)
+    bn.num_batches_tracked.fill_(1234)
 
     def make():
         return mnn.SequentialCell([mnn.Conv2d(3, 4, 3, has_bias=True), mnn.BatchNorm2d(4)])
@@ -216,8 +236,11 @@ def test_torch_state_dict_warns_by_name_when_counters_are_lost(tmp_path):
     ms.save_checkpoint(m, str(tmp_path / "m.ckpt"))
     fresh = make()
     ms.load_param_into_net(fresh, ms.load_checkpoint(str(tmp_path / "m.ckpt")))
-    with pytest.warns(UserWarning, match=r"1 BatchNorm layer\(s\) carry no num_batches_tracked, left out: "
-                                         r"1.num_batches_tracked; torch's load_state_dict sets a missing counter to 0"):
+    with pytest.warns(
+        UserWarning,
+        match=r"1 BatchNorm layer\(s\) carry no num_batches_tracked, left out: "
+        r"1.num_batches_tracked; torch's load_state_dict sets a missing counter to 0",
+    ):
         sd = porting.torch_state_dict(fresh)
     assert "1.num_batches_tracked" not in sd
     assert int(porting.torch_state_dict(fresh, num_batches_tracked=1234)["1.num_batches_tracked"]) == 1234

@@ -20,24 +20,28 @@ An unflipped momentum misses the running stats by > 1 (test below): far outside 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-import porting  # noqa: E402
-from porting import assert_equivalent, compare, convert_batchnorm, copy_batchnorm_state  # noqa: E402
+import porting
+from porting import assert_equivalent, compare, convert_batchnorm, copy_batchnorm_state
 
 STEPS = 5
 
-CASES = [  # (torch class, input shape)
+CASES: list[tuple[str, tuple[int, ...]]] = [  # (torch class, input shape)
     ("BatchNorm1d", (8, 3)),
     ("BatchNorm1d", (6, 3, 5)),
     ("BatchNorm2d", (4, 3, 5, 5)),
     ("BatchNorm3d", (3, 3, 2, 4, 4)),
 ]
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "momentum0.3": {"momentum": 0.3},
     "momentum_None": {"momentum": None},
@@ -95,8 +99,11 @@ def _train_and_compare(module, cell, shape, *, mean=3.0, std=2.0, seed=0):
         assert_equivalent(y, yt.detach(), **tol["out"])
         assert_equivalent(dx, xt.grad, **tol["out"])
         if affine:
-            assert_equivalent({"weight": dgamma, "bias": dbeta},
-                              {"weight": module.weight.grad, "bias": module.bias.grad}, **tol["dparam"])
+            assert_equivalent(
+                {"weight": dgamma, "bias": dbeta},
+                {"weight": module.weight.grad, "bias": module.bias.grad},
+                **tol["dparam"],
+            )
             module.weight.grad = module.bias.grad = None
         if module.track_running_stats:
             expected = {"running_mean": module.running_mean, "running_var": module.running_var}
@@ -119,8 +126,9 @@ def _forward_steps(module, cell, shape, *, mean=3.0, std=2.0, seed=1):
             yt = module(torch.from_numpy(x))
         assert_equivalent(cell(ms.Tensor(x)), yt, **tol["out"])
         if module.track_running_stats:
-            assert_equivalent(_stats(cell), {"running_mean": module.running_mean, "running_var": module.running_var},
-                              **tol["stats"])
+            assert_equivalent(
+                _stats(cell), {"running_mean": module.running_mean, "running_var": module.running_var}, **tol["stats"]
+            )
 
 
 def _pair(kind, variant, seed=0):
@@ -158,15 +166,27 @@ def _graph_case(kind, shape, variant):
 _CASE_IDS = {1: "1d_NC", 2: "1d_NCL", 3: "2d", 4: "3d"}
 # Default run: every input layout and every variant at least once in GRAPH mode (each case compiles
 # its graphs, ~1 s); the full product is @slow.
-GRAPH_DEFAULT = [(0, "default"), (0, "momentum_None"), (1, "default"), (1, "momentum_None"), (1, "affine_False"),
-                 (1, "no_running_stats"), (2, "default"), (2, "momentum0.3"), (2, "affine_False"),
-                 (2, "no_running_stats"), (3, "default"), (3, "momentum_None")]
+GRAPH_DEFAULT = [
+    (0, "default"),
+    (0, "momentum_None"),
+    (1, "default"),
+    (1, "momentum_None"),
+    (1, "affine_False"),
+    (1, "no_running_stats"),
+    (2, "default"),
+    (2, "momentum0.3"),
+    (2, "affine_False"),
+    (2, "no_running_stats"),
+    (3, "default"),
+    (3, "momentum_None"),
+]
 
 
 @pytest.mark.parametrize("ms_mode", [ms.GRAPH_MODE], indirect=True)
 @pytest.mark.parametrize("case, variant", GRAPH_DEFAULT, ids=[f"{_CASE_IDS[c + 1]}-{v}" for c, v in GRAPH_DEFAULT])
 def test_train_steps_match_torch_graph_mode(ms_mode, case, variant):
-    _graph_case(*CASES[case], variant)
+    kind, shape = CASES[case]
+    _graph_case(kind, shape, variant)
 
 
 @pytest.mark.slow
@@ -196,8 +216,9 @@ def test_unflipped_momentum_passes_outputs_but_fails_running_stats():
         with torch.no_grad():
             yt = module(torch.from_numpy(x))
         out_ok &= compare(wrong(ms.Tensor(x)), yt, **tol["out"]).ok
-        stats = compare(_stats(wrong), {"running_mean": module.running_mean, "running_var": module.running_var},
-                        **tol["stats"])
+        stats = compare(
+            _stats(wrong), {"running_mean": module.running_mean, "running_var": module.running_var}, **tol["stats"]
+        )
     assert out_ok, "outputs in train mode do not depend on momentum"
     assert not stats.ok
     assert {m.path for m in stats.mismatches} == {("running_mean",), ("running_var",)}
@@ -242,7 +263,7 @@ def test_round_trip_through_the_converted_cell_is_exact(kind, variant):
     torch.manual_seed(1)
     src = getattr(torch.nn, kind)(3, **VARIANTS[variant])
     with torch.no_grad():
-        for name, value in src.state_dict().items():
+        for value in src.state_dict().values():
             if value.is_floating_point():
                 value.copy_(torch.rand(value.shape) + 0.5)
             else:
@@ -283,9 +304,15 @@ def test_copy_state_both_directions_is_exact():
     for key, value in src.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
     assert_equivalent(
-        {"gamma": cell.bn2d.gamma, "beta": cell.bn2d.beta, "mean": cell.bn2d.moving_mean, "var": cell.bn2d.moving_variance},
+        {
+            "gamma": cell.bn2d.gamma,
+            "beta": cell.bn2d.beta,
+            "mean": cell.bn2d.moving_mean,
+            "var": cell.bn2d.moving_variance,
+        },
         {"gamma": src.weight.detach(), "beta": src.bias.detach(), "mean": src.running_mean, "var": src.running_var},
-        rtol=0, atol=0,
+        rtol=0,
+        atol=0,
     )
 
 

@@ -19,8 +19,10 @@ def test_equal_loader_is_bit_identical():
     r = check("equal", epochs=2)
     assert (r.status, r.verdict) == (ExitCode.OK, "bit-identical"), r.lines()
     assert r.batches == 6 and r.tensors == 12 and r.bytes == 2 * (12 * 3 * 6 * 5 * 4 + 12 * 8)
-    assert r.columns == [{"name": "img", "dtype": "float32", "shape": [4, 3, 6, 5]},
-                         {"name": "label", "dtype": "int64", "shape": [4]}]
+    assert r.columns == [
+        {"name": "img", "dtype": "float32", "shape": [4, 3, 6, 5]},
+        {"name": "label", "dtype": "int64", "shape": [4]},
+    ]
     # the comparison walks both sides in lock step: no speed figure comes from it
     assert r.torch_batches_per_s is r.mindspore_batches_per_s is r.ratio is None
     assert not any("batches/s" in line for line in r.lines())
@@ -31,8 +33,9 @@ def test_speed_is_timed_each_side_alone_on_the_same_batches_only_when_asked():
     assert (r.status, r.verdict, r.speed_batches) == (ExitCode.OK, "bit-identical", 6), r.lines()
     assert r.torch_batches_per_s > 0 and r.mindspore_batches_per_s > 0 and r.ratio > 0
     [line] = [line for line in r.lines() if "batches/s" in line]
-    assert line.startswith("  speed, each side alone on the same 6 batches, building the loader and starting its "
-                           "workers included: torch ")
+    assert line.startswith(
+        "  speed, each side alone on the same 6 batches, building the loader and starting its workers included: torch "
+    )
     assert "(a short run is dominated by start-up" in line
 
 
@@ -85,8 +88,10 @@ def test_error_in_the_dataset_keeps_its_type_and_index():
 def test_error_only_in_the_port_names_sample_and_worker():
     r = check("raises_in_port")
     assert r.status == ExitCode.LOADER_ERROR
-    assert r.error.startswith("raised by the MindSpore side at dataset[5] (sample of batch 1 of epoch 0, main "
-                              "process): KeyError: 'no annotation for sample 5'")
+    assert r.error.startswith(
+        "raised by the MindSpore side at dataset[5] (sample of batch 1 of epoch 0, main "
+        "process): KeyError: 'no annotation for sample 5'"
+    )
     assert "Raised by dataset[5] (sample of batch 1 of epoch 0, main process)" in r.error
 
 
@@ -109,7 +114,16 @@ def test_clock_seeded_worker_init_is_torch_not_reproducible():
 )
 def test_bad_targets_are_one_line_errors(target, message):
     r = run_check(target, progress=False)
-    assert r.status == ExitCode.USAGE and message in r.error and "\n" not in r.error
+    assert r.status == ExitCode.USAGE and r.error is not None and message in r.error and "\n" not in r.error
+
+
+def test_a_target_file_that_python_cannot_import_is_a_usage_error(tmp_path):
+    # a file path without the .py suffix: importlib has no loader for it (it used to fail as "error in the loader")
+    script = tmp_path / "loader"
+    script.write_text("def build():\n    return [1]\n")
+    r = run_check(f"{script}:build", progress=False)
+    assert r.status == ExitCode.USAGE, r.error
+    assert r.error == f"{script}:build: {script} is not a Python source file (expected a .py file)"
 
 
 def test_command_line_exit_status_and_reports(tmp_path):

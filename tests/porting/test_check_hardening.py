@@ -48,8 +48,9 @@ def test_check_factory_calling_sys_exit_is_exit_2_with_one_line(tmp_path, factor
     assert rc == ExitCode.USAGE, (rc, out, err)
     lines = _mindspore_noise(err)
     assert len(lines) == 1 and out == "", (out, err)
-    assert lines[0] == (f"torch2ms check: error: {M}:{factory}: the factory called sys.exit({code}) instead of "
-                        "returning a loader")
+    assert lines[0] == (
+        f"torch2ms check: error: {M}:{factory}: the factory called sys.exit({code}) instead of returning a loader"
+    )
 
 
 @pytest.mark.parametrize("code", [0, 5])
@@ -101,9 +102,11 @@ def test_a_finite_stream_without_len_needs_a_stated_bound():
     assert (r.status, r.verdict, r.batches) == (ExitCode.OK, "bit-identical", 6), r.lines()
     r = check("stream_finite", max_batches_per_epoch=2)
     assert r.status == ExitCode.USAGE
-    assert r.error == (f"{M}:stream_finite: epoch 0 of the torch run yielded more than 2 batches "
-                       "(--max-batches-per-epoch 2); an endless sampler or stream? pass --steps N "
-                       "(batches per epoch) to cut it into epochs, or raise the bound")
+    assert r.error == (
+        f"{M}:stream_finite: epoch 0 of the torch run yielded more than 2 batches "
+        "(--max-batches-per-epoch 2); an endless sampler or stream? pass --steps N "
+        "(batches per epoch) to cut it into epochs, or raise the bound"
+    )
 
 
 def test_an_endless_stream_with_steps_is_compared():
@@ -124,7 +127,7 @@ def test_steps_on_a_stream_with_workers_is_a_usage_error_not_a_loader_error():
 def test_an_endless_loader_whose_len_lies_is_stopped(factory, claim):
     r = check(factory)
     assert r.status == ExitCode.USAGE, r.lines()
-    assert f"epoch 0 of the torch run yielded more than" in r.error and claim in r.error
+    assert "epoch 0 of the torch run yielded more than" in r.error and claim in r.error
 
 
 # ----------------------------------------------------------------------------- item 8: where the loader raised
@@ -134,10 +137,14 @@ def test_torch_raising_first_names_index_batch_epoch_and_worker():
     r = check("raises")
     assert r.status == ExitCode.LOADER_ERROR
     first = r.error.splitlines()[0]
-    assert first == ("raised by the torch side at epoch 0 / batch 1, dataset[5] (sample of batch 1 of epoch 0, "
-                     "torch worker 1 of 2, indices [4, 5, 6, 7]): KeyError: 'no annotation for sample 5'"), r.error
-    assert r.error.splitlines()[1] == \
-        "  (sample located by replaying the MindSpore port to that batch: it raised the same error)"
+    assert first == (
+        "raised by the torch side at epoch 0 / batch 1, dataset[5] (sample of batch 1 of epoch 0, "
+        "torch worker 1 of 2, indices [4, 5, 6, 7]): KeyError: 'no annotation for sample 5'"
+    ), r.error
+    assert (
+        r.error.splitlines()[1]
+        == "  (sample located by replaying the MindSpore port to that batch: it raised the same error)"
+    )
     assert "Caught KeyError in DataLoader worker process 1" in r.error  # torch's own text is kept below
 
 
@@ -145,12 +152,14 @@ def test_torch_raising_in_a_later_epoch_in_the_main_process():
     r = check("raises_main_process")
     assert r.error.splitlines()[0] == (
         "raised by the torch side at epoch 0 / batch 1, dataset[5] (sample of batch 1 of epoch 0, main process): "
-        "KeyError: 'no annotation for sample 5'"), r.error
+        "KeyError: 'no annotation for sample 5'"
+    ), r.error
     r = check("raises_in_epoch_1", epochs=3)
     assert r.status == ExitCode.LOADER_ERROR
     assert r.error.splitlines()[0] == (
         "raised by the torch side at epoch 1 / batch 2, dataset[13] (sample of batch 2 of epoch 1, torch worker 0 of "
-        "2, indices [10, 11, 12, 13]): KeyError: 'no annotation for sample 13'"), r.error
+        "2, indices [10, 11, 12, 13]): KeyError: 'no annotation for sample 13'"
+    ), r.error
 
 
 def test_mindspore_raising_first_names_the_sample_on_the_first_line():
@@ -158,7 +167,8 @@ def test_mindspore_raising_first_names_the_sample_on_the_first_line():
     assert r.status == ExitCode.LOADER_ERROR
     assert r.error.splitlines()[0] == (
         "raised by the MindSpore side at dataset[5] (sample of batch 1 of epoch 0, main process): "
-        "KeyError: 'no annotation for sample 5'"), r.error
+        "KeyError: 'no annotation for sample 5'"
+    ), r.error
 
 
 def test_cli_prints_the_location_on_the_error_line(tmp_path):
@@ -169,12 +179,14 @@ def test_cli_prints_the_location_on_the_error_line(tmp_path):
 
 def test_sys_exit_in_a_module_is_caught_in_process_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "exits_at_import.py").write_text(textwrap.dedent("""
+    (tmp_path / "exits_at_import.py").write_text(
+        textwrap.dedent("""
         import sys
         sys.exit(0)
-    """))
+    """)
+    )
     r = run_check("exits_at_import.py:f", progress=False)
-    assert r.status == ExitCode.USAGE and "called sys.exit(0)" in r.error
+    assert r.status == ExitCode.USAGE and r.error is not None and "called sys.exit(0)" in r.error
 
 
 def test_a_defect_in_the_tool_is_exit_70_never_1_or_0(monkeypatch, capsys):
@@ -186,8 +198,14 @@ def test_a_defect_in_the_tool_is_exit_70_never_1_or_0(monkeypatch, capsys):
         raise AttributeError("'NoneType' object has no attribute 'shape'")
 
     monkeypatch.setattr(check_module, "run_check", broken)
-    assert main(["check", f"{M}:equal", "--no-progress"]) == ExitCode.INTERNAL_ERROR == 70
+    assert main(["check", f"{M}:equal", "--no-progress"]) == ExitCode.INTERNAL_ERROR
+    assert int(ExitCode.INTERNAL_ERROR) == 70
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
-    assert err.rstrip().splitlines()[-1].startswith(
-        "torch2ms check: internal error, not a verdict: AttributeError: 'NoneType' object has no attribute 'shape'")
+    assert (
+        err.rstrip()
+        .splitlines()[-1]
+        .startswith(
+            "torch2ms check: internal error, not a verdict: AttributeError: 'NoneType' object has no attribute 'shape'"
+        )
+    )

@@ -1,4 +1,4 @@
-"""Checkpoint conversion: rule tables, strict loading, the exact round trip, files and the CLI — against torch's real layers.
+"""Checkpoint conversion: rule tables, strict loading, exact round trip, files, the CLI — against torch's real layers.
 
 Tolerances (float32 forward of small conv nets, weights copied exactly): torch's and MindSpore's CPU conv kernels
 accumulate the C*k*k products in different orders and the BatchNorm reductions differ as in test_batchnorm.py;
@@ -10,18 +10,21 @@ error: a wrong padding, epsilon or momentum gives >= 1e-3). Everything that is a
 
 from __future__ import annotations
 
-import io
 import contextlib
+import io
+from typing import Any
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn
 
-import porting  # noqa: E402
-from porting import (  # noqa: E402
+import porting
+from porting import (
     CheckpointMismatchError,
     assert_equivalent,
     convert_checkpoint,
@@ -30,8 +33,8 @@ from porting import (  # noqa: E402
     torch_to_mindspore_names,
 )
 
-EXACT = dict(rtol=0, atol=0)
-NET_TOL = dict(rtol=1e-5, atol=1e-5)
+EXACT: dict[str, Any] = dict(rtol=0, atol=0)
+NET_TOL: dict[str, Any] = dict(rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ every layer kind
@@ -77,32 +80,57 @@ class MsZoo(nn.Cell):
 
 # Written out by hand (the expected values must not come from the code under test).
 ZOO_NAMES = {
-    "conv1d.weight": "conv1d.weight", "conv1d.bias": "conv1d.bias",
-    "convt1d.weight": "convt1d.weight", "convt1d.bias": "convt1d.bias",
-    "conv.weight": "conv.weight", "conv.bias": "conv.bias",
-    "bn1.weight": "bn1.gamma", "bn1.bias": "bn1.beta", "bn1.running_mean": "bn1.moving_mean",
+    "conv1d.weight": "conv1d.weight",
+    "conv1d.bias": "conv1d.bias",
+    "convt1d.weight": "convt1d.weight",
+    "convt1d.bias": "convt1d.bias",
+    "conv.weight": "conv.weight",
+    "conv.bias": "conv.bias",
+    "bn1.weight": "bn1.gamma",
+    "bn1.bias": "bn1.beta",
+    "bn1.running_mean": "bn1.moving_mean",
     "bn1.running_var": "bn1.moving_variance",
-    "bn.weight": "bn.gamma", "bn.bias": "bn.beta", "bn.running_mean": "bn.moving_mean",
+    "bn.weight": "bn.gamma",
+    "bn.bias": "bn.beta",
+    "bn.running_mean": "bn.moving_mean",
     "bn.running_var": "bn.moving_variance",
-    "bn3.weight": "bn3.bn2d.gamma", "bn3.bias": "bn3.bn2d.beta", "bn3.running_mean": "bn3.bn2d.moving_mean",
+    "bn3.weight": "bn3.bn2d.gamma",
+    "bn3.bias": "bn3.bn2d.beta",
+    "bn3.running_mean": "bn3.bn2d.moving_mean",
     "bn3.running_var": "bn3.bn2d.moving_variance",
-    "ln.weight": "ln.gamma", "ln.bias": "ln.beta", "gn.weight": "gn.gamma", "gn.bias": "gn.beta",
-    "emb.weight": "emb.embedding_table", "fc.weight": "fc.weight", "fc.bias": "fc.bias",
-    **{f"lstm.{w}_l{layer}{rev}": f"lstm.{w}_l{layer}{rev}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-       for layer in (0, 1) for rev in ("", "_reverse")},
+    "ln.weight": "ln.gamma",
+    "ln.bias": "ln.beta",
+    "gn.weight": "gn.gamma",
+    "gn.bias": "gn.beta",
+    "emb.weight": "emb.embedding_table",
+    "fc.weight": "fc.weight",
+    "fc.bias": "fc.bias",
+    **{
+        f"lstm.{w}_l{layer}{rev}": f"lstm.{w}_l{layer}{rev}"
+        for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        for layer in (0, 1)
+        for rev in ("", "_reverse")
+    },
     **{f"gru.{w}_l0": f"gru.{w}_l0" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
-    "head.0.weight": "head.0.weight", "head.0.bias": "head.0.bias",
-    "head.2.weight": "head.2.gamma", "head.2.bias": "head.2.beta", "head.2.running_mean": "head.2.moving_mean",
+    "head.0.weight": "head.0.weight",
+    "head.0.bias": "head.0.bias",
+    "head.2.weight": "head.2.gamma",
+    "head.2.bias": "head.2.beta",
+    "head.2.running_mean": "head.2.moving_mean",
     "head.2.running_var": "head.2.moving_variance",
 }
-COUNTERS = ["bn1.num_batches_tracked", "bn.num_batches_tracked", "bn3.num_batches_tracked",
-            "head.2.num_batches_tracked"]
+COUNTERS = [
+    "bn1.num_batches_tracked",
+    "bn.num_batches_tracked",
+    "bn3.num_batches_tracked",
+    "head.2.num_batches_tracked",
+]
 
 
 def _randomised(module, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for key, value in module.state_dict().items():
+        for value in module.state_dict().values():
             if value.is_floating_point():
                 value.copy_(torch.rand(value.shape, generator=g) + 0.5)
             else:
@@ -169,8 +197,10 @@ def test_strict_load_lists_every_offender_and_changes_nothing():
     report, text = info.value.report, str(info.value)
     assert set(report.missing) == {"fc.bias", "ln.gamma"}
     assert set(report.unexpected) == {"extra.weight", "bn.extra_buffer"}
-    assert {(k, n) for k, n, _, _ in report.mis_shaped} == {("emb.weight", "emb.embedding_table"),
-                                                           ("bn3.running_var", "bn3.bn2d.moving_variance")}
+    assert {(k, n) for k, n, _, _ in report.mis_shaped} == {
+        ("emb.weight", "emb.embedding_table"),
+        ("bn3.running_var", "bn3.bn2d.moving_variance"),
+    }
     for name in ("fc.bias", "ln.gamma", "extra.weight", "bn.extra_buffer", "emb.weight", "bn3.running_var"):
         assert name in text
     assert "checkpoint has shape (6, 3), the cell expects (5, 3)" in text
@@ -211,8 +241,10 @@ def test_a_counter_the_checkpoint_lacks_is_kept_and_reported():
     state = {k: v for k, v in t.state_dict().items() if k != "num_batches_tracked"}
     report = load_torch_state_dict(cell, state)
     # torch's own load_state_dict keeps the module's counter then: so does the cell, and the report says so
-    assert report.ok and report.warnings == ("num_batches_tracked: not in the checkpoint, so not loaded (the cell's "
-                                             "own count, 9, stays, as torch's load_state_dict keeps the module's)",)
+    assert report.ok and report.warnings == (
+        "num_batches_tracked: not in the checkpoint, so not loaded (the cell's "
+        "own count, 9, stays, as torch's load_state_dict keeps the module's)",
+    )
     assert int(cell.num_batches_tracked.asnumpy()) == 9
 
 
@@ -221,9 +253,11 @@ def test_torch_state_dict_of_a_mindspore_built_cell_leaves_unknown_counters_out(
     assert "num_batches_tracked" not in sd  # never a made-up count
     # torch's BatchNorm (2.13) then keeps its own counter, even with strict=True (re-checked fact)
     target = torch.nn.BatchNorm2d(2)
-    target.num_batches_tracked.fill_(5)
+    counter = target.num_batches_tracked
+    assert counter is not None
+    counter.fill_(5)
     target.load_state_dict(sd, strict=True)
-    assert int(target.num_batches_tracked) == 5
+    assert int(counter) == 5
     assert int(torch_state_dict(nn.BatchNorm2d(2), num_batches_tracked=3)["num_batches_tracked"]) == 3
 
 
@@ -239,10 +273,15 @@ def _dtype_dict():
     return out
 
 
-@pytest.mark.parametrize("chain", [
-    (".pt", ".ckpt", ".pt"), (".pt", ".safetensors", ".pt"), (".safetensors", ".ckpt", ".safetensors"),
-    (".pth", ".ckpt", ".safetensors", ".pt"),
-])
+@pytest.mark.parametrize(
+    "chain",
+    [
+        (".pt", ".ckpt", ".pt"),
+        (".pt", ".safetensors", ".pt"),
+        (".safetensors", ".ckpt", ".safetensors"),
+        (".pth", ".ckpt", ".safetensors", ".pt"),
+    ],
+)
 def test_convert_checkpoint_keeps_every_dtype_bit_for_bit(tmp_path, chain):
     state = _dtype_dict()
     first = tmp_path / f"f0{chain[0]}"
@@ -266,8 +305,10 @@ def test_convert_checkpoint_keeps_every_dtype_bit_for_bit(tmp_path, chain):
         back = torch.load(str(path), weights_only=True)
     assert {k: str(v.dtype) for k, v in back.items()} == {k: str(v.dtype) for k, v in state.items()}
     for key in state:  # bit for bit, bf16 included (compared through int views of the bytes)
-        assert torch.equal(back[key].view(-1).view(torch.uint8) if back[key].dim() else back[key],
-                           state[key].view(-1).view(torch.uint8) if state[key].dim() else state[key]), key
+        assert torch.equal(
+            back[key].view(-1).view(torch.uint8) if back[key].dim() else back[key],
+            state[key].view(-1).view(torch.uint8) if state[key].dim() else state[key],
+        ), key
 
 
 def test_ckpt_file_holds_mindspore_dtypes(tmp_path):
@@ -275,8 +316,12 @@ def test_ckpt_file_holds_mindspore_dtypes(tmp_path):
     convert_checkpoint(tmp_path / "a.pt", tmp_path / "a.ckpt")
     loaded = ms.load_checkpoint(str(tmp_path / "a.ckpt"))
     assert {k: str(v.dtype) for k, v in loaded.items()} == {
-        "w_float16": "Float16", "w_float32": "Float32", "w_float64": "Float64", "w_bfloat16": "BFloat16",
-        "count": "Int64"}
+        "w_float16": "Float16",
+        "w_float32": "Float32",
+        "w_float64": "Float64",
+        "w_bfloat16": "BFloat16",
+        "count": "Int64",
+    }
 
 
 def test_load_from_pt_and_safetensors_files(tmp_path):
@@ -344,8 +389,9 @@ class TorchBasicBlock(torch.nn.Module):
         self.bn1 = torch.nn.BatchNorm2d(planes)
         self.conv2 = torch.nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = torch.nn.BatchNorm2d(planes)
-        self.downsample = torch.nn.Sequential(torch.nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                              torch.nn.BatchNorm2d(planes))
+        self.downsample = torch.nn.Sequential(
+            torch.nn.Conv2d(inplanes, planes, 1, stride, bias=False), torch.nn.BatchNorm2d(planes)
+        )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -360,8 +406,12 @@ class MsBasicBlock(nn.Cell):
         self.bn1 = nn.BatchNorm2d(planes, momentum=0.9)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, pad_mode="pad", padding=1, has_bias=False)
         self.bn2 = nn.BatchNorm2d(planes, momentum=0.9)
-        self.downsample = nn.SequentialCell([nn.Conv2d(inplanes, planes, 1, stride, pad_mode="valid", has_bias=False),
-                                             nn.BatchNorm2d(planes, momentum=0.9)])
+        self.downsample = nn.SequentialCell(
+            [
+                nn.Conv2d(inplanes, planes, 1, stride, pad_mode="valid", has_bias=False),
+                nn.BatchNorm2d(planes, momentum=0.9),
+            ]
+        )
 
     def construct(self, x):
         out = ms.ops.relu(self.bn1(self.conv1(x)))
@@ -419,11 +469,15 @@ def test_network_through_a_checkpoint_file(tmp_path, net):
     # round trip torch -> MindSpore -> torch, exact, counters included
     fresh_cell = ms_cls()
     load_torch_state_dict(fresh_cell, str(tmp_path / "net.pt"))
-    assert_equivalent(torch_state_dict(fresh_cell), dict(torch.load(str(tmp_path / "net.pt"), weights_only=True)), **EXACT)
+    saved = dict(torch.load(str(tmp_path / "net.pt"), weights_only=True))
+    assert_equivalent(torch_state_dict(fresh_cell), saved, **EXACT)
     back = tmp_path / "back.pt"
     convert_checkpoint(tmp_path / "net.ckpt", back, like=ms_cls())
-    assert_equivalent(dict(torch.load(str(back), weights_only=True)),
-                      dict(torch.load(str(tmp_path / "net.pt"), weights_only=True)), **EXACT)
+    assert_equivalent(
+        dict(torch.load(str(back), weights_only=True)),
+        dict(torch.load(str(tmp_path / "net.pt"), weights_only=True)),
+        **EXACT,
+    )
 
 
 @pytest.mark.parametrize("net", sorted(NETS))
@@ -432,8 +486,14 @@ def test_network_strictness_each_offence_raises(tmp_path, net):
     sd = dict(torch_cls().state_dict())
     first_weight = next(k for k in sd if k.endswith("weight"))
     cases = {
-        "extra": ({**sd, "bonus.weight": torch.zeros(3)}, "unexpected (in the checkpoint, nothing in the cell): bonus.weight"),
-        "missing": ({k: v for k, v in sd.items() if k != first_weight}, f"missing (in the cell, not in the checkpoint): {first_weight}"),
+        "extra": (
+            {**sd, "bonus.weight": torch.zeros(3)},
+            "unexpected (in the checkpoint, nothing in the cell): bonus.weight",
+        ),
+        "missing": (
+            {k: v for k, v in sd.items() if k != first_weight},
+            f"missing (in the cell, not in the checkpoint): {first_weight}",
+        ),
         "shape": ({**sd, first_weight: torch.zeros(1, 1)}, f"mis-shaped: {first_weight} -> {first_weight}"),
     }
     for name, (state, expected) in cases.items():
@@ -458,19 +518,25 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "i10_like_nets.py").write_text(
         "from tests.porting.test_checkpoint import MsConvNet\n\ndef build():\n    return MsConvNet()\n\n"
-        "def not_a_cell():\n    return 3\n")
+        "def not_a_cell():\n    return 3\n"
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "net.ckpt"), "--like", "i10_like_nets:build"])
+        code = main(
+            ["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "net.ckpt"), "--like", "i10_like_nets:build"]
+        )
     text = out.getvalue()
     assert code == 0, text
     assert "renamed" in text and "bn.running_var" in text and "bn.moving_variance" in text
     assert "carried" in text and "bn.num_batches_tracked" in text
     back = io.StringIO()
     with contextlib.redirect_stdout(back):
-        code = main(["convert-ckpt", str(tmp_path / "net.ckpt"), str(tmp_path / "back.pt"), "--like", "i10_like_nets:build"])
+        code = main(
+            ["convert-ckpt", str(tmp_path / "net.ckpt"), str(tmp_path / "back.pt"), "--like", "i10_like_nets:build"]
+        )
     assert code == 0, back.getvalue()
-    assert_equivalent(dict(torch.load(str(tmp_path / "back.pt"), weights_only=True)), dict(module.state_dict()), **EXACT)
+    back_sd = dict(torch.load(str(tmp_path / "back.pt"), weights_only=True))
+    assert_equivalent(back_sd, dict(module.state_dict()), **EXACT)
 
     bad = dict(module.state_dict())
     bad.pop("fc.bias")
@@ -478,7 +544,9 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
     torch.save(bad, str(tmp_path / "bad.pt"))
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["convert-ckpt", str(tmp_path / "bad.pt"), str(tmp_path / "bad.ckpt"), "--like", "i10_like_nets:build"])
+        code = main(
+            ["convert-ckpt", str(tmp_path / "bad.pt"), str(tmp_path / "bad.ckpt"), "--like", "i10_like_nets:build"]
+        )
     assert code == 1
     assert "MISSING" in out.getvalue() and "fc.bias" in out.getvalue() and "UNEXPECTED" in out.getvalue()
     assert "nothing written" in err.getvalue() and not (tmp_path / "bad.ckpt").exists()
@@ -488,8 +556,11 @@ def test_cli_convert_ckpt_prints_the_table_and_fails_listing_offenders(tmp_path,
         assert main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "same.safetensors")]) == 0
     assert "fc.weight" in out.getvalue()
 
-    for like, message in [("no_colon", "expected MODULE:FACTORY"), ("i10_like_nets:nope", "has no attribute 'nope'"),
-                          ("i10_like_nets:not_a_cell", "expected the factory to return a mindspore.nn.Cell, got int")]:
+    for like, message in [
+        ("no_colon", "expected MODULE:FACTORY"),
+        ("i10_like_nets:nope", "has no attribute 'nope'"),
+        ("i10_like_nets:not_a_cell", "expected the factory to return a mindspore.nn.Cell, got int"),
+    ]:
         err = io.StringIO()
         with contextlib.redirect_stderr(err):  # bad invocations: exit 2, one line naming the problem
             code = main(["convert-ckpt", str(tmp_path / "net.pt"), str(tmp_path / "x.ckpt"), "--like", like])

@@ -9,23 +9,19 @@ real values: they are the only corruptions that load.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
-import pickle
-import struct
-import zipfile
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-from porting import convert_checkpoint  # noqa: E402
-from porting.cli import main  # noqa: E402
-from tests._helpers.subproc import run_json  # noqa: E402
+from porting import convert_checkpoint
+from porting.cli import main
+from tests._helpers.subproc import run_json
 
 
 def _state():
@@ -69,10 +65,14 @@ def _damaged(folder):
         cases.append((f"{name}-empty{ext}", b"", "empty file (0 bytes)"))
     # wrong magic: other formats under these extensions
     png = b"\x89PNG\r\n\x1a\n" + bytes(200)
-    cases += [("png.pt", png, "not a torch checkpoint"), ("png.safetensors", png, "not a readable .safetensors"),
-              ("png.ckpt", png, "not a readable MindSpore checkpoint"), ("text.pt", b"hello world\n" * 20, "torch"),
-              ("zip_as.safetensors", (folder / "zip.pt").read_bytes(), "safetensors"),
-              ("safetensors_as.ckpt", (folder / "st.safetensors").read_bytes(), "MindSpore checkpoint")]
+    cases += [
+        ("png.pt", png, "not a torch checkpoint"),
+        ("png.safetensors", png, "not a readable .safetensors"),
+        ("png.ckpt", png, "not a readable MindSpore checkpoint"),
+        ("text.pt", b"hello world\n" * 20, "torch"),
+        ("zip_as.safetensors", (folder / "zip.pt").read_bytes(), "safetensors"),
+        ("safetensors_as.ckpt", (folder / "st.safetensors").read_bytes(), "MindSpore checkpoint"),
+    ]
     # flipped bytes that must be caught: zip records (CRC32), headers, a .ckpt's CRC, the .safetensors header
     zip_pt = (folder / "zip.pt").read_bytes()
     w_at = zip_pt.index(_state()["w"].numpy().tobytes())  # where the 4 KiB of 'w' are stored
@@ -120,8 +120,10 @@ def test_damaged_files_say_what_is_wrong(tmp_path, capfd):
         "b.pt": (originals["legacy.pt"][:-30], "unexpected EOF, expected "),
         "c.safetensors": (originals["st.safetensors"][:-30], "the file has "),
         "d.ckpt": (originals["crc.ckpt"][:-5], "not a readable MindSpore checkpoint"),
-        "e.ckpt": (_flip(originals["crc.ckpt"], len(originals["crc.ckpt"]) // 2),
-                   "its bytes do not match the CRC32 stored with them"),
+        "e.ckpt": (
+            _flip(originals["crc.ckpt"], len(originals["crc.ckpt"]) // 2),
+            "its bytes do not match the CRC32 stored with them",
+        ),
     }
     w_at = originals["zip.pt"].index(_state()["w"].numpy().tobytes())
     expected["f.pt"] = (_flip(originals["zip.pt"], w_at + 7), "record 'zip/data/0' does not match its CRC32")
@@ -189,8 +191,13 @@ def test_complex_entries_are_refused_for_ckpt_by_name(tmp_path, capfd, dtype):
 
 
 def test_a_complex_ckpt_written_by_mindspore_is_named(tmp_path, capfd):
-    ms.save_checkpoint([{"name": "w", "data": ms.Tensor(np.ones(2, np.float32))},
-                        {"name": "z", "data": ms.Tensor(np.array([1 + 1j], np.complex64))}], str(tmp_path / "z.ckpt"))
+    ms.save_checkpoint(
+        [
+            {"name": "w", "data": ms.Tensor(np.ones(2, np.float32))},
+            {"name": "z", "data": ms.Tensor(np.array([1 + 1j], np.complex64))},
+        ],
+        str(tmp_path / "z.ckpt"),
+    )
     code, _, err = _cli(capfd, "convert-ckpt", str(tmp_path / "z.ckpt"), str(tmp_path / "z.pt"))
     assert code == 2 and len(err) == 1, err
     assert "entry 'z' is Complex64, which mindspore.load_checkpoint cannot read" in err[0]
@@ -236,7 +243,7 @@ def test_lossy_casts_are_named_in_the_report(tmp_path, capfd, monkeypatch):
 # ----------------------------------------------------------------------------- item 2: attacks
 
 
-_ATTACKS = r'''
+_ATTACKS = r"""
 import contextlib, io, json, os, pickle, resource, struct, sys, zipfile
 import numpy as np, torch, mindspore
 from porting.cli import main
@@ -314,7 +321,7 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"results": results, "growth_kb": peak - base, "marker": os.path.exists(marker),
                   "escaped": os.path.exists(escape) or os.path.exists("/" + escape.lstrip("/")),
                   "outputs": sorted(n for n in os.listdir(folder) if n.startswith(("out.", ".out.")))}))
-'''
+"""
 
 
 def test_attacks_run_nothing_keep_memory_flat_and_are_one_line(tmp_path):
@@ -332,8 +339,10 @@ def test_attacks_run_nothing_keep_memory_flat_and_are_one_line(tmp_path):
         assert status == 2 and len(lines) == 1 and lines[0].startswith("torch2ms convert-ckpt: error: "), (case, err)
         assert case.split("->")[0] in lines[0], (case, lines[0])
     said = {case.split("->")[0]: err for case, (_, err) in found["results"].items()}
-    assert "refused it (it holds objects other than tensors: WeightsUnpickler error: Unsupported global" in \
-        said["pickle_in_zip.pt"]
+    assert (
+        "refused it (it holds objects other than tensors: WeightsUnpickler error: Unsupported global"
+        in said["pickle_in_zip.pt"]
+    )
     assert "refused it (it holds objects other than tensors" in said["pickle_in_legacy.pt"]
     assert "declares 1000000000000 elements of float32 (shape (1000000, 1000000)) over 16 bytes" in said["expanded.pt"]
     assert "declares 268435456 elements of float32 (shape (268435456,)) over 4 bytes" in said["expanded_1gb.pt"]

@@ -31,11 +31,14 @@ def test_elementwise_on_request(capsys):
     assert "--tolerance applies to elementwise comparisons" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("target, message", [
-    (f"{M}:not_a_pair", "must return (torch_module, mindspore_cell, inputs[, target]); got list"),
-    (f"{M}:nope", "has no attribute 'nope'"),
-    ("no_colon", "expected MODULE:FACTORY"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (f"{M}:not_a_pair", "must return (torch_module, mindspore_cell, inputs[, target]); got list"),
+        (f"{M}:nope", "has no attribute 'nope'"),
+        ("no_colon", "expected MODULE:FACTORY"),
+    ],
+)
 def test_bad_targets_exit_2(capsys, target, message):
     assert main(["diff", target]) == 2
     err = capsys.readouterr().err

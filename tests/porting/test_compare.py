@@ -3,6 +3,7 @@
 import collections
 import re
 import tracemalloc
+from typing import Any
 
 import mindspore as ms
 import numpy as np
@@ -44,7 +45,10 @@ def our_message(actual, expected, **kw):
 
 
 def test_values_message_pinned_with_path():
-    expected = {"targets": [np.zeros((2, 3), np.float32) for _ in range(4)], "img": np.ones(2, np.uint8)}
+    expected: dict[str, Any] = {
+        "targets": [np.zeros((2, 3), np.float32) for _ in range(4)],
+        "img": np.ones(2, np.uint8),
+    }
     actual = {"targets": [x.copy() for x in expected["targets"]], "img": expected["img"].copy()}
     actual["targets"][3][1, 2] = 0.5
     assert our_message(actual, expected) == (
@@ -332,7 +336,12 @@ def test_mismatch_fields():
     m = compare({"img": np.zeros((2, 2))}, {"img": np.array([[0.0, 0.0], [0.0, 4.0]])}).mismatches[0]
     assert isinstance(m, Mismatch)
     assert (m.where, m.location, m.abs_diff, m.rel_diff, m.rtol, m.atol) == (
-        "['img']", "['img'] / [1, 1]", 4.0, 1.0, 1e-7, 1e-7
+        "['img']",
+        "['img'] / [1, 1]",
+        4.0,
+        1.0,
+        1e-7,
+        1e-7,
     )
 
 

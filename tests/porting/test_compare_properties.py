@@ -1,6 +1,7 @@
 """Hypothesis properties: torch.testing.assert_close's decisions and texts; one change -> that path and index."""
 
 import collections
+from typing import Any
 from unittest import mock
 
 import hypothesis.extra.numpy as hnp
@@ -8,9 +9,9 @@ import mindspore as ms
 import numpy as np
 import pytest
 import torch
-from torch.testing._comparison import _DTYPE_PRECISIONS
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch.testing._comparison import _DTYPE_PRECISIONS
 
 import porting.harness._arrays
 from porting import compare
@@ -153,6 +154,7 @@ ARRAY_DTYPES = ["bool", "uint8", "int32", "int64", "float16", "float32", "float6
 
 def _arrays():
     def build(dtype, shape, data):
+        elements: st.SearchStrategy[Any]
         if dtype == "bool":
             elements = st.booleans()
         elif dtype.startswith(("int", "uint")):

@@ -11,10 +11,12 @@ import pytest
 import porting
 from porting.convert._checkpoint import load_torch_state_dict
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 
 class TorchNet(torch.nn.Module):
@@ -106,7 +108,8 @@ def test_mistake_is_named_at_its_layer(mistake, layer, what):
     r = porting.diff_layers(t, m, X, loss="cross_entropy", target=Y)
     assert not r.ok
     assert (r.first.path, r.first_what) == (layer, what), str(r)
-    assert r.first_mismatch.abs_diff > 1e-4  # well beyond the float32 tolerance, not a rounding accident
+    # well beyond the float32 tolerance, not a rounding accident
+    assert r.first_mismatch.abs_diff is not None and r.first_mismatch.abs_diff > 1e-4
     assert f"first divergence: layer {layer!r}" in str(r) and "Mismatched elements" in str(r)
     earlier = r.layers[: r.first.index]
     assert all(d.output.ok for d in earlier)

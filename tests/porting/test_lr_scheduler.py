@@ -14,8 +14,11 @@ import pytest
 import porting
 from tests.porting._step_helpers import run_pair, three_groups
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+
 S = torch.optim.lr_scheduler
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -36,12 +39,14 @@ SCHEDULES = {
     # conditioning, not the schedule's. With identical gradients the optimizers agree to 2.4e-7 there.
     "OneCycleLR": lambda o: S.OneCycleLR(o, max_lr=[0.002, 0.003, 0.005], total_steps=10),
     "OneCycleLR-linear-three-phase": lambda o: S.OneCycleLR(
-        o, max_lr=0.003, total_steps=12, anneal_strategy="linear", three_phase=True, pct_start=0.25),
+        o, max_lr=0.003, total_steps=12, anneal_strategy="linear", three_phase=True, pct_start=0.25
+    ),
     "LambdaLR": lambda o: S.LambdaLR(o, lr_lambda=_warmup),
     "LambdaLR-per-group": lambda o: S.LambdaLR(o, lr_lambda=[_warmup, lambda e: 0.9**e, lambda e: 1.0 / (e + 1)]),
     "LinearLR": lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=6),
     "SequentialLR": lambda o: S.SequentialLR(
-        o, [S.LinearLR(o, start_factor=0.1, total_iters=3), S.CosineAnnealingLR(o, T_max=7)], milestones=[3]),
+        o, [S.LinearLR(o, start_factor=0.1, total_iters=3), S.CosineAnnealingLR(o, T_max=7)], milestones=[3]
+    ),
     "ChainedScheduler": lambda o: S.ChainedScheduler([S.ExponentialLR(o, gamma=0.9), S.StepLR(o, 2, gamma=0.5)]),
 }
 
@@ -118,8 +123,11 @@ def test_refusals_are_named():
     t, m = _opt()
     with pytest.raises(ValueError, match="ReduceLROnPlateau is not converted: it steps on a metric"):
         porting.convert_lr_scheduler(S.ReduceLROnPlateau(t), m)
-    with pytest.raises(TypeError, match=r"SequentialLR._schedulers\[1\]: no conversion rule for scheduler "
-                                        r"torch.optim.lr_scheduler.CyclicLR"):
+    with pytest.raises(
+        TypeError,
+        match=r"SequentialLR._schedulers\[1\]: no conversion rule for scheduler "
+        r"torch.optim.lr_scheduler.CyclicLR",
+    ):
         t2, m2 = _opt()
         porting.convert_lr_scheduler(S.SequentialLR(t2, [S.StepLR(t2, 2), S.CyclicLR(t2, 0.01, 0.1)], [2]), m2)
 
@@ -131,8 +139,9 @@ def test_refusals_are_named():
 
 
 def test_group_count_mismatch():
-    t = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.ones(1))]},
-                         {"params": [torch.nn.Parameter(torch.ones(1))]}], lr=0.1)
+    t = torch.optim.SGD(
+        [{"params": [torch.nn.Parameter(torch.ones(1))]}, {"params": [torch.nn.Parameter(torch.ones(1))]}], lr=0.1
+    )
     _, m = _opt()
     with pytest.raises(ValueError, match="torch optimizer has 2 parameter groups, the MindSpore one 1"):
         porting.convert_lr_scheduler(S.StepLR(t, 2), m)

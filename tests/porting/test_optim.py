@@ -7,31 +7,38 @@ accumulate them; Adam/RMSprop divide by sqrt(v) + eps, which scales those ulps u
 correction, eps=1e-3) is 2.7e-3 after 10 steps and is caught below (test_mindspore_adam_eps_placement_is_caught).
 """
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 import porting
 from tests.porting._step_helpers import initial_arrays, ms_model, run_pair, three_groups, torch_model
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
 RTOL, ATOL = 1e-5, 1e-6
 
 OPTIMIZERS = {
     "SGD": lambda p: torch.optim.SGD(three_groups(p, 0.05, 1e-2), lr=0.05),
     "SGD-momentum-dampening-wd": lambda p: torch.optim.SGD(
-        three_groups(p, 0.05, 1e-2), lr=0.05, momentum=0.9, dampening=0.3),
+        three_groups(p, 0.05, 1e-2), lr=0.05, momentum=0.9, dampening=0.3
+    ),
     "SGD-nesterov-wd": lambda p: torch.optim.SGD(three_groups(p, 0.05, 5e-4), lr=0.05, momentum=0.937, nesterov=True),
     "SGD-maximize": lambda p: torch.optim.SGD(three_groups(p, 0.05, 1e-2), lr=0.05, momentum=0.5, maximize=True),
     "Adam": lambda p: torch.optim.Adam(three_groups(p, 0.01, 0.0), lr=0.01),
     "Adam-wd-eps-amsgrad": lambda p: torch.optim.Adam(
-        three_groups(p, 0.01, 1e-2), lr=0.01, betas=(0.8, 0.99), eps=1e-3, amsgrad=True),
+        three_groups(p, 0.01, 1e-2), lr=0.01, betas=(0.8, 0.99), eps=1e-3, amsgrad=True
+    ),
     "AdamW": lambda p: torch.optim.AdamW(three_groups(p, 0.01, 1e-1), lr=0.01),
     "AdamW-eps-amsgrad": lambda p: torch.optim.AdamW(three_groups(p, 0.01, 5e-2), lr=0.01, eps=1e-3, amsgrad=True),
     "RMSprop": lambda p: torch.optim.RMSprop(three_groups(p, 0.01, 0.0), lr=0.01),
     "RMSprop-centered-momentum-wd": lambda p: torch.optim.RMSprop(
-        three_groups(p, 0.01, 1e-2), lr=0.01, alpha=0.9, eps=1e-3, momentum=0.9, centered=True),
+        three_groups(p, 0.01, 1e-2), lr=0.01, alpha=0.9, eps=1e-3, momentum=0.9, centered=True
+    ),
 }
 
 
@@ -52,10 +59,12 @@ def test_three_groups_keep_their_hyperparameters():
     order = [n for g in t.param_groups for q in g["params"] for n, v in p.items() if v is q]
     m = porting.convert_optimizer(t, [m_params[n] for n in order])
     assert [g["weight_decay"] for g in m.param_groups] == [0.0, 5e-4, 0.0]
-    assert [float(g["lr"].asnumpy()) for g in m.param_groups] == [np.float32(0.01), np.float32(0.01),
-                                                                  np.float32(0.02)]
+    assert [float(g["lr"].asnumpy()) for g in m.param_groups] == [np.float32(0.01), np.float32(0.01), np.float32(0.02)]
     assert [[q.name for q in g["params"]] for g in m.param_groups] == [
-        ["scale"], ["fc1.weight", "fc2.weight"], ["fc1.bias", "fc2.bias"]]
+        ["scale"],
+        ["fc1.weight", "fc2.weight"],
+        ["fc1.bias", "fc2.bias"],
+    ]
     assert all(g["nesterov"] and g["momentum"] == 0.937 for g in m.param_groups)
 
 
@@ -67,13 +76,18 @@ def test_mindspore_adam_eps_placement_is_caught():
         return mo.Adam(params, lr=0.01, eps=1e-3)
 
     with pytest.raises(AssertionError, match=r"step \d: parameters differ[\s\S]*Mismatched elements"):
-        run_pair(lambda p: torch.optim.Adam(list(p.values()), lr=0.01, eps=1e-3), rtol=RTOL, atol=ATOL,
-                 convert=lambda t, m: ms_adam(t, [m[i] for i in range(len(m))]))
+        run_pair(
+            lambda p: torch.optim.Adam(list(p.values()), lr=0.01, eps=1e-3),
+            rtol=RTOL,
+            atol=ATOL,
+            convert=lambda t, m: ms_adam(t, [m[i] for i in range(len(m))]),
+        )
 
 
 def _params(n=1):
     return [torch.nn.Parameter(torch.ones(2)) for _ in range(n)], [
-        ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name=f"p{i}") for i in range(n)]
+        ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name=f"p{i}") for i in range(n)
+    ]
 
 
 def test_refuses_an_optimizer_that_has_stepped():
@@ -108,7 +122,8 @@ def test_a_setting_torch_reads_without_a_rule_is_refused():
 
 def test_count_and_shape_mismatches_are_named():
     t_p, m_p = _params(2)
-    t = torch.optim.SGD([{"params": [t_p[0]]}, {"params": [t_p[1]], "lr": 0.2}], lr=0.1)
+    groups: list[dict[str, Any]] = [{"params": [t_p[0]]}, {"params": [t_p[1]], "lr": 0.2}]
+    t = torch.optim.SGD(groups, lr=0.1)
     with pytest.raises(ValueError, match="expected 2 MindSpore parameters"):
         porting.convert_optimizer(t, m_p[:1])
     bad = ms.Parameter(ms.Tensor(np.ones(3, np.float32)), name="bad")
@@ -157,8 +172,11 @@ def test_cell_parameters_matched_by_name():
     g_bn = [t_net.bn.weight]
     g_w = [t_net.conv.weight, t_net.fc.weight]
     g_b = [t_net.bn.bias, t_net.fc.bias]
-    t = torch.optim.SGD([{"params": g_bn}, {"params": g_w, "weight_decay": 5e-4}, {"params": g_b}],
-                        lr=0.01, momentum=0.937, nesterov=True)
+    groups: list[dict[str, Any]] = [{"params": g_bn}, {"params": g_w, "weight_decay": 5e-4}, {"params": g_b}]
+    t = torch.optim.SGD(groups, lr=0.01, momentum=0.937, nesterov=True)
     m = porting.convert_optimizer(t, m_net, torch_module=t_net)
     assert [[q.name for q in g["params"]] for g in m.param_groups] == [
-        ["bn.gamma"], ["conv.weight", "fc.weight"], ["bn.beta", "fc.bias"]]
+        ["bn.gamma"],
+        ["conv.weight", "fc.weight"],
+        ["bn.beta", "fc.bias"],
+    ]

@@ -34,7 +34,7 @@ class Images:
 
 
 def torch_loader(**kw):
-    return DataLoader(Images(**kw), batch_size=BATCH, shuffle=False)
+    return DataLoader(Images(**kw), batch_size=BATCH, shuffle=False)  # type: ignore[arg-type]  # a map-style source
 
 
 def ms_batches(drop_remainder=False, **kw):

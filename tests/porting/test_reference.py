@@ -12,14 +12,16 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
-from tests.porting.test_layer_diff import X, Y, _pair  # noqa: E402
-from tests.porting.test_training import CASES, MsClassifier, TorchClassifier, _batches, _groups  # noqa: E402
-from porting.training._reference import compare_to_reference, multiplier_for  # noqa: E402
+from porting.training._reference import compare_to_reference, multiplier_for
+from tests.porting.test_layer_diff import X, Y, _pair
+from tests.porting.test_training import CASES, MsClassifier, TorchClassifier, _batches, _groups
 
 MISTAKES = [
     (dict(bn_momentum=0.1), "bn1", "buffers after", "buffers"),  # torch's 0.1 passed unflipped
@@ -33,8 +35,8 @@ def test_the_rule_itself():
     ref = np.linspace(-1, 1, 4096)
     t32 = ref.astype(np.float32)
     # torch float32's own rounding is the yardstick: twice that passes, ten times fails
-    err = (t32.astype(np.float64) - ref)
-    rms = float(np.sqrt(np.mean(err ** 2)))
+    err = t32.astype(np.float64) - ref
+    rms = float(np.sqrt(np.mean(err**2)))
     ok = compare_to_reference(ref + 1.9 * err, t32, ref)
     assert ok.ok and abs(ok.checks[0].ratio - 1.9) < 1e-6 and ok.checks[0].torch_error == pytest.approx(rms)
     big = compare_to_reference((ref + 1e-4).astype(np.float32), t32, ref)
@@ -42,8 +44,9 @@ def test_the_rule_itself():
     assert "ratio" in big.failure_text() and "torch float32" in big.failure_text()
     # the floor: torch float32 exact (integers), MindSpore one float32 ulp away still passes
     ints = np.arange(2000, dtype=np.float64)
-    assert compare_to_reference(np.nextafter(ints.astype(np.float32), np.float32(1e9)), ints.astype(np.float32),
-                                ints).ok
+    assert compare_to_reference(
+        np.nextafter(ints.astype(np.float32), np.float32(1e9)), ints.astype(np.float32), ints
+    ).ok
     assert (multiplier_for((999,)), multiplier_for((1000,)), multiplier_for((8, 256, 1, 1))) == (3.0, 2.0, 3.0)
     missing = compare_to_reference({"w": None}, {"w": t32}, {"w": ref})
     assert not missing.ok and "no counterpart for 'w'" in missing.failure_text()
@@ -65,7 +68,8 @@ def test_mistakes_fail_at_their_layer(mistake, layer, what, _):
     r = porting.diff_layers(t, m, X, loss="cross_entropy", target=Y, reference="float64")
     assert not r.ok
     assert (r.first.path, r.first_what) == (layer, what), str(r)
-    assert r.first_mismatch.kind == "reference" and r.first_mismatch.abs_diff > 1e-3
+    assert r.first_mismatch.kind == "reference"
+    assert r.first_mismatch.abs_diff is not None and r.first_mismatch.abs_diff > 1e-3
     assert "further from the float64 reference than torch float32 allows" in str(r)
 
 
@@ -74,10 +78,17 @@ def _train_pair(steps, **mistake):
     t_opt = torch.optim.SGD(t.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     m_opt = porting.convert_optimizer(t_opt, m, torch_module=t)
     rng = np.random.default_rng(3)
-    batches = [(rng.standard_normal((4, 3, 16, 16)).astype(np.float32), rng.integers(0, 4, 4).astype(np.int64))
-               for _ in range(steps)]
-    return porting.compare_training((t, torch.nn.functional.cross_entropy, t_opt), (m, ops.cross_entropy, m_opt),
-                                    batches, steps=steps, reference="float64")
+    batches = [
+        (rng.standard_normal((4, 3, 16, 16)).astype(np.float32), rng.integers(0, 4, 4).astype(np.int64))
+        for _ in range(steps)
+    ]
+    return porting.compare_training(
+        (t, torch.nn.functional.cross_entropy, t_opt),
+        (m, ops.cross_entropy, m_opt),
+        batches,
+        steps=steps,
+        reference="float64",
+    )
 
 
 def test_correct_port_passes_five_steps():
@@ -109,8 +120,13 @@ def test_twenty_steps_float64(case):
     m_opt = porting.convert_optimizer(t_opt, m, torch_module=t)
     m_sched = porting.convert_lr_scheduler(t_sched, m_opt)
     before = {k: v.clone() for k, v in t.state_dict().items()}
-    r = porting.compare_training((t, torch.nn.functional.cross_entropy, t_opt, t_sched),
-                                 (m, ops.cross_entropy, m_opt, m_sched), _batches(), steps=20, reference="float64")
+    r = porting.compare_training(
+        (t, torch.nn.functional.cross_entropy, t_opt, t_sched),
+        (m, ops.cross_entropy, m_opt, m_sched),
+        _batches(),
+        steps=20,
+        reference="float64",
+    )
     assert r.ok, str(r)
     # the caller's module trained (the float64 copy is a copy)
     assert any(not torch.equal(before[k], v) for k, v in t.state_dict().items())
@@ -258,8 +274,7 @@ def test_naming_gap_says_no_counterpart():
             return self.fc(x) * self.gain
 
     t, m = T(), M()
-    porting.load_torch_state_dict(m, {"fc.weight": t.fc.weight.detach(), "fc.bias": t.fc.bias.detach()},
-                                  strict=False)
+    porting.load_torch_state_dict(m, {"fc.weight": t.fc.weight.detach(), "fc.bias": t.fc.bias.detach()}, strict=False)
     m.set_train(True)
     t_opt = torch.optim.SGD(t.parameters(), lr=0.1)
     m_opt = porting.convert_optimizer(t_opt, [m.gain, m.fc.weight, m.fc.bias])  # torch's order: scale first
@@ -276,9 +291,12 @@ def test_naming_gap_says_no_counterpart():
 def test_mode_refusal_names_set_train():
     t, m = _pair()
     m.set_train(False)
-    for call in (lambda: porting.diff_layers(t, m, X),
-                 lambda: porting.compare_training((t, torch.nn.functional.cross_entropy, None),
-                                                  (m, ops.cross_entropy, None), [], steps=1)):
+    for call in (
+        lambda: porting.diff_layers(t, m, X),
+        lambda: porting.compare_training(
+            (t, torch.nn.functional.cross_entropy, None), (m, ops.cross_entropy, None), [], steps=1
+        ),
+    ):
         with pytest.raises(ValueError, match=r"call cell.set_train\(True\) \(a MindSpore Cell starts in eval mode"):
             call()
 
@@ -295,9 +313,10 @@ def test_convert_optimizer_without_torch_module():
     mo2 = porting.convert_optimizer(opt2, m)
     assert [p.name for g in mo2.param_groups for p in g["params"]] == ["1.bias", "0.weight", "1.weight", "0.bias"]
     # repeated shapes: refused, never guessed (the same shape sequence here, yet 1.weight is not 0.weight)
-    t3 = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    t3 = torch.nn.Sequential(first, second)
     m3 = mnn.SequentialCell([mnn.Dense(4, 4), mnn.Dense(4, 4)])
-    opt3 = torch.optim.SGD([t3[1].weight, t3[1].bias, t3[0].weight, t3[0].bias], lr=0.1)
+    opt3 = torch.optim.SGD([second.weight, second.bias, first.weight, first.bias], lr=0.1)
     with pytest.raises(ValueError, match="share shapes .* pass torch_module="):
         porting.convert_optimizer(opt3, m3)
     # with the module, by name through an alignment

@@ -12,11 +12,11 @@ from porting.cli._demo_report import DemoReport
 from torch2ms_base import environment_report
 from torch2ms_base._report import Report
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
-
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 
 def _reports():
@@ -44,16 +44,31 @@ def _reports():
     t_opt = torch.optim.SGD(t.parameters(), lr=0.1)
     m_opt = porting.convert_optimizer(t_opt, m, torch_module=t)
     y = np.zeros((2, 2), np.float32)
-    training = porting.compare_training((t, torch.nn.functional.mse_loss, t_opt), (m, ops.mse_loss, m_opt),
-                                        [(x, y)], steps=1)
+    training = porting.compare_training(
+        (t, torch.nn.functional.mse_loss, t_opt), (m, ops.mse_loss, m_opt), [(x, y)], steps=1
+    )
     pipelines = porting.compare_pipelines([np.arange(3)], [np.arange(3)], progress=False)
-    check = CheckResult(target="m:f", status=0, outcome="bit-identical", epochs=1, seed=0, loop="one-iterator",
-                        steps=None, tolerance="exact")
+    check = CheckResult(
+        target="m:f",
+        status=0,
+        outcome="bit-identical",
+        epochs=1,
+        seed=0,
+        loop="one-iterator",
+        steps=None,
+        tolerance="exact",
+    )
     demo = DemoReport([types.SimpleNamespace(title="a vs b", report=pipelines)], [("seed", 0)])
     return {
-        "Comparison": porting.compare(1.0, 1.0), "PipelineReport": pipelines, "CheckpointReport": checkpoint,
-        "LayerReport": layers, "TrainingReport": training, "SeedReport": porting.seed_everything(0),
-        "EnvironmentReport": environment_report(), "CheckResult": check, "DemoReport": demo,
+        "Comparison": porting.compare(1.0, 1.0),
+        "PipelineReport": pipelines,
+        "CheckpointReport": checkpoint,
+        "LayerReport": layers,
+        "TrainingReport": training,
+        "SeedReport": porting.seed_everything(0),
+        "EnvironmentReport": environment_report(),
+        "CheckResult": check,
+        "DemoReport": demo,
     }
 
 

@@ -88,12 +88,15 @@ print(json.dumps({"seeded": sorted(r.seeded), "skipped": r.skipped}))
     assert "mindspore" in out["seeded"]
 
 
-@pytest.mark.parametrize("bad, exc, text", [
-    (-1, ValueError, "seed must be in [0, 4294967295], got -1"),
-    (2**32, ValueError, "got 4294967296"),
-    (1.5, TypeError, "seed must be an int, got float (1.5)"),
-    (True, TypeError, "got bool"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, text",
+    [
+        (-1, ValueError, "seed must be in [0, 4294967295], got -1"),
+        (2**32, ValueError, "got 4294967296"),
+        (1.5, TypeError, "seed must be an int, got float (1.5)"),
+        (True, TypeError, "got bool"),
+    ],
+)
 def test_bad_seed_is_rejected_with_a_clear_message(bad, exc, text):
     with pytest.raises(exc) as info:
         porting.seed_everything(bad)

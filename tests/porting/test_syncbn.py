@@ -22,24 +22,35 @@ import pathlib
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-import porting  # noqa: E402
-from porting import assert_equivalent  # noqa: E402
-from tests.porting._dist.syncbn_data import (  # noqa: E402
-    MOMENTUM, MS_NAMES, SHAPES, SPLITS, STEPS, global_batches, initial_state, rank_slice, record_torch,
+import porting
+from porting import assert_equivalent
+from tests.porting._dist.syncbn_data import (
+    MOMENTUM,
+    MS_NAMES,
+    SHAPES,
+    SPLITS,
+    STEPS,
+    global_batches,
+    initial_state,
+    rank_slice,
+    record_torch,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DIST = pathlib.Path(__file__).resolve().parent / "_dist"
 VENV_BIN = pathlib.Path(sys.executable).parent
-TOL = dict(rtol=1e-5, atol=5e-6)
-TOL_PARAM = dict(rtol=1e-5, atol=2.5e-5)
+TOL: dict[str, Any] = dict(rtol=1e-5, atol=5e-6)
+TOL_PARAM: dict[str, Any] = dict(rtol=1e-5, atol=2.5e-5)
 MODES = ("pynative", "graph")
 
 
@@ -62,23 +73,47 @@ def _launch(cmd: list[str], cwd: pathlib.Path, what: str) -> None:
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted(cwd.glob("mslog/*.log")))
-        raise AssertionError(f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}")
+        raise AssertionError(
+            f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}"
+        )
 
 
 @pytest.fixture(scope="module")
 def torch_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("torch_syncbn")
-    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(DIST / "torch_syncbn_worker.py"),
-             str(out)], out, "torchrun (gloo)")
+    _launch(
+        [
+            str(VENV_BIN / "torchrun"),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(DIST / "torch_syncbn_worker.py"),
+            str(out),
+        ],
+        out,
+        "torchrun (gloo)",
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def ms_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ms_syncbn")
-    _launch([str(VENV_BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-             f"--log_dir={out / 'mslog'}", "--join=True", "--cluster_time_out=120", str(DIST / "ms_syncbn_worker.py"),
-             str(out), ",".join(MODES)], out, "msrun (CPU)")
+    _launch(
+        [
+            str(VENV_BIN / "msrun"),
+            "--worker_num=2",
+            "--local_worker_num=2",
+            f"--master_port={_free_port()}",
+            f"--log_dir={out / 'mslog'}",
+            "--join=True",
+            "--cluster_time_out=120",
+            str(DIST / "ms_syncbn_worker.py"),
+            str(out),
+            ",".join(MODES),
+        ],
+        out,
+        "msrun (CPU)",
+    )
     return out
 
 
@@ -101,8 +136,11 @@ def _assert_matches_global_batch(ranks: list[dict], ref: dict, split: str) -> No
         for key in ("dw", "db"):  # each rank holds its share: the sum is the global gradient
             assert_equivalent(ranks[0][f"{key}{i}"] + ranks[1][f"{key}{i}"], ref[f"{key}{i}"], **TOL_PARAM)
         for rec in ranks:  # every rank keeps the global running statistics
-            assert_equivalent({"mean": rec[f"mean{i}"], "var": rec[f"var{i}"]},
-                              {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"]}, **TOL)
+            assert_equivalent(
+                {"mean": rec[f"mean{i}"], "var": rec[f"var{i}"]},
+                {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"]},
+                **TOL,
+            )
             assert int(rec[f"count{i}"]) == int(ref[f"count{i}"]) == i + 1
     for r, rec in enumerate(ranks):
         assert_equivalent(rec["eval"], ref["eval"][rank_slice(split, r)], **TOL)
@@ -126,7 +164,7 @@ def test_mindspore_reference_under_msrun_equals_bn_over_the_global_batch(ms_runs
 @pytest.mark.parametrize("split", sorted(SPLITS))
 @pytest.mark.parametrize("kind", sorted(SHAPES))
 def test_the_two_frameworks_agree_rank_by_rank(torch_runs, ms_runs, kind, split):
-    for t, m in zip(_load(torch_runs, "torch", kind, split), _load(ms_runs, "ms_pynative", kind, split)):
+    for t, m in zip(_load(torch_runs, "torch", kind, split), _load(ms_runs, "ms_pynative", kind, split), strict=True):
         keys = [k for k in t if not k.startswith(("dw", "db"))]
         assert_equivalent({k: m[k] for k in keys}, {k: t[k] for k in keys}, **TOL)
         keys = [k for k in t if k.startswith(("dw", "db"))]
@@ -163,8 +201,11 @@ def test_without_a_process_group_both_references_are_plain_batchnorm():
         with torch.no_grad():
             assert_equivalent(m(torch.from_numpy(x)), ref[f"y{i}"], **TOL)
         assert_equivalent(cell(ms.Tensor(x)), ref[f"y{i}"], **TOL)
-        assert_equivalent({"mean": cell.moving_mean, "var": cell.moving_variance, "m2": m.running_mean},
-                          {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"], "m2": ref[f"mean{i}"]}, **TOL)
+        assert_equivalent(
+            {"mean": cell.moving_mean, "var": cell.moving_variance, "m2": m.running_mean},
+            {"mean": ref[f"mean{i}"], "var": ref[f"var{i}"], "m2": ref[f"mean{i}"]},
+            **TOL,
+        )
     # state names are BatchNorm's: checkpoints load both ways through the rule tables
     sd = porting.torch_state_dict(cell)
     assert sorted(sd) == sorted(m.state_dict())
@@ -186,17 +227,27 @@ def test_torch_native_syncbn_equals_bn_in_eval_and_without_a_group():
             assert_equivalent(sync(x), bn(x), rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.device_count() >= 2),
-                    reason="torch.nn.SyncBatchNorm's kernels need >= 2 CUDA devices (CPU-only here)")
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and torch.cuda.device_count() >= 2),
+    reason="torch.nn.SyncBatchNorm's kernels need >= 2 CUDA devices (CPU-only here)",
+)
 def test_reference_equals_torch_native_syncbn_on_cuda(tmp_path):  # pragma: no cover - needs GPUs
-    _launch([str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(DIST / "torch_syncbn_cuda_worker.py"),
-             str(tmp_path)], tmp_path, "torchrun (nccl)")
+    _launch(
+        [
+            str(VENV_BIN / "torchrun"),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(DIST / "torch_syncbn_cuda_worker.py"),
+            str(tmp_path),
+        ],
+        tmp_path,
+        "torchrun (nccl)",
+    )
     for r in range(2):
         rec = dict(np.load(tmp_path / f"cuda_rank{r}.npz"))
-        native = {k[len("native_"):]: v for k, v in rec.items() if k.startswith("native_")}
-        reference = {k[len("reference_"):]: v for k, v in rec.items() if k.startswith("reference_")}
+        native = {k[len("native_") :]: v for k, v in rec.items() if k.startswith("native_")}
+        reference = {k[len("reference_") :]: v for k, v in rec.items() if k.startswith("reference_")}
         assert_equivalent(reference, native, **TOL_PARAM)
-
 
 
 def _ascend_available() -> bool:
@@ -206,15 +257,28 @@ def _ascend_available() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _ascend_available(),
-                    reason="mindspore.nn.SyncBatchNorm's kernel needs >= 2 Ascend devices (on CPU under msrun it "
-                           "fails: 'Unsupported op [SyncBatchNorm] on CPU')")
+@pytest.mark.skipif(
+    not _ascend_available(),
+    reason="mindspore.nn.SyncBatchNorm's kernel needs >= 2 Ascend devices (on CPU under msrun it "
+    "fails: 'Unsupported op [SyncBatchNorm] on CPU')",
+)
 def test_reference_cell_equals_mindspore_native_syncbn_on_ascend(tmp_path):  # pragma: no cover - needs Ascend
-    _launch([str(VENV_BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-             f"--log_dir={tmp_path / 'mslog'}", "--join=True", str(DIST / "ms_syncbn_ascend_worker.py"), str(tmp_path)],
-            tmp_path, "msrun (Ascend)")
+    _launch(
+        [
+            str(VENV_BIN / "msrun"),
+            "--worker_num=2",
+            "--local_worker_num=2",
+            f"--master_port={_free_port()}",
+            f"--log_dir={tmp_path / 'mslog'}",
+            "--join=True",
+            str(DIST / "ms_syncbn_ascend_worker.py"),
+            str(tmp_path),
+        ],
+        tmp_path,
+        "msrun (Ascend)",
+    )
     for r in range(2):
         rec = dict(np.load(tmp_path / f"ascend_rank{r}.npz"))
-        native = {k[len("native_"):]: v for k, v in rec.items() if k.startswith("native_")}
-        reference = {k[len("reference_"):]: v for k, v in rec.items() if k.startswith("reference_")}
+        native = {k[len("native_") :]: v for k, v in rec.items() if k.startswith("native_")}
+        reference = {k[len("reference_") :]: v for k, v in rec.items() if k.startswith("reference_")}
         assert_equivalent(reference, native, **TOL_PARAM)

@@ -12,10 +12,11 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
-from mindspore import nn as mnn  # noqa: E402
-from mindspore import ops  # noqa: E402
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import torch
+from mindspore import nn as mnn
+from mindspore import ops
 
 RTOL = ATOL = None  # the per-dtype defaults, see the module docstring
 STEPS = 20
@@ -54,8 +55,10 @@ class MsClassifier(mnn.Cell):
 def _batches(n=STEPS, seed=0):
     # four batches, cycled (five epochs in 20 steps), so that the loss falls as the net fits them
     rng = np.random.default_rng(seed)
-    four = [(rng.standard_normal((8, 3, 16, 16)).astype(np.float32), rng.integers(0, 10, 8).astype(np.int64))
-            for _ in range(4)]
+    four = [
+        (rng.standard_normal((8, 3, 16, 16)).astype(np.float32), rng.integers(0, 10, 8).astype(np.int64))
+        for _ in range(4)
+    ]
     return [four[i % 4] for i in range(n)]
 
 
@@ -80,16 +83,22 @@ def _run(make_opt, make_sched):
     return porting.compare_training(
         (t, torch.nn.functional.cross_entropy, t_opt, t_sched),
         (m, ops.cross_entropy, m_opt, m_sched),
-        _batches(), steps=STEPS, rtol=RTOL, atol=ATOL)
+        _batches(),
+        steps=STEPS,
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 CASES = {
     "SGD-nesterov-cosine": (
         lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.937, nesterov=True),
-        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=STEPS)),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=STEPS),
+    ),
     "AdamW-one-cycle": (
         lambda g: torch.optim.AdamW(g, lr=1e-3, weight_decay=1e-2),
-        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=1e-2, total_steps=STEPS)),
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=1e-2, total_steps=STEPS),
+    ),
 }
 
 
@@ -117,11 +126,13 @@ def test_divergence_is_named_with_step_and_tensor():
     t_opt = torch.optim.Adam(t.parameters(), lr=1e-2, eps=1e-3)
     m_opt = mo.Adam(m.trainable_params(), lr=1e-2, eps=1e-3)
     state = torch.get_rng_state()
+
     def t_loss(o, y):  # draws from torch's global stream each step, as a dropout layer would
         return torch.nn.functional.cross_entropy(o, y) + 0.0 * torch.rand(())
 
-    r = porting.compare_training((t, t_loss, t_opt), (m, ops.cross_entropy, m_opt), _batches(3), steps=3,
-                                 rtol=RTOL, atol=ATOL)
+    r = porting.compare_training(
+        (t, t_loss, t_opt), (m, ops.cross_entropy, m_opt), _batches(3), steps=3, rtol=RTOL, atol=ATOL
+    )
     assert torch.equal(torch.get_rng_state(), state)  # the caller's torch random stream is left as it was
     assert not r.ok
     assert (r.first_step, r.first_what) == (0, "parameters"), str(r)

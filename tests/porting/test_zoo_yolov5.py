@@ -13,12 +13,14 @@ import pytest
 
 import porting
 
-torch = pytest.importorskip("torch")
-ms = pytest.importorskip("mindspore")
+pytest.importorskip("torch")
+pytest.importorskip("mindspore")
+import mindspore as ms
+import torch
 
-from tests.porting import _zoo  # noqa: E402
-from porting.training._layer_diff import float64_copy  # noqa: E402
-from porting.training._reference import compare_to_reference  # noqa: E402
+from porting.training._layer_diff import float64_copy
+from porting.training._reference import compare_to_reference
+from tests.porting import _zoo
 
 pytestmark = pytest.mark.upstream
 X = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
@@ -52,8 +54,11 @@ def test_aligned_with_derived_constants_reported(pair):
 def test_loaded_detections_and_head_maps(pair):
     t, m, a, report = pair
     assert report.ok and len(report.kept) == 2 and len(report.carried) == 57
-    with pytest.raises(porting.CheckpointMismatchError, match=r"MISMATCH: 294 missing, 349 unexpected, 0 mis-shaped\); "
-                       r"names on both sides that nothing pairs: .* pass alignment=porting.align"):
+    with pytest.raises(
+        porting.CheckpointMismatchError,
+        match=r"MISMATCH: 294 missing, 349 unexpected, 0 mis-shaped\); "
+        r"names on both sides that nothing pairs: .* pass alignment=porting.align",
+    ):
         porting.load_torch_state_dict(_zoo.mindyolo_yolov5s(), t.state_dict())
     t.eval()
     m.set_train(False)
@@ -65,8 +70,11 @@ def test_loaded_detections_and_head_maps(pair):
     finally:
         t.train()
     assert tuple(det_ms.shape) == tuple(det32.shape) == (1, 3 * (64 + 16 + 4), 85)
-    r = compare_to_reference({"detections": det_ms, "maps": list(maps_ms)},
-                             {"detections": det32, "maps": list(maps32)}, {"detections": det64, "maps": list(maps64)})
+    r = compare_to_reference(
+        {"detections": det_ms, "maps": list(maps_ms)},
+        {"detections": det32, "maps": list(maps32)},
+        {"detections": det64, "maps": list(maps64)},
+    )
     assert r.ok, str(r)
     assert r.tensors == 4
 
@@ -85,7 +93,7 @@ def test_diff_layers_every_call_within_the_float64_rule(pair):
 
 def _yolov5_groups(model):
     # upstream v7.0 utils/torch_utils.smart_optimizer
-    g = [], [], []
+    g: tuple[list, list, list] = [], [], []
     bn = tuple(v for k, v in torch.nn.__dict__.items() if "Norm" in k)
     for v in model.modules():
         for p_name, p in v.named_parameters(recurse=0):
@@ -104,7 +112,7 @@ def _yolov5_groups(model):
 def _heads_loss(out, target):
     total = (out[0] ** 2).mean()
     for o in out[1:]:
-        total = total + (o ** 2).mean()
+        total = total + (o**2).mean()
     return total
 
 
@@ -121,8 +129,14 @@ def test_five_training_steps_with_yolov5s_recipe():
     assert [len(g["params"]) for g in m_opt.param_groups] == [len(g["params"]) for g in t_opt.param_groups]
     rng = np.random.default_rng(1)
     batches = [(rng.standard_normal((2, 3, 64, 64)).astype(np.float32), np.zeros(1, np.float32)) for _ in range(5)]
-    r = porting.compare_training((t, _heads_loss, t_opt, t_sched), (m, _heads_loss, m_opt, m_sched), batches, steps=5,
-                                 alignment=a, reference="float64")
+    r = porting.compare_training(
+        (t, _heads_loss, t_opt, t_sched),
+        (m, _heads_loss, m_opt, m_sched),
+        batches,
+        steps=5,
+        alignment=a,
+        reference="float64",
+    )
     assert r.ok, str(r)
     assert len(r.steps) == 5 and all(s.comparisons["learning rate"].ok for s in r.steps)
     assert r.steps[-1].comparisons["parameters"].tensors == len(list(t.parameters()))

@@ -96,7 +96,7 @@ def test_segment_helpers_match_upstream(upstream, seed, n, points):
     segs = polygons(rs, n, 50, 80)
     assert same_bits(segments2boxes(segs), g.segments2boxes(segs))
     mine, theirs = resample_segments(copy.deepcopy(segs), points), g.resample_segments(copy.deepcopy(segs), points)
-    assert all(same_bits(a, b) for a, b in zip(mine, theirs))
+    assert all(same_bits(a, b) for a, b in zip(mine, theirs, strict=True))
     for s in segs:
         shifted = s * 1.3 - 10  # some points outside the 80 x 50 image
         assert same_bits(segment2box(shifted, 80, 50), g.segment2box(shifted, 80, 50))
@@ -135,14 +135,16 @@ def test_letterbox_rect_batch_shape_matches_upstream(upstream):
     # Rect mode passes a numpy int64 (h, w) pair: ratio/pad come back as numpy floats on both sides.
     im = image(np.random.RandomState(0), 97, 151)
     shape = np.array([64, 96])
-    mine, theirs = letterbox(im, shape, auto=False, scaleup=True), upstream.augmentations.letterbox(
-        im, shape, auto=False, scaleup=True)
+    mine, theirs = (
+        letterbox(im, shape, auto=False, scaleup=True),
+        upstream.augmentations.letterbox(im, shape, auto=False, scaleup=True),
+    )
     assert same_bits(mine[0], theirs[0]) and repr(mine[1:]) == repr(theirs[1:])
 
 
 def test_letterbox_rejects_bad_input():
     with pytest.raises(ValueError, match=r"letterbox: expected an image array .* got list"):
-        letterbox([[1, 2]], 32)
+        letterbox([[1, 2]], 32)  # type: ignore[arg-type]  # the refusal of a wrong type is under test
     with pytest.raises(ValueError, match=r"new_shape must be an int or \(height, width\), got \(1, 2, 3\)"):
         letterbox(np.zeros((4, 4, 3), np.uint8), (1, 2, 3))
 
@@ -238,7 +240,8 @@ def test_augment_hsv_matches_upstream(upstream, seed, h, w, gains):
     augment_hsv(mine, *gains)
     assert same_bits(mine, theirs)
     after = np.random.get_state()
-    assert after[2] == state[2] and (after[1] == state[1]).all()  # position + key: same draws
+    # position + key: same draws
+    assert after[2] == state[2] and (after[1] == state[1]).all()  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
 
 
 def test_augment_hsv_rejects_what_it_cannot_modify_in_place():
@@ -260,7 +263,8 @@ def test_mixup_matches_upstream(upstream, seed, h, w, n1, n2):
     np.random.seed(seed)
     mine = mixup(a, la, b, lb)
     assert same_bits(mine[0], theirs[0]) and same_bits(mine[1], theirs[1])
-    assert np.random.get_state()[2] == state[2] and (np.random.get_state()[1] == state[1]).all()
+    after = np.random.get_state()
+    assert after[2] == state[2] and (after[1] == state[1]).all()  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
     with pytest.raises(ValueError, match=rf"same shape, got \({h}, {w}, 3\) and \({h + 1}, {w}, 3\)"):
         mixup(a, la, np.zeros((h + 1, w, 3), np.uint8), lb)
 
@@ -279,7 +283,7 @@ def test_copy_paste_matches_upstream(upstream, seed, n, p):
     mine = copy_paste(im.copy(), labels.copy(), copy.deepcopy(segs), p=p)
     assert random.getstate() == state
     assert same_bits(mine[0], theirs[0]) and same_bits(mine[1], theirs[1])
-    assert len(mine[2]) == len(theirs[2]) and all(same_bits(a, b) for a, b in zip(mine[2], theirs[2]))
+    assert len(mine[2]) == len(theirs[2]) and all(same_bits(a, b) for a, b in zip(mine[2], theirs[2], strict=True))
 
 
 # ----------------------------------------------------------------------------------------------- albumentations
@@ -299,8 +303,15 @@ def test_albumentations_builds_upstreams_list_under_2x():
     aug = Albumentations(size=64)
     names = [(type(t).__name__, t.p) for t in aug.transform.transforms]
     assert names == [
-        ("RandomResizedCrop", 0.0), ("Blur", 0.01), ("MedianBlur", 0.01), ("ToGray", 0.01), ("CLAHE", 0.01),
-        ("RandomBrightnessContrast", 0.0), ("RandomGamma", 0.0), ("ImageCompression", 0.0)]
+        ("RandomResizedCrop", 0.0),
+        ("Blur", 0.01),
+        ("MedianBlur", 0.01),
+        ("ToGray", 0.01),
+        ("CLAHE", 0.01),
+        ("RandomBrightnessContrast", 0.0),
+        ("RandomGamma", 0.0),
+        ("ImageCompression", 0.0),
+    ]
     assert aug.transform.transforms[0].size == (64, 64)
     assert aug.transform.transforms[-1].quality_range == (75, 100)
 

@@ -19,7 +19,14 @@ import torch.nn.functional as F
 
 import yolov5_core
 from tests._helpers.subproc import run_json
-from yolov5_core import GENERATOR_SEED_BASE, Albumentations, collate_fn, collate_fn4, interpolate_bilinear, loader_recipe
+from yolov5_core import (
+    GENERATOR_SEED_BASE,
+    Albumentations,
+    collate_fn,
+    collate_fn4,
+    interpolate_bilinear,
+    loader_recipe,
+)
 
 
 @pytest.fixture
@@ -37,9 +44,20 @@ FMA = torch.backends.cpu.get_cpu_capability() != "DEFAULT"  # this process's tor
 # (shape, factor): both kernels (H_out + W_out <= 128 -> channels-last; C == 3 with 1 thread -> channels-last),
 # the 128 threshold on each side, vector/tail channel splits (C = 11, 19), downscaling, odd factors.
 SHAPES = [
-    ((1, 1, 32, 32), 2.0), ((1, 1, 32, 33), 2.0), ((1, 3, 5, 7), 2.0), ((2, 3, 40, 50), 2.0), ((1, 4, 40, 50), 2.0),
-    ((1, 11, 9, 9), 2.0), ((1, 19, 30, 40), 2.0), ((1, 2, 70, 1), 2.0), ((3, 3, 64, 64), 2.0), ((1, 3, 33, 17), 1.5),
-    ((1, 5, 61, 57), 1.3), ((1, 1, 25, 30), 3.0), ((1, 2, 100, 90), 0.75), ((1, 3, 31, 29), 2.5),
+    ((1, 1, 32, 32), 2.0),
+    ((1, 1, 32, 33), 2.0),
+    ((1, 3, 5, 7), 2.0),
+    ((2, 3, 40, 50), 2.0),
+    ((1, 4, 40, 50), 2.0),
+    ((1, 11, 9, 9), 2.0),
+    ((1, 19, 30, 40), 2.0),
+    ((1, 2, 70, 1), 2.0),
+    ((3, 3, 64, 64), 2.0),
+    ((1, 3, 33, 17), 1.5),
+    ((1, 5, 61, 57), 1.3),
+    ((1, 1, 25, 30), 3.0),
+    ((1, 2, 100, 90), 0.75),
+    ((1, 3, 31, 29), 2.5),
 ]
 
 
@@ -59,7 +77,9 @@ def test_interpolate_matches_torch_on_random_floats(torch_threads, threads):
 def test_interpolate_kernels_really_differ():
     # Guards the test above from passing vacuously: the two kernels and the two roundings give different floats.
     x = np.random.default_rng(0).standard_normal((1, 4, 40, 50)).astype(np.float32) * 300
-    outs = [interpolate_bilinear(x, kernel=k, fma=f).tobytes() for k in ("generic", "channels_last") for f in (True, False)]
+    outs = [
+        interpolate_bilinear(x, kernel=k, fma=f).tobytes() for k in ("generic", "channels_last") for f in (True, False)
+    ]
     assert len(set(outs)) == 4
 
 
@@ -163,14 +183,17 @@ def test_collate_errors():
     with pytest.raises(ValueError, match=r"collate_fn: sample 1 must be \(img, labels, path, shapes\), got tuple"):
         collate_fn([(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None), (np.zeros((3, 2, 2)),)])
     with pytest.raises(ValueError, match=r"images must have one shape to stack, got \[\(3, 2, 2\), \(3, 4, 2\)\]"):
-        collate_fn([(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None), (np.zeros((3, 4, 2)), np.zeros((0, 6)), "b", None)])
+        collate_fn(
+            [(np.zeros((3, 2, 2)), np.zeros((0, 6)), "a", None), (np.zeros((3, 4, 2)), np.zeros((0, 6)), "b", None)]
+        )
 
 
 # ------------------------------------------------------------------------------------------------- recipe
 def test_loader_recipe_is_upstreams_formula():
     # upstream: bs = min(bs, len); nw = min(cpus // max(nd, 1), bs if bs > 1 else 0, workers); seed base + seed + RANK
     r = loader_recipe(100, 16, workers=8, shuffle=True, seed=3, cpu_count=4, environ={})
-    assert (r.batch_size, r.num_workers, r.shuffle, r.distributed, r.infinite, r.quad) == (16, 4, True, False, True, False)
+    got = (r.batch_size, r.num_workers, r.shuffle, r.distributed, r.infinite, r.quad)
+    assert got == (16, 4, True, False, True, False)
     assert r.generator_seed == 6148914691236517205 + 3 - 1 == GENERATOR_SEED_BASE + 2
     assert loader_recipe(5, 16, workers=8, cpu_count=64, environ={}).batch_size == 5
     assert loader_recipe(5, 1, workers=8, cpu_count=64, environ={}).num_workers == 0  # batch 1: no workers

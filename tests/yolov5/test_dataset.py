@@ -53,8 +53,11 @@ def test_core_package_never_imports_torch_statically():
     offenders = []
     for f in sorted((Path(ROOT) / "yolov5_core").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in ("torch", "torchvision")]
     assert offenders == []
 
@@ -87,7 +90,7 @@ def test_core_and_torch_wrapper_return_the_same_arrays(data, hyp):
     seed_all(1)
     wrapped = LoadImagesAndLabels(data, IMG, augment=True, hyp=hyp)
     b = [wrapped[i] for i in range(len(wrapped))]
-    for (ia, la, pa, sa), (ib, lb, pb, sb) in zip(a, b):
+    for (ia, la, pa, sa), (ib, lb, pb, sb) in zip(a, b, strict=True):
         assert isinstance(ia, np.ndarray) and isinstance(ib, torch.Tensor)
         assert ia.dtype == np.uint8 and ia.flags.c_contiguous and ia.shape == (3, IMG, IMG)
         assert la.dtype == np.float32 and la.ndim == 2 and la.shape[1] == 6 and (la[:, 0] == 0).all()
@@ -103,8 +106,9 @@ def test_validation_image_is_letterboxed_rgb_chw_of_the_file(data):
         img, labels, path, ((h0, w0), ((gh, gw), pad)) = ds[i]
         bgr = cv2.imread(path)
         r = IMG / max(bgr.shape[:2])
-        bgr = cv2.resize(bgr, (int(np.ceil(bgr.shape[1] * r)), int(np.ceil(bgr.shape[0] * r))),
-                         interpolation=cv2.INTER_AREA)
+        bgr = cv2.resize(
+            bgr, (int(np.ceil(bgr.shape[1] * r)), int(np.ceil(bgr.shape[0] * r))), interpolation=cv2.INTER_AREA
+        )
         expected, _, expected_pad = letterbox(bgr, IMG, auto=False, scaleup=False)
         assert (h0, w0) == cv2.imread(path).shape[:2] and expected_pad == pad
         assert img.tobytes() == np.ascontiguousarray(expected[:, :, ::-1].transpose(2, 0, 1)).tobytes()
@@ -116,14 +120,14 @@ def test_ram_cached_images_are_never_modified(synthetic_dataset, tmp_path, hyp):
     before = [im.copy() for im in ds.ims]
     for i in range(len(ds)):
         ds[i]
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, ds.ims))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, ds.ims, strict=True))
 
 
 def test_include_class_keeps_only_those_classes(upstream, data):
     ours = YoloDatasetCore(data, IMG, augment=False, include_class=[1, 3])
     reference = upstream.dataloaders.LoadImagesAndLabels(data, IMG, augment=False)  # upstream keeps every class
     assert ours.im_files == reference.im_files
-    for mine, theirs in zip(ours.labels, reference.labels):
+    for mine, theirs in zip(ours.labels, reference.labels, strict=True):
         keep = np.isin(theirs[:, 0], [1, 3])
         assert mine.tobytes() == theirs[keep].tobytes()
     assert sum(len(x) for x in ours.labels) < sum(len(x) for x in reference.labels)
@@ -138,13 +142,23 @@ def test_albumentations_on_by_default_and_really_in_the_pipeline(data, hyp):
         seed_all(2)
         ds = YoloDatasetCore(data, IMG, augment=True, hyp={**hyp, "mixup": 0.0}, albumentations=alb)
         outs[name] = [ds[i][0].tobytes() for i in range(len(ds))]
-    assert sum(a != b for a, b in zip(outs["off"], outs["strong"])) >= len(outs["off"]) // 2
+    assert sum(a != b for a, b in zip(outs["off"], outs["strong"], strict=True)) >= len(outs["off"]) // 2
 
 
 def _albumentations_loader_run(data, hyp, workers):
     seed_all(0)
-    loader, ds = create_dataloader(data, IMG, 4, 32, hyp=hyp, augment=True, workers=workers, shuffle=False,
-                                   seed=4, albumentations=strong_albumentations())
+    loader, ds = create_dataloader(
+        data,
+        IMG,
+        4,
+        32,
+        hyp=hyp,
+        augment=True,
+        workers=workers,
+        shuffle=False,
+        seed=4,
+        albumentations=strong_albumentations(),
+    )
     return [b for _ in range(2) for b in loader], ds
 
 
@@ -152,7 +166,7 @@ def test_albumentations_deterministic_across_runs_and_in_every_worker(data, hyp)
     first, ds = _albumentations_loader_run(data, hyp, workers=2)
     second, _ = _albumentations_loader_run(data, hyp, workers=2)
     assert len(first) == 8
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a[0], b[0]) and a[1].numpy().tobytes() == b[1].numpy().tobytes() and a[2] == b[2]
 
     # Replay each worker in this process: worker w's python/numpy streams are seeded by torch (base_seed + w) and
@@ -186,11 +200,11 @@ def test_errors_name_what_was_expected_and_got(data, hyp, synthetic_dataset, tmp
     with pytest.raises(ValueError, match="augment=True needs a hyp dict .* got NoneType"):
         YoloDatasetCore(data, IMG, augment=True)
     with pytest.raises(ValueError, match=r"albumentations must be True, False, None or an Albumentations .* got str"):
-        YoloDatasetCore(data, IMG, augment=True, hyp=hyp, albumentations="yes")
+        YoloDatasetCore(data, IMG, augment=True, hyp=hyp, albumentations="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"cache_images must be one of .* got 'memory'"):
         YoloDatasetCore(data, IMG, cache_images="memory")
     with pytest.raises(ValueError, match=r"img_size must be a positive int, got 160.0"):
-        YoloDatasetCore(data, 160.0)
+        YoloDatasetCore(data, 160.0)  # type: ignore[arg-type]  # the refusal of a wrong type is under test
     with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
         YoloDatasetCore(data, IMG, batch_size=0)
     with pytest.raises(ValueError, match=r"min_items=99 filtered out every image"):

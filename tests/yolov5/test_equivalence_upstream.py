@@ -11,6 +11,7 @@ import pickle
 import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def hyp_with(**changes) -> dict:
     return hyp
 
 
-GEOMETRY = dict(degrees=10.0, shear=2.0, perspective=0.0005, translate=0.2, scale=0.9, flipud=0.5)
+GEOMETRY: dict[str, Any] = dict(degrees=10.0, shear=2.0, perspective=0.0005, translate=0.2, scale=0.9, flipud=0.5)
 CASES = {
     "mosaic": hyp_with(),
     "mosaic-mixup": hyp_with(mixup=0.5),
@@ -40,7 +41,8 @@ CASES = {
 
 
 def rng_states():
-    return random.getstate(), np.random.get_state()[1].tobytes(), np.random.get_state()[2]
+    np_state = np.random.get_state()
+    return random.getstate(), np_state[1].tobytes(), np_state[2]  # type: ignore[index]  # the legacy tuple (numpy's stub also allows a dict)
 
 
 def seed_all(seed: int) -> None:
@@ -51,8 +53,8 @@ def seed_all(seed: int) -> None:
 
 def same_tensor(a, b) -> bool:
     return (
-        type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-        and a.numpy().tobytes() == b.numpy().tobytes())
+        type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape and a.numpy().tobytes() == b.numpy().tobytes()
+    )
 
 
 def assert_same_sample(mine, theirs, where: str) -> None:
@@ -65,7 +67,7 @@ def assert_same_sample(mine, theirs, where: str) -> None:
 
 def assert_same_batches(mine: list, theirs: list, where: str) -> None:
     assert len(mine) == len(theirs), f"{where}: {len(mine)} batches != {len(theirs)}"
-    for k, (a, b) in enumerate(zip(mine, theirs)):
+    for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):
         assert_same_sample(a, b, f"{where} batch {k}")
 
 
@@ -74,8 +76,9 @@ def assert_same_dataset_attributes(mine, theirs) -> None:
     assert mine.n == theirs.n and list(mine.indices) == list(theirs.indices)
     assert same_tensor(torch.from_numpy(mine.shapes), torch.from_numpy(theirs.shapes))
     assert (mine.batch == theirs.batch).all()
-    assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(mine.labels, theirs.labels))
     assert len(mine.labels) == len(theirs.labels)
+    pairs = zip(mine.labels, theirs.labels, strict=True)
+    assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in pairs)
     assert [len(s) for s in mine.segments] == [len(s) for s in theirs.segments]
     assert mine.rect == theirs.rect and mine.mosaic == theirs.mosaic and mine.mosaic_border == theirs.mosaic_border
     if theirs.rect:
@@ -102,7 +105,7 @@ def both_datasets(upstream, seed: int, path: str, order=None, passes: int = 1, *
 def check_both_datasets(upstream, seed, path, **kwargs):
     mine, theirs, out_m, out_t, st_m, st_t = both_datasets(upstream, seed, path, **kwargs)
     assert_same_dataset_attributes(mine, theirs)
-    for k, (a, b) in enumerate(zip(out_m, out_t)):
+    for k, (a, b) in enumerate(zip(out_m, out_t, strict=True)):
         assert_same_sample(a, b, f"seed {seed} item {k}")
     assert len(out_m) == len(out_t) > 0
     assert st_m == st_t, "different numbers of random draws"
@@ -119,7 +122,7 @@ def both_loaders(upstream, global_seed: int, path: str, epochs: int = 2, **kwarg
         seed_all(global_seed)
         loader, ds = make()
         out = []
-        for epoch in range(epochs):
+        for _ in range(epochs):
             out += list(loader)
         results.append((loader, out, rng_states()))
     return results[1], results[0]
@@ -131,8 +134,8 @@ def write_polygon_labels(labels_dir: Path) -> int:
     for f in sorted(labels_dir.glob("*.txt")):
         rows = [r.split() for r in f.read_text().splitlines() if r.strip()]
         out = []
-        for cls, x, y, w, h in rows:
-            x, y, w, h = map(float, (x, y, w, h))
+        for cls, *xywh in rows:
+            x, y, w, h = map(float, xywh)
             ang = np.arange(8) * np.pi / 4 + np.pi / 8
             pts = np.stack([x + w / 2 * np.cos(ang), y + h / 2 * np.sin(ang)], 1).clip(0, 1)
             out.append(" ".join([cls] + [f"{v:.6f}" for v in pts.ravel()]))
@@ -160,15 +163,25 @@ def segment_data(synthetic_dataset, tmp_path_factory) -> str:
 def test_getitem_matches_upstream(upstream, data, case, seed):
     # Two passes: the second pass reads the same indices in a different RNG state (like a second epoch).
     mine, _, _ = check_both_datasets(
-        upstream, seed, data, img_size=IMG, batch_size=4, augment=True, hyp=CASES[case], passes=2)
+        upstream, seed, data, img_size=IMG, batch_size=4, augment=True, hyp=CASES[case], passes=2
+    )
     assert mine.mosaic
 
 
 @pytest.mark.parametrize(
     "component",
-    [dict(mixup=0.0), dict(degrees=0.0), dict(shear=0.0), dict(perspective=0.0), dict(flipud=0.0),
-     dict(fliplr=0.0), dict(hsv_h=0.0, hsv_s=0.0, hsv_v=0.0), dict(mosaic=0.0)],
-    ids=lambda c: ",".join(c))
+    [
+        dict(mixup=0.0),
+        dict(degrees=0.0),
+        dict(shear=0.0),
+        dict(perspective=0.0),
+        dict(flipud=0.0),
+        dict(fliplr=0.0),
+        dict(hsv_h=0.0, hsv_s=0.0, hsv_v=0.0),
+        dict(mosaic=0.0),
+    ],
+    ids=lambda c: ",".join(c),
+)
 def test_each_augmentation_really_runs(data, component):
     # Guards the equivalence tests from passing vacuously: turning any one component off changes the output.
     def outputs(hyp):
@@ -178,7 +191,7 @@ def test_each_augmentation_really_runs(data, component):
 
     full = CASES["mosaic-mixup-geometry"]
     a, b = outputs(full), outputs({**full, **component})
-    assert any(not torch.equal(x[0], y[0]) for x, y in zip(a, b))
+    assert any(not torch.equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("augment", [True, False])
@@ -186,7 +199,8 @@ def test_each_augmentation_really_runs(data, component):
 def test_rect_matches_upstream(upstream, data, augment, seed):
     hyp = CASES["mosaic-mixup-geometry"]
     mine, theirs, out = check_both_datasets(
-        upstream, seed, data, img_size=IMG, batch_size=4, augment=augment, hyp=hyp, rect=True, stride=32, pad=0.5)
+        upstream, seed, data, img_size=IMG, batch_size=4, augment=augment, hyp=hyp, rect=True, stride=32, pad=0.5
+    )
     assert mine.rect and not mine.mosaic
     assert all(x[3] is not None for x in out)  # letterbox path: shapes reported
     assert len({tuple(x[0].shape) for x in out}) > 1  # several batch shapes
@@ -203,10 +217,11 @@ def test_image_cache_matches_upstream(upstream, synthetic_dataset, tmp_path, cac
     path = str(synthetic_dataset.copy_to(tmp_path / "ds").images)
     # 'ram' draws min(n, 30) random.choice at construction on both sides (the states after are compared).
     mine, theirs, _ = check_both_datasets(
-        upstream, 5, path, img_size=IMG, batch_size=4, augment=True, hyp=CASES["mosaic-mixup"], cache_images=cache)
+        upstream, 5, path, img_size=IMG, batch_size=4, augment=True, hyp=CASES["mosaic-mixup"], cache_images=cache
+    )
     if cache == "ram":
         assert all(im is not None for im in mine.ims)
-        assert all(a.tobytes() == b.tobytes() for a, b in zip(mine.ims, theirs.ims))
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(mine.ims, theirs.ims, strict=True))
         assert mine.im_hw0 == theirs.im_hw0 and mine.im_hw == theirs.im_hw
     else:
         assert all(f.exists() for f in mine.npy_files)
@@ -222,23 +237,28 @@ def test_single_cls_min_items_image_weights_match_upstream(upstream, data):
     order = [3, 0, 0, 7, 2]
     for kwargs in (dict(single_cls=True), dict(min_items=3)):
         mine, theirs, _ = check_both_datasets(
-            upstream, 4, data, img_size=IMG, augment=True, hyp=CASES["mosaic"], order=order, **kwargs)
-    assert all((lb[:, 0] == 0).all() for lb in check_both_datasets(
-        upstream, 4, data, img_size=IMG, augment=False, single_cls=True)[0].labels)
+            upstream, 4, data, img_size=IMG, augment=True, hyp=CASES["mosaic"], order=order, **kwargs
+        )
+    assert all(
+        (lb[:, 0] == 0).all()
+        for lb in check_both_datasets(upstream, 4, data, img_size=IMG, augment=False, single_cls=True)[0].labels
+    )
     # image_weights: train.py replaces dataset.indices with weighted draws; both sides then index through them.
     weighted = [5, 5, 1, 9, 0, 0, 12, 3]
     seed_all(6)
     theirs = upstream.dataloaders.LoadImagesAndLabels(
-        data, IMG, augment=True, hyp=CASES["mosaic-mixup"], image_weights=True, rect=True)
+        data, IMG, augment=True, hyp=CASES["mosaic-mixup"], image_weights=True, rect=True
+    )
     theirs.indices = weighted
     out_t = [theirs[i] for i in range(len(weighted))]
     seed_all(6)
     mine = LoadImagesAndLabels(
-        data, IMG, augment=True, hyp=CASES["mosaic-mixup"], image_weights=True, rect=True, albumentations=False)
+        data, IMG, augment=True, hyp=CASES["mosaic-mixup"], image_weights=True, rect=True, albumentations=False
+    )
     mine.indices = weighted
     out_m = [mine[i] for i in range(len(weighted))]
     assert not mine.rect and mine.mosaic
-    for k, (a, b) in enumerate(zip(out_m, out_t)):
+    for k, (a, b) in enumerate(zip(out_m, out_t, strict=True)):
         assert_same_sample(a, b, f"image_weights item {k}")
 
 
@@ -254,8 +274,19 @@ def test_upstream_dataset_trains_without_albumentations_under_2x(upstream, data)
 @pytest.mark.parametrize("workers", [0, 2])
 def test_create_dataloader_matches_upstream(upstream, data, workers, quad):
     (loader_m, out_m, st_m), (loader_t, out_t, st_t) = both_loaders(
-        upstream, 7, data, imgsz=IMG, batch_size=8, stride=32, hyp=CASES["mosaic-mixup-geometry"], augment=True,
-        workers=workers, shuffle=True, quad=quad, seed=3)
+        upstream,
+        7,
+        data,
+        imgsz=IMG,
+        batch_size=8,
+        stride=32,
+        hyp=CASES["mosaic-mixup-geometry"],
+        augment=True,
+        workers=workers,
+        shuffle=True,
+        quad=quad,
+        seed=3,
+    )
     assert type(loader_m).__name__ == type(loader_t).__name__ == "InfiniteDataLoader"
     assert loader_m.num_workers == loader_t.num_workers == workers
     assert_same_batches(out_m, out_t, f"workers={workers} quad={quad}")
@@ -272,8 +303,21 @@ def test_create_dataloader_rect_cache_matches_upstream(upstream, data, workers):
     # rect forces shuffle off (a warning); cache='ram' draws at construction (shifts the stream with 0 workers).
     with pytest.warns(UserWarning, match="rect is incompatible with DataLoader shuffle"):
         (_, out_m, st_m), (_, out_t, st_t) = both_loaders(
-            upstream, 8, data, imgsz=IMG, batch_size=4, stride=32, hyp=CASES["mosaic-mixup-geometry"],
-            augment=True, workers=workers, shuffle=True, rect=True, cache="ram", pad=0.0, seed=1)
+            upstream,
+            8,
+            data,
+            imgsz=IMG,
+            batch_size=4,
+            stride=32,
+            hyp=CASES["mosaic-mixup-geometry"],
+            augment=True,
+            workers=workers,
+            shuffle=True,
+            rect=True,
+            cache="ram",
+            pad=0.0,
+            seed=1,
+        )
     assert_same_batches(out_m, out_t, f"rect workers={workers}")
     assert st_m == st_t
 
@@ -281,8 +325,19 @@ def test_create_dataloader_rect_cache_matches_upstream(upstream, data, workers):
 def test_create_dataloader_image_weights_matches_upstream(upstream, data):
     # image_weights → a plain DataLoader (no persistent iterator); each epoch draws a fresh base seed.
     (loader_m, out_m, st_m), (loader_t, out_t, st_t) = both_loaders(
-        upstream, 9, data, imgsz=IMG, batch_size=4, stride=32, hyp=CASES["mosaic"], augment=True, workers=2,
-        shuffle=True, image_weights=True, seed=0)
+        upstream,
+        9,
+        data,
+        imgsz=IMG,
+        batch_size=4,
+        stride=32,
+        hyp=CASES["mosaic"],
+        augment=True,
+        workers=2,
+        shuffle=True,
+        image_weights=True,
+        seed=0,
+    )
     assert type(loader_m) is torch.utils.data.DataLoader and type(loader_t) is torch.utils.data.DataLoader
     assert_same_batches(out_m, out_t, "image_weights")
 
@@ -328,7 +383,7 @@ def test_distributed_sampler_two_ranks_matches_upstream(upstream, data, tmp_path
         assert res["ours"] == res["upstream"], f"rank {r} differs from upstream"
     # The two ranks split each epoch's 16 images between them.
     for epoch in range(2):
-        paths = [p for r in ranks for batch in r["ours"][2 * epoch: 2 * epoch + 2] for p in batch[2]]
+        paths = [p for r in ranks for batch in r["ours"][2 * epoch : 2 * epoch + 2] for p in batch[2]]
         assert len(paths) == len(set(paths)) == 16
 
 
@@ -343,7 +398,8 @@ def test_sweep_getitem_matches_upstream(upstream, data, segment_data, img_size, 
     for path in (data, segment_data):
         check_both_datasets(upstream, seed, path, img_size=img_size, batch_size=4, augment=True, hyp=hyp, passes=2)
         check_both_datasets(
-            upstream, seed, path, img_size=img_size, batch_size=3, augment=True, hyp=hyp, rect=True, pad=0.5)
+            upstream, seed, path, img_size=img_size, batch_size=3, augment=True, hyp=hyp, rect=True, pad=0.5
+        )
 
 
 @pytest.mark.slow
@@ -353,8 +409,21 @@ def test_sweep_getitem_matches_upstream(upstream, data, segment_data, img_size, 
 @pytest.mark.parametrize("seed", [0, 11])
 def test_sweep_loaders_match_upstream(upstream, data, cache, quad, workers, seed):
     (_, out_m, st_m), (_, out_t, st_t) = both_loaders(
-        upstream, seed, data, epochs=3, imgsz=IMG, batch_size=4, stride=32, hyp=load_hyp("scratch-high"),
-        augment=True, workers=workers, shuffle=True, quad=quad, cache=cache, seed=seed)
+        upstream,
+        seed,
+        data,
+        epochs=3,
+        imgsz=IMG,
+        batch_size=4,
+        stride=32,
+        hyp=load_hyp("scratch-high"),
+        augment=True,
+        workers=workers,
+        shuffle=True,
+        quad=quad,
+        cache=cache,
+        seed=seed,
+    )
     assert_same_batches(out_m, out_t, f"seed {seed} workers {workers} quad {quad} cache {cache}")
     assert st_m == st_t
 

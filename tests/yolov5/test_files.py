@@ -107,9 +107,11 @@ _segment = st.sampled_from(["images", "labels", "a.b", "x", "images.jpg", "im ag
 
 
 @settings(max_examples=200, deadline=None)
-@given(parts=st.lists(st.lists(_segment, min_size=1, max_size=5), min_size=1, max_size=4),
-       suffix=st.sampled_from([".jpg", ".JPEG", ".png", "", ".tar.gz"]),
-       absolute=st.booleans())
+@given(
+    parts=st.lists(st.lists(_segment, min_size=1, max_size=5), min_size=1, max_size=4),
+    suffix=st.sampled_from([".jpg", ".JPEG", ".png", "", ".tar.gz"]),
+    absolute=st.booleans(),
+)
 def test_img2label_paths_matches_upstream(upstream, parts, suffix, absolute):
     paths = [(os.sep if absolute else "") + os.sep.join(p) + suffix for p in parts]
     assert img2label_paths(paths) == upstream.dataloaders.img2label_paths(paths)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,10 +28,14 @@ from yolov5_core import (
 def _same(a, b) -> bool:
     """Deep equality that also requires equal types, dtypes and shapes (bit-identical arrays)."""
     if isinstance(a, np.ndarray):
-        return (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
-                and np.array_equal(a, b, equal_nan=True))
+        return (
+            isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=True)
+        )
     if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return type(b) is dict and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -38,7 +43,7 @@ def _same(a, b) -> bool:
 
 def _pairs(ds) -> list[tuple[str, str]]:
     ims = list_image_files(str(ds.images))
-    return list(zip(ims, img2label_paths(ims)))
+    return list(zip(ims, img2label_paths(ims), strict=True))
 
 
 def _upstream_cache_labels(upstream, ims, labels, path, prefix, workers):
@@ -77,7 +82,7 @@ def test_verify_matches_upstream_on_every_file(upstream, faulty_dataset, tmp_pat
     their_bytes = [Path(im).read_bytes() for im, _ in pairs]
     work = faulty_dataset.copy_to(tmp_path / "ds")
     ours = [verify_image_label((im, lb, "train: ")) for im, lb in pairs]
-    for (im, _), o, t in zip(pairs, ours, theirs):
+    for (im, _), o, t in zip(pairs, ours, theirs, strict=True):
         assert _same(o, t), f"{im}:\nours   {o}\ntheirs {t}"
     assert [Path(im).read_bytes() for im, _ in pairs] == their_bytes  # the same restored JPEG bytes too
     assert len(ours) == 28 and sum(r[7] for r in ours) == 7  # the comparison covered the faults
@@ -88,8 +93,10 @@ def test_verify_matches_upstream_on_every_file(upstream, faulty_dataset, tmp_pat
 
 def test_each_fault_has_its_outcome_and_a_message_naming_the_file(faulty_dataset, tmp_path):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    results = {Path(r[0] or r[8].split(": ")[0].split(" ")[-1]).name: r
-               for r in (verify_image_label((im, lb, "")) for im, lb in _pairs(work))}
+    results = {
+        Path(r[0] or r[8].split(": ")[0].split(" ")[-1]).name: r
+        for r in (verify_image_label((im, lb, "")) for im, lb in _pairs(work))
+    }
     faults = [f for f in work.manifest if f.kind != "empty-image-folder"]
     assert len(faults) == 12
     for fault in faults:
@@ -126,12 +133,16 @@ _row = st.lists(_value, min_size=1, max_size=9)
 _unit = st.floats(0, 1, width=32).map(lambda v: f"{v:.6f}")
 _valid_row = st.tuples(st.integers(0, 9).map(str), _unit, _unit, _unit, _unit).map(list)
 _polygon_row = st.tuples(st.integers(0, 9).map(str), st.lists(_unit, min_size=6, max_size=12)).map(
-    lambda t: [t[0], *t[1][: len(t[1]) // 2 * 2]])
+    lambda t: [t[0], *t[1][: len(t[1]) // 2 * 2]]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.one_of(_row, _valid_row, _polygon_row, st.just([])), max_size=6), dup=st.booleans(),
-       tail=st.sampled_from(["", "\n", "\n\n  \n"]))
+@given(
+    rows=st.lists(st.one_of(_row, _valid_row, _polygon_row, st.just([])), max_size=6),
+    dup=st.booleans(),
+    tail=st.sampled_from(["", "\n", "\n\n  \n"]),
+)
 def test_verify_matches_upstream_on_arbitrary_label_files(upstream, tmp_path, rows, dup, tail):
     root = tmp_path / "prop"
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -161,7 +172,7 @@ def test_label_messages_use_upstreams_number_format_whatever_the_global_printopt
 @pytest.mark.parametrize("workers", [0, 1], ids=["sequential", "pool"])
 def test_cache_labels_matches_upstream(upstream, faulty_dataset, tmp_path, workers):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     path = label_cache_path(str(work.images), labels)
     assert path == work.root / "labels" / "train.cache"
     theirs = _upstream_cache_labels(upstream, ims, labels, path, "train: ", workers)
@@ -177,7 +188,7 @@ def test_cache_labels_matches_upstream(upstream, faulty_dataset, tmp_path, worke
 
 def test_upstream_cache_loads_in_ours(upstream, faulty_dataset, tmp_path, monkeypatch):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     path = label_cache_path(str(work.images), labels)
     theirs = _upstream_cache_labels(upstream, ims, labels, path, "", 0)
     monkeypatch.setattr("yolov5_core._labels.cache_labels", _must_not_rebuild)
@@ -218,7 +229,7 @@ def test_stale_or_broken_cache_is_rebuilt(faulty_dataset, tmp_path, damage):
         bad = dict(good, version=0.5) if damage == "old-version" else dict(good, hash="0" * 64)
         if damage == "no-results":
             bad = {k: v for k, v in good.items() if k != "results"}
-        np.save(path, bad)
+        np.save(path, bad)  # type: ignore[arg-type]  # a dict, pickled as the label cache format has it
         path.with_suffix(".cache.npy").rename(path)
     else:
         np.save(path, np.arange(3))
@@ -231,7 +242,7 @@ def test_stale_or_broken_cache_is_rebuilt(faulty_dataset, tmp_path, damage):
 
 def test_summary_adds_up_and_matches_the_design(upstream, faulty_dataset, tmp_path):
     work = faulty_dataset.copy_to(tmp_path / "ds")
-    ims, labels = map(list, zip(*_pairs(work)))
+    ims, labels = map(list, zip(*_pairs(work), strict=True))
     theirs = _upstream_cache_labels(upstream, ims, labels, tmp_path / "x.cache", "", 0)
     summary = LabelSummary.from_cache(theirs)
     assert summary.found + summary.missing + summary.empty + summary.corrupt == summary.total == len(ims)
@@ -273,7 +284,8 @@ _OUTCOMES = {  # one image's upstream (nm, nf, ne, nc, kept, has labels) per buc
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(sorted(_OUTCOMES)), max_size=40))
 def test_summary_buckets_every_image_once(outcomes):
-    cache, nm, nf, ne, nc = {}, 0, 0, 0, 0
+    cache: dict[str, Any] = {}
+    nm, nf, ne, nc = 0, 0, 0, 0
     for i, o in enumerate(outcomes):
         m, f, e, c, kept, has_labels = _OUTCOMES[o]
         nm, nf, ne, nc = nm + m, nf + f, ne + e, nc + c
@@ -282,8 +294,12 @@ def test_summary_buckets_every_image_once(outcomes):
     cache.update(hash="", results=(nf, nm, ne, nc, len(outcomes)), msgs=[], version=0.6)
     s = LabelSummary.from_cache(cache)
     assert (s.found, s.missing, s.empty, s.corrupt, s.total) == (
-        outcomes.count("found"), outcomes.count("missing"), outcomes.count("empty"),
-        outcomes.count("corrupt-image") + outcomes.count("corrupt-label"), len(outcomes))
+        outcomes.count("found"),
+        outcomes.count("missing"),
+        outcomes.count("empty"),
+        outcomes.count("corrupt-image") + outcomes.count("corrupt-label"),
+        len(outcomes),
+    )
 
 
 def test_bad_arguments_are_named(tmp_path):

@@ -27,7 +27,7 @@ def test_modules_are_the_installed_upstream_files(upstream):
     for name in ("dataloaders", "augmentations", "general"):
         module = getattr(upstream, name)
         assert module.__name__ == f"yolov5.utils.{name}"
-        assert Path(module.__file__).resolve() == Path(dist.locate_file(f"yolov5/utils/{name}.py")).resolve()
+        assert Path(module.__file__).resolve() == Path(str(dist.locate_file(f"yolov5/utils/{name}.py"))).resolve()
     assert upstream.dataloaders.LoadImagesAndLabels.cache_version == 0.6
     assert shim.load_upstream() is upstream  # once per process
 
@@ -47,7 +47,7 @@ def test_no_stand_in_is_left_in_sys_modules(upstream):
 @pytest.mark.skipif(_installed("torchvision"), reason="torchvision is installed, so upstream uses the real one")
 def test_using_a_stand_in_fails_loudly(upstream):
     with pytest.raises(AttributeError, match="torchvision.ops is a stand-in made by yolov5_pt.upstream"):
-        upstream.general.torchvision.ops
+        _ = upstream.general.torchvision.ops
     with pytest.raises(RuntimeError, match="stand-in"):
         upstream.dataloaders.ClassificationDataset("root", augment=False, imgsz=224)
 
@@ -65,12 +65,18 @@ def test_fresh_interpreter_can_import_torch_dynamo_after_loading(tmp_path):
         "up = load_upstream()\n"
         "import torch._dynamo\n"
         f"tops = {_STUBBED!r}\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in tops and importlib.util.find_spec(m.split('.')[0]) is None]\n"
+        "bad = [m for m in sys.modules\n"
+        "       if m.split('.')[0] in tops and importlib.util.find_spec(m.split('.')[0]) is None]\n"
         "assert not bad, bad\n"
         "print(up.dataloaders.img2label_paths(['/d/images/a.jpg']))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "['/d/labels/a.txt']"
 
@@ -92,7 +98,8 @@ def test_missing_or_wrong_upstream_says_how_to_install(monkeypatch):
 
 @pytest.mark.parametrize("stem", HYP_NAMES)
 def test_bundled_hyps_are_upstreams(stem):
-    upstream_file = Path(importlib.metadata.distribution("yolov5").locate_file(f"yolov5/data/hyps/hyp.{stem}.yaml"))
+    upstream_dist = importlib.metadata.distribution("yolov5")
+    upstream_file = Path(str(upstream_dist.locate_file(f"yolov5/data/hyps/hyp.{stem}.yaml")))
     expected = yaml.safe_load(upstream_file.read_text())
     for name in (stem, f"hyp.{stem}", f"hyp.{stem}.yaml"):
         assert load_hyp(name) == expected
@@ -102,10 +109,38 @@ def test_bundled_hyps_are_upstreams(stem):
 
 def test_hyp_values_the_data_pipeline_reads():
     low, high = load_hyp("scratch-low"), load_hyp("scratch-high")
-    assert {k: low[k] for k in ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective",
-                                "flipud", "fliplr", "mosaic", "mixup", "copy_paste")} == {
-        "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0,
-        "perspective": 0.0, "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0}
+    assert {
+        k: low[k]
+        for k in (
+            "hsv_h",
+            "hsv_s",
+            "hsv_v",
+            "degrees",
+            "translate",
+            "scale",
+            "shear",
+            "perspective",
+            "flipud",
+            "fliplr",
+            "mosaic",
+            "mixup",
+            "copy_paste",
+        )
+    } == {
+        "hsv_h": 0.015,
+        "hsv_s": 0.7,
+        "hsv_v": 0.4,
+        "degrees": 0.0,
+        "translate": 0.1,
+        "scale": 0.5,
+        "shear": 0.0,
+        "perspective": 0.0,
+        "flipud": 0.0,
+        "fliplr": 0.5,
+        "mosaic": 1.0,
+        "mixup": 0.0,
+        "copy_paste": 0.0,
+    }
     assert (high["mixup"], high["scale"], high["copy_paste"]) == (0.1, 0.9, 0.1)
     low["mosaic"] = 0.0
     assert load_hyp("scratch-low")["mosaic"] == 1.0  # each call returns a fresh dict

@@ -16,7 +16,7 @@ import os
 import pickle
 import random
 import textwrap
-import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,7 +101,7 @@ def many_cpus(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
 
 
-BASE = dict(imgsz=IMG, batch_size=4, stride=32, hyp=HYP, augment=True, shuffle=True, seed=3)
+BASE: dict[str, Any] = dict(imgsz=IMG, batch_size=4, stride=32, hyp=HYP, augment=True, shuffle=True, seed=3)
 
 
 # ------------------------------------------------------------------------------------------------- three pipelines
@@ -118,9 +118,16 @@ def test_three_pipelines_one_answer(data, many_cpus, workers, one_iterator):
     loader3, ds3 = yolov5_pt.create_dataloader(data, workers=workers, **BASE)
     generator = torch.Generator().manual_seed(GENERATOR_SEED_BASE + BASE["seed"] - 1)
     third = adapters.to_mindspore(
-        ds3, batch_size=loader3.batch_size, shuffle=True, num_workers=loader3.num_workers,
-        collate_fn=yolov5_pt.collate_fn, worker_init_fn=yolov5_pt.seed_worker, generator=generator, infinite=True,
-        column_names=COLUMNS)
+        ds3,
+        batch_size=loader3.batch_size,
+        shuffle=True,
+        num_workers=loader3.num_workers,
+        collate_fn=yolov5_pt.collate_fn,
+        worker_init_fn=yolov5_pt.seed_worker,
+        generator=generator,
+        infinite=True,
+        column_names=COLUMNS,
+    )
     del loader3
     assert_same(ms_epochs(third, ds3, 2, one_iterator=one_iterator), pt, 8)
 
@@ -188,7 +195,8 @@ def test_albumentations_on_match(data, workers):
     assert_same(ms, pt, 8)
     seed_all(1)
     loader_off, ds_off = yolov5_pt.create_dataloader(data, workers=workers, albumentations=False, **BASE)
-    assert any(a[0].tobytes() != b[0].numpy().tobytes() for a, b in zip(ms, torch_epochs(loader_off, ds_off, 2)))
+    torch_off = torch_epochs(loader_off, ds_off, 2)
+    assert any(a[0].tobytes() != b[0].numpy().tobytes() for a, b in zip(ms, torch_off, strict=True))
 
 
 @pytest.mark.parametrize("cache, workers", [("ram", 0), ("disk", 2), ("ram", 2)])
@@ -216,7 +224,8 @@ def test_image_weights_rewrites_between_epochs_match(data, workers, one_iterator
     # (train.py rewrites before every epoch); with 0 workers torch's main process reads every rewrite.
     w = weighted_indices(3)
     (pipeline, ds_ms, ms), (loader, _, pt) = both(
-        data, epochs=3, workers=workers, image_weights=True, rewrites=w, one_iterator=one_iterator, **BASE)
+        data, epochs=3, workers=workers, image_weights=True, rewrites=w, one_iterator=one_iterator, **BASE
+    )
     assert type(loader) is torch.utils.data.DataLoader
     assert_same(ms, pt, 12)
     assert list(ds_ms.indices) == w[2]
@@ -233,15 +242,16 @@ def test_infinite_loader_rewrites_reach_only_where_torch_sees_them(data, workers
     w = weighted_indices(3)
     (_, ds_ms, ms), (_, _, pt) = both(data, epochs=3, workers=workers, rewrites=w, one_iterator=one_iterator, **BASE)
     assert_same(ms, pt, 12)
-    used = [{p for b in pt[4 * e: 4 * e + 4] for p in b[2]} for e in range(3)]
+    used = [{p for b in pt[4 * e : 4 * e + 4] for p in b[2]} for e in range(3)]
     read = [set(ds_ms.im_files) if workers else {ds_ms.im_files[i] for i in w[e]} for e in range(3)]
     assert used == read
 
 
 def test_indices_argument_is_epoch_0s_indices(data):
     seed_all(0)
-    pipeline, ds = yolov5_ms.create_dataloader(data, workers=2, image_weights=True, indices=lambda d: [d.n - 1] * d.n,
-                                               **BASE)
+    pipeline, ds = yolov5_ms.create_dataloader(
+        data, workers=2, image_weights=True, indices=lambda d: [d.n - 1] * d.n, **BASE
+    )
     assert list(ds.indices) == [15] * 16
     epoch0 = [pipeline.structure.rebuild(r) for r in pipeline.create_tuple_iterator(num_epochs=1, output_numpy=True)]
     assert {p for b in epoch0 for p in b[2]} == {ds.im_files[15]}
@@ -291,7 +301,7 @@ def test_two_ranks_distributed_sampler_match(data, tmp_path, workers):
     for r, res in enumerate(ranks):
         assert res["ms"] == [d for d, _ in res["pt"]], f"rank {r}: yolov5_ms differs from yolov5_pt"
     for epoch in range(2):  # the ranks split each epoch's 16 images; epochs differ (set_epoch)
-        paths = [p for res in ranks for _, ps in res["pt"][2 * epoch: 2 * epoch + 2] for p in ps]
+        paths = [p for res in ranks for _, ps in res["pt"][2 * epoch : 2 * epoch + 2] for p in ps]
         assert len(paths) == len(set(paths)) == 16
     assert ranks[0]["pt"][:2] != ranks[0]["pt"][2:]
 
@@ -309,9 +319,19 @@ def test_distributed_context():
 
 # ------------------------------------------------------------------------------------------------- no torch
 def digests(batches) -> list[str]:
-    return [hashlib.sha256(b"".join([np.asarray(b[0]).tobytes(), np.asarray(b[1]).tobytes(),
-                                     repr(tuple(b[2])).encode(), repr(tuple(b[3])).encode()])).hexdigest()
-            for b in batches]
+    return [
+        hashlib.sha256(
+            b"".join(
+                [
+                    np.asarray(b[0]).tobytes(),
+                    np.asarray(b[1]).tobytes(),
+                    repr(tuple(b[2])).encode(),
+                    repr(tuple(b[3])).encode(),
+                ]
+            )
+        ).hexdigest()
+        for b in batches
+    ]
 
 
 def test_yolov5_ms_without_torch_gives_the_same_bytes(data):
@@ -350,8 +370,16 @@ def test_yolov5_ms_without_torch_gives_the_same_bytes(data):
 def test_sweep_matches(data, many_cpus, cache, quad, workers, hyp_name):
     kwargs = {**BASE, "hyp": load_hyp(hyp_name), "batch_size": 8 if quad else 4}
     for one_iterator in (True, False):
-        (_, _, ms), (_, _, pt) = both(data, epochs=3, global_seed=workers, workers=workers, cache=cache, quad=quad,
-                                      one_iterator=one_iterator, **kwargs)
+        (_, _, ms), (_, _, pt) = both(
+            data,
+            epochs=3,
+            global_seed=workers,
+            workers=workers,
+            cache=cache,
+            quad=quad,
+            one_iterator=one_iterator,
+            **kwargs,
+        )
         assert_same(ms, pt, 6 if quad else 12)
 
 

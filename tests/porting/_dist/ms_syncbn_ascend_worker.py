@@ -6,15 +6,20 @@ Usage: msrun --worker_num=2 --local_worker_num=2 --master_port=PORT --join=True 
 import os
 import sys
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, rank_slice, record_mindspore  # noqa: E402
+from syncbn_data import (  # type: ignore[import-not-found]  # the sibling module, through sys.path above
+    MOMENTUM,
+    global_batches,
+    rank_slice,
+    record_mindspore,
+)
 
-import porting  # noqa: E402
+import porting
 
 
 def main(out_dir: str) -> None:
@@ -24,11 +29,18 @@ def main(out_dir: str) -> None:
     steps, x_eval = global_batches("2d")
     sl = rank_slice("unequal", rank)
     rec = {}
-    for name, build in (("native", lambda: nn.SyncBatchNorm(3, momentum=1 - MOMENTUM)),
-                        ("reference", lambda: porting.ReferenceSyncBatchNormCell(3, momentum=1 - MOMENTUM))):
+    for name, build in (
+        ("native", lambda: nn.SyncBatchNorm(3, momentum=1 - MOMENTUM)),
+        ("reference", lambda: porting.ReferenceSyncBatchNormCell(3, momentum=1 - MOMENTUM)),
+    ):
         # mindspore.nn.SyncBatchNorm keeps no batch counter: compared on everything else
-        rec.update({f"{name}_{k}": v for k, v in record_mindspore(build(), steps, x_eval, sl).items()
-                    if not k.startswith("count")})
+        rec.update(
+            {
+                f"{name}_{k}": v
+                for k, v in record_mindspore(build(), steps, x_eval, sl).items()
+                if not k.startswith("count")
+            }
+        )
     np.savez(os.path.join(out_dir, f"ascend_rank{rank}.npz"), **rec)
 
 

@@ -7,14 +7,21 @@ Usage: msrun --worker_num=2 --local_worker_num=2 --master_port=PORT --join=True 
 import os
 import sys
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore.communication import get_rank, init
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, SHAPES, SPLITS, global_batches, rank_slice, record_mindspore  # noqa: E402
+from syncbn_data import (  # type: ignore[import-not-found]  # the sibling module, through sys.path above
+    MOMENTUM,
+    SHAPES,
+    SPLITS,
+    global_batches,
+    rank_slice,
+    record_mindspore,
+)
 
-import porting  # noqa: E402
+import porting
 
 
 def main(out_dir: str, modes: str) -> None:

@@ -7,8 +7,19 @@ process share it.
 
 import numpy as np
 
-__all__ = ["CHANNELS", "SHAPES", "SPLITS", "STEPS", "MOMENTUM", "MS_NAMES", "global_batches", "initial_state",
-           "rank_slice", "record_torch", "record_mindspore"]
+__all__ = [
+    "CHANNELS",
+    "SHAPES",
+    "SPLITS",
+    "STEPS",
+    "MOMENTUM",
+    "MS_NAMES",
+    "global_batches",
+    "initial_state",
+    "rank_slice",
+    "record_torch",
+    "record_mindspore",
+]
 
 CHANNELS = 3
 STEPS = 4
@@ -22,8 +33,10 @@ def global_batches(kind: str):
     """``[(x, g)] * STEPS`` then the eval batch: inputs (mean 3, std 2) and the loss cotangents."""
     rng = np.random.default_rng({"2d": 10, "1d": 11}[kind])
     shape = SHAPES[kind]
-    steps = [((rng.standard_normal(shape) * 2 + 3).astype(np.float32), rng.standard_normal(shape).astype(np.float32))
-             for _ in range(STEPS)]
+    steps = [
+        ((rng.standard_normal(shape) * 2 + 3).astype(np.float32), rng.standard_normal(shape).astype(np.float32))
+        for _ in range(STEPS)
+    ]
     x_eval = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
     return steps, x_eval
 
@@ -62,7 +75,8 @@ def record_torch(module, steps, x_eval, sl: slice = slice(None), device: str = "
         rec[f"y{i}"], rec[f"dx{i}"] = y.detach().cpu().numpy(), xt.grad.cpu().numpy()
         rec[f"dw{i}"], rec[f"db{i}"] = module.weight.grad.cpu().numpy().copy(), module.bias.grad.cpu().numpy().copy()
         module.weight.grad = module.bias.grad = None
-        rec[f"mean{i}"], rec[f"var{i}"] = module.running_mean.cpu().numpy().copy(), module.running_var.cpu().numpy().copy()
+        rec[f"mean{i}"] = module.running_mean.cpu().numpy().copy()
+        rec[f"var{i}"] = module.running_var.cpu().numpy().copy()
         rec[f"count{i}"] = module.num_batches_tracked.cpu().numpy().copy()
     module.eval()
     with torch.no_grad():

@@ -11,9 +11,14 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from syncbn_data import MOMENTUM, global_batches, rank_slice, record_torch  # noqa: E402
+from syncbn_data import (  # type: ignore[import-not-found]  # the sibling module, through sys.path above
+    MOMENTUM,
+    global_batches,
+    rank_slice,
+    record_torch,
+)
 
-import porting  # noqa: E402
+import porting
 
 
 def main(out_dir: str) -> None:
@@ -25,8 +30,12 @@ def main(out_dir: str) -> None:
     sl = rank_slice("unequal", rank)
     rec = {}
     for name, cls in (("native", torch.nn.SyncBatchNorm), ("reference", porting.ReferenceSyncBatchNorm)):
-        rec.update({f"{name}_{k}": v for k, v in record_torch(cls(3, momentum=MOMENTUM).to(device), steps, x_eval, sl,
-                                                                 device=device).items()})
+        rec.update(
+            {
+                f"{name}_{k}": v
+                for k, v in record_torch(cls(3, momentum=MOMENTUM).to(device), steps, x_eval, sl, device=device).items()
+            }
+        )
     np.savez(os.path.join(out_dir, f"cuda_rank{rank}.npz"), **rec)
     dist.barrier()
     dist.destroy_process_group()
