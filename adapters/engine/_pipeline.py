@@ -59,15 +59,32 @@ def _base_of(dataset) -> TorchLoaderDataset:
     raise TypeError(f"{type(dataset).__name__} is not built on a TorchLoaderDataset")
 
 
-def _counts_rows(dataset) -> bool:
-    """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
-    node = dataset
+def _row_unit(dataset) -> str | None:
+    """What every row an iterator of ``dataset`` gives is, counted at the TorchLoaderDataset below it.
+
+    ``"batch"``: one torch batch (a row of the TorchLoaderDataset, or of the batch op of ``adapters.batch``,
+    which regroups a sample dataset's rows exactly as torch's batches); ``"sample"``: one row of a sample
+    dataset (``adapters.sample_dataset``); None: rows that count neither (batch, filter, take, ...).
+    """
+    node, regrouped = dataset, False
     while not isinstance(node, TorchLoaderDataset):
         children = getattr(node, "children", None) or []
-        if type(node).__name__ not in _ROW_PRESERVING or len(children) != 1:
-            return False
+        if len(children) != 1:
+            return None
+        if getattr(node, "regroups_torch_batches", False) and not regrouped:
+            regrouped = True
+        elif type(node).__name__ not in _ROW_PRESERVING:
+            return None
         node = children[0]
-    return True
+    unit = getattr(node, "row_unit", "batch")
+    if regrouped:
+        return "batch" if unit == "sample" else None
+    return unit
+
+
+def _counts_rows(dataset) -> bool:
+    """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
+    return _row_unit(dataset) is not None
 
 
 class _Iterator:
@@ -206,7 +223,9 @@ class _Iterator:
 def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
     """A consumer-bound MindSpore iterator of ``dataset`` (the TorchLoaderDataset or a dataset chained on it)."""
     engine.check_usable()
-    consumer = engine.new_consumer(counts_rows=_counts_rows(dataset), what=what)
+    unit = _row_unit(dataset)
+    consumer = engine.new_consumer(counts_rows=unit is not None, what=what)
+    consumer.unit = unit
     with engine.bind(consumer):
         inner = make(*args, **kwargs)
     return _Iterator(inner, consumer, engine)
