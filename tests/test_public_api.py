@@ -40,8 +40,8 @@ SURFACE = {
     "adapters": [
         "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
         "SequentialSampler", "Structure", "StructureMismatchError", "SubsetRandomSampler", "TorchLoaderDataset",
-        "WeightedRandomSampler", "WorkerError", "WorkerInfo", "default_collate", "default_convert",
-        "default_generator", "generate_state", "get_worker_info", "to_mindspore", "to_numpy",
+        "WeightedRandomSampler", "WorkerError", "WorkerInfo", "batch", "default_collate", "default_convert",
+        "default_generator", "generate_state", "get_worker_info", "sample_dataset", "to_mindspore", "to_numpy",
     ],
     "adapters.torch_data": [
         "BatchSampler", "Dataset", "DistributedSampler", "Generator", "IterableDataset", "RandomSampler", "Sampler",
@@ -51,7 +51,8 @@ SURFACE = {
     ],
     "adapters.engine": [
         "LoaderSpec", "Schedule", "Structure", "StructureMismatchError", "TorchLoaderDataset", "WorkerError",
-        "build_engine", "reachable_samplers", "spec_from_dataset", "spec_from_loader", "to_mindspore",
+        "batch", "build_engine", "reachable_samplers", "sample_dataset", "spec_from_dataset", "spec_from_loader",
+        "to_mindspore",
     ],
     "yolov5_core": [
         "Albumentations", "CACHE_VERSION", "CLASS_NAMES", "Fault", "GENERATOR_SEED_BASE", "HELP_URL", "HYP_KEYS",
@@ -70,8 +71,8 @@ SURFACE = {
         "torch_distributed_zero_first",
     ],
     "yolov5_ms": [
-        "COLUMNS", "LoadImagesAndLabels", "collate_fn", "collate_fn4", "create_dataloader", "distributed_context",
-        "seed_worker",
+        "COLUMNS", "LoadImagesAndLabels", "SAMPLE_COLUMNS", "collate_fn", "collate_fn4", "create_dataloader",
+        "distributed_context", "seed_worker",
     ],
 }
 

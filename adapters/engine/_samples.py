@@ -120,7 +120,15 @@ def _tensors_to_numpy(sample, top: bool = True):
 
 
 def _stream_states() -> dict:
-    return {name: pickle.dumps(state, protocol=5) for name, state in StreamState.capture().states.items()}
+    return StreamState.capture().states
+
+
+def _same_state(a, b) -> bool:
+    """Whether two captures of one stream's state are equal (torch's: by its bytes, not its pickle, which
+    names the storage by its address)."""
+    if _is_tensor(a) and _is_tensor(b):
+        return a.numpy().tobytes() == b.numpy().tobytes()
+    return pickle.dumps(a, protocol=5) == pickle.dumps(b, protocol=5)
 
 
 class SampleCollate:
@@ -148,7 +156,7 @@ class SampleCollate:
         before = _stream_states()
         out = self.collate_fn(data)
         after = _stream_states()
-        drew = tuple(name for name, state in before.items() if after.get(name) != state)
+        drew = tuple(name for name, state in before.items() if name not in after or not _same_state(state, after[name]))
         raw = pickle.dumps(before, protocol=5)
         first = (numpy_tree(out), tensors) if probing else None
         return _SampleBatch(samples, np.frombuffer(_sign(raw) + raw, np.uint8), drew, first)
@@ -533,7 +541,7 @@ class PerBatchMap:
                 raise RuntimeError("batch: a collate that draws from the random streams runs only in MindSpore's "
                                    "processes (python_multiprocessing=True), never in yours")
             saved = StreamState.capture()
-            StreamState({name: pickle.loads(state) for name, state in states.items()}).restore()
+            StreamState(states).restore()
             try:
                 out = self.collate_fn(samples)
             finally:
@@ -558,8 +566,10 @@ class _TorchBatches:
 
         Example:
             >>> import numpy as np, adapters
-            >>> samples = adapters.sample_dataset([{"x": np.float32(i)} for i in range(4)], batch_size=2)
-            >>> ds = adapters.batch(samples, [{"x": np.float32(i)} for i in range(4)], batch_size=2)  # doctest: +SKIP
+            >>> data = [{"x": np.float32(i)} for i in range(4)]
+            >>> ds = adapters.batch(adapters.sample_dataset(data, batch_size=2), data, batch_size=2)
+            >>> [b["x"].tolist() for b in ds.iter_batches(2, output_numpy=True)]
+            [[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [2.0, 3.0]]
         """
         if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
             raise ValueError(f"iter_batches: num_epochs must be an int >= 1, got {num_epochs!r}")
@@ -758,8 +768,9 @@ def _check_same_loader(ours, given, where: str) -> None:
     wrong = [name for name, ok in checks if not ok]
     if wrong:
         raise ValueError(
-            f"batch: {where} is not the loader the samples come from: its {', '.join(wrong)} differ(s). Pass the same "
-            "DataLoader, or the same dataset and DataLoader keyword arguments, to sample_dataset and batch"
+            f"batch: {where} is not the loader the samples come from: its {' and '.join(wrong)} "
+            f"{'is' if len(wrong) == 1 else 'are'} not the same. Pass the same DataLoader, or the same dataset and "
+            "DataLoader keyword arguments (the same dataset and collate_fn objects), to sample_dataset and batch"
         )
 
 
@@ -795,7 +806,7 @@ def batch(
         column_names: names for the batch's leaves (default: inferred, as ``to_mindspore``'s).
         pack_lists_of: as :func:`adapters.to_mindspore` (YOLOv5's ``collate_fn4``: ``batch_size // 4``).
         num_parallel_workers: MindSpore's (default: MindSpore's for ``default_collate``, 1 for a custom collate in
-            threads, the loader's ``num_workers`` in processes).
+            threads, the loader's ``num_workers`` in processes, at most one per CPU).
         python_multiprocessing: MindSpore's (default: as above; ``False`` is refused for a collate that draws).
         seed: accepted as for ``sample_dataset`` (the order comes from ``samples``).
         **dataloader_kwargs: the DataLoader keyword arguments given to ``sample_dataset`` (not with a DataLoader).
@@ -845,7 +856,8 @@ def batch(
         )
     multiprocessing = draws if python_multiprocessing is None else python_multiprocessing
     if num_parallel_workers is None and not spec.default_collate:
-        num_parallel_workers = max(1, spec.num_workers) if multiprocessing else 1
+        # (MindSpore allows at most one worker per CPU)
+        num_parallel_workers = max(1, min(spec.num_workers, os.cpu_count() or 1)) if multiprocessing else 1
     pack = pack_lists_of if pack_lists_of is not None else None if spec.default_collate else engine.first_samples
     if pack_lists_of is not None and (isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int)
                                       or pack_lists_of < 1):
