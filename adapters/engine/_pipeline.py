@@ -285,6 +285,50 @@ class _ChainedMixin:
         return _iterator(self, self._engine_now(), super().create_dict_iterator, args, kwargs,
                          f"an iterator of a {type(self).__name__} on it")
 
+    def get_dataset_size(self):
+        """MindSpore's, except where it would run an epoch to count (it cannot: the source gives getters one row).
+
+        A chain of map / project / rename has the size of the dataset below it; a size that only running an
+        epoch of the pipeline would tell (an unsized source, filter, a callable batch size) raises TypeError.
+        """
+        size = _size_below(self)
+        return super().get_dataset_size() if size is None else size
+
+
+# MindSpore counts the rows of these by running the pipeline (any source), or of a batch op with a callable size
+_SIZE_BY_RUNNING = ("FilterDataset", "BucketBatchByLengthDataset")
+
+
+def _size_below(dataset) -> int | None:
+    """The size of ``dataset`` when a row-preserving chain leads to a dataset that knows it; None: MindSpore's rule.
+
+    Raises:
+        TypeError: only running an epoch would tell (MindSpore's getter would count one row of our source).
+    """
+    node = dataset
+    while not (isinstance(node, TorchLoaderDataset) or getattr(node, "regroups_torch_batches", False)):
+        children = getattr(node, "children", None) or []
+        if type(node).__name__ not in _ROW_PRESERVING or len(children) != 1:
+            break
+        node = children[0]
+    else:
+        return node.get_dataset_size()  # (raises TypeError when its epochs have no fixed size)
+    stack = [dataset]
+    while stack:
+        node = stack.pop()
+        name = type(node).__name__
+        unsized = isinstance(node, TorchLoaderDataset) and node._length is None
+        by_running = name in _SIZE_BY_RUNNING or (name == "BatchDataset" and node.batch_size_func is not None)
+        if unsized or by_running:
+            raise TypeError(
+                f"get_dataset_size: the size of this {type(dataset).__name__} is known only by running an epoch "
+                f"of its pipeline ({'a source with no fixed size' if unsized else name} below it), which would "
+                "consume an epoch of the torch loader's stream; count the rows of an epoch as you consume it"
+            )
+        if not isinstance(node, TorchLoaderDataset):
+            stack.extend(getattr(node, "children", None) or [])
+    return None
+
 
 def _chaining(name):
     def op(self, *args, **kwargs):

@@ -487,3 +487,53 @@ def test_a_collate_that_starts_drawing_after_the_first_batch_is_refused_by_name(
     samples = adapters.sample_dataset(data, batch_size=2, collate_fn=late)
     with pytest.raises(RuntimeError, match="drew from python.random while collating batch 1.*but not while"):
         list(adapters.batch(samples, data, batch_size=2, collate_fn=late).iter_batches(output_numpy=True))
+
+
+# ----------------------------------------------------------------------------------------------- sizes
+
+
+def test_dataset_sizes_through_maps_come_from_the_loader_never_from_a_one_row_getter():
+    def bucketed():
+        loader = DataLoader(RandomAugDataset(14), batch_sampler=Buckets())
+        return adapters.batch(adapters.sample_dataset(loader).map(operations=_identity, input_columns=["np"]), loader)
+
+    def plain():
+        loader = _make(0, False)
+        return adapters.batch(adapters.sample_dataset(loader).project(list(_SAMPLE_NAMES)), loader)
+
+    assert bucketed().get_dataset_size() == 5
+    # MindSpore would count a callable batch size's rows by running the getter's copy of the source: 1 batch
+    assert bucketed().map(operations=_identity, input_columns=["np"]).get_dataset_size() == 5
+    with pytest.raises(TypeError, match="known only by running an epoch.*BatchDataset below it"):
+        bucketed().take(3).get_dataset_size()
+    assert plain().map(operations=_identity, input_columns=["np"]).get_dataset_size() == 4
+    assert plain().take(3).get_dataset_size() == 3  # an int batch size: MindSpore's own arithmetic
+
+
+_SAMPLE_NAMES = ("index", "py", "np", "torch", "worker", "seed")
+
+
+def test_a_map_on_an_unsized_to_mindspore_dataset_has_no_size_rather_than_one():
+    ds = adapters.to_mindspore(list(range(10)), batch_size=2, fixed_length=False)
+    with pytest.raises(TypeError, match="no fixed number of batches"):
+        ds.map(operations=_identity, input_columns=["0"]).get_dataset_size()  # MindSpore's getter said 1
+    with pytest.raises(TypeError, match="known only by running an epoch.*FilterDataset"):
+        adapters.to_mindspore(list(range(10)), batch_size=2).filter(lambda x: True).get_dataset_size()
+    assert adapters.to_mindspore(list(range(10)), batch_size=2).map(operations=_identity).get_dataset_size() == 5
+
+
+def test_sample_rows_are_the_samples_before_the_collate_changed_them():
+    import copy
+
+    def recording(batch):  # what torch's collate was given, before PairsCollate writes into it
+        before = copy.deepcopy(batch)
+        return before, PairsCollate()(batch)
+
+    seed_all(0)
+    expected = [[to_numpy_tree(s) for before, _ in e for s in before]
+                for e in torch_epochs(_make(2, False, collate_fn=recording))]
+    seed_all(0)
+    ds = adapters.sample_dataset(_make(2, False, collate_fn=recording))
+    got = [list(ds.iter_samples(output_numpy=True)) for _ in range(EPOCHS)]
+    assert got[0][1]["np"][0] != 1  # (PairsCollate writes the position: the rows hold the value before)
+    assert_bits(got, expected)
