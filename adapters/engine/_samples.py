@@ -145,6 +145,10 @@ class SampleCollate:
 
     def __call__(self, data):
         probing = _processes.probing
+        if not isinstance(data, (list, tuple)):
+            raise TypeError(
+                f"sample_dataset: the dataset's __getitems__ returned a {type(data).__name__}, not a list of samples, "
+                f"so the samples of a batch cannot be told apart; {_USE_TO_MINDSPORE}")
         data = list(data)
         if self.default:
             first = (numpy_tree(self.collate_fn(data)), None) if probing else None
@@ -226,9 +230,7 @@ class SampleStructure:
     def rebuild(self, row, *, for_collate: bool = False):
         """The sample back from its row (``for_collate``: torch tensors where the dataset gave tensors, writable arrays,
         and a number column a map gave another dtype as a numpy scalar of that dtype)."""
-        values = list(row.values()) if isinstance(row, dict) else list(row)
-        if isinstance(row, dict):
-            values = [row[n] for n in self.names]
+        values = [row[n] for n in self.names] if isinstance(row, collections.abc.Mapping) else list(row)
         if len(values) != len(self.names):
             raise ValueError(f"sample_dataset: got {len(values)} columns, the sample rows have {len(self.names)}: "
                              f"{list(self.names)!r}")
@@ -248,14 +250,19 @@ def _rebuild(node, leaves, for_collate: bool):
     arr, name, tensor = next(leaves)
     if hasattr(arr, "asnumpy"):
         arr = arr.asnumpy()
-    if for_collate and isinstance(arr, np.ndarray):
-        if node.kind == "number" and arr.ndim == 0 and arr.dtype not in _DEFAULT_NUMBER_DTYPES \
-                and arr.dtype.kind in "biuf":
-            return arr[()]  # a map cast it: the collate sees the map's dtype
-        if node.kind == "array":
+    if for_collate and isinstance(arr, np.ndarray) and node.kind != "packed":
+        # What a map made of a column reaches the collate as it is: a number cast to another dtype as a numpy
+        # scalar of that dtype, a value made an array as that array.
+        kind = node.kind
+        if kind == "number" and arr.ndim == 0 and arr.dtype in _DEFAULT_NUMBER_DTYPES:
+            return arr.item()
+        if kind in ("number", "numpy_scalar") and arr.ndim == 0 and arr.dtype.kind in "biufc":
+            return arr[()]
+        strings = kind in ("str", "bytes", "strings")
+        if kind == "array" or (not strings and arr.ndim > 0) or (strings and arr.dtype.kind not in "US"):
             if not arr.flags.writeable:
                 arr = arr.copy()  # a collate may write into its samples (YOLOv5's labels)
-            if tensor:
+            if tensor and kind == "array":
                 import torch
 
                 return torch.from_numpy(arr)
@@ -641,7 +648,9 @@ def _is_plain_batch_sampler(batch_sampler) -> bool:
 def _rows_per_epoch(spec, mode: str, steps: int | None, length: int | None) -> int | None:
     """Samples every epoch hands out, when MindSpore's batch op can regroup them by one int batch size."""
     bs = spec.batch_sampler
-    if length is None or spec.kind != "map" or not _is_plain_batch_sampler(bs):
+    if length is None or spec.kind != "map" or not _is_plain_batch_sampler(bs) or mode == "repeat":
+        # (repeat: after a partial epoch, an epoch's batches straddle two passes of the sampler, the short last
+        # batch of one pass in the middle: MindSpore must be told each batch's size)
         return None
     size, drop = bs.batch_size, bs.drop_last
     if mode == "steps":

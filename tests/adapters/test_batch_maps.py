@@ -249,9 +249,10 @@ def test_iterable_dataset_batches_with_short_shard_ends(num_workers):
     assert_bits(got, expected)
 
 
+@pytest.mark.parametrize("partial", [None, (1, 2)], ids=["whole-epochs", "epoch-1-left-after-2-batches"])
 @pytest.mark.parametrize("num_workers", [0, 2, 3])
 @pytest.mark.parametrize("collate_fn", [None, PairsCollate], ids=["default-collate", "drawing-collate"])
-def test_infinite_matches_yolov5s_infinite_dataloader(num_workers, collate_fn):
+def test_infinite_matches_yolov5s_infinite_dataloader(num_workers, collate_fn, partial):
     collate = collate_fn and collate_fn()
 
     def kwargs():
@@ -260,12 +261,12 @@ def test_infinite_matches_yolov5s_infinite_dataloader(num_workers, collate_fn):
 
     seed_all(0)
     loader = InfiniteDataLoader(RandomAugDataset(14), **kwargs())  # 5 batches/epoch: dispatch shifts across epochs
-    expected = torch_epochs(loader)
+    expected = torch_epochs(loader, partial=partial)
     seed_all(0)
     data = RandomAugDataset(14)
     samples = adapters.sample_dataset(data, infinite=True, **kwargs())
     ds = adapters.batch(samples, data, **kwargs())
-    assert_bits(_loop(ds, "tutorial"), expected)
+    assert_bits(_loop(ds, "tutorial", partial=partial), expected)
 
 
 # ----------------------------------------------------------------------------------------------- sample rows
@@ -381,8 +382,10 @@ def test_a_map_that_casts_a_number_column_gives_the_collate_that_dtype():
     seed_all(0)
     loader = _make(0, False)
     samples = adapters.sample_dataset(loader).map(operations=lambda x: x.astype(np.int32), input_columns=["index"])
+    samples = samples.map(operations=lambda x: np.eye(3, dtype=np.float32)[x % 3], input_columns=["worker"])
     first = next(adapters.batch(samples, loader).iter_batches(output_numpy=True))
     assert first["index"].dtype == np.int32 and first["py"].dtype == np.float64
+    assert first["worker"].dtype == np.float32 and first["worker"].shape == (4, 3)  # a number made an array
 
 
 # ----------------------------------------------------------------------------------------------- to_mindspore
@@ -537,3 +540,64 @@ def test_sample_rows_are_the_samples_before_the_collate_changed_them():
     got = [list(ds.iter_samples(output_numpy=True)) for _ in range(EPOCHS)]
     assert got[0][1]["np"][0] != 1  # (PairsCollate writes the position: the rows hold the value before)
     assert_bits(got, expected)
+
+
+# ----------------------------------------------------------------------------------------------- the guide
+
+
+def _guide_snippets() -> list[str]:
+    import pathlib
+    import re
+
+    from tests._helpers.subproc import ROOT
+
+    text = pathlib.Path(ROOT, "docs", "batch-maps.md").read_text()
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_the_guide_has_its_three_examples():
+    assert len(_guide_snippets()) == 3
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_the_guides_snippets_run_as_written(index):
+    from tests._helpers.subproc import run_python
+
+    out = run_python(_guide_snippets()[index])
+    if index == 2:
+        assert out.splitlines()[0] == "['img', 'labels', 'path', 'shapes']"
+        assert out.splitlines()[1:] == ["(4, 3, 64, 64) 6 4"] * 2
+
+
+def test_model_train_over_batch_maps_sees_torchs_batches():
+    import mindspore as ms
+    from mindspore.train import Callback, Model
+
+    seed_all(0)
+    expected = [[(b["np"], b["index"]) for b in e] for e in torch_epochs(_make(2, False))]
+    seed_all(0)
+    loader = _make(2, False)
+    samples = adapters.sample_dataset(loader).map(operations=_identity, input_columns=["np"])
+    train_ds = adapters.batch(samples, loader).project(["np", "index"])
+    seen = []
+
+    class Record(Callback):
+        def on_train_epoch_begin(self, run_context):
+            seen.append([])
+
+        def on_train_step_end(self, run_context):
+            x, y = run_context.original_args().train_dataset_element
+            seen[-1].append((x.asnumpy(), y.asnumpy()))
+
+    class Net(ms.nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.w = ms.Parameter(ms.Tensor(0.0, ms.float32))
+
+        def construct(self, x, y):
+            return self.w * 0
+
+    net = Net()
+    model = Model(net, optimizer=ms.nn.SGD(net.trainable_params(), 0.0))
+    model.train(EPOCHS, train_ds, callbacks=[Record()], dataset_sink_mode=False)
+    assert_bits(seen, expected)
