@@ -274,7 +274,7 @@ def _rebuild(node, leaves, for_collate: bool):
 
 
 class SampleEngine(Engine):
-    """The engine handing each torch batch to MindSpore as its sample rows (``structure`` is a :class:`SampleStructure`).
+    """The engine handing each torch batch to MindSpore as its sample rows (``structure``: a :class:`SampleStructure`).
 
     Counts: ``epoch.produced`` / ``consumed`` stay torch batches (what torch's dispatch, a partial epoch and the
     epoch length are about); ``epoch.rows`` / ``rows_consumed`` count samples; ``epoch.sizes`` the samples of
@@ -350,8 +350,8 @@ class SampleEngine(Engine):
                     f"sample_dataset: epoch {prev.number} was left after {prev.rows} of its samples had been "
                     "produced, by an iterator of a pipeline that does not keep one row per sample or per torch batch "
                     "(MindSpore's own batch, filter, take, skip, shuffle, zip, concat, repeat). How many samples the "
-                    "loop used is unknown, so the next epoch cannot be given exactly. Consume whole epochs through such "
-                    "pipelines, or break out of iterators of this dataset, of adapters.batch(...) on it, or of map / "
+                    "loop used is unknown, so the next epoch cannot be given exactly. Consume whole epochs through "
+                    "such pipelines, or break out of iterators of this dataset, of adapters.batch(...) on it, or of map / "
                     "project / rename on either (their rows are counted)."
                 )
             if unit == "sample" and prev.rows_consumed != prev.bound:
@@ -449,8 +449,8 @@ class TorchSampleDataset(TorchLoaderDataset):
         Example:
             >>> import adapters
             >>> ds = adapters.sample_dataset([{"x": i} for i in range(4)], batch_size=2, shuffle=True, seed=0)
-            >>> [s["x"] for s in ds.iter_samples(output_numpy=True)]
-            [2, 0, 1, 3]
+            >>> [s["x"] for s in ds.iter_samples(output_numpy=True)]  # torch's batches: [1, 0], [3, 2]
+            [1, 0, 3, 2]
         """
         if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
             raise ValueError(f"iter_samples: num_epochs must be an int >= 1, got {num_epochs!r}")
@@ -526,8 +526,8 @@ class PerBatchMap:
         try:
             return self._collate(columns)
         except Exception as exc:
-            where = (f"collate_fn in MindSpore's batch op (batch {info.get_batch_num()} of epoch {info.get_epoch_num()} "
-                     "of this iterator)")
+            where = (f"collate_fn in MindSpore's batch op (batch {info.get_batch_num()} of epoch "
+                     f"{info.get_epoch_num()} of this iterator)")
             err = wrap_exception(exc, where)
             engine = self._engine()
             if engine is not None and os.getpid() == self._owner:
@@ -852,8 +852,8 @@ def batch(
     extra = [n for n in have if n not in rows.names]
     if missing or extra:
         raise ValueError(
-            f"batch: the sample rows must keep their columns {list(rows.names)!r} (torch's collate rebuilds each sample "
-            f"from them); missing {missing!r}, new {extra!r}. Map columns in place (output_columns = input_columns)"
+            f"batch: the sample rows must keep their columns {list(rows.names)!r} (torch's collate rebuilds each "
+            f"sample from them); missing {missing!r}, new {extra!r}. Map columns in place (output_columns = input_columns)"
         )
     spec = info.spec
     draws = rows.state_column

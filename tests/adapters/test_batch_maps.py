@@ -1,4 +1,4 @@
-"""The MindSpore-native shape (``sample_dataset`` → per-sample ``.map()`` → ``batch`` with torch's collate) vs torch.
+"""The MindSpore-native shape (``sample_dataset`` → per-sample ``.map()`` → ``batch``, torch's collate) vs torch.
 
 Every batch is compared with torch's DataLoader's, bit for bit (dtype, shape, bytes), in the loop shapes
 MindSpore users write: one iterator over all epochs, a new iterator per epoch at the default ``num_epochs``
@@ -452,7 +452,7 @@ def test_samples_holding_python_objects_are_refused_saying_use_to_mindspore():
 def test_batch_refuses_another_loader_a_non_sample_dataset_and_lost_columns():
     loader = _make(0, False)
     samples = adapters.sample_dataset(loader)
-    with pytest.raises(ValueError, match="not the loader the samples come from: its dataset and batch_size are not the same"):
+    with pytest.raises(ValueError, match="not the loader the samples come from: its dataset and batch_size are not"):
         adapters.batch(samples, _make(0, False, batch_size=3))
     with pytest.raises(TypeError, match="samples must be what adapters.sample_dataset"):
         adapters.batch(adapters.to_mindspore(_make(0, False)), loader)
