@@ -48,17 +48,6 @@ class _SizedSource(_Source):
 _ROW_PRESERVING = ("MapDataset", "ProjectDataset", "RenameDataset")  # one output row per source row, in order
 
 
-def _base_of(dataset) -> TorchLoaderDataset:
-    """The TorchLoaderDataset a chained dataset is built on (the first one found, depth first)."""
-    stack = [dataset]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, TorchLoaderDataset):
-            return node
-        stack.extend(getattr(node, "children", None) or [])
-    raise TypeError(f"{type(dataset).__name__} is not built on a TorchLoaderDataset")
-
-
 def _row_unit(dataset) -> str | None:
     """What every row an iterator of ``dataset`` gives is, counted at the TorchLoaderDataset below it.
 
@@ -80,11 +69,6 @@ def _row_unit(dataset) -> str | None:
     if regrouped:
         return "batch" if unit == "sample" else None
     return unit
-
-
-def _counts_rows(dataset) -> bool:
-    """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
-    return _row_unit(dataset) is not None
 
 
 class _Iterator:
@@ -258,19 +242,6 @@ def _chained(result, engine):
 
 
 class _ChainedMixin:
-    def get_dataset_size(self):
-        """A chain keeping one row per batch (map, project, rename) has the TorchLoaderDataset's size; for others
-        MindSpore computes it from that size (it would otherwise run the pipeline for a dataset without one)."""
-        base = _base_of(self)
-        if _counts_rows(self):
-            return base.get_dataset_size()
-        if base._length is None:
-            raise TypeError(
-                f"this {type(self).__name__} is built on a TorchLoaderDataset whose epochs may differ in length "
-                "through operations that do not keep one row per batch: its size is not known before an epoch runs"
-            )
-        return super().get_dataset_size()
-
     def _engine_now(self):
         engine = self._torch2ms_engine()
         if engine is None:
@@ -286,16 +257,14 @@ class _ChainedMixin:
                          f"an iterator of a {type(self).__name__} on it")
 
     def get_dataset_size(self):
-        """MindSpore's, except where it would run an epoch to count (it cannot: the source gives getters one row).
-
-        A chain of map / project / rename has the size of the dataset below it; a size that only running an
-        epoch of the pipeline would tell (an unsized source, filter, a callable batch size) raises TypeError.
-        """
+        """A chain keeping one row per batch (map, project, rename) has the size of the dataset below it (the
+        TorchLoaderDataset's, or that of ``adapters.batch``'s batch op); for others MindSpore computes it from the
+        sizes below (it would otherwise run the pipeline, whose source gives its getters one row)."""
         size = _size_below(self)
         return super().get_dataset_size() if size is None else size
 
 
-# MindSpore counts the rows of these by running the pipeline (any source), or of a batch op with a callable size
+# MindSpore counts the rows of these by running the pipeline (a batch op too, when its batch size is a callable)
 _SIZE_BY_RUNNING = ("FilterDataset", "BucketBatchByLengthDataset")
 
 
@@ -303,7 +272,7 @@ def _size_below(dataset) -> int | None:
     """The size of ``dataset`` when a row-preserving chain leads to a dataset that knows it; None: MindSpore's rule.
 
     Raises:
-        TypeError: only running an epoch would tell (MindSpore's getter would count one row of our source).
+        TypeError: only running an epoch would tell.
     """
     node = dataset
     while not (isinstance(node, TorchLoaderDataset) or getattr(node, "regroups_torch_batches", False)):
@@ -312,18 +281,21 @@ def _size_below(dataset) -> int | None:
             break
         node = children[0]
     else:
-        return node.get_dataset_size()  # (raises TypeError when its epochs have no fixed size)
+        return node.get_dataset_size()
     stack = [dataset]
     while stack:
         node = stack.pop()
-        name = type(node).__name__
-        unsized = isinstance(node, TorchLoaderDataset) and node._length is None
-        by_running = name in _SIZE_BY_RUNNING or (name == "BatchDataset" and node.batch_size_func is not None)
-        if unsized or by_running:
+        if isinstance(node, TorchLoaderDataset) and node._length is None:
             raise TypeError(
-                f"get_dataset_size: the size of this {type(dataset).__name__} is known only by running an epoch "
-                f"of its pipeline ({'a source with no fixed size' if unsized else name} below it), which would "
-                "consume an epoch of the torch loader's stream; count the rows of an epoch as you consume it"
+                f"this {type(dataset).__name__} is built on a TorchLoaderDataset whose epochs may differ in length "
+                "through operations that do not keep one row per batch: its size is not known before an epoch runs"
+            )
+        name = type(node).__name__
+        if name in _SIZE_BY_RUNNING or (name == "BatchDataset" and node.batch_size_func is not None):
+            raise TypeError(
+                f"this {type(dataset).__name__} is built on a TorchLoaderDataset through a {name} whose size MindSpore "
+                "counts by running an epoch of the pipeline (an epoch of the torch loader's stream): its size is not "
+                "known before an epoch runs"
             )
         if not isinstance(node, TorchLoaderDataset):
             stack.extend(getattr(node, "children", None) or [])

@@ -40,6 +40,7 @@ from adapters.engine._columns import (
     _leaf_of,
     _leaf_value,
     _Mapping,
+    _pack,
     _Sequence,
     _sign,
     _MAC,
@@ -48,7 +49,7 @@ from adapters.engine._engine import _POLL, Engine, _Abandoned
 from adapters.engine._errors import wrap_exception
 from adapters.engine._pipeline import TorchLoaderDataset, _ChainedMixin
 from adapters.engine._spec import spec_from_dataset, spec_from_loader
-from adapters.engine._to_mindspore import _is_torch_loader, build_engine, resolve
+from adapters.engine._to_mindspore import _epoch_length, _is_torch_loader, build_engine, resolve
 from adapters.engine._transport import numpy_tree
 from adapters.torch_data._collate import _is_tensor, to_numpy
 from torch2ms_base._streams import StreamState
@@ -156,7 +157,14 @@ class SampleCollate:
         tensors = [_is_tensor(v) for v in _column_leaves(data[0])] if probing and data else None
         # The collate may change the samples in place (YOLOv5's writes each label's image index): what
         # travels is what the dataset returned.
-        samples = [_tensors_to_numpy(s) for s in copy.deepcopy(data)]
+        try:
+            samples = [_tensors_to_numpy(s) for s in copy.deepcopy(data)]
+            if probing:
+                _pack(samples)  # what cannot travel as rows is refused at construction, saying why
+        except Exception as exc:
+            raise TypeError(
+                f"sample_dataset: a sample cannot travel as a MindSpore row ({type(exc).__name__}: {exc}); a collate "
+                f"that needs such objects whole can run only in torch's worker: {_USE_TO_MINDSPORE}") from None
         before = _stream_states()
         out = self.collate_fn(data)
         after = _stream_states()
@@ -367,13 +375,13 @@ class SampleEngine(Engine):
 
     def rows(self, consumer):
         if consumer is None:  # a copy MindSpore made for a getter: epoch 0's first batch, no epoch begins
-            if self._first is not None:
+            if self._has_first:
                 yield from self.structure.to_row(self._first, 0)
             return
         yield from super().rows(consumer)
 
     def _filler(self, consumer, epoch):
-        if self.row_length is None or self._first is None or not consumer.closed or self._closed or self.interrupted:
+        if self.row_length is None or not self._has_first or not consumer.closed or self._closed or self.interrupted:
             return
         row = self.structure.filler_row(self._first)
         for _ in range(0 if epoch is None else epoch.rows, self.row_length):
@@ -388,7 +396,7 @@ class SampleEngine(Engine):
         with self._cv:
             while True:
                 if consumer is None:
-                    return len(self._first.samples) if k == 0 and self._first is not None else 1
+                    return len(self._first.samples) if k == 0 and self._has_first else 1
                 if consumer.closed or self._closed or self.interrupted is not None:
                     return 1
                 if epoch_in_tree < len(consumer.epochs):
@@ -414,6 +422,7 @@ class _Info:
     spec: object  # the loader's LoaderSpec (its own collate_fn)
     collated: object  # epoch 0's first batch as torch's collate made it (numpy leaves)
     plain_batch_size: int | None  # a plain BatchSampler's batch_size (MindSpore's int batch size), else None
+    torch_len: int | None  # what torch's len(loader) says (the batch dataset's size), if anything
 
 
 class TorchSampleDataset(TorchLoaderDataset):
@@ -475,7 +484,7 @@ class TorchSampleDataset(TorchLoaderDataset):
         if id(self) in memodict:
             return memodict[id(self)]
         new = self.__safe_deepcopy__(memodict, exclude=(
-            "source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length", "_info"))
+            "source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length", "_torch_len", "_info"))
         new.source = self.source.bound(self._engine.binding)
         return new
 
@@ -595,11 +604,16 @@ class _TorchBatches:
         return [a.dtype for a in self._first_row]
 
     def get_dataset_size(self):
-        length = self._engine_now().length
+        """torch's ``len(loader)``, as the batch dataset of ``to_mindspore`` answers it.
+
+        Raises:
+            TypeError: the sampler has no ``len()`` (an IterableDataset without one), as torch's ``len(loader)``.
+        """
+        length = self._keep._info.torch_len
         if length is None:
             raise TypeError(
-                "this dataset's epochs have no fixed number of batches (an IterableDataset, or fixed_length=False), "
-                "so it has no dataset size; MindSpore would run an epoch to count it"
+                "this dataset's sampler has no len() (an IterableDataset without __len__, or an infinite sampler), "
+                "so, as torch's len(loader), it has no dataset size"
             )
         return length
 
@@ -670,7 +684,7 @@ def sample_dataset(
     set_epoch=True,
     infinite: bool | str = False,
     steps_per_epoch: int | None = None,
-    fixed_length: bool = True,
+    fixed_length: bool | None = None,
     **dataloader_kwargs,
 ):
     """A torch DataLoader's samples as a MindSpore dataset: one row per sample, in torch's order.
@@ -744,7 +758,8 @@ def sample_dataset(
         if engine.row_length is not None:
             engine.uniform = spec.batch_sampler.batch_size
         plain = spec.batch_sampler.batch_size if engine.row_length is not None else None
-        return TorchSampleDataset(engine, rows, group[0], engine.row_length, _Info(spec, collated, plain))
+        info = _Info(spec, collated, plain, _epoch_length(spec, mode, steps_per_epoch))
+        return TorchSampleDataset(engine, rows, group[0], engine.row_length, info)
     except BaseException:
         engine.close()
         raise

@@ -428,25 +428,28 @@ def test_a_loader_that_does_not_batch_is_refused_saying_use_to_mindspore():
 
 
 class Opaque:
-    """A python object a collate needs whole (not arrays, numbers, strings, dicts, lists)."""
+    """A python object of the user's (not an array, number, string, dict, list)."""
 
     def __init__(self, i):
         self.i = i
 
 
-def test_samples_holding_python_objects_are_refused_saying_use_to_mindspore():
-    data = [(np.zeros(2), Opaque(i)) for i in range(4)]
-    with pytest.raises(TypeError, match=r"found .*Opaque.* at \[1\].*use adapters.to_mindspore"):
-        adapters.sample_dataset(data, batch_size=2, collate_fn=lambda b: [s[1].i for s in b])
-    # the same objects inside a list of the sample are carried (a packed column), and the collate gets them
-    listed = [(np.zeros(2), [Opaque(i)]) for i in range(4)]
+def _ids(batch):
+    return np.array([s[1].i if isinstance(s[1], Opaque) else s[1][0].i for s in batch])
 
-    def collate(batch):
-        return np.array([s[1][0].i for s in batch])
 
-    samples = adapters.sample_dataset(listed, batch_size=2, collate_fn=collate)
-    got = adapters.batch(samples, listed, batch_size=2, collate_fn=collate)
-    assert [b.tolist() for b in got.iter_batches(output_numpy=True)] == [[0, 1], [2, 3]]
+def test_samples_holding_python_objects_travel_packed_and_what_cannot_travel_is_refused():
+    import threading
+
+    for data in ([(np.zeros(2), Opaque(i)) for i in range(4)], [(np.zeros(2), [Opaque(i)]) for i in range(4)]):
+        samples = adapters.sample_dataset(data, batch_size=2, collate_fn=_ids)
+        got = adapters.batch(samples, data, batch_size=2, collate_fn=_ids)
+        assert [b.tolist() for b in got.iter_batches(output_numpy=True)] == [[0, 1], [2, 3]]
+    # a lock cannot leave torch's worker: a collate needing it whole runs there only
+    locked = [(np.zeros(2), threading.Lock()) for _ in range(4)]
+    with pytest.raises(TypeError, match=r"cannot travel as a MindSpore row .*lock.*use adapters.to_mindspore"):
+        adapters.sample_dataset(locked, batch_size=2, collate_fn=lambda b: np.stack([s[0] for s in b]))
+    assert adapters.to_mindspore(locked, batch_size=2, collate_fn=lambda b: np.stack([s[0] for s in b]))
 
 
 def test_batch_refuses_another_loader_a_non_sample_dataset_and_lost_columns():
@@ -507,7 +510,7 @@ def test_dataset_sizes_through_maps_come_from_the_loader_never_from_a_one_row_ge
     assert bucketed().get_dataset_size() == 5
     # MindSpore would count a callable batch size's rows by running the getter's copy of the source: 1 batch
     assert bucketed().map(operations=_identity, input_columns=["np"]).get_dataset_size() == 5
-    with pytest.raises(TypeError, match="known only by running an epoch.*BatchDataset below it"):
+    with pytest.raises(TypeError, match="through a BatchDataset whose size MindSpore counts by running an epoch"):
         bucketed().take(3).get_dataset_size()
     assert plain().map(operations=_identity, input_columns=["np"]).get_dataset_size() == 4
     assert plain().take(3).get_dataset_size() == 3  # an int batch size: MindSpore's own arithmetic
@@ -516,13 +519,11 @@ def test_dataset_sizes_through_maps_come_from_the_loader_never_from_a_one_row_ge
 _SAMPLE_NAMES = ("index", "py", "np", "torch", "worker", "seed")
 
 
-def test_a_map_on_an_unsized_to_mindspore_dataset_has_no_size_rather_than_one():
-    ds = adapters.to_mindspore(list(range(10)), batch_size=2, fixed_length=False)
-    with pytest.raises(TypeError, match="no fixed number of batches"):
-        ds.map(operations=_identity, input_columns=["0"]).get_dataset_size()  # MindSpore's getter said 1
-    with pytest.raises(TypeError, match="known only by running an epoch.*FilterDataset"):
+def test_a_filter_on_a_to_mindspore_dataset_has_no_size_rather_than_one_rows_count():
+    with pytest.raises(TypeError, match="through a FilterDataset whose size MindSpore counts by running an epoch"):
         adapters.to_mindspore(list(range(10)), batch_size=2).filter(lambda x: True).get_dataset_size()
-    assert adapters.to_mindspore(list(range(10)), batch_size=2).map(operations=_identity).get_dataset_size() == 5
+    ds = adapters.to_mindspore(list(range(10)), batch_size=2, fixed_length=False)
+    assert ds.map(operations=_identity, input_columns=["0"]).get_dataset_size() == 5  # torch's len(loader)
 
 
 def test_sample_rows_are_the_samples_before_the_collate_changed_them():
