@@ -133,10 +133,12 @@ HYPS = {
 }
 
 
+@pytest.mark.parametrize("batch_map", [False, True], ids=["to_mindspore", "batch_map"])
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("hyp", sorted(HYPS))
-def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers):
-    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, **{**BASE, "hyp": HYPS[hyp]})
+def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers, batch_map):
+    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, ms_kwargs={"batch_map": batch_map},
+                                  **{**BASE, "hyp": HYPS[hyp]})
     assert_same(ms, pt, 8)
     if hyp == "mosaic-half":  # both kinds of shapes in the stream
         kinds = {type(s).__name__ for b in pt for s in b[3]}
