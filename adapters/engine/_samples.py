@@ -359,8 +359,8 @@ class SampleEngine(Engine):
                     "produced, by an iterator of a pipeline that does not keep one row per sample or per torch batch "
                     "(MindSpore's own batch, filter, take, skip, shuffle, zip, concat, repeat). How many samples the "
                     "loop used is unknown, so the next epoch cannot be given exactly. Consume whole epochs through "
-                    "such pipelines, or break out of iterators of this dataset, of adapters.batch(...) on it, or of map / "
-                    "project / rename on either (their rows are counted)."
+                    "such pipelines, or break out of iterators of this dataset, of adapters.batch(...) on it, or of "
+                    "map / project / rename on either (their rows are counted)."
                 )
             if unit == "sample" and prev.rows_consumed != prev.bound:
                 k = prev.consumed
@@ -868,7 +868,8 @@ def batch(
     if missing or extra:
         raise ValueError(
             f"batch: the sample rows must keep their columns {list(rows.names)!r} (torch's collate rebuilds each "
-            f"sample from them); missing {missing!r}, new {extra!r}. Map columns in place (output_columns = input_columns)"
+            f"sample from them); missing {missing!r}, new {extra!r}. Map columns in place "
+            "(output_columns = input_columns)"
         )
     spec = info.spec
     draws = rows.state_column
