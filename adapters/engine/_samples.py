@@ -101,7 +101,10 @@ def _column_leaves(sample, top: bool = True):
 def _tensors_to_numpy(sample, top: bool = True):
     """``sample`` with the torch tensors that become columns made numpy (packed lists keep theirs)."""
     if _is_tensor(sample):
-        return to_numpy(sample)
+        try:
+            return to_numpy(sample)
+        except TypeError:
+            return sample  # (no numpy dtype for it, bfloat16: a packed column carries the tensor)
     if sample is None or (not top and type(sample) in (list, tuple)) or _leaf_of(sample) is not None:
         return sample
     if isinstance(sample, collections.abc.Mapping):
@@ -214,8 +217,7 @@ class SampleStructure:
             raise RuntimeError(
                 f"sample_dataset: collate_fn drew from {', '.join(batch.drew)} while collating {at} in its torch "
                 "worker, but not while collating epoch 0's first batch, so the sample rows carry no state of the "
-                "worker's random streams and MindSpore's batch op cannot replay those draws. Declare it: "
-                f"{_USE_TO_MINDSPORE}"
+                f"worker's random streams and MindSpore's batch op cannot replay those draws; {_USE_TO_MINDSPORE}"
             )
         rows = []
         for i, sample in enumerate(batch.samples):
@@ -242,7 +244,7 @@ class SampleStructure:
         if len(values) != len(self.names):
             raise ValueError(f"sample_dataset: got {len(values)} columns, the sample rows have {len(self.names)}: "
                              f"{list(self.names)!r}")
-        leaves = iter(zip(values, self.sample.names, self.tensors))
+        leaves = iter(zip(values, self.sample.names, self.tensors))  # (the state column, last, is not the sample's)
         return _rebuild(self.sample.root, leaves, for_collate)
 
 
