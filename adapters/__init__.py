@@ -1,6 +1,7 @@
 """adapters: torch's DataLoader stream, reproduced bit-for-bit as a MindSpore dataset.
 
-The entry point is :func:`to_mindspore`. Two layers:
+The entry point is :func:`to_mindspore`; :func:`sample_dataset` and :func:`batch` give the MindSpore-native
+shape of the same stream (sample rows, MindSpore's batch op with torch's collate). Two layers:
 
 * :mod:`adapters.torch_data` — a numpy ``torch.utils.data`` (torch's CPU :class:`Generator`, its
   samplers, ``default_collate`` / ``default_convert`` producing numpy, worker seeding,
@@ -18,6 +19,8 @@ from adapters.engine import (  # noqa: E402
     StructureMismatchError,
     TorchLoaderDataset,
     WorkerError,
+    batch,
+    sample_dataset,
     to_mindspore,
 )
 from adapters.torch_data import (  # noqa: E402
@@ -67,11 +70,13 @@ __all__ = [
     "WeightedRandomSampler",
     "WorkerError",
     "WorkerInfo",
+    "batch",
     "default_collate",
     "default_convert",
     "default_generator",
     "generate_state",
     "get_worker_info",
+    "sample_dataset",
     "to_mindspore",
     "to_numpy",
 ]

@@ -8,12 +8,13 @@ DataLoader semantics on MindSpore). Never imports torch.
 """
 
 from yolov5_core import collate_fn, collate_fn4
-from yolov5_ms._dataloader import COLUMNS, create_dataloader, distributed_context, seed_worker
+from yolov5_ms._dataloader import COLUMNS, SAMPLE_COLUMNS, create_dataloader, distributed_context, seed_worker
 from yolov5_ms._dataset import LoadImagesAndLabels
 
 __all__ = [
     "COLUMNS",
     "LoadImagesAndLabels",
+    "SAMPLE_COLUMNS",
     "collate_fn",
     "collate_fn4",
     "create_dataloader",

@@ -25,9 +25,10 @@ from yolov5_core._labels import label_cache_path
 from yolov5_core._loader import loader_recipe, rect_shuffle, seed_worker_from
 from yolov5_ms._dataset import LoadImagesAndLabels
 
-__all__ = ["COLUMNS", "create_dataloader", "distributed_context", "seed_worker"]
+__all__ = ["COLUMNS", "SAMPLE_COLUMNS", "create_dataloader", "distributed_context", "seed_worker"]
 
 COLUMNS = ("img", "labels", "paths", "shapes")
+SAMPLE_COLUMNS = ("img", "labels", "path", "shapes")  # one sample of LoadImagesAndLabels (batch_map=True)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -140,6 +141,7 @@ def create_dataloader(
     shard_id: int | None = None,
     devices: int = 0,
     indices=None,
+    batch_map: bool = False,
 ):
     """Build the dataset and its MindSpore pipeline exactly as upstream v7.0 ``create_dataloader``.
 
@@ -167,6 +169,12 @@ def create_dataloader(
             one); the same as setting ``dataset.indices`` before the first epoch, as train.py's
             ``--image-weights`` does (rewrites before later epochs reach the pipeline where torch's
             loader would see them).
+        batch_map: the MindSpore-native shape (MindYOLO's): ``LoadImagesAndLabels`` samples (columns
+            :data:`SAMPLE_COLUMNS`: ``img`` uint8 ``(3, H, W)``, ``labels`` float32 ``(n, 6)``, ``path``, ``shapes``
+            packed) regrouped by MindSpore's ``batch`` op with ``per_batch_map`` = ``collate_fn`` (``collate_fn4``
+            for ``quad``, run in MindSpore's processes with each batch's worker streams). The same batches; put
+            per-sample ``.map()`` operations of your own between :func:`adapters.sample_dataset` and
+            :func:`adapters.batch` by building the pipeline yourself (see ``docs/batch-maps.md``).
 
     Returns:
         ``(dataset, LoadImagesAndLabels)``: an ``adapters.TorchLoaderDataset`` (a
@@ -226,6 +234,16 @@ def create_dataloader(
     # InfiniteDataLoader really gives it (its prefetching starts a pass early; adapters' Schedule.sampler_epoch).
     # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.
     quad_groups = recipe.batch_size // 4 if recipe.quad else 0
+    if batch_map:
+        samples = adapters.sample_dataset(dataset, infinite=recipe.infinite, column_names=list(SAMPLE_COLUMNS),
+                                          set_epoch=True, **loader_kwargs)
+        try:
+            pipeline = adapters.batch(samples, dataset, column_names=list(COLUMNS), pack_lists_of=quad_groups or None,
+                                      **loader_kwargs)
+        except BaseException:
+            samples.close()
+            raise
+        return pipeline, dataset
     # The columns are declared (no batch made at construction, where upstream's InfiniteDataLoader only starts
     # its workers): img uint8 (N, 3, H, W), labels float32 (n, 6), paths (one str per image), shapes (one entry per
     # image, None under mosaic: packed). collate_fn4 gives one entry per group of 4.

@@ -301,8 +301,10 @@ def _per_sample(obj: Any, samples: int | None) -> bool:
     return len(arrays) == len(obj) and len({(a.dtype, a.ndim) for a in arrays}) == 1
 
 
-def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
-    if obj is None:  # None here may be anything in the next batch (YOLOv5's shapes): carried packed
+def _infer(obj: Any, path: tuple, out: list, pack: int | None = None, nested: bool = False) -> Any:
+    if obj is None or (nested and path and type(obj) in (list, tuple)):
+        # None here may be anything in the next batch (YOLOv5's shapes); so may a list or tuple inside a
+        # sample (``nested``: its boxes, its lengths, YOLOv5's shapes): carried packed
         out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
         return _PACKED_ANY
     leaf = _leaf_of(obj)
@@ -316,14 +318,15 @@ def _infer(obj: Any, path: tuple, out: list, pack: int | None = None) -> Any:
             return _PACKED_ANY
         return leaf
     if isinstance(obj, collections.abc.Mapping):
-        children = tuple(_infer(obj[k], path + (("key", k),), out, pack) for k in obj)
+        children = tuple(_infer(obj[k], path + (("key", k),), out, pack, nested) for k in obj)
         return _mapping_node(obj, children, path)
     if _is_namedtuple(obj):
         return _Sequence(
-            type(obj), tuple(_infer(v, path + (("field", f),), out, pack) for f, v in zip(obj._fields, obj))
+            type(obj), tuple(_infer(v, path + (("field", f),), out, pack, nested) for f, v in zip(obj._fields, obj))
         )
     if type(obj) in (list, tuple):
-        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack) for i, v in enumerate(obj)))
+        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack, nested)
+                                          for i, v in enumerate(obj)))
     # Anything else a collate_fn returns (a set, a complex number, an object of the user's): carried packed.
     out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
     return _PACKED_ANY
@@ -523,10 +526,10 @@ class Structure:
 
 
 def _infer_with_columns(
-    batch: Any, column_names: Sequence[str] | None, pack: int | None = None
+    batch: Any, column_names: Sequence[str] | None, pack: int | None = None, nested: bool = False
 ) -> tuple[Structure, list[np.ndarray]]:
     found: list[tuple[tuple, np.ndarray]] = []
-    root = _infer(batch, (), found, pack)
+    root = _infer(batch, (), found, pack, nested)
     paths = [p for p, _ in found]
     if column_names is None:
         names = _auto_names(paths, isinstance(root, _Leaf))

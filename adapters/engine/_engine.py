@@ -91,12 +91,15 @@ class Consumer:
     """One iterator of the dataset (or of a dataset chained on it): when it begins epochs, how many rows it took.
 
     ``counts_rows``: every row it takes is one row of the source (the dataset's own iterators, and chains of
-    ``map`` / ``project`` / ``rename``); otherwise only whole epochs can be told apart.
+    ``map`` / ``project`` / ``rename``); otherwise only whole epochs can be told apart. ``unit``: what one of
+    its rows is, ``"batch"`` (one torch batch) or ``"sample"`` (one sample of a torch batch: an iterator of
+    ``adapters.sample_dataset``); None when it does not count rows.
     """
 
     def __init__(self, engine: "Engine", counts_rows: bool = True) -> None:
         self._engine = engine
         self.counts_rows = counts_rows
+        self.unit: str | None = "batch" if counts_rows else None
         self.epochs: list[int] = []  # engine epochs begun for this iterator, in order
         self.position = 0  # index into ``epochs`` of the epoch being consumed
         self.arrived = 0  # epochs whose first row the loop has asked for
@@ -121,7 +124,7 @@ class Consumer:
         if cur is None or cur.consumer is not self or cur.aborted:
             return False
         p, epochs = self.position, self.epochs
-        return p < len(epochs) and epochs[p] == cur.number and cur.produced > cur.consumed
+        return p < len(epochs) and epochs[p] == cur.number and self._engine._row_waiting(cur, self)
 
     def began(self) -> bool:
         """Whether the source has begun the epoch this iterator is on (MindSpore is pulling rows of it)."""
@@ -140,8 +143,11 @@ class _Epoch:
         self.consumer = consumer
         self.start = start  # global number of its first batch (continuous modes)
         self.total: int | None = None
-        self.produced = 0  # rows handed to MindSpore
-        self.consumed = 0  # rows the consumer took
+        self.produced = 0  # batches handed to MindSpore (each as one row here; as its sample rows by a SampleEngine)
+        self.consumed = 0  # batches the consumer took
+        self.rows = 0  # rows handed to MindSpore (= produced, unless a batch is handed as several rows)
+        self.rows_consumed = 0  # rows the consumer took, when they are not batches (a SampleEngine's)
+        self.sizes: list[int] = []  # rows of each batch handed (a SampleEngine's)
         self.exhausted = False  # produced to its end
         self.stream_ended = False  # num_workers=0: the loader's end marker was received
         self.finished = False  # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
@@ -342,7 +348,7 @@ class Engine:
                 if cur is not None and cur.number == e:
                     if what == "row":
                         if consumer.counts_rows:
-                            cur.consumed += 1
+                            self._took_row(cur, consumer)
                             if self.schedule.continuous:
                                 self._global_consumed = cur.start + cur.consumed
                     else:
@@ -404,21 +410,21 @@ class Engine:
         epoch = None
         try:
             if not self._await_arrival(consumer):
-                yield from self._filler(consumer, 0)  # superseded or closed before it asked: never begins
+                yield from self._filler(consumer, None)  # superseded or closed before it asked: never begins
                 return
             try:
                 epoch = self._open_epoch(consumer)
             except _Abandoned:
-                yield from self._filler(consumer, 0)
+                yield from self._filler(consumer, None)
                 return
             except Exception as exc:
                 if self.interrupted is not None or self._closed:
-                    yield from self._filler(consumer, 0)  # nobody waits for this epoch any more
+                    yield from self._filler(consumer, None)  # nobody waits for this epoch any more
                     return
                 raise self.raise_into_mindspore(exc) from None
             yield from self._produce_rows(epoch)
             if not epoch.exhausted:
-                yield from self._filler(consumer, epoch.produced)
+                yield from self._filler(consumer, epoch)
         finally:
             with self._cv:  # a loop waiting in wait_for_row: MindSpore's next() will not wait on the pipeline now
                 if epoch is None:
@@ -427,8 +433,8 @@ class Engine:
                     epoch.ended = True
                 self._cv.notify_all()
 
-    def _filler(self, consumer: Consumer, produced: int):
-        """Rows nobody reads, completing an abandoned epoch of a sized source.
+    def _filler(self, consumer: Consumer, epoch: _Epoch | None):
+        """Rows nobody reads, completing an abandoned epoch of a sized source (``epoch``: None if it never began).
 
         MindSpore raises in a tree whose sized source ends an epoch short, and keeps that error, unread, in
         the caller's thread: it is reported later in place of another pipeline's own error (a KeyError of
@@ -442,7 +448,7 @@ class Engine:
         readable = not (consumer.closed or self._closed or self.interrupted is not None)
         if self.length is None or row is None or readable:
             return
-        for _ in range(produced, self.length):
+        for _ in range(0 if epoch is None else epoch.produced, self.length):
             yield row
 
     def _produce_rows(self, epoch: _Epoch):
@@ -484,7 +490,15 @@ class Engine:
         cur = self._current
         if cur is None or cur.number != consumer.epochs[p]:
             return True  # not the epoch being produced: MindSpore decides
-        return cur.produced > cur.consumed or cur.ended
+        return self._row_waiting(cur, consumer) or cur.ended
+
+    def _row_waiting(self, epoch: _Epoch, consumer: Consumer) -> bool:
+        """Whether a row of ``epoch`` was handed to MindSpore that ``consumer`` has not taken yet."""
+        return epoch.produced > epoch.consumed
+
+    def _took_row(self, epoch: _Epoch, consumer: Consumer) -> None:
+        """``consumer``, which counts rows, took a row of ``epoch`` (called with the lock held)."""
+        epoch.consumed += 1
 
     def _await_arrival(self, consumer: Consumer) -> bool:
         with self._cv:
@@ -498,6 +512,7 @@ class Engine:
         """Hand a row to MindSpore, letting other producers use the processes meanwhile."""
         with self._cv:
             epoch.produced += 1
+            epoch.rows += 1
             self._cv.notify_all()  # (a loop waiting in wait_for_row)
         self._io.release()
         try:

@@ -48,26 +48,27 @@ class _SizedSource(_Source):
 _ROW_PRESERVING = ("MapDataset", "ProjectDataset", "RenameDataset")  # one output row per source row, in order
 
 
-def _base_of(dataset) -> TorchLoaderDataset:
-    """The TorchLoaderDataset a chained dataset is built on (the first one found, depth first)."""
-    stack = [dataset]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, TorchLoaderDataset):
-            return node
-        stack.extend(getattr(node, "children", None) or [])
-    raise TypeError(f"{type(dataset).__name__} is not built on a TorchLoaderDataset")
+def _row_unit(dataset) -> str | None:
+    """What every row an iterator of ``dataset`` gives is, counted at the TorchLoaderDataset below it.
 
-
-def _counts_rows(dataset) -> bool:
-    """Whether every row an iterator of ``dataset`` gives is one row of the TorchLoaderDataset below it."""
-    node = dataset
+    ``"batch"``: one torch batch (a row of the TorchLoaderDataset, or of the batch op of ``adapters.batch``,
+    which regroups a sample dataset's rows exactly as torch's batches); ``"sample"``: one row of a sample
+    dataset (``adapters.sample_dataset``); None: rows that count neither (batch, filter, take, ...).
+    """
+    node, regrouped = dataset, False
     while not isinstance(node, TorchLoaderDataset):
         children = getattr(node, "children", None) or []
-        if type(node).__name__ not in _ROW_PRESERVING or len(children) != 1:
-            return False
+        if len(children) != 1:
+            return None
+        if getattr(node, "regroups_torch_batches", False) and not regrouped:
+            regrouped = True
+        elif type(node).__name__ not in _ROW_PRESERVING:
+            return None
         node = children[0]
-    return True
+    unit = getattr(node, "row_unit", "batch")
+    if regrouped:
+        return "batch" if unit == "sample" else None
+    return unit
 
 
 class _Iterator:
@@ -208,7 +209,9 @@ class _Iterator:
 def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
     """A consumer-bound MindSpore iterator of ``dataset`` (the TorchLoaderDataset or a dataset chained on it)."""
     engine.check_usable()
-    consumer = engine.new_consumer(counts_rows=_counts_rows(dataset), what=what)
+    unit = _row_unit(dataset)
+    consumer = engine.new_consumer(counts_rows=unit is not None, what=what)
+    consumer.unit = unit
     with engine.bind(consumer):
         inner = make(*args, **kwargs)
     return _Iterator(inner, consumer, engine)
@@ -241,19 +244,6 @@ def _chained(result, engine):
 
 
 class _ChainedMixin:
-    def get_dataset_size(self):
-        """A chain keeping one row per batch (map, project, rename) has the TorchLoaderDataset's size; for others
-        MindSpore computes it from that size (it would otherwise run the pipeline for a dataset without one)."""
-        base = _base_of(self)
-        if _counts_rows(self):
-            return base.get_dataset_size()
-        if base._length is None:
-            raise TypeError(
-                f"this {type(self).__name__} is built on a TorchLoaderDataset whose epochs may differ in length "
-                "through operations that do not keep one row per batch: its size is not known before an epoch runs"
-            )
-        return super().get_dataset_size()
-
     def _engine_now(self):
         engine = self._torch2ms_engine()
         if engine is None:
@@ -267,6 +257,51 @@ class _ChainedMixin:
     def create_dict_iterator(self, *args, **kwargs):
         return _iterator(self, self._engine_now(), super().create_dict_iterator, args, kwargs,
                          f"an iterator of a {type(self).__name__} on it")
+
+    def get_dataset_size(self):
+        """A chain keeping one row per batch (map, project, rename) has the size of the dataset below it (the
+        TorchLoaderDataset's, or that of ``adapters.batch``'s batch op); for others MindSpore computes it from the
+        sizes below (it would otherwise run the pipeline, whose source gives its getters one row)."""
+        size = _size_below(self)
+        return super().get_dataset_size() if size is None else size
+
+
+# MindSpore counts the rows of these by running the pipeline (a batch op too, when its batch size is a callable)
+_SIZE_BY_RUNNING = ("FilterDataset", "BucketBatchByLengthDataset")
+
+
+def _size_below(dataset) -> int | None:
+    """The size of ``dataset`` when a row-preserving chain leads to a dataset that knows it; None: MindSpore's rule.
+
+    Raises:
+        TypeError: only running an epoch would tell.
+    """
+    node = dataset
+    while not (isinstance(node, TorchLoaderDataset) or getattr(node, "regroups_torch_batches", False)):
+        children = getattr(node, "children", None) or []
+        if type(node).__name__ not in _ROW_PRESERVING or len(children) != 1:
+            break
+        node = children[0]
+    else:
+        return node.get_dataset_size()
+    stack = [dataset]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, TorchLoaderDataset) and node._length is None:
+            raise TypeError(
+                f"this {type(dataset).__name__} is built on a TorchLoaderDataset whose epochs may differ in length "
+                "through operations that do not keep one row per batch: its size is not known before an epoch runs"
+            )
+        name = type(node).__name__
+        if name in _SIZE_BY_RUNNING or (name == "BatchDataset" and node.batch_size_func is not None):
+            raise TypeError(
+                f"this {type(dataset).__name__} is built on a TorchLoaderDataset through a {name} whose size MindSpore "
+                "counts by running an epoch of the pipeline (an epoch of the torch loader's stream): its size is not "
+                "known before an epoch runs"
+            )
+        if not isinstance(node, TorchLoaderDataset):
+            stack.extend(getattr(node, "children", None) or [])
+    return None
 
 
 def _chaining(name):

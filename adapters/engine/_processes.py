@@ -670,8 +670,22 @@ def _first_batch_or_error(runner: EpochRunner):
         return _error(exc, "the first batch of epoch 0")
 
 
+# True while this process (or a fork of it) makes epoch 0's first batch for the probe: a collate_fn may then
+# return what the dataset's columns are learnt from besides the batch (adapters.engine._samples).
+probing = False
+
+
 def _first_batch(runner: EpochRunner):
     """``Batch`` 0 of epoch 0, as torch makes it (``End(0)`` if the epoch has none)."""
+    global probing
+    probing = True
+    try:
+        return _make_first_batch(runner)
+    finally:
+        probing = False
+
+
+def _make_first_batch(runner: EpochRunner):
     spec = runner.spec
     base_seed = runner.start(0)
     if spec.num_workers == 0:

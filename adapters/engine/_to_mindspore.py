@@ -94,6 +94,7 @@ def build_engine(
     length: int | None = None,
     workers_at_construction: bool = False,
     probe: bool = True,
+    engine_class=Engine,
 ):
     """Start the pipeline's processes for ``spec`` and learn its columns from epoch 0's first batch.
 
@@ -102,7 +103,8 @@ def build_engine(
     ``length``: the batches every epoch must have (``None``: epochs may differ). ``workers_at_construction``:
     persistent workers start from the state at this call (YOLOv5's ``InfiniteDataLoader``), not from the
     loop's state at the first epoch. ``probe=False``: the columns are declared, no batch is made now
-    (``first_batch`` is then :data:`NO_BATCH`).
+    (``first_batch`` is then :data:`NO_BATCH`). ``engine_class``: :class:`Engine` or a subclass
+    (``adapters.sample_dataset``'s).
 
     Raises:
         ValueError: the loader yields no batch in epoch 0.
@@ -112,8 +114,8 @@ def build_engine(
     schedule = Schedule(spec.num_workers, spec.persistent_workers, mode, prefetch if spec.num_workers else 0)
     # The loader process is forked now: python's random reseeds itself in a forked child, so the
     # snapshot of that stream is taken here and put back there.
-    engine = Engine(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
-                    python_state=random.getstate())
+    engine = engine_class(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
+                          python_state=random.getstate())
     engine.length = length
     engine.workers_at_construction = workers_at_construction
     engine.tracker = AttributeTracker(_tracked(spec, mode))
@@ -149,6 +151,7 @@ def to_mindspore(
     fixed_length: bool | None = None,
     pack_lists_of: int | None = None,
     structure: Structure | None = None,
+    batch_map: bool = False,
     **dataloader_kwargs,
 ):
     """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
@@ -219,6 +222,10 @@ def to_mindspore(
             would be made again when the loop begins epoch 0). Every batch must then be nested like the
             prototype (a batch that is not raises, naming where); ``output_shapes()`` is known once the first
             batch was made. ``column_names`` and ``pack_lists_of`` belong to ``Structure.infer`` then.
+        batch_map: ``True``: the MindSpore-native shape, ``adapters.batch(adapters.sample_dataset(...), ...)``:
+            a sample dataset regrouped by MindSpore's batch op, whose ``per_batch_map`` runs the collate (the
+            same batches; see ``docs/batch-maps.md``). ``column_names`` and ``pack_lists_of`` then name and pack
+            the batch's columns.
         **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
             ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
             ``worker_init_fn``, ``generator``, ``persistent_workers``, ``timeout``, ``prefetch_factor``,
@@ -243,6 +250,47 @@ def to_mindspore(
     """
     from adapters.engine._pipeline import TorchLoaderDataset
 
+    if structure is not None and (column_names is not None or pack_lists_of is not None or batch_map):
+        raise ValueError("to_mindspore: structure= declares the columns: column_names and pack_lists_of belong to "
+                         "Structure.infer, and batch_map=True infers its batch columns itself")
+    if batch_map:
+        from adapters.engine._samples import batch, sample_dataset
+
+        options = dict(seed=seed, set_epoch=set_epoch, infinite=infinite, steps_per_epoch=steps_per_epoch,
+                       fixed_length=fixed_length)
+        samples = sample_dataset(loader_or_dataset, **options, **dataloader_kwargs)
+        try:
+            return batch(samples, loader_or_dataset, column_names=column_names, pack_lists_of=pack_lists_of,
+                         **({"seed": seed} if seed is not None else {}), **dataloader_kwargs)
+        except BaseException:
+            samples.close()
+            raise
+    spec, mode, infinite, length = resolve(loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length,
+                                           pack_lists_of, dataloader_kwargs)
+    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
+                                 workers_at_construction=infinite is True, probe=structure is None)
+    if structure is not None:
+        engine.structure = structure
+        return TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch))
+    try:
+        # A custom collate's python lists with one item per sample are carried as packed columns, so
+        # that a short last batch or a bucketing sampler (a different count) is carried exactly.
+        pack = pack_lists_of if pack_lists_of is not None else None if spec.default_collate else engine.first_samples
+        structure = Structure.infer(first, column_names, pack_lists_of=pack)
+        engine.structure = structure
+        first_row = structure.to_row(first, 0)
+        return TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
+    except BaseException:
+        engine.close()
+        raise
+
+
+def resolve(loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, pack_lists_of, dataloader_kwargs):
+    """``to_mindspore``'s options resolved: ``(spec, mode, infinite, length)`` (see :func:`to_mindspore`).
+
+    Raises:
+        TypeError / ValueError: as :func:`to_mindspore`.
+    """
     if _is_torch_loader(loader_or_dataset):
         if dataloader_kwargs or seed is not None:
             raise TypeError(
@@ -285,24 +333,7 @@ def to_mindspore(
     if fixed_length is None:
         fixed_length = mode == "steps" or _count_is_fixed(spec)
     length = _epoch_length(spec, mode, steps_per_epoch) if fixed_length else None
-    if structure is not None and (column_names is not None or pack_lists_of is not None):
-        raise ValueError("to_mindspore: with structure=, column_names and pack_lists_of belong to Structure.infer")
-    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
-                                 workers_at_construction=infinite is True, probe=structure is None)
-    if structure is not None:
-        engine.structure = structure
-        return TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch))
-    try:
-        # A custom collate's python lists with one item per sample are carried as packed columns, so
-        # that a short last batch or a bucketing sampler (a different count) is carried exactly.
-        pack = pack_lists_of if pack_lists_of is not None else None if spec.default_collate else engine.first_samples
-        structure = Structure.infer(first, column_names, pack_lists_of=pack)
-        engine.structure = structure
-        first_row = structure.to_row(first, 0)
-        return TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
-    except BaseException:
-        engine.close()
-        raise
+    return spec, mode, infinite, length
 
 
 def _fixed_count_types() -> tuple:

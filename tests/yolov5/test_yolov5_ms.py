@@ -140,10 +140,12 @@ HYPS = {
 }
 
 
+@pytest.mark.parametrize("batch_map", [False, True], ids=["to_mindspore", "batch_map"])
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("hyp", sorted(HYPS))
-def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers):
-    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, **{**BASE, "hyp": HYPS[hyp]})
+def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers, batch_map):
+    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, ms_kwargs={"batch_map": batch_map},
+                                  **{**BASE, "hyp": HYPS[hyp]})
     assert_same(ms, pt, 8)
     if hyp == "mosaic-half":  # both kinds of shapes in the stream
         kinds = {type(s).__name__ for b in pt for s in b[3]}
@@ -257,6 +259,42 @@ def test_indices_argument_is_epoch_0s_indices(data):
     assert {p for b in epoch0 for p in b[2]} == {ds.im_files[15]}
 
 
+# ------------------------------------------------------------------------------------------------- batch maps
+@pytest.mark.parametrize("one_iterator", [True, False], ids=["one-iterator", "iterator-per-epoch"])
+@pytest.mark.parametrize("workers", [0, 1, 2, 3, 4])
+def test_batch_map_shape_matches(data, many_cpus, workers, one_iterator):
+    (pipeline, _, ms), (loader, _, pt) = both(data, epochs=2, workers=workers, one_iterator=one_iterator,
+                                              ms_kwargs={"batch_map": True}, **BASE)
+    assert loader.num_workers == workers and type(loader).__name__ == "InfiniteDataLoader"
+    assert type(pipeline).__name__ == "BatchDataset" and pipeline.get_col_names() == COLUMNS
+    assert pipeline.children[0].get_col_names() == list(yolov5_ms.SAMPLE_COLUMNS)  # the samples, then MindSpore's batch
+    assert pipeline.get_dataset_size() == 4 and pipeline.python_multiprocessing is False  # collate_fn draws nothing
+    assert_same(ms, pt, 8)
+
+
+@pytest.mark.parametrize("rect, quad, workers", [(True, False, 0), (False, True, 2), (True, True, 1), (False, True, 0)])
+def test_batch_map_rect_and_quad_match(data, rect, quad, workers):
+    kwargs = {**BASE, "batch_size": 8 if quad else 4, "shuffle": not rect}
+    (pipeline, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, rect=rect, quad=quad, pad=0.5,
+                                         ms_kwargs={"batch_map": True}, **kwargs)
+    assert_same(ms, pt, 4 if quad else 8)
+    # collate_fn4 draws python's random in torch's worker: replayed in MindSpore's processes
+    assert pipeline.python_multiprocessing is quad
+    if quad and not rect:
+        assert ms[0][0].shape == (2, 3, 2 * IMG, 2 * IMG)
+    if rect:
+        assert ms[0][3][0] is not None  # letterbox path: shapes reported (a packed column of each sample)
+
+
+@pytest.mark.parametrize("workers, one_iterator", [(0, False), (2, True)])
+def test_batch_map_image_weights_rewrites_between_epochs_match(data, workers, one_iterator):
+    w = weighted_indices(3)
+    (_, ds_ms, ms), (_, _, pt) = both(data, epochs=3, workers=workers, image_weights=True, rewrites=w,
+                                      one_iterator=one_iterator, ms_kwargs={"batch_map": True}, **BASE)
+    assert_same(ms, pt, 12)
+    assert {p for b in pt[:4] for p in b[2]} == {ds_ms.im_files[i] for i in w[0]}
+
+
 # ------------------------------------------------------------------------------------------------- ranks
 _RANKS_SCRIPT = textwrap.dedent(
     """
@@ -273,8 +311,9 @@ _RANKS_SCRIPT = textwrap.dedent(
                                         repr(tuple(b[3])).encode()])).hexdigest()
     workers = int(sys.argv[3])
     kw = dict(hyp=HYP, augment=True, workers=workers, shuffle=True, rank=rank, seed=1)
+    batch_map = sys.argv[5] == "1"
     random.seed(0); np.random.seed(0); torch.manual_seed(0)
-    pipeline, ds_ms = yolov5_ms.create_dataloader(sys.argv[2], 64, 4, 32, **kw)  # WORLD_SIZE / RANK
+    pipeline, ds_ms = yolov5_ms.create_dataloader(sys.argv[2], 64, 4, 32, batch_map=batch_map, **kw)  # WORLD_SIZE/RANK
     ms = [digest(b) for b in ms_epochs(pipeline, ds_ms, 2, one_iterator=rank == 0)]
     random.seed(0); np.random.seed(0); torch.manual_seed(0)
     loader, ds_pt = yolov5_pt.create_dataloader(sys.argv[2], 64, 4, 32, **kw)
@@ -286,18 +325,18 @@ _RANKS_SCRIPT = textwrap.dedent(
 )
 
 
-def run_two_ranks(tmp_path, data, workers: int) -> list[dict]:
+def run_two_ranks(tmp_path, data, workers: int, batch_map: bool = False) -> list[dict]:
     from tests._helpers.subproc import run_ranks
 
     script = tmp_path / "ranks.py"
     script.write_text(_RANKS_SCRIPT)
-    run_ranks(script, [str(tmp_path / "store"), data, str(workers), str(tmp_path)])
+    run_ranks(script, [str(tmp_path / "store"), data, str(workers), str(tmp_path), str(int(batch_map))])
     return [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in (0, 1)]
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_two_ranks_distributed_sampler_match(data, tmp_path, workers):
-    ranks = run_two_ranks(tmp_path, data, workers)
+@pytest.mark.parametrize("workers, batch_map", [(2, False), (2, True)], ids=["to_mindspore", "batch_map"])
+def test_two_ranks_distributed_sampler_match(data, tmp_path, workers, batch_map):
+    ranks = run_two_ranks(tmp_path, data, workers, batch_map)
     for r, res in enumerate(ranks):
         assert res["ms"] == [d for d, _ in res["pt"]], f"rank {r}: yolov5_ms differs from yolov5_pt"
     for epoch in range(2):  # the ranks split each epoch's 16 images; epochs differ (set_epoch)
@@ -386,4 +425,4 @@ def test_sweep_matches(data, many_cpus, cache, quad, workers, hyp_name):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1, 3])
 def test_sweep_two_ranks(data, tmp_path, workers):
-    test_two_ranks_distributed_sampler_match(data, tmp_path, workers)
+    test_two_ranks_distributed_sampler_match(data, tmp_path, workers, False)
