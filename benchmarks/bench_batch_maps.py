@@ -99,7 +99,8 @@ def build(side: str, args, workers: int):
 
         src = loader(args, workers, JpegCrops)
         samples = adapters.sample_dataset(src).map(
-            operations=[vision.Normalize(NATIVE_MEAN, NATIVE_STD), vision.HWC2CHW()], input_columns=["0"])
+            operations=[vision.Normalize(NATIVE_MEAN, NATIVE_STD), vision.HWC2CHW()], input_columns=["0"]
+        )
         ds = adapters.batch(samples, src)
     it = ds.create_tuple_iterator(num_epochs=args.epochs, output_numpy=True)
     return lambda: (ds.structure.rebuild(row) for row in it)
@@ -122,7 +123,7 @@ def check_native(actual: list, expected: list, workers: int) -> None:
     what = f"native num_workers={workers}"
     assert len(actual) == len(expected), f"{what}: {len(actual)} batches vs torch's {len(expected)}"
     worst = 0.0
-    for k, (a, e) in enumerate(zip(actual, expected)):
+    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
         (ia, la), (ie, le) = leaves(a), leaves(e)
         assert la.dtype == le.dtype and np.array_equal(la, le), f"{what}: batch {k} labels differ"
         assert ia.dtype == ie.dtype and ia.shape == ie.shape, f"{what}: batch {k} images {ia.shape} vs {ie.shape}"
@@ -195,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     for w in (0, 2):
         rows += child(args, w)["rows"]
     print_table(["num_workers", "round", *SIDES, *(f"{s}/torch" for s in SIDES[1:])], rows)
-    print("to_mindspore and batch_map: every batch identical to torch's (untimed run: whole columns; timed runs: "
-          "fingerprints); native: labels identical, images within float32 tolerance")
+    print(
+        "to_mindspore and batch_map: every batch identical to torch's (untimed run: whole columns; timed runs: "
+        "fingerprints); native: labels identical, images within float32 tolerance"
+    )
     print(f"total {time.perf_counter() - t0:.0f} s, load average now {os.getloadavg()[0]:.2f}")
 
 

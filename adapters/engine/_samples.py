@@ -27,7 +27,6 @@ import os
 import pickle
 import weakref
 
-import mindspore.dataset as msds
 import numpy as np
 
 from adapters.engine import _processes
@@ -47,7 +46,7 @@ from adapters.engine._columns import (
 )
 from adapters.engine._engine import _POLL, Engine, _Abandoned
 from adapters.engine._errors import wrap_exception
-from adapters.engine._pipeline import TorchLoaderDataset, _ChainedMixin
+from adapters.engine._pipeline import TorchLoaderDataset
 from adapters.engine._spec import spec_from_dataset, spec_from_loader
 from adapters.engine._to_mindspore import _epoch_length, _is_torch_loader, build_engine, resolve
 from adapters.engine._transport import numpy_tree

@@ -602,3 +602,44 @@ def test_model_train_over_batch_maps_sees_torchs_batches():
     model = Model(net, optimizer=ms.nn.SGD(net.trainable_params(), 0.0))
     model.train(EPOCHS, train_ds, callbacks=[Record()], dataset_sink_mode=False)
     assert_bits(seen, expected)
+
+
+_NUMPY_SIDE = """
+import random
+import numpy as np
+
+
+class Draws:
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return {"i": i, "py": random.random(), "np": np.random.rand(2)}
+
+
+def pairs(batch):  # draws python's random in the worker, per pair of samples
+    return np.array([random.random() < 0.5 for _ in range(len(batch) // 2)]), np.stack([s["np"] for s in batch])
+"""
+
+
+def test_batch_maps_without_torch_give_torchs_bytes():
+    from tests._helpers.subproc import run_json
+
+    code = _NUMPY_SIDE + """
+import json, sys
+import adapters
+data = Draws()
+kw = dict(batch_size=4, shuffle=True, num_workers=2, collate_fn=pairs, seed=0)
+random.seed(1); np.random.seed(1)
+ds = adapters.batch(adapters.sample_dataset(data, **kw), data, **kw)
+out = [[[a.tolist() for a in b] for b in ds.iter_batches(output_numpy=True)] for _ in range(2)]
+print(json.dumps({"torch": "torch" in sys.modules, "batches": out}))
+"""
+    out = run_json(code, block_torch=True)
+    assert out["torch"] is False
+    space: dict = {}
+    exec(_NUMPY_SIDE, space)
+    seed_all(1)
+    loader = DataLoader(space["Draws"](), batch_size=4, shuffle=True, num_workers=2, collate_fn=space["pairs"],
+                        generator=torch.Generator().manual_seed(0))
+    assert out["batches"] == [[[a.tolist() for a in b] for b in loader] for _ in range(2)]

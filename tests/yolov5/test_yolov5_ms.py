@@ -144,8 +144,9 @@ HYPS = {
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("hyp", sorted(HYPS))
 def test_hyps_that_vary_the_batch_structure_match(data, hyp, workers, batch_map):
-    (_, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, ms_kwargs={"batch_map": batch_map},
-                                  **{**BASE, "hyp": HYPS[hyp]})
+    (_, _, ms), (_, _, pt) = both(
+        data, epochs=2, workers=workers, ms_kwargs={"batch_map": batch_map}, **{**BASE, "hyp": HYPS[hyp]}
+    )
     assert_same(ms, pt, 8)
     if hyp == "mosaic-half":  # both kinds of shapes in the stream
         kinds = {type(s).__name__ for b in pt for s in b[3]}
@@ -263,8 +264,9 @@ def test_indices_argument_is_epoch_0s_indices(data):
 @pytest.mark.parametrize("one_iterator", [True, False], ids=["one-iterator", "iterator-per-epoch"])
 @pytest.mark.parametrize("workers", [0, 1, 2, 3, 4])
 def test_batch_map_shape_matches(data, many_cpus, workers, one_iterator):
-    (pipeline, _, ms), (loader, _, pt) = both(data, epochs=2, workers=workers, one_iterator=one_iterator,
-                                              ms_kwargs={"batch_map": True}, **BASE)
+    (pipeline, _, ms), (loader, _, pt) = both(
+        data, epochs=2, workers=workers, one_iterator=one_iterator, ms_kwargs={"batch_map": True}, **BASE
+    )
     assert loader.num_workers == workers and type(loader).__name__ == "InfiniteDataLoader"
     assert type(pipeline).__name__ == "BatchDataset" and pipeline.get_col_names() == COLUMNS
     assert pipeline.children[0].get_col_names() == list(yolov5_ms.SAMPLE_COLUMNS)  # the samples, then MindSpore's batch
@@ -275,8 +277,9 @@ def test_batch_map_shape_matches(data, many_cpus, workers, one_iterator):
 @pytest.mark.parametrize("rect, quad, workers", [(True, False, 0), (False, True, 2), (True, True, 1), (False, True, 0)])
 def test_batch_map_rect_and_quad_match(data, rect, quad, workers):
     kwargs = {**BASE, "batch_size": 8 if quad else 4, "shuffle": not rect}
-    (pipeline, _, ms), (_, _, pt) = both(data, epochs=2, workers=workers, rect=rect, quad=quad, pad=0.5,
-                                         ms_kwargs={"batch_map": True}, **kwargs)
+    (pipeline, _, ms), (_, _, pt) = both(
+        data, epochs=2, workers=workers, rect=rect, quad=quad, pad=0.5, ms_kwargs={"batch_map": True}, **kwargs
+    )
     assert_same(ms, pt, 4 if quad else 8)
     # collate_fn4 draws python's random in torch's worker: replayed in MindSpore's processes
     assert pipeline.python_multiprocessing is quad
@@ -289,8 +292,16 @@ def test_batch_map_rect_and_quad_match(data, rect, quad, workers):
 @pytest.mark.parametrize("workers, one_iterator", [(0, False), (2, True)])
 def test_batch_map_image_weights_rewrites_between_epochs_match(data, workers, one_iterator):
     w = weighted_indices(3)
-    (_, ds_ms, ms), (_, _, pt) = both(data, epochs=3, workers=workers, image_weights=True, rewrites=w,
-                                      one_iterator=one_iterator, ms_kwargs={"batch_map": True}, **BASE)
+    (_, ds_ms, ms), (_, _, pt) = both(
+        data,
+        epochs=3,
+        workers=workers,
+        image_weights=True,
+        rewrites=w,
+        one_iterator=one_iterator,
+        ms_kwargs={"batch_map": True},
+        **BASE,
+    )
     assert_same(ms, pt, 12)
     assert {p for b in pt[:4] for p in b[2]} == {ds_ms.im_files[i] for i in w[0]}
 
@@ -373,7 +384,8 @@ def digests(batches) -> list[str]:
     ]
 
 
-def test_yolov5_ms_without_torch_gives_the_same_bytes(data):
+@pytest.mark.parametrize("batch_map", [False, True], ids=["to_mindspore", "batch_map"])
+def test_yolov5_ms_without_torch_gives_the_same_bytes(data, batch_map):
     # (this module imports torch: the snippet repeats the few lines it needs)
     code = f"""
     import hashlib, json, random, sys
@@ -383,7 +395,7 @@ def test_yolov5_ms_without_torch_gives_the_same_bytes(data):
     hyp = load_hyp("scratch-low"); hyp.update({dict(mixup=0.5, degrees=5.0, flipud=0.3)!r})
     random.seed(5); np.random.seed(5)
     pipeline, ds = yolov5_ms.create_dataloader({data!r}, {IMG}, 8, 32, hyp=hyp, augment=True, shuffle=True, seed=3,
-                                               workers=2, quad=True)
+                                               workers=2, quad=True, batch_map={batch_map!r})
     it = pipeline.create_tuple_iterator(num_epochs=2, output_numpy=True)
     batches = [pipeline.structure.rebuild(row) for _ in range(2) for row in it]
     out = [hashlib.sha256(b"".join([np.asarray(b[0]).tobytes(), np.asarray(b[1]).tobytes(),
