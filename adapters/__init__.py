@@ -42,7 +42,6 @@ from adapters.torch_data import (  # noqa: E402
     get_worker_info,
     to_numpy,
 )
-
 from torch2ms_base import RandomStream, register_stream  # noqa: E402
 from torch2ms_base import __version__ as __version__  # noqa: E402  (one version for the toolkit)
 

@@ -48,7 +48,8 @@ import hmac
 import io
 import pickle
 import secrets
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

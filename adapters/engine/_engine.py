@@ -96,7 +96,7 @@ class Consumer:
     ``adapters.sample_dataset``); None when it does not count rows.
     """
 
-    def __init__(self, engine: "Engine", counts_rows: bool = True) -> None:
+    def __init__(self, engine: Engine, counts_rows: bool = True) -> None:
         self._engine = engine
         self.counts_rows = counts_rows
         self.unit: str | None = "batch" if counts_rows else None

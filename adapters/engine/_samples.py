@@ -31,6 +31,7 @@ import numpy as np
 
 from adapters.engine import _processes
 from adapters.engine._columns import (
+    _MAC,
     Structure,
     StructureMismatchError,
     _infer_with_columns,
@@ -42,7 +43,6 @@ from adapters.engine._columns import (
     _pack,
     _Sequence,
     _sign,
-    _MAC,
 )
 from adapters.engine._engine import _POLL, Engine, _Abandoned
 from adapters.engine._errors import wrap_exception
@@ -654,8 +654,8 @@ def _as_torch_batches(dataset, structure: Structure, first_row, keep) -> object:
 
 
 def _is_plain_batch_sampler(batch_sampler) -> bool:
-    from adapters.torch_data import _samplers
     from adapters.engine._spec import torch_or_none
+    from adapters.torch_data import _samplers
 
     torch = torch_or_none()
     kinds = (_samplers.BatchSampler,) + ((torch.utils.data.BatchSampler,) if torch is not None else ())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from adapters.torch_data import _collate, _datasets, _samplers
 from adapters.torch_data._torch_generator import Generator

@@ -7,10 +7,10 @@ import random
 import types
 
 from adapters.engine._columns import Structure
-from adapters.engine._errors import SourceError
-from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
 from adapters.engine._engine import NO_BATCH, Engine
+from adapters.engine._errors import SourceError
 from adapters.engine._schedule import Schedule
+from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
 from adapters.engine._sync import AttributeTracker
 
 __all__ = ["to_mindspore", "build_engine", "reachable_samplers"]

@@ -179,7 +179,7 @@ class _Lease:
         self.freed.append(self.slot_id | (_RETIRED_BIT if self.retired else 0))
 
 
-_LEASES: "weakref.WeakSet[_Lease]" = weakref.WeakSet()  # leases whose mapping is alive in this process
+_LEASES: weakref.WeakSet[_Lease] = weakref.WeakSet()  # leases whose mapping is alive in this process
 
 
 def _retire_leases() -> None:
@@ -283,7 +283,7 @@ def found_by_name(cls: type) -> bool:
 # Where classes that cannot be found by name are looked for (the pipeline's dataset, collate_fn, samplers):
 # every process of a pipeline is a fork of the caller, so a class that existed when the pipeline was made is
 # the same object, at the same address, in the caller. Registered by the engine.
-_ROOTS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_ROOTS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _CLASSES: dict[tuple, type] = {}
 
 

@@ -29,7 +29,8 @@ import copy
 import operator
 import re
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

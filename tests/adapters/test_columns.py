@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from adapters.torch_data._collate import default_collate, default_convert
 from adapters.engine._columns import Structure, StructureMismatchError, flatten, unflatten
+from adapters.torch_data._collate import default_collate, default_convert
 
 Point = collections.namedtuple("Point", "x y")
 Box = collections.namedtuple("Box", "lo hi label")

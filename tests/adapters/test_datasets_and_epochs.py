@@ -16,7 +16,7 @@ from torch.utils.data import (
 
 import adapters
 from porting import assert_equivalent
-from tests.adapters._torch_side import seed_all, RandomAugDataset, ShardedIterable, ms_epochs, torch_epochs
+from tests.adapters._torch_side import RandomAugDataset, ShardedIterable, ms_epochs, seed_all, torch_epochs
 
 
 def _same(make, epochs=2, seed=0):

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 import adapters
-from porting import assert_equivalent
 from adapters import WorkerError
+from porting import assert_equivalent
 from tests.adapters._torch_side import RandomAugDataset
 
 

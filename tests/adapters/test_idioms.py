@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 
+import mindspore as ms
 import mindspore.dataset as msds
 import mindspore.dataset.transforms as mtransforms
-import mindspore as ms
 import numpy as np
 import pytest
 import torch

@@ -11,10 +11,10 @@ loader as a training loop would (calling ``set_epoch`` where such a loop does) a
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 import signal
-import gc
 import time
 import warnings
 

@@ -19,7 +19,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import adapters
 from porting import assert_equivalent
-from tests.adapters._torch_side import seed_all, RandomAugDataset, ms_epochs, to_numpy_tree, torch_epochs
+from tests.adapters._torch_side import RandomAugDataset, ms_epochs, seed_all, to_numpy_tree, torch_epochs
 
 EPOCHS = 2
 
