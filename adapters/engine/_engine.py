@@ -638,8 +638,8 @@ class Engine:
                 msg = self._recv_loader(epoch, f"batch {k} of epoch {epoch.number}")
                 if isinstance(msg, End):
                     epoch.stream_ended = True
-                    epoch.total = msg.count
-                    self._check_length(epoch, msg.count)
+                    epoch.total = msg.n_batches
+                    self._check_length(epoch, msg.n_batches)
                     break
                 if self.length is not None and k >= self.length:
                     self._check_length(epoch, k + 1, at_least=True)

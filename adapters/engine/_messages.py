@@ -32,13 +32,13 @@ class StartEpoch(NamedTuple):
     """Begin ``epoch`` as ``iter(loader)`` does, and send ``what``.
 
     ``what``: ``"seed"`` (the base seed only: IterableDataset with workers), ``"lazyplan"`` (the base seed
-    and the first ``count`` index batches; more on :class:`Chunk`), ``"plan"`` (``count`` index batches, all
-    when ``None``), ``"stream"`` (``num_workers=0``: whole batches, ``count`` of them or to the end).
+    and the first ``n_batches`` index batches; more on :class:`Chunk`), ``"plan"`` (``n_batches`` index batches,
+    all when ``None``), ``"stream"`` (``num_workers=0``: whole batches, ``n_batches`` of them or to the end).
     """
 
     epoch: int
     what: str
-    count: int | None
+    n_batches: int | None  # (not `count`: a field shadowing tuple.count)
 
 
 class MoreIndices(NamedTuple):
@@ -46,13 +46,13 @@ class MoreIndices(NamedTuple):
 
     epoch: int
     what: str
-    count: int | None
+    n_batches: int | None
 
 
 class Chunk(NamedTuple):
-    """Draw up to ``count`` more index batches of the running epoch (answered by :class:`Indices`)."""
+    """Draw up to ``n_batches`` more index batches of the running epoch (answered by :class:`Indices`)."""
 
-    count: int
+    n_batches: int
 
 
 class Credit(NamedTuple):
@@ -62,12 +62,12 @@ class Credit(NamedTuple):
 
 
 class Spawn(NamedTuple):
-    """Fork ``count`` torch workers and hand their pipes over (answered by :class:`WorkerStarted` each).
+    """Fork ``n_workers`` torch workers and hand their pipes over (answered by :class:`WorkerStarted` each).
 
     ``epoch``: a spawner first runs the loop's ``set_epoch(epoch)`` on its samplers (``None``: not at all).
     """
 
-    count: int
+    n_workers: int
     epoch: int | None = None
 
 
@@ -147,10 +147,13 @@ class Begin(NamedTuple):
 
 
 class Task(NamedTuple):
-    """Fetch and collate batch ``k`` from ``index`` (map-style); ``where`` names it in errors."""
+    """Fetch and collate batch ``k`` from ``indices`` (map-style); ``where`` names it in errors.
+
+    ``indices``: what the batch sampler yielded (one index without auto-collation), torch's ``possibly_batched_index``.
+    """
 
     k: int
-    index: Any
+    indices: Any  # (not `index`: a field shadowing tuple.index)
     where: str
 
 
@@ -179,9 +182,9 @@ class Batch(NamedTuple):
 
 
 class End(NamedTuple):
-    """The stream ended after ``count`` batches (an IterableDataset shard, or the loader's stream)."""
+    """The stream ended after ``n_batches`` batches (an IterableDataset shard, or the loader's stream)."""
 
-    count: int
+    n_batches: int
 
 
 class Error(NamedTuple):

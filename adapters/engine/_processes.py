@@ -248,8 +248,8 @@ class _Worker:
         send(self.conn, Ready(w))
 
     def task(self, msg: Task) -> None:
-        batch = _fetch_and_collate(self.spec, msg.index, msg.where)
-        send(self.conn, Batch(msg.k, batch, _count(self.spec, msg.index)))
+        batch = _fetch_and_collate(self.spec, msg.indices, msg.where)
+        send(self.conn, Batch(msg.k, batch, _count(self.spec, msg.indices)))
 
     def next(self, msg: Next) -> None:
         try:
@@ -446,7 +446,7 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch | MoreIndice
     began this epoch and sent its first batch already (``num_workers=0``): go on from batch 1.
     """
     conn = ctl.conn
-    epoch, what, count = msg.epoch, msg.what, msg.count
+    epoch, what, count = msg.epoch, msg.what, msg.n_batches
     try:
         if started:
             _stream(ctl, runner, epoch, count, start=1)
@@ -764,9 +764,9 @@ def _play_and_wait(ctl: Control, runner: EpochRunner, msg: StartEpoch, write_fd:
         verdict = ctl.recv()
         while isinstance(verdict, (Spawn, Chunk)):
             if isinstance(verdict, Spawn):
-                spawn_workers(conn, runner.spec, verdict.count, (write_fd,))
+                spawn_workers(conn, runner.spec, verdict.n_workers, (write_fd,))
             else:
-                send(conn, Indices(runner.draw(verdict.count), runner.exhausted))
+                send(conn, Indices(runner.draw(verdict.n_batches), runner.exhausted))
             verdict = ctl.recv()
         if isinstance(verdict, Settle):
             # Where the consumer stopped, torch's sampler had been drawn ``target`` times:
@@ -823,7 +823,7 @@ def _handle(ctl: Control, runner: EpochRunner, msg):
     if isinstance(msg, _Started):
         _serve_epoch(ctl, runner, msg.msg, started=True)
     elif isinstance(msg, Spawn):
-        spawn_workers(ctl.conn, runner.spec, msg.count)
+        spawn_workers(ctl.conn, runner.spec, msg.n_workers)
     elif isinstance(msg, Probe):
         return _probe(ctl, runner)
     elif isinstance(msg, SyncState):
@@ -894,7 +894,7 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None, set_epoch=None) -> None:
                     set_epoch(msg.epoch)
                 except Exception:
                     pass  # the loader process runs the same call and reports its error
-            spawn_workers(conn, spec, msg.count)
+            spawn_workers(conn, spec, msg.n_workers)
         else:
             os._exit(0)
 
