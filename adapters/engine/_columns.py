@@ -24,10 +24,11 @@ Leaves and how they come back:
 - a non-empty list or tuple made only of ``str`` (or only of ``bytes``), as default_collate leaves them:
   one 1-d ``<U`` / ``S`` column, rebuilt as the same list or tuple;
 - **packed columns**, for what no plain column holds (a set, a complex number, an object of yours, an
-  object-dtype array, a string ending in NUL) and for what may vary from batch to batch: a ``None`` (YOLOv5's ``shapes`` under mosaic),
-  and, with a custom ``collate_fn``, a per-sample sequence — a list or tuple with one item per sample of the
-  batch (``pseudo_collate``'s lists, detection targets, NLP ``lengths``, YOLOv5's ``shapes``), unless it is a
-  tuple of fields batched over the samples (an array whose first dimension is the batch, beside other kinds).
+  object-dtype array, a string ending in NUL) and for what may vary from batch to batch: a ``None`` (YOLOv5's
+  ``shapes`` under mosaic), and, with a custom ``collate_fn``, a per-sample sequence — a list or tuple with one
+  item per sample of the batch (``pseudo_collate``'s lists, detection targets, NLP ``lengths``, YOLOv5's
+  ``shapes``), unless it is a tuple of fields batched over the samples (an array whose first dimension is the
+  batch, beside other kinds).
   The value is pickled into a 1-d ``uint8`` column, signed with a key of this process, and rebuilt exactly —
   later batches may hold any number of items of any kinds there (a short batch mid-epoch, a bucketing
   sampler, ``None`` in one batch and a tuple in the next). A packed column whose bytes were changed is
@@ -80,7 +81,9 @@ class _Leaf:
         if self.kind == "strings":
             return f"a {self.container.__name__} of {self.item.__name__}"
         if self.kind == "packed":
-            return "any value (packed column)" if self.container is None else f"a {self.container.__name__} (packed column)"
+            if self.container is None:
+                return "any value (packed column)"
+            return f"a {self.container.__name__} (packed column)"
         return {"array": "an array", "number": "a python number", "numpy_scalar": "a numpy scalar"}.get(
             self.kind, f"a {self.kind}"
         )
@@ -259,7 +262,9 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
         return arr
     if kind == "packed":
         if arr.dtype != np.uint8 or arr.ndim != 1:
-            raise ValueError(f"unflatten: column {name!r} is packed, so it must be 1-d uint8; got {arr.dtype} {arr.shape}")
+            raise ValueError(
+                f"unflatten: column {name!r} is packed, so it must be 1-d uint8; got {arr.dtype} {arr.shape}"
+            )
         raw = arr.tobytes()
         mac, data = raw[:_MAC], raw[_MAC:]
         if len(raw) < _MAC or not hmac.compare_digest(mac, _sign(data)):
@@ -417,7 +422,9 @@ def _auto_names(paths: list[tuple], root_is_leaf: bool) -> tuple[str, ...]:
                     "column names are built from str keys; pass column_names=[...] to name the columns yourself"
                 )
             if p == "":
-                raise ValueError(f"flatten: the empty dict key at {_render(path)} cannot name a column; pass column_names")
+                raise ValueError(
+                    f"flatten: the empty dict key at {_render(path)} cannot name a column; pass column_names"
+                )
         names.append(".".join(str(p) for _, p in path))
     seen: dict[str, tuple] = {}
     for name, path in zip(names, paths):
@@ -462,7 +469,9 @@ class Structure:
     paths: tuple[str, ...] = dataclasses.field(repr=False)
 
     @classmethod
-    def infer(cls, batch: Any, column_names: Sequence[str] | None = None, *, pack_lists_of: int | None = None) -> Structure:
+    def infer(
+        cls, batch: Any, column_names: Sequence[str] | None = None, *, pack_lists_of: int | None = None
+    ) -> Structure:
         """Infer the structure of ``batch`` (see the module docstring for names and leaves).
 
         Args:

@@ -150,7 +150,8 @@ class _Epoch:
         self.sizes: list[int] = []  # rows of each batch handed (a SampleEngine's)
         self.exhausted = False  # produced to its end
         self.stream_ended = False  # num_workers=0: the loader's end marker was received
-        self.finished = False  # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
+        # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
+        self.finished = False
         self.ended = False  # its source generator is done (to the end, abandoned, or raised)
         self.saw_end = False  # the consumer's iterator ended this epoch
         self.closed = False
@@ -680,7 +681,10 @@ class Engine:
 
     def _where(self, epoch: _Epoch, k: int) -> str:
         w = self.schedule.worker_of(start=0, k=k)
-        return f"batch {k} of epoch {epoch.number}, torch worker {w} of {self.spec.num_workers}, indices {epoch.batches[k]!r}"
+        return (
+            f"batch {k} of epoch {epoch.number}, torch worker {w} of {self.spec.num_workers}, "
+            f"indices {epoch.batches[k]!r}"
+        )
 
     def _more_indices(self, epoch: _Epoch) -> bool:
         """The loader draws the plan in chunks as the dispatch needs them (a million-sample sampler
@@ -821,7 +825,9 @@ class Engine:
                 self._request_indices(epoch)
             gi, index = self._index_queue.popleft()
             w = self.schedule.worker_of(start=0, k=gi)  # one torch iterator: the cycle goes on across epochs
-            self._dispatch(w, gi, index, f"batch {gi} of the loader's stream, torch worker {w} of {n}, indices {index!r}")
+            self._dispatch(
+                w, gi, index, f"batch {gi} of the loader's stream, torch worker {w} of {n}, indices {index!r}"
+            )
         w = self.schedule.worker_of(start=0, k=g)
         msg = self._recv_worker(w, epoch, f"batch {g} of the loader's stream, torch worker {w} of {n}")
         self._outstanding[w].popleft()
@@ -882,7 +888,10 @@ class Engine:
 
     def _recv_loader(self, epoch: _Epoch | None, what: str):
         msg, nbytes = self._receive(
-            self._conn, epoch, what, lambda: f"the pipeline's loader process exited unexpectedly while waiting for {what}",
+            self._conn,
+            epoch,
+            what,
+            lambda: f"the pipeline's loader process exited unexpectedly while waiting for {what}",
             before_wait=self._credit,  # about to wait: the loader may be waiting for room
         )
         if isinstance(msg, Batch):  # the stream (num_workers=0): credit in half windows, or before waiting

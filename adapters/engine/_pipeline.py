@@ -151,7 +151,9 @@ class _Iterator:
     def _check_current(self) -> None:
         self._engine.check_usable()
         if self._engine.closed:  # (rows MindSpore prefetched before close() are not handed out after it)
-            raise RuntimeError("to_mindspore: this dataset was closed (close()); build a new one with to_mindspore(...)")
+            raise RuntimeError(
+                "to_mindspore: this dataset was closed (close()); build a new one with to_mindspore(...)"
+            )
         why = self._consumer.superseded_by
         if why is not None:
             raise RuntimeError(
@@ -390,8 +392,8 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         row = self._first_row if self._first_row is not None else self._engine.first_row_made
         if row is None:
             raise TypeError(
-                "this TorchLoaderDataset's columns were declared (to_mindspore(structure=...)): their shapes and dtypes "
-                "are known once its first batch was made; iterate first"
+                "this TorchLoaderDataset's columns were declared (to_mindspore(structure=...)): their shapes and "
+                "dtypes are known once its first batch was made; iterate first"
             )
         return row
 

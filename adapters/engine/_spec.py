@@ -133,7 +133,11 @@ def spec_from_loader(loader) -> LoaderSpec:
 
     _check_in_order(getattr(loader, "in_order", True))
     batch_sampler, sampler, repeat = loader.batch_sampler, loader.sampler, None
-    if _is_repeat_sampler(batch_sampler) or _is_repeat_sampler(sampler) or getattr(loader, "iterator", None) is not None:
+    if (
+        _is_repeat_sampler(batch_sampler)
+        or _is_repeat_sampler(sampler)
+        or getattr(loader, "iterator", None) is not None
+    ):
         # One torch iterator over all epochs (a repeating sampler inside): YOLOv5's InfiniteDataLoader starts it
         # when constructed; timm's MultiEpochsDataLoader and ultralytics' InfiniteDataLoader at the first iter().
         if getattr(loader, "iterator", None) is not None:

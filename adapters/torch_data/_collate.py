@@ -137,7 +137,9 @@ def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
             return a
         if b.kind == "f":
             return b
-        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote {a} and {b}")
+        raise RuntimeError(
+            f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote {a} and {b}"
+        )
     ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
     # Unlike numpy (int64 + float32 → float64), torch keeps the dtype of the higher category as it is.
     if ca != cb and not (ca >= 2 and cb >= 2):
@@ -174,7 +176,8 @@ def _checked_array(a: np.ndarray, where: str) -> np.ndarray:
     if not a.dtype.isnative:
         raise ValueError(
             f"default_collate: the array at {where} is {a.dtype.str} (non-native byte order), which torch "
-            "rejects ('Conversion between byte orders is currently not supported'); use a.astype(a.dtype.newbyteorder('='))"
+            "rejects ('Conversion between byte orders is currently not supported'); "
+            "use a.astype(a.dtype.newbyteorder('='))"
         )
     if any(s < 0 for s in a.strides):
         raise ValueError(

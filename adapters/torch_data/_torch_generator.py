@@ -347,7 +347,8 @@ class Generator:
         if len(args) != len(free):
             raise TypeError(
                 f"randint needs high and size: randint(high, size) or randint(low, high, size), "
-                f"got {len(args)} positional argument(s) and keywords {sorted(k for k, v in given.items() if v is not None)}"
+                f"got {len(args)} positional argument(s) and keywords "
+                f"{sorted(k for k, v in given.items() if v is not None)}"
             )
         given.update(zip(free, args, strict=True))
         lo = operator.index(given["low"] if given["low"] is not None else 0)
