@@ -79,6 +79,8 @@ class _Leaf:
 
     def describe(self) -> str:
         if self.kind == "strings":
+            # (a "strings" leaf always has both: _leaf_of sets them)
+            assert self.container is not None and self.item is not None
             return f"a {self.container.__name__} of {self.item.__name__}"
         if self.kind == "packed":
             if self.container is None:
@@ -91,7 +93,7 @@ class _Leaf:
 
 @dataclasses.dataclass(frozen=True)
 class _Sequence:
-    cls: type  # list, tuple or a namedtuple class
+    cls: type[Any]  # list, tuple or a namedtuple class (its fields are its own: instances typed Any)
     children: tuple
 
     def describe(self) -> str:
@@ -100,7 +102,7 @@ class _Sequence:
 
 @dataclasses.dataclass(frozen=True)
 class _Mapping:
-    cls: type
+    cls: type[collections.abc.Mapping]
     keys: tuple
     children: tuple
     # An emptied copy of the first batch's mapping, for mutable mappings other than dict: copying it keeps what
@@ -117,7 +119,9 @@ class _Mapping:
             out = copy.copy(self.template)
             out.update(items)
             return out
-        return self.cls(items)
+        # The batch's own mapping class, checked by _mapping_node to rebuild from a dict (as torch's
+        # default_collate does); mypy only sees the abstract Mapping, which takes no argument.
+        return self.cls(items)  # type: ignore[call-arg]
 
 
 def _is_namedtuple(x: Any) -> bool:
@@ -215,24 +219,32 @@ def _pack(obj: Any) -> bytes:
     return out.getvalue()
 
 
+def _packed_array(obj: Any, path: tuple) -> np.ndarray:
+    try:
+        data = _pack(obj)
+    except Exception as exc:
+        raise TypeError(f"flatten: the value at {_render(path)} cannot be packed: {exc}") from None
+    return np.frombuffer(_sign(data) + data, dtype=np.uint8)
+
+
+def _array_column(obj: Any, path: tuple) -> np.ndarray:
+    arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"flatten: expected an array or a tensor at {_render(path)}, got {type(obj)!r}")
+    if arr.dtype.kind not in "biufUS":
+        raise TypeError(
+            f"flatten: the array at {_render(path)} has dtype {arr.dtype}, which cannot be a MindSpore column "
+            "(only bool, integer, float, str and bytes arrays can)"
+        )
+    return arr
+
+
 def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
     kind = leaf.kind
     if kind == "packed":
-        try:
-            data = _pack(obj)
-        except Exception as exc:
-            raise TypeError(f"flatten: the value at {_render(path)} cannot be packed: {exc}") from None
-        return np.frombuffer(_sign(data) + data, dtype=np.uint8)
+        return _packed_array(obj, path)
     if kind == "array":
-        arr = obj if isinstance(obj, np.ndarray) else to_numpy(obj)
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"flatten: expected an array or a tensor at {_render(path)}, got {type(obj)!r}")
-        if arr.dtype.kind not in "biufUS":
-            raise TypeError(
-                f"flatten: the array at {_render(path)} has dtype {arr.dtype}, which cannot be a MindSpore column "
-                "(only bool, integer, float, str and bytes arrays can)"
-            )
-        return arr
+        return _array_column(obj, path)
     if kind == "number":
         dtype = np.bool_ if isinstance(obj, bool) else np.int64 if isinstance(obj, int) else np.float64
         try:
@@ -246,8 +258,23 @@ def _leaf_array(obj: Any, leaf: _Leaf, path: tuple) -> np.ndarray:
     if kind in ("str", "bytes"):
         _no_trailing_nul([obj], type(obj) if kind == "bytes" else str, path)
         return np.array(str(obj) if kind == "str" else bytes(obj))
+    assert leaf.item is not None  # the kind left is "strings", whose item _leaf_of always sets
     _no_trailing_nul(obj, leaf.item, path)
     return np.array([leaf.item(s) for s in obj])
+
+
+def _unpack(arr: np.ndarray, name: str) -> Any:
+    """The value of a packed column, once its signature shows this process (or a fork) made it."""
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise ValueError(f"unflatten: column {name!r} is packed, so it must be 1-d uint8; got {arr.dtype} {arr.shape}")
+    raw = arr.tobytes()
+    mac, data = raw[:_MAC], raw[_MAC:]
+    if len(raw) < _MAC or not hmac.compare_digest(mac, _sign(data)):
+        raise ValueError(
+            f"unflatten: packed column {name!r} was not made by this pipeline in this process (its bytes were "
+            "changed, e.g. by a map on it, or it comes from another process): it is refused, never unpickled"
+        )
+    return pickle.loads(data)
 
 
 def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
@@ -261,18 +288,7 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
     if kind == "array":
         return arr
     if kind == "packed":
-        if arr.dtype != np.uint8 or arr.ndim != 1:
-            raise ValueError(
-                f"unflatten: column {name!r} is packed, so it must be 1-d uint8; got {arr.dtype} {arr.shape}"
-            )
-        raw = arr.tobytes()
-        mac, data = raw[:_MAC], raw[_MAC:]
-        if len(raw) < _MAC or not hmac.compare_digest(mac, _sign(data)):
-            raise ValueError(
-                f"unflatten: packed column {name!r} was not made by this pipeline in this process (its bytes were "
-                "changed, e.g. by a map on it, or it comes from another process): it is refused, never unpickled"
-            )
-        return pickle.loads(data)
+        return _unpack(arr, name)
     expected = {"strings": 1}.get(kind, 0)
     string_kind = {"str": "U", "bytes": "S", "strings": "U" if leaf.item is str else "S"}.get(kind)
     if arr.ndim != expected or arr.dtype.kind not in (string_kind or "biufc"):
@@ -283,6 +299,7 @@ def _leaf_value(arr: Any, leaf: _Leaf, name: str) -> Any:
     if kind == "numpy_scalar":
         return arr[()]
     if kind == "strings":
+        assert leaf.container is not None  # (a "strings" leaf always has one: _leaf_of sets it)
         return leaf.container(arr.tolist())
     return arr.item()
 
@@ -328,7 +345,8 @@ def _infer(obj: Any, path: tuple, out: list, pack: int | None = None, nested: bo
         return _mapping_node(obj, children, path)
     if _is_namedtuple(obj):
         return _Sequence(
-            type(obj), tuple(_infer(v, path + (("field", f),), out, pack, nested) for f, v in zip(obj._fields, obj))
+            type(obj),
+            tuple(_infer(v, path + (("field", f),), out, pack, nested) for f, v in zip(obj._fields, obj, strict=True)),
         )
     if type(obj) in (list, tuple):
         return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack, nested)
@@ -376,20 +394,28 @@ def _extract(obj: Any, node: Any, path: tuple, out: list, batch_index: int | Non
             raise _mismatch(batch_index, path, node, _describe(obj))
         out.append(_leaf_array(obj, leaf, path))
     elif isinstance(node, _Mapping):
-        if type(obj) is not node.cls:
-            raise _mismatch(batch_index, path, node, _describe(obj))
-        if obj.keys() != set(node.keys):
-            new = [k for k in obj if k not in node.keys]
-            missing = [k for k in node.keys if k not in obj]
-            raise _mismatch(batch_index, path, node, f"{_describe(obj)} (new keys {new!r}, missing keys {missing!r})")
-        for k, child in zip(node.keys, node.children):
-            _extract(obj[k], child, path + (("key", k),), out, batch_index)
+        _extract_mapping(obj, node, path, out, batch_index)
     else:
-        if type(obj) is not node.cls or len(obj) != len(node.children) or _leaf_of(obj) is not None:
-            raise _mismatch(batch_index, path, node, _describe(obj))
-        steps = [("field", f) for f in obj._fields] if _is_namedtuple(obj) else [("index", i) for i in range(len(obj))]
-        for step, v, child in zip(steps, obj, node.children):
-            _extract(v, child, path + (step,), out, batch_index)
+        _extract_sequence(obj, node, path, out, batch_index)
+
+
+def _extract_mapping(obj: Any, node: _Mapping, path: tuple, out: list, batch_index: int | None) -> None:
+    if type(obj) is not node.cls:
+        raise _mismatch(batch_index, path, node, _describe(obj))
+    if obj.keys() != set(node.keys):
+        new = [k for k in obj if k not in node.keys]
+        missing = [k for k in node.keys if k not in obj]
+        raise _mismatch(batch_index, path, node, f"{_describe(obj)} (new keys {new!r}, missing keys {missing!r})")
+    for k, child in zip(node.keys, node.children, strict=True):
+        _extract(obj[k], child, path + (("key", k),), out, batch_index)
+
+
+def _extract_sequence(obj: Any, node: _Sequence, path: tuple, out: list, batch_index: int | None) -> None:
+    if type(obj) is not node.cls or len(obj) != len(node.children) or _leaf_of(obj) is not None:
+        raise _mismatch(batch_index, path, node, _describe(obj))
+    steps = [("field", f) for f in obj._fields] if _is_namedtuple(obj) else [("index", i) for i in range(len(obj))]
+    for step, v, child in zip(steps, obj, node.children, strict=True):
+        _extract(v, child, path + (step,), out, batch_index)
 
 
 def _rebuild(node: Any, columns: Iterator, names: Iterator) -> Any:
@@ -397,7 +423,7 @@ def _rebuild(node: Any, columns: Iterator, names: Iterator) -> Any:
         return _leaf_value(next(columns), node, next(names))
     values = [_rebuild(child, columns, names) for child in node.children]
     if isinstance(node, _Mapping):
-        return node.build(dict(zip(node.keys, values)))
+        return node.build(dict(zip(node.keys, values, strict=True)))
     return node.cls(*values) if _is_namedtuple_type(node.cls) else node.cls(values)
 
 
@@ -427,7 +453,7 @@ def _auto_names(paths: list[tuple], root_is_leaf: bool) -> tuple[str, ...]:
                 )
         names.append(".".join(str(p) for _, p in path))
     seen: dict[str, tuple] = {}
-    for name, path in zip(names, paths):
+    for name, path in zip(names, paths, strict=True):
         if name in seen:
             raise ValueError(
                 f"flatten: the leaves at {_render(seen[name])} and {_render(path)} would both be column {name!r} "
@@ -517,7 +543,7 @@ class Structure:
             >>> s.flatten({"x": np.ones(1)})
             [('x', array([1.]))]
         """
-        return list(zip(self.names, self.to_row(batch, batch_index)))
+        return list(zip(self.names, self.to_row(batch, batch_index), strict=True))
 
     def to_row(self, batch: Any, batch_index: int | None = None) -> tuple[np.ndarray, ...]:
         """The arrays of :meth:`flatten` without their names: one ``GeneratorDataset`` row.
@@ -579,7 +605,7 @@ def flatten(
     """
     if structure is None:
         structure, arrays = _infer_with_columns(batch, column_names)
-        return list(zip(structure.names, arrays)), structure
+        return list(zip(structure.names, arrays, strict=True)), structure
     if column_names is not None:
         raise ValueError("flatten: column_names only applies when the structure is inferred (structure=None)")
     return structure.flatten(batch, batch_index), structure
