@@ -780,7 +780,7 @@ class Engine:
         length = self._steps if self.schedule.mode == "steps" else len(self.spec.index_sampler)
         start = epoch.start
         self._history = collections.deque((g, r) for g, r in self._history if g >= start)
-        for g, row in list(self._history):
+        for _, row in list(self._history):
             if epoch.produced >= length:
                 return
             yield from self._yield(epoch, row)

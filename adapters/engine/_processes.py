@@ -224,7 +224,10 @@ def begin_worker(spec, worker_id: int, base_seed: int, epoch: int):
         try:
             spec.worker_init_fn(worker_id)
         except Exception as exc:
-            raise wrap_exception(exc, f"worker_init_fn({worker_id}) in torch worker {worker_id} of {n}, epoch {epoch}")
+            # (from None: the SourceError carries the original exception and its traceback, as in _fetch.py)
+            raise wrap_exception(
+                exc, f"worker_init_fn({worker_id}) in torch worker {worker_id} of {n}, epoch {epoch}"
+            ) from None
 
 
 class _Worker:
@@ -244,7 +247,9 @@ class _Worker:
             try:
                 self.ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
             except Exception as exc:
-                raise wrap_exception(exc, f"iter(dataset) in torch worker {w} of {spec.num_workers}, epoch {msg.epoch}")
+                raise wrap_exception(
+                    exc, f"iter(dataset) in torch worker {w} of {spec.num_workers}, epoch {msg.epoch}"
+                ) from None
         send(self.conn, Ready(w))
 
     def task(self, msg: Task) -> None:
@@ -685,7 +690,7 @@ def _first_batch(runner: EpochRunner):
         probing = False
 
 
-def _make_first_batch(runner: EpochRunner):
+def _make_first_batch(runner: EpochRunner):  # noqa: C901 - engine process code (forks), kept whole
     spec = runner.spec
     base_seed = runner.start(0)
     if spec.num_workers == 0:

@@ -243,7 +243,8 @@ class SampleStructure:
         if len(values) != len(self.names):
             raise ValueError(f"sample_dataset: got {len(values)} columns, the sample rows have {len(self.names)}: "
                              f"{list(self.names)!r}")
-        leaves = iter(zip(values, self.sample.names, self.tensors))  # (the state column, last, is not the sample's)
+        # strict=False: values ends with the state column (when there is one), which is not the sample's
+        leaves = iter(zip(values, self.sample.names, self.tensors, strict=False))
         return _rebuild(self.sample.root, leaves, for_collate)
 
 
@@ -254,7 +255,7 @@ def _rebuild(node, leaves, for_collate: bool):
     if isinstance(node, (_Mapping, _Sequence)):
         values = [_rebuild(child, leaves, for_collate) for child in node.children]
         if isinstance(node, _Mapping):
-            return node.build(dict(zip(node.keys, values)))
+            return node.build(dict(zip(node.keys, values, strict=True)))
         return node.cls(*values) if _is_namedtuple_type(node.cls) else node.cls(values)
     arr, name, tensor = next(leaves)
     if hasattr(arr, "asnumpy"):

@@ -226,7 +226,7 @@ def spec_from_dataset(dataset, **kwargs) -> LoaderSpec:
     return _numpy_spec(dataset, opts, torch)
 
 
-def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:
+def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:  # noqa: C901 - DataLoader.__init__'s checks, mirrored in order
     # The same checks, in the same order and with the same messages, as torch.utils.data.DataLoader.__init__.
     if o["num_workers"] < 0:
         raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")

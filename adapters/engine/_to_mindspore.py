@@ -285,7 +285,9 @@ def to_mindspore(
         raise
 
 
-def resolve(loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, pack_lists_of, dataloader_kwargs):
+def resolve(  # noqa: C901 - one flat pass over to_mindspore's options, each check raising in turn
+    loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, pack_lists_of, dataloader_kwargs
+):
     """``to_mindspore``'s options resolved: ``(spec, mode, infinite, length)`` (see :func:`to_mindspore`).
 
     Raises:

@@ -196,7 +196,7 @@ def _infer_dtype(items: Any, where_of: Callable[[int], str], arrays_ok: bool) ->
     for i, x in enumerate(items):
         where = where_of(i)
         if isinstance(x, collections.abc.Sequence) and not isinstance(x, (str, bytes)):
-            d = _infer_dtype(x, lambda _: where, arrays_ok)
+            d = _infer_dtype(x, lambda _, where=where: where, arrays_ok)
         elif not arrays_ok and (isinstance(x, np.ndarray) or _is_tensor(x)):
             raise TypeError(f"default_collate: arrays or tensors nested in a list are not supported ({where})")
         else:
@@ -213,7 +213,7 @@ def _infer_dtype(items: Any, where_of: Callable[[int], str], arrays_ok: bool) ->
     return _default_float_dtype()[0] if result is None else result
 
 
-def _scalar_dtype(x: Any, where: str) -> np.dtype:
+def _scalar_dtype(x: Any, where: str) -> np.dtype:  # noqa: C901 - torch's infer_scalar_type: a flat type dispatch
     """torch's ``infer_scalar_type`` for one number (or array, or tensor) inside a list."""
     if isinstance(x, np.generic):  # before float: np.float64 is a python float but keeps its dtype
         if isinstance(x, (np.bool_, np.number)):
@@ -439,7 +439,7 @@ def _check_lengths(batch: Any, path: tuple, what: str) -> int:
     return size
 
 
-def _collate(batch: Any, path: tuple) -> Any:
+def _collate(batch: Any, path: tuple) -> Any:  # noqa: C901 - default_collate's flat type dispatch
     try:
         elem = batch[0]
     except IndexError:
@@ -472,10 +472,11 @@ def _collate(batch: Any, path: tuple) -> Any:
         # torch zips without checking lengths and silently drops extra fields; we refuse instead.
         _check_lengths(batch, path, type(elem).__name__)
         fields = elem._fields
-        return type(elem)(*(_collate(s, path + (("field", f),)) for f, s in zip(fields, zip(*batch))))
+        columns = zip(*batch, strict=True)  # (lengths checked above)
+        return type(elem)(*(_collate(s, path + (("field", f),)) for f, s in zip(fields, columns, strict=True)))
     if isinstance(elem, collections.abc.Sequence):
         _check_lengths(batch, path, type(elem).__name__)
-        collated = [_collate(s, path + (("index", i),)) for i, s in enumerate(zip(*batch))]
+        collated = [_collate(s, path + (("index", i),)) for i, s in enumerate(zip(*batch, strict=True))]
         return collated if isinstance(elem, tuple) else _like_sequence(elem, collated)
     raise TypeError(f"{_ERR_FORMAT.format(type(elem))} ({_where(0, path)})")
 
@@ -534,7 +535,7 @@ def _convert(data: Any, path: tuple) -> Any:
     if isinstance(data, collections.abc.Mapping):
         return _like_mapping(data, {k: _convert(data[k], path + (("key", k),)) for k in data})
     if _is_namedtuple(data):
-        return t(*(_convert(d, path + (("field", f),)) for f, d in zip(data._fields, data)))
+        return t(*(_convert(d, path + (("field", f),)) for f, d in zip(data._fields, data, strict=True)))
     if isinstance(data, tuple):
         return [_convert(d, path + (("index", i),)) for i, d in enumerate(data)]
     if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
@@ -578,7 +579,7 @@ def _to_numpy(obj: Any, path: tuple) -> Any:
     if isinstance(obj, collections.abc.Mapping):
         return _like_mapping(obj, {k: _to_numpy(v, path + (("key", k),)) for k, v in obj.items()})
     if _is_namedtuple(obj):
-        return type(obj)(*(_to_numpy(v, path + (("field", f),)) for f, v in zip(obj._fields, obj)))
+        return type(obj)(*(_to_numpy(v, path + (("field", f),)) for f, v in zip(obj._fields, obj, strict=True)))
     if type(obj) in (list, tuple):
         return type(obj)(_to_numpy(v, path + (("index", i),)) for i, v in enumerate(obj))
     raise TypeError(
