@@ -72,7 +72,7 @@ class CocoLikeDetection(Dataset):
 
 def detr_collate(batch):
     """Pad images to the batch's largest H, W with a padding mask; targets stay one dict per image."""
-    images, targets = tuple(zip(*batch))
+    images, targets = tuple(zip(*batch, strict=True))
     height = max(im.shape[1] for im in images)
     width = max(im.shape[2] for im in images)
     padded = torch.zeros(len(images), images[0].shape[0], height, width)
@@ -562,7 +562,7 @@ def pseudo_collate(batch):
     if isinstance(first, collections.abc.Mapping):
         return {key: pseudo_collate([sample[key] for sample in batch]) for key in first}
     if isinstance(first, (list, tuple)) and not isinstance(first, str):
-        return type(first)(pseudo_collate(list(column)) for column in zip(*batch))
+        return type(first)(pseudo_collate(list(column)) for column in zip(*batch, strict=True))
     return list(batch)
 
 
@@ -587,5 +587,5 @@ class FixedSizeDetection(Dataset):
 
 def detection_collate(batch):
     """torchvision reference style: (stacked images, [target dict per image])."""
-    images, targets = zip(*batch)
+    images, targets = zip(*batch, strict=True)
     return torch.stack(images), list(targets)

@@ -40,7 +40,7 @@ def assert_bits(actual, expected, path="batch"):
             assert_bits(actual[k], expected[k], f"{path}[{k!r}]")
     elif isinstance(expected, (list, tuple)):
         assert type(actual) is type(expected) and len(actual) == len(expected), f"{path}: {actual!r:.80}"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_bits(a, e, f"{path}[{i}]")
     else:
         assert type(actual) is type(expected) and actual == expected, f"{path}: {actual!r} vs {expected!r}"

@@ -67,7 +67,7 @@ def assert_same(ours, theirs, where="batch"):
             assert_same(ours[k], theirs[k], f"{where}[{k!r}]")
     elif isinstance(theirs, (list, tuple)):
         assert len(ours) == len(theirs), f"{where}: length {len(ours)} != {len(theirs)}"
-        for i, (o, t) in enumerate(zip(ours, theirs)):
+        for i, (o, t) in enumerate(zip(ours, theirs, strict=True)):
             assert_same(o, t, f"{where}[{i}]")
     elif isinstance(theirs, np.ndarray):
         assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
@@ -103,8 +103,16 @@ def small_arrays(dtype, shape, half_nan=True):
 
 
 leaf_schemas = st.one_of(
-    st.tuples(st.just("array"), st.sampled_from(NUMPY_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)),
-    st.tuples(st.just("tensor"), st.sampled_from(NUMPY_DTYPES), hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3)),
+    st.tuples(
+        st.just("array"),
+        st.sampled_from(NUMPY_DTYPES),
+        hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+    ),
+    st.tuples(
+        st.just("tensor"),
+        st.sampled_from(NUMPY_DTYPES),
+        hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+    ),
     st.tuples(st.just("npscalar"), st.sampled_from(SCALAR_DTYPES)),
     st.sampled_from([("int",), ("float",), ("bool",), ("str",), ("bytes",)]),
 )
@@ -115,14 +123,16 @@ schemas = st.recursive(
         st.tuples(st.just("list"), st.lists(inner, max_size=3)),
         st.tuples(st.just("tuple"), st.lists(inner, max_size=3)),
         st.tuples(st.just("namedtuple"), st.sampled_from(NAMEDTUPLES)).flatmap(
-            lambda t: st.tuples(st.just(t[0]), st.just(t[1]), st.lists(inner, min_size=len(t[1]._fields), max_size=len(t[1]._fields)))
+            lambda t: st.tuples(
+                st.just(t[0]), st.just(t[1]), st.lists(inner, min_size=len(t[1]._fields), max_size=len(t[1]._fields))
+            )
         ),
     ),
     max_leaves=6,
 )
 
 
-def draw_sample(data, schema):
+def draw_sample(data, schema):  # noqa: C901 - a flat dispatch over the schema kinds, one line each
     kind = schema[0]
     if kind == "array":
         return data.draw(small_arrays(schema[1], schema[2]))
@@ -177,7 +187,20 @@ def numbers(half_nan=True):
         zero_d_arrays,
         zero_d_arrays.map(lambda a: torch.from_numpy(a.copy())),
         zero_d_arrays.map(lambda a: a.reshape(1)),  # 1-element arrays: float() takes them, operator.index not
-        st.sampled_from([None, "1", b"1", np.longdouble(1), np.datetime64(1, "D"), np.timedelta64(1), np.str_("x"), [1], (2.0,), np.zeros(2)]),
+        st.sampled_from(
+            [
+                None,
+                "1",
+                b"1",
+                np.longdouble(1),
+                np.datetime64(1, "D"),
+                np.timedelta64(1),
+                np.str_("x"),
+                [1],
+                (2.0,),
+                np.zeros(2),
+            ]
+        ),
     )
 
 
@@ -197,7 +220,11 @@ def array_batches():
         if shape == ():
             others.append(numbers(half_nan=False))
         if len(shape) == 1:
-            others.append(st.lists(st.one_of(st.integers(-5, 5), st.floats(-2, 2), st.booleans()), min_size=shape[0], max_size=shape[0]))
+            others.append(
+                st.lists(
+                    st.one_of(st.integers(-5, 5), st.floats(-2, 2), st.booleans()), min_size=shape[0], max_size=shape[0]
+                )
+            )
         others.append(hnp.array_shapes(min_dims=0, max_dims=2, max_side=2).flatmap(lambda s: hnp.arrays(np.float32, s)))
         return st.tuples(same_shape, st.lists(st.one_of(*others), max_size=4)).map(lambda t: [t[0], *t[1]])
 
@@ -215,8 +242,9 @@ def test_python_floats_follow_torch_default_dtype(default):
     previous = torch.get_default_dtype()
     torch.set_default_dtype(default)
     try:
-        for batch in ([1, 2.5], [np.int8(1), 0.1], [np.zeros((), np.int64), 0.1], [True, 1j] if default == torch.float64 else [1]):
-            assert_matches_torch(default_collate, torch_collate, lambda: list(batch))
+        last = [True, 1j] if default == torch.float64 else [1]
+        for batch in ([1, 2.5], [np.int8(1), 0.1], [np.zeros((), np.int64), 0.1], last):
+            assert_matches_torch(default_collate, torch_collate, lambda batch=batch: list(batch))
     finally:
         torch.set_default_dtype(previous)
 

@@ -36,10 +36,11 @@ def assert_identical(rebuilt, original, where="batch"):
             assert_identical(rebuilt[k], original[k], f"{where}[{k!r}]")
     elif isinstance(original, (list, tuple)):
         assert len(rebuilt) == len(original), where
-        for i, (r, o) in enumerate(zip(rebuilt, original)):
+        for i, (r, o) in enumerate(zip(rebuilt, original, strict=True)):
             assert_identical(r, o, f"{where}[{i}]")
     elif isinstance(original, np.generic):
-        assert rebuilt.dtype == original.dtype and np.asarray(rebuilt).tobytes() == np.asarray(original).tobytes(), where
+        assert rebuilt.dtype == original.dtype, where
+        assert np.asarray(rebuilt).tobytes() == np.asarray(original).tobytes(), where
     elif isinstance(original, float) and math.isnan(original):
         assert math.isnan(rebuilt), where
     else:
@@ -54,7 +55,9 @@ no_nul_text = st.text(max_size=4).filter(lambda s: not s.endswith("\0"))
 no_nul_bytes = st.binary(max_size=4).filter(lambda s: not s.endswith(b"\0"))
 
 leaves = st.one_of(
-    st.sampled_from(ARRAY_DTYPES).flatmap(lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))),
+    st.sampled_from(ARRAY_DTYPES).flatmap(
+        lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
+    ),
     hnp.arrays(hnp.unicode_string_dtypes(), hnp.array_shapes(max_dims=2, max_side=3)),
     st.booleans(),
     st.integers(-(2**63), 2**63 - 1),
@@ -103,7 +106,7 @@ def test_flatten_then_unflatten_is_identity(batch):
     # the batch matches its own structure, column for column
     again = structure.flatten(batch, batch_index=1)
     assert [n for n, _ in again] == list(structure.names)
-    assert all(a.tobytes() == b.tobytes() and a.dtype == b.dtype for (_, a), (_, b) in zip(again, columns))
+    assert all(a.tobytes() == b.tobytes() and a.dtype == b.dtype for (_, a), (_, b) in zip(again, columns, strict=True))
 
 
 def sample_strategy():
@@ -114,7 +117,7 @@ def sample_strategy():
         st.floats(allow_nan=False),
         st.text("abc/", min_size=1, max_size=5),
         st.tuples(st.booleans(), hnp.arrays(np.float32, (2,))),
-    ).map(lambda t: dict(zip(("img", "label", "score", "path", "meta"), t)))
+    ).map(lambda t: dict(zip(("img", "label", "score", "path", "meta"), t, strict=True)))
 
 
 @SETTINGS
@@ -170,7 +173,8 @@ def test_non_str_and_empty_keys_are_refused_unless_named_by_the_user():
 def test_column_names_must_match_the_leaves():
     batch = {"img": np.zeros(1), "meta": (np.zeros(1), 1)}
     with pytest.raises(ValueError, match=re.escape(
-        "column_names has 2 names ['a', 'b'], but the batch has 3 leaves: [\"['img']\", \"['meta'][0]\", \"['meta'][1]\"]"
+        "column_names has 2 names ['a', 'b'], but the batch has 3 leaves: "
+        "[\"['img']\", \"['meta'][0]\", \"['meta'][1]\"]"
     )):
         flatten(batch, column_names=["a", "b"])
     with pytest.raises(ValueError, match=re.escape("column_names must be unique; ['a'] repeat in ['a', 'b', 'a']")):
@@ -256,7 +260,10 @@ def test_python_scalars_become_0d_columns_with_default_collates_dtypes():
 def test_tensors_are_flattened_as_numpy():
     torch = pytest.importorskip("torch")
     columns, s = flatten({"x": torch.arange(3), "y": [torch.ones(1, dtype=torch.float16)]})
-    assert [(n, type(a), a.dtype.name) for n, a in columns] == [("x", np.ndarray, "int64"), ("y.0", np.ndarray, "float16")]
+    assert [(n, type(a), a.dtype.name) for n, a in columns] == [
+        ("x", np.ndarray, "int64"),
+        ("y.0", np.ndarray, "float16"),
+    ]
     # bfloat16 has no numpy dtype: carried packed, rebuilt as the same torch tensor
     columns, s = flatten({"x": torch.tensor([1.5, -2.0], dtype=torch.bfloat16)})
     back = unflatten([a for _, a in columns], s)["x"]
@@ -311,7 +318,9 @@ def test_values_no_plain_column_holds_are_carried_packed(value):
 
 
 def test_int_too_large_for_int64():
-    with pytest.raises(OverflowError, match=re.escape("flatten: the python int 9223372036854775808 at ['n'] does not fit int64")):
+    with pytest.raises(
+        OverflowError, match=re.escape("flatten: the python int 9223372036854775808 at ['n'] does not fit int64")
+    ):
         flatten({"n": 2**63})
 
 
@@ -328,11 +337,18 @@ def test_strings_ending_in_nul_are_carried_packed_not_truncated():
 
 def test_unflatten_checks_count_names_and_shapes():
     columns, s = flatten({"img": np.zeros(2), "n": 3, "paths": ["a", "b"]})
-    with pytest.raises(ValueError, match=re.escape("unflatten: got 2 columns, the structure has 3: ['img', 'n', 'paths']")):
+    with pytest.raises(
+        ValueError, match=re.escape("unflatten: got 2 columns, the structure has 3: ['img', 'n', 'paths']")
+    ):
         unflatten([np.zeros(2), np.array(1)], s)
-    with pytest.raises(ValueError, match=re.escape("unflatten: got columns ['img', 'm', 'paths'], the structure has ['img', 'n', 'paths']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("unflatten: got columns ['img', 'm', 'paths'], the structure has ['img', 'n', 'paths']"),
+    ):
         unflatten([("img", np.zeros(2)), ("m", np.array(1)), ("paths", np.array(["a"]))], s)
-    with pytest.raises(ValueError, match=re.escape("unflatten: got columns ['img'], the structure has ['img', 'n', 'paths']")):
+    with pytest.raises(
+        ValueError, match=re.escape("unflatten: got columns ['img'], the structure has ['img', 'n', 'paths']")
+    ):
         unflatten({"img": np.zeros(2)}, s)
     with pytest.raises(ValueError, match=re.escape(
         "unflatten: column 'n' holds a python number, so it must be a 0-d numeric array; got shape (2,) dtype int64"
@@ -391,7 +407,8 @@ def _tensors_to_numpy(obj):
 def test_round_trips_exhaustive():
     big = settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
     big(given(batches)(test_flatten_then_unflatten_is_identity.hypothesis.inner_test))()
-    big(given(st.lists(sample_strategy(), min_size=1, max_size=4))(test_collated_batches_round_trip.hypothesis.inner_test))()
+    collated = test_collated_batches_round_trip.hypothesis.inner_test
+    big(given(st.lists(sample_strategy(), min_size=1, max_size=4))(collated))()
 
 
 SAMPLES_SRC = """

@@ -86,8 +86,11 @@ def test_sampler_that_yields_more_than_its_len_is_an_error_not_a_silent_drop(num
     # Declared with fixed_length=True, the dataset has one size (torch's len(loader)); a batch beyond it is
     # refused, by name (by default a custom sampler declares no size: see the next test).
     with pytest.raises(RuntimeError, match=r"yielded (5|more than 4) batches in epoch 0 but len\(sampler\) is 4"):
-        _drain(adapters.to_mindspore(RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers,
-                                     fixed_length=True))
+        _drain(
+            adapters.to_mindspore(
+                RandomAugDataset(10), sampler=LyingSampler(), batch_size=2, num_workers=num_workers, fixed_length=True
+            )
+        )
 
 
 @pytest.mark.parametrize("fixed_length", [None, False], ids=["default", "off"])

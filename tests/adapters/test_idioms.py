@@ -127,7 +127,7 @@ def test_whole_epochs_through_a_batch_op_are_exact_and_a_partial_one_is_refused_
     expected = [[b["index"].numpy() for b in loader] for _ in range(2)]
     actual = [[r[0] for r in batched.create_tuple_iterator(output_numpy=True)] for _ in range(2)]
     assert_equivalent([[a[i] for a in e for i in range(len(a))] for e in actual], expected, rtol=0, atol=0)
-    for r in batched.create_tuple_iterator(output_numpy=True):
+    for _ in batched.create_tuple_iterator(output_numpy=True):
         break  # a partial epoch: how many torch batches MindSpore's batch op took is unknown
     with pytest.raises(RuntimeError, match=r"epoch 2 was left after \d+ of its batches.*batch, filter, take"):
         list(ds.create_tuple_iterator(output_numpy=True))

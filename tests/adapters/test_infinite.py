@@ -26,5 +26,9 @@ def test_infinite_matches_infinite_dataloader(num_workers, n):
 
 def test_infinite_loader_object_is_refused_with_advice():
     loader = InfiniteDataLoader(RandomAugDataset(6), batch_size=2)
-    with pytest.raises(TypeError, match="has already started its iterator.*the dataset with the same DataLoader keyword arguments plus infinite=True"):
+    with pytest.raises(
+        TypeError,
+        match="has already started its iterator.*the dataset with the same DataLoader keyword arguments "
+        "plus infinite=True",
+    ):
         adapters.to_mindspore(loader)

@@ -86,6 +86,18 @@ def test_rows_dropped_as_taken_reuse_files_and_stay_exact(num_workers, persisten
     ds.close()
 
 
+def _torch_epochs_left_early(loader, plan: list[int | None]) -> list[list]:
+    """torch's batches of each epoch, the epoch left after ``plan[e]`` batches (``None``: all)."""
+    expected: list[list] = []
+    for take in plan:
+        expected.append([])
+        for k, b in enumerate(loader):
+            expected[-1].append(to_numpy_tree(b))
+            if take is not None and k + 1 == take:
+                break
+    return expected
+
+
 @pytest.mark.parametrize("num_workers,persistent", [(0, False), (1, True), (2, False), (3, True), (4, False)])
 def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_workers, persistent):
     # num_workers=0: each epoch's runner writes into the loader's files; after epoch 1 is left early
@@ -93,14 +105,7 @@ def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_
     plan = [None, 2, None, None]  # batches taken per epoch (None: all)
     torch.manual_seed(0)
     np.random.seed(0)
-    loader = _loader(num_workers, persistent)
-    expected = []
-    for take in plan:
-        expected.append([])
-        for k, b in enumerate(loader):
-            expected[-1].append(to_numpy_tree(b))
-            if take is not None and k + 1 == take:
-                break
+    expected = _torch_epochs_left_early(_loader(num_workers, persistent), plan)
     ds = _port(num_workers, persistent)
     held = []
     for e, take in enumerate(plan):

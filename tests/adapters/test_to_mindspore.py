@@ -77,11 +77,15 @@ SAMPLERS = {
     "random_replacement": lambda ds, g: dict(sampler=RandomSampler(ds, replacement=True, num_samples=30, generator=g)),
     "random_num_samples": lambda ds, g: dict(sampler=RandomSampler(ds, num_samples=50, generator=g)),
     "subset_random": lambda ds, g: dict(sampler=SubsetRandomSampler(list(range(3, 20)), generator=g)),
-    "weighted": lambda ds, g: dict(sampler=WeightedRandomSampler([0.1 * (i % 5 + 1) for i in range(N)], 30, generator=g)),
+    "weighted": lambda ds, g: dict(
+        sampler=WeightedRandomSampler([0.1 * (i % 5 + 1) for i in range(N)], 30, generator=g)
+    ),
     "weighted_no_replacement": lambda ds, g: dict(
         sampler=WeightedRandomSampler([i + 1.0 for i in range(N)], 12, replacement=False, generator=g)
     ),
-    "distributed_rank1": lambda ds, g: dict(sampler=DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=5)),
+    "distributed_rank1": lambda ds, g: dict(
+        sampler=DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=5)
+    ),
     "user_sampler": lambda ds, g: dict(sampler=GlobalRngSampler(N)),
     "user_batch_sampler": lambda ds, g: dict(batch_sampler=PairBatchSampler(N)),
 }
@@ -118,7 +122,9 @@ def test_worker_counts_and_persistence_match_torch(num_workers, persistent):
 
 def test_kwargs_form_equals_loader_form_and_drop_last():
     seed_all(1)
-    expected = torch_epochs(DataLoader(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2), 2)
+    expected = torch_epochs(
+        DataLoader(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2), 2
+    )
     seed_all(1)
     ds = adapters.to_mindspore(RandomAugDataset(N), batch_size=5, shuffle=True, drop_last=True, num_workers=2)
     assert_equivalent(ms_epochs(ds, 2), expected, rtol=0, atol=0)
