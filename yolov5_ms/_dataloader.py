@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -219,7 +220,7 @@ def create_dataloader(
     if recipe.distributed:
         sampler = adapters.DistributedSampler(dataset, num_replicas=world, rank=global_rank,
                                               shuffle=recipe.sampler_shuffle)
-    loader_kwargs = dict(
+    loader_kwargs: dict[str, Any] = dict(  # DataLoader keyword arguments of several types
         batch_size=recipe.batch_size,
         shuffle=recipe.shuffle,
         num_workers=recipe.num_workers,

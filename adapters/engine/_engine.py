@@ -28,6 +28,7 @@ import pickle
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from adapters.engine._errors import SourceError, WorkerError, original_exception, wrap_exception
 from adapters.engine._interrupt import sigint_received
@@ -63,6 +64,9 @@ from adapters.engine._processes import (
 )
 from adapters.engine._schedule import Schedule
 from adapters.engine._transport import recv, recv_sized, register_roots, send
+
+if TYPE_CHECKING:
+    from adapters.engine._sync import AttributeTracker
 
 __all__ = ["Engine", "Consumer", "NO_BATCH"]
 
@@ -138,7 +142,7 @@ class Consumer:
 
 
 class _Epoch:
-    def __init__(self, number: int, consumer: Consumer | None, start: int) -> None:
+    def __init__(self, number: int, consumer: Consumer, start: int) -> None:
         self.number = number
         self.consumer = consumer
         self.start = start  # global number of its first batch (continuous modes)
@@ -148,6 +152,7 @@ class _Epoch:
         self.rows = 0  # rows handed to MindSpore (= produced, unless a batch is handed as several rows)
         self.rows_consumed = 0  # rows the consumer took, when they are not batches (a SampleEngine's)
         self.sizes: list[int] = []  # rows of each batch handed (a SampleEngine's)
+        self.bound = 0  # rows of the batches the consumer took whole (a SampleEngine's)
         self.exhausted = False  # produced to its end
         self.stream_ended = False  # num_workers=0: the loader's end marker was received
         # the consumer saw its end (and, for a consumer not counting rows, it was produced to its end)
@@ -176,7 +181,8 @@ class Engine:
                  python_state=None) -> None:
         self.spec = spec
         self.schedule = schedule
-        self.structure = None  # set once the first batch is known
+        # set once the first batch is known: a Structure (to_mindspore), or a SampleEngine's sample rows
+        self.structure: Any = None
         self.first_samples: int | None = None  # samples in the first batch
         self.length: int | None = None  # batches every epoch must have (MindSpore's dataset size)
         # Repeat mode: whether the loop's set_epoch reaches a sampler (then a partial epoch is refused).
@@ -189,7 +195,7 @@ class Engine:
         self._current: _Epoch | None = None
         self._consumers: list[Consumer] = []
         self.binding: Consumer | None = None  # the consumer a source copied now belongs to (see bind)
-        self.tracker = None  # the loop's changes to carry into the loader process (adapters.engine._sync)
+        self.tracker: AttributeTracker | None = None  # the loop's changes to carry into the loader process
         self._sync: list = []  # changes taken at an arrival, sent before the epoch begins
         self._errors: dict[str, SourceError] = {}  # raised into MindSpore, by token
         self._workers: dict[int, tuple] = {}
@@ -203,7 +209,7 @@ class Engine:
         self._stream_open = False
         self._uncredited = 0  # num_workers=0: bytes of the loader's stream taken but not yet credited back
         self._base_seed: int | None = None
-        self._first = None  # epoch 0's first batch, made by the probe (columns, MindSpore's getters)
+        self._first: Any = None  # epoch 0's first batch, made by the probe (columns, MindSpore's getters)
         self._has_first = False
         self.first_row_made = None  # the first row produced (for declared columns, which had no probe)
         self._probe_kept = False  # the probe's copy waits to carry on as epoch 0 (num_workers=0)
@@ -229,6 +235,7 @@ class Engine:
         )
         self._loader.start()
         self._holder["loader"] = self._loader
+        assert self._loader.pid is not None  # (a started process has one)
         join_group(self._pgid, self._loader.pid)
         theirs.close()
         self._conn = ours
@@ -332,6 +339,7 @@ class Engine:
             name="torch2ms-spawner"
         )
         proc.start()
+        assert proc.pid is not None  # (a started process has one)
         join_group(self._pgid, proc.pid)
         theirs.close()
         with self._cv:
@@ -681,6 +689,7 @@ class Engine:
 
     def _where(self, epoch: _Epoch, k: int) -> str:
         w = self.schedule.worker_of(start=0, k=k)
+        assert epoch.batches is not None  # (named only for a batch _map_rows or _catch_up_dispatch dispatches)
         return (
             f"batch {k} of epoch {epoch.number}, torch worker {w} of {self.spec.num_workers}, "
             f"indices {epoch.batches[k]!r}"
@@ -691,6 +700,7 @@ class Engine:
         costs no start-up); the sampler's own order is unchanged. Returns whether it ended."""
         send(self._conn, Chunk(_CHUNK))
         more = _expect(self._recv_loader(None, f"index batches of epoch {epoch.number}"), Indices)
+        assert epoch.batches is not None  # (the plan's first chunk, set before more is asked for)
         epoch.batches.extend(more.batches)
         epoch.plan_done = more.done
         self._plan_grew(epoch, epoch.batches, more.done)
@@ -778,6 +788,7 @@ class Engine:
     def _produce_continuous(self, epoch: _Epoch):
         """One torch iterator over all epochs: global order kept; rows left unconsumed come first."""
         length = self._steps if self.schedule.mode == "steps" else len(self.spec.index_sampler)
+        assert length is not None  # (steps mode is made with steps_per_epoch)
         start = epoch.start
         self._history = collections.deque((g, r) for g, r in self._history if g >= start)
         for _, row in list(self._history):
@@ -819,6 +830,7 @@ class Engine:
                 return msg
         if not self._workers:
             self._request_indices(epoch)
+            assert self._base_seed is not None  # (the plan just received carries it)
             self._begin_workers(epoch, self._base_seed)
         while sum(len(d) for d in self._outstanding.values()) < self.schedule.max_outstanding:
             if not self._index_queue:

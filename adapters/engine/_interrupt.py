@@ -57,6 +57,7 @@ def _pipe() -> tuple[int, int]:
 
 def _drain() -> bytes:
     """What the pipe holds (one ioctl when it is empty: this runs for every row)."""
+    assert _PIPE is not None  # (called only when armed, or after checking: the pipe was made by then)
     r = _PIPE[0]
     waiting = _INT.unpack(fcntl.ioctl(r, termios.FIONREAD, b"\0\0\0\0"))[0]
     if not waiting:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 import mindspore.dataset as msds
 
 from adapters.engine._interrupt import armed, deliver_pending_interrupt, disarm, tripped
+
+if TYPE_CHECKING:
+    # The mixin is only ever a base beside a MindSpore dataset class (see _chained): typed as one, so its super()
+    # calls and MindSpore's attributes are known (MindSpore has no type information: Any).
+    from mindspore.dataset import Dataset as _MindSporeDataset
+else:
+    _MindSporeDataset = object
 
 __all__ = ["TorchLoaderDataset"]
 
@@ -245,7 +253,9 @@ def _chained(result, engine):
     return result
 
 
-class _ChainedMixin:
+class _ChainedMixin(_MindSporeDataset):
+    _torch2ms_engine: weakref.ref  # set by _chained
+
     def _engine_now(self):
         engine = self._torch2ms_engine()
         if engine is None:

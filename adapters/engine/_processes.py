@@ -33,7 +33,8 @@ import signal
 import socket
 import sys
 import time
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from adapters.engine._errors import SourceError, WorkerError, wrap_exception
 from adapters.engine._fetch import collate, fetch_iterable, fetch_map
@@ -172,7 +173,8 @@ def _look_like(name: str, identity: tuple) -> None:
     current.name = name
     current._identity = identity
     if name == "MainProcess":
-        mp_process._parent_process = None  # multiprocessing.parent_process() is None in a main process
+        # multiprocessing.parent_process() is None in a main process (a private name typeshed does not list)
+        mp_process._parent_process = None  # type: ignore[attr-defined]
 
 
 def _child_setup() -> None:
@@ -272,7 +274,7 @@ def worker_loop(conn, spec, worker_id: int) -> None:
     """
     _look_like(f"Process-{worker_id + 1}", (worker_id + 1,))  # (a torch worker is a multiprocessing.Process)
     worker = _Worker(conn, spec, worker_id)
-    handlers = {Begin: worker.begin, Task: worker.task, Next: worker.next}
+    handlers: dict[type, Callable[[Any], None]] = {Begin: worker.begin, Task: worker.task, Next: worker.next}
     while True:
         try:
             msg = recv(conn)
@@ -311,7 +313,7 @@ class EpochRunner:
         self.base_seed: int | None = None
         self.drawn = 0  # next(sampler_iter) calls this epoch (the one that raised StopIteration too)
         self.exhausted = False
-        self._it = None  # the index iterator of the running epoch / pass
+        self._it: Iterator[Any] | None = None  # the index iterator of the running epoch / pass
         self._ds_iter = None  # num_workers=0, IterableDataset
 
     def start(self, epoch: int) -> int:
@@ -329,11 +331,13 @@ class EpochRunner:
             self._it = iter(self.spec.index_sampler)
         if self.spec.num_workers == 0 and self.spec.kind == "iterable" and (before or after):
             self._ds_iter = iter(self.spec.dataset)
+        assert self.base_seed is not None  # drawn by epoch 0's iter(loader), the first epoch every pipeline plays
         return self.base_seed
 
     def next_index(self):
         """The next index batch (``StopIteration`` at the end of the sampler)."""
         self.drawn += 1
+        assert self._it is not None  # made by start(), which every epoch begins with
         try:
             return next(self._it)
         except StopIteration:
@@ -342,7 +346,7 @@ class EpochRunner:
 
     def draw(self, count: int | None) -> list:
         """Up to ``count`` more index batches (all that are left when ``None``)."""
-        out = []
+        out: list = []
         while not self.exhausted and (count is None or len(out) < count):
             try:
                 out.append(self.next_index())
@@ -352,11 +356,10 @@ class EpochRunner:
 
     def settle(self, target: int, finished: bool) -> bool:
         """Advance to where torch's iterator is (``target`` draws, or the end); False if already past it."""
-        if finished:
-            target = float("inf")
-        if self.drawn > target:
+        limit = float("inf") if finished else target
+        if self.drawn > limit:
             return False
-        while self.drawn < target and not self.exhausted:
+        while self.drawn < limit and not self.exhausted:
             try:
                 self.next_index()
             except StopIteration:
@@ -457,6 +460,7 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch | MoreIndice
             _stream(ctl, runner, epoch, count, start=1)
             return
         base_seed = runner.start(epoch) if isinstance(msg, StartEpoch) else runner.base_seed
+        assert base_seed is not None  # (MoreIndices goes on with an epoch StartEpoch began)
         if what == "seed":  # workers fetch (IterableDataset / map-style): only the seed and indices
             send(conn, Seed(epoch, base_seed))
         elif what == "lazyplan":  # the first index batches now, more on request (Chunk)

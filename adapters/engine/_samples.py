@@ -26,6 +26,7 @@ import inspect
 import os
 import pickle
 import weakref
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,11 +48,18 @@ from adapters.engine._columns import (
 from adapters.engine._engine import _POLL, Engine, _Abandoned
 from adapters.engine._errors import wrap_exception
 from adapters.engine._pipeline import TorchLoaderDataset
-from adapters.engine._spec import spec_from_dataset, spec_from_loader
+from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader
 from adapters.engine._to_mindspore import _epoch_length, _is_torch_loader, build_engine, resolve
 from adapters.engine._transport import numpy_tree
 from adapters.torch_data._collate import _is_tensor, to_numpy
 from torch2ms_base._streams import StreamState
+
+if TYPE_CHECKING:
+    # _TorchBatches is only ever a base beside the chained MindSpore BatchDataset adapters.batch makes (see
+    # _as_torch_batches): typed as one, so MindSpore's attributes and the chain's _engine_now are known.
+    from adapters.engine._pipeline import _ChainedMixin as _ChainedBatchDataset
+else:
+    _ChainedBatchDataset = object
 
 __all__ = ["sample_dataset", "batch", "SampleEngine", "TorchSampleDataset", "STATE_COLUMN"]
 
@@ -114,7 +122,8 @@ def _tensors_to_numpy(sample, top: bool = True):
             out = copy.copy(sample)  # keeps what the type carries besides its items (defaultdict's factory)
             out.update(items)
             return out
-        return type(sample)(items)
+        # sample's own class, as torch's collate rebuilds it; mypy sees the abstract Mapping (no argument)
+        return type(sample)(items)  # type: ignore[call-arg]
     if _is_namedtuple(sample):
         return type(sample)(*(_tensors_to_numpy(v, False) for v in sample))
     if type(sample) in (list, tuple):
@@ -154,7 +163,9 @@ class SampleCollate:
                 f"so the samples of a batch cannot be told apart; {_USE_TO_MINDSPORE}")
         data = list(data)
         if self.default:
-            first = (numpy_tree(self.collate_fn(data)), None) if probing else None
+            first: tuple[Any, list[bool] | None] | None = (
+                (numpy_tree(self.collate_fn(data)), None) if probing else None
+            )
             return _SampleBatch([numpy_tree(s) for s in data], None, (), first)
         tensors = [_is_tensor(v) for v in _column_leaves(data[0])] if probing and data else None
         # The collate may change the samples in place (YOLOv5's writes each label's image index): what
@@ -300,7 +311,6 @@ class SampleEngine(Engine):
     def _open_epoch(self, consumer):
         epoch = super()._open_epoch(consumer)
         with self._cv:
-            epoch.bound = 0  # rows of the batches the consumer took whole
             self._recent[epoch.number] = epoch
             for number in [n for n in self._recent if n < epoch.number - 4]:
                 del self._recent[number]
@@ -423,7 +433,7 @@ class SampleEngine(Engine):
 class _Info:
     """What adapters.batch needs from the sample dataset."""
 
-    spec: object  # the loader's LoaderSpec (its own collate_fn)
+    spec: LoaderSpec  # the loader's (its own collate_fn)
     collated: object  # epoch 0's first batch as torch's collate made it (numpy leaves)
     plain_batch_size: int | None  # a plain BatchSampler's batch_size (MindSpore's int batch size), else None
     torch_len: int | None  # what torch's len(loader) says (the batch dataset's size), if anything
@@ -569,10 +579,14 @@ class PerBatchMap:
         return self.structure.to_row(numpy_tree(out), None)
 
 
-class _TorchBatches:
+class _TorchBatches(_ChainedBatchDataset):
     """What :func:`batch` adds to MindSpore's BatchDataset: torch's batch structure, sizes, iter_batches."""
 
     regroups_torch_batches = True  # its rows are torch batches (adapters.engine._pipeline._row_unit)
+    # set by _as_torch_batches
+    structure: Structure
+    _first_row: tuple
+    _keep: TorchSampleDataset  # the sample dataset: its engine lives as long as this pipeline
 
     def iter_batches(self, num_epochs: int = 1, *, output_numpy: bool = False):
         """Torch's nested batches, epoch after epoch: what ``for batch in loader`` gives, per epoch.
@@ -894,6 +908,7 @@ def batch(
     structure = Structure.infer(info.collated, column_names, pack_lists_of=pack)
     first_row = structure.to_row(info.collated, 0)
     per_batch_map = PerBatchMap(engine, rows, structure, spec.collate_fn, len(rows.names))
+    size: int | BatchSizes
     if info.plain_batch_size is not None:
         size = info.plain_batch_size
     else:

@@ -76,7 +76,11 @@ class LoaderSpec:
     @property
     def iterable_index(self):
         """What torch's fetcher gets per batch from an IterableDataset's sampler: ``[None] * batch_size``."""
-        return [None] * self.batch_size if self.auto_collation else None
+        if not self.auto_collation:
+            return None
+        # An IterableDataset is batched by batch_size only (torch refuses a batch_sampler with it).
+        assert self.batch_size is not None
+        return [None] * self.batch_size
 
 
 def _is_torch_default(fn, torch) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 import types
+from typing import Any
 
 from adapters.engine._columns import Structure
 from adapters.engine._engine import NO_BATCH, Engine
@@ -74,7 +75,7 @@ def _tracked(spec: LoaderSpec, mode: str) -> dict:
     ``collate_fn`` object (fresh workers are forked from the loop's process anyway; persistent ones keep
     their copy, as torch's). One torch iterator over all epochs reads its sampler once.
     """
-    owners = {}
+    owners: dict[str, Any] = {}
     if mode == "epochs":
         owners.update(sampler=spec.sampler, batch_sampler=spec.batch_sampler)
     if spec.num_workers == 0:
@@ -259,9 +260,10 @@ def to_mindspore(
         options = dict(seed=seed, set_epoch=set_epoch, infinite=infinite, steps_per_epoch=steps_per_epoch,
                        fixed_length=fixed_length)
         samples = sample_dataset(loader_or_dataset, **options, **dataloader_kwargs)
+        seed_option: dict[str, Any] = {"seed": seed} if seed is not None else {}
         try:
             return batch(samples, loader_or_dataset, column_names=column_names, pack_lists_of=pack_lists_of,
-                         **({"seed": seed} if seed is not None else {}), **dataloader_kwargs)
+                         **seed_option, **dataloader_kwargs)
         except BaseException:
             samples.close()
             raise

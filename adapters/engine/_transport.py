@@ -87,7 +87,7 @@ class _Slot:
     def __init__(self, slot_id: int, capacity: int, views: list) -> None:
         self.id = slot_id
         self.fd = os.memfd_create("torch2ms-batch", os.MFD_CLOEXEC)
-        self.mapping = None
+        self.mapping: mmap.mmap  # made by _fill
         self._fill(capacity, views)
         self.busy = False
 
@@ -229,7 +229,7 @@ def reset(conn) -> None:
 def _torch_shared_file(arr: np.ndarray):
     """``(fd, file size, byte offset)`` if ``arr`` is a C-contiguous view of a torch storage in shared
     memory shared by file descriptor (torch's default strategy); else None."""
-    base = arr.base
+    base: Any = arr.base  # (a torch tensor, when arr is a view of one)
     if not _is_tensor(base) or not arr.flags.c_contiguous or arr.nbytes == 0:
         return None
     torch = sys.modules["torch"]
@@ -274,7 +274,7 @@ class _Pickler(pickle.Pickler):
 
 def found_by_name(cls: type) -> bool:
     """Whether pickle can refer to ``cls`` by module and qualified name (not a class made inside a function)."""
-    obj = sys.modules.get(cls.__module__)
+    obj: Any = sys.modules.get(cls.__module__)
     for part in cls.__qualname__.split("."):
         obj = getattr(obj, part, None)
     return obj is cls
@@ -337,7 +337,7 @@ def _from_shared_file(k: int, offset: int, dtype: str, shape: tuple) -> np.ndarr
     return np.frombuffer(mapping, np.dtype(dtype), count, offset).reshape(shape)
 
 
-def _dumps(obj: Any, buffers: list) -> tuple[bytes, list]:
+def _dumps(obj: Any, buffers: list) -> tuple[bytes | memoryview, list]:
     """``obj``'s pickle (its buffers appended to ``buffers``) and the torch shared-memory files it references."""
     if "torch" not in sys.modules:
         try:
@@ -438,6 +438,7 @@ def recv_sized(conn) -> tuple[Any, int]:
     if freed and st.pool is not None:
         st.pool.release(freed)  # our files the other side has let go of
     maps = [_map_private(recv_handle(conn), size) for size in file_sizes]
+    buffers: list[memoryview | bytearray] = []
     if shared:
         mm = _map_private(recv_handle(conn), sum(_aligned(n) for n in sizes))
         if slot_id:
@@ -446,12 +447,11 @@ def recv_sized(conn) -> tuple[Any, int]:
             _LEASES.add(lease)  # (the finaliser holds the lease: alive exactly as long as the mapping)
             weakref.finalize(mm, lease.done).atexit = False
         whole = memoryview(mm)
-        buffers, start = [], 0
+        start = 0
         for n in sizes:
             buffers.append(whole[start : start + n])
             start += _aligned(n)
     else:
-        buffers = []
         for size in sizes:
             buf = bytearray(size)
             if size:
@@ -484,7 +484,8 @@ def numpy_tree(obj: Any) -> Any:
         if type(obj) is dict:
             return items
         try:
-            return type(obj)(items)
+            # obj's own class, as the collate made it (else a dict); mypy sees the abstract Mapping
+            return type(obj)(items)  # type: ignore[call-arg]
         except Exception:
             return items
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):

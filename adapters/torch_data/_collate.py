@@ -190,13 +190,18 @@ def _checked_array(a: np.ndarray, where: str) -> np.ndarray:
 # --------------------------------------------------------------------------- numbers (torch.tensor(list))
 
 
+def _everywhere(where: str) -> Callable[[int], str]:
+    """A ``where_of`` naming every item of a nested list by its outer item's ``where``."""
+    return lambda _: where
+
+
 def _infer_dtype(items: Any, where_of: Callable[[int], str], arrays_ok: bool) -> np.dtype:
     """torch's ``infer_scalar_type`` over a list: promote left to right, stop early at complex128 (as torch)."""
     result = None
     for i, x in enumerate(items):
         where = where_of(i)
         if isinstance(x, collections.abc.Sequence) and not isinstance(x, (str, bytes)):
-            d = _infer_dtype(x, lambda _, where=where: where, arrays_ok)
+            d = _infer_dtype(x, _everywhere(where), arrays_ok)
         elif not arrays_ok and (isinstance(x, np.ndarray) or _is_tensor(x)):
             raise TypeError(f"default_collate: arrays or tensors nested in a list are not supported ({where})")
         else:
@@ -377,7 +382,9 @@ def _like_mapping(elem: collections.abc.Mapping, values: dict) -> collections.ab
             clone = copy.copy(elem)
             clone.update(values)
             return clone
-        return type(elem)(values)
+        # elem's own class, as torch's collate calls it (a TypeError falls back to a dict); mypy sees the abstract
+        # Mapping, which takes no argument
+        return type(elem)(values)  # type: ignore[call-arg]
     except TypeError:
         return values
 
@@ -390,7 +397,9 @@ def _like_sequence(elem: collections.abc.Sequence, values: list) -> Any:
             for i, v in enumerate(values):
                 clone[i] = v
             return clone
-        return type(elem)(values)
+        # elem's own class, as torch's collate calls it (a TypeError falls back to the list); mypy sees the
+        # abstract Sequence, which takes no argument
+        return type(elem)(values)  # type: ignore[call-arg]
     except TypeError:
         return values
 

@@ -246,8 +246,8 @@ class BatchSampler(Sampler[list[int]]):
         sampler_iter = iter(self.sampler)
         if self.drop_last:
             # zip over one shared iterator stops at the first short batch, as torch's does
-            for batch in zip(*([sampler_iter] * self.batch_size), strict=False):
-                yield [*batch]
+            for indices in zip(*([sampler_iter] * self.batch_size), strict=False):
+                yield [*indices]
         else:
             batch = [*itertools.islice(sampler_iter, self.batch_size)]
             while batch:
