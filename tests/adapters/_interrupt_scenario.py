@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 import adapters  # noqa: E402
 
-_, TOKEN, MARKER, CASE, NUM_WORKERS, ACTION = sys.argv
-NUM_WORKERS = int(NUM_WORKERS)
+_, TOKEN, MARKER, CASE, _NUM_WORKERS, ACTION = sys.argv
+NUM_WORKERS = int(_NUM_WORKERS)
 SENT: list[float] = []
 
 

@@ -476,7 +476,9 @@ class TokenBudgetBatchSampler(Sampler):
 
     def _batches(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        batches, current, longest = [], [], 0
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
         for idx in torch.randperm(len(self.lengths), generator=g).tolist():
             grown = max(longest, self.lengths[idx])
             if current and grown * (len(current) + 1) > self.max_tokens:

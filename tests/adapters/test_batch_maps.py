@@ -580,7 +580,7 @@ def test_model_train_over_batch_maps_sees_torchs_batches():
     loader = _make(2, False)
     samples = adapters.sample_dataset(loader).map(operations=_identity, input_columns=["np"])
     train_ds = adapters.batch(samples, loader).project(["np", "index"])
-    seen = []
+    seen: list[list[tuple]] = []
 
     class Record(Callback):
         def on_train_epoch_begin(self, run_context):

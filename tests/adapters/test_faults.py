@@ -309,7 +309,8 @@ def test_a_dataset_closed_mid_epoch_leaves_no_error_for_the_next_pipeline(num_wo
     time.sleep(1.0)  # MindSpore's thread runs the closed source to its end meanwhile (not read by anyone)
     del it, ds
     gc.collect()
-    loader = DataLoader(_MissingAnnotation(), batch_size=2, num_workers=num_workers)
+    source = _MissingAnnotation()  # a map-style source, not a torch Dataset subclass
+    loader: DataLoader = DataLoader(source, batch_size=2, num_workers=num_workers)  # type: ignore[arg-type]
     mapped = adapters.to_mindspore(loader).map(operations=lambda x: x, input_columns=["0"])
     with pytest.raises(KeyError, match="annotation for sample 5 is missing"):
         list(mapped.create_tuple_iterator(num_epochs=1, output_numpy=True))

@@ -239,7 +239,7 @@ def test_model_train_over_a_chained_map_matches_torch():
     ds = adapters.to_mindspore(_make(2, False))
     train_ds = ds.project(["np", "index"]).map(operations=_cast, input_columns=["index"])
     expected = [[(b["np"].numpy(), b["index"].numpy()) for b in loader] for _ in range(EPOCHS)]
-    seen = []
+    seen: list[list[tuple]] = []
 
     class Record(Callback):
         def on_train_epoch_begin(self, run_context):

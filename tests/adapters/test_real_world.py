@@ -17,6 +17,7 @@ import random
 import signal
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,7 +105,7 @@ def process_state():
     np_state = np.random.get_state()
     return {
         "random": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tobytes(), *np_state[2:]),
+        "numpy": (np_state[0], np_state[1].tobytes(), *np_state[2:]),  # type: ignore[index]  # the legacy tuple
         "torch": torch.get_rng_state().numpy().tobytes(),
         "worker_info": get_worker_info(),
         "SIGTERM": signal.getsignal(signal.SIGTERM),
@@ -129,7 +130,7 @@ def image_ids(epoch):
 def test_detr_batch_sampler_over_distributed_sampler_reshuffles_each_epoch(rank, num_workers):
     def make():
         ds = rw.CocoLikeDetection(24)
-        inner = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=17)
+        inner: DistributedSampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=17)
         return DataLoader(
             ds, batch_sampler=BatchSampler(inner, 2, drop_last=True), collate_fn=rw.detr_collate,
             num_workers=num_workers,
@@ -150,7 +151,7 @@ def test_mmdet_aspect_ratio_grouped_batch_sampler(forwarding, num_workers):
 
     def make():
         ds = rw.CocoLikeDetection(24)
-        inner = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)
+        inner: DistributedSampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)
         return DataLoader(
             ds, batch_sampler=cls(inner, ds.flag, 3, drop_last=False), collate_fn=rw.detr_collate,
             num_workers=num_workers,
@@ -173,7 +174,9 @@ def test_detr_distributed_batch_sampler_sweep(replicas_rank, batch_size, drop_la
 
     def make():
         ds = rw.CocoLikeDetection(22)
-        inner = DistributedSampler(ds, num_replicas=replicas, rank=rank, shuffle=True, seed=9, drop_last=False)
+        inner: DistributedSampler = DistributedSampler(
+            ds, num_replicas=replicas, rank=rank, shuffle=True, seed=9, drop_last=False
+        )
         return DataLoader(
             ds, batch_sampler=BatchSampler(inner, batch_size, drop_last=drop_last), collate_fn=rw.detr_collate,
             num_workers=num_workers,
@@ -276,12 +279,13 @@ def test_million_path_dataset_is_not_copied(million_paths, num_workers):
 @pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
 def test_dataset_owning_its_rng_is_not_advanced_and_matches_torch(num_workers):
     seed_all(0)
-    loader = DataLoader(rw.OwnRngDataset(20), batch_size=4, shuffle=True, generator=gen(1), num_workers=num_workers)
-    before = loader.dataset.rng.bit_generator.state
+    dataset = rw.OwnRngDataset(20)
+    loader = DataLoader(dataset, batch_size=4, shuffle=True, generator=gen(1), num_workers=num_workers)
+    before = dataset.rng.bit_generator.state
     ds = adapters.to_mindspore(loader)
-    assert loader.dataset.rng.bit_generator.state == before
+    assert dataset.rng.bit_generator.state == before
     actual = ms_epochs(ds, 2)
-    assert loader.dataset.rng.bit_generator.state == before
+    assert dataset.rng.bit_generator.state == before
     expected = torch_run(loader, 2)
     assert_equivalent(actual, expected, rtol=0, atol=0)
 
@@ -289,13 +293,12 @@ def test_dataset_owning_its_rng_is_not_advanced_and_matches_torch(num_workers):
 @pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)
 def test_caller_dataset_object_is_not_touched(num_workers):
     seed_all(0)
-    loader = DataLoader(
-        rw.CallCountingDataset(20), batch_size=4, shuffle=True, generator=gen(6), num_workers=num_workers
-    )
+    dataset = rw.CallCountingDataset(20)
+    loader = DataLoader(dataset, batch_size=4, shuffle=True, generator=gen(6), num_workers=num_workers)
     ds = adapters.to_mindspore(loader)
-    assert loader.dataset.calls == 0
+    assert dataset.calls == 0
     actual = ms_epochs(ds, 2)
-    assert loader.dataset.calls == 0
+    assert dataset.calls == 0
     expected = torch_run(loader, 2)
     assert_equivalent(actual, expected, rtol=0, atol=0)
 
@@ -398,7 +401,7 @@ def test_persistent_workers_with_a_new_iterator_per_epoch(num_workers):
 
 def _loop_loader(num_workers, persistent=False):
     ds = rw.MosaicLikeDataset(20)
-    sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=21)
+    sampler: DistributedSampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=21)
     return DataLoader(ds, batch_size=2, sampler=sampler, num_workers=num_workers, persistent_workers=persistent)
 
 
@@ -515,7 +518,7 @@ def test_natural_check_with_global_streams(num_workers):
 def test_process_and_loader_state_untouched(num_workers):
     seed_all(3)
     dataset = rw.MosaicLikeDataset(20)
-    sampler = DistributedSampler(dataset, num_replicas=2, rank=0, shuffle=True, seed=4)
+    sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=2, rank=0, shuffle=True, seed=4)
     loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=num_workers, generator=gen(30))
 
     def loader_state():
@@ -635,7 +638,7 @@ def test_a_varying_batch_count_under_fixed_length_true_is_refused_by_name(num_wo
 
 
 def test_torchs_own_samplers_declare_their_size_and_others_do_not():
-    data = [np.float32(i) for i in range(30)]
+    data: Any = [np.float32(i) for i in range(30)]  # a list: a map-style source (torch's stubs want a Dataset)
     assert adapters.to_mindspore(DataLoader(data, batch_size=4, shuffle=True)).get_dataset_size() == 8
     sized = adapters.to_mindspore(DataLoader(data, batch_size=4, sampler=DistributedSampler(data, 2, 0)))
     assert sized.source.__class__.__name__ == "_SizedSource"
@@ -702,7 +705,7 @@ def test_timeout_raises_instead_of_hanging(num_workers):
     assert time.monotonic() - start < 15
 
 
-OPTIONS = [("pin_memory", True, nw) for nw in NUM_WORKERS]
+OPTIONS: list[tuple[str, object, int]] = [("pin_memory", True, nw) for nw in NUM_WORKERS]
 OPTIONS += [("prefetch_factor", 4, nw) for nw in MULTI_WORKERS]
 OPTIONS += [("multiprocessing_context", "spawn", nw) for nw in MULTI_WORKERS]
 
@@ -776,7 +779,7 @@ class _Curriculum(torch.utils.data.Dataset):
 
 def _epochs_with_changes(ds, change, shape, epochs=3):
     """Walk ``ds`` in a loop shape, calling ``change(e)`` before each epoch (epoch 0 included)."""
-    out = []
+    out: list = []
     if shape == "model_train":
         import mindspore as ms
         from mindspore.train import Callback, Model
@@ -927,7 +930,7 @@ class _AspectRatioBatchSampler(torch.utils.data.BatchSampler):
         self.aspect = aspect
 
     def __iter__(self):
-        buckets = [[], []]
+        buckets: list[list[int]] = [[], []]
         for idx in self.sampler:
             bucket = buckets[self.aspect(idx)]
             bucket.append(idx)
@@ -937,7 +940,7 @@ class _AspectRatioBatchSampler(torch.utils.data.BatchSampler):
         yield from (b for b in buckets if b)
 
     def __len__(self):
-        return -(-len(self.sampler) // self.batch_size)
+        return -(-len(self.sampler) // self.batch_size)  # type: ignore[arg-type]  # sized, as torch's __len__ assumes
 
 
 @pytest.mark.parametrize("num_workers", NUM_WORKERS, ids=WORKER_IDS)

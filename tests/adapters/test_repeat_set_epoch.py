@@ -36,7 +36,7 @@ def _torch(batch_size, num_workers, prefetch_factor):
                                 **extra)
     expected = []
     for epoch in range(EPOCHS):
-        loader.sampler.set_epoch(epoch)  # what train.py does
+        loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]  # what train.py does (a DistributedSampler)
         expected.append([b.tolist() for b in loader])
     return expected, len(loader), extra
 
@@ -45,7 +45,7 @@ def _port(batch_size, num_workers, extra, loop, per_epoch):
     ds = adapters.to_mindspore(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers,
                                infinite=True, **extra)
     if loop == "one iterator":
-        got = [[] for _ in range(EPOCHS)]
+        got: list[list] = [[] for _ in range(EPOCHS)]
         for n, batch in enumerate(ds.iter_batches(EPOCHS, output_numpy=True)):
             got[n // per_epoch].append(batch.tolist())
         return got

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import itertools
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_random_sampler_validation_matches_torch(kwargs):
 
 def test_sampler_refuses_a_torch_generator_with_a_pointer_to_from_torch():
     with pytest.raises(TypeError, match=r"got torch._C.Generator \(convert it with adapters Generator.from_torch"):
-        ours.RandomSampler(range(3), generator=torch.Generator())
+        ours.RandomSampler(range(3), generator=torch.Generator())  # type: ignore[arg-type]  # the refusal under test
 
 
 # ------------------------------------------------------------------ the DataLoader's own draws
@@ -141,7 +142,7 @@ def test_sampler_refuses_a_torch_generator_with_a_pointer_to_from_torch():
 @pytest.mark.parametrize("seed", [0, 3, 2**40 + 5])
 def test_dataloader_shuffle_order_with_a_generator(seed, drop_last):
     # A DataLoader iterator draws base_seed = random_() from loader.generator, then the sampler draws.
-    data = list(range(23))
+    data: Any = list(range(23))  # a list: a map-style source (torch's stubs want a Dataset)
     theirs = torch.Generator().manual_seed(seed)
     loader = tud.DataLoader(data, batch_size=4, shuffle=True, drop_last=drop_last, generator=theirs)
     mine = Generator().manual_seed(seed)
@@ -156,7 +157,7 @@ def test_dataloader_shuffle_order_with_a_generator(seed, drop_last):
 
 @pytest.mark.parametrize("seed", [0, 123456789])
 def test_dataloader_shuffle_order_on_the_global_generator(seed):
-    data = list(range(17))
+    data: Any = list(range(17))  # a list: a map-style source (torch's stubs want a Dataset)
     torch.manual_seed(seed)
     default_generator.manual_seed(seed)
     loader = tud.DataLoader(data, batch_size=5, shuffle=True)
@@ -179,17 +180,18 @@ def test_sequential_sampler():
 @FAST
 @given(seed=SEEDS, indices=st.lists(st.integers(-50, 50), max_size=80), with_generator=st.booleans())
 def test_subset_random_sampler(seed, indices, with_generator):
+    mine: Generator | None = None
+    theirs: torch.Generator | None = None
     if with_generator:
         mine, theirs = pair(seed)
     else:
-        mine = theirs = None
         torch.manual_seed(seed)
         default_generator.manual_seed(seed)
     a = ours.SubsetRandomSampler(indices, generator=mine)
     b = tud.SubsetRandomSampler(indices, generator=theirs)
     assert len(a) == len(b)
     assert epochs(a) == epochs(b)
-    if with_generator:
+    if mine is not None and theirs is not None:  # (with_generator)
         assert_same_state(mine, theirs)
     else:
         assert_global_state_matches()
@@ -205,16 +207,17 @@ def test_subset_random_sampler(seed, indices, with_generator):
 )
 def test_weighted_random_sampler(seed, weights, data, replacement, with_generator):
     num_samples = data.draw(st.integers(1, 200 if replacement else len(weights)))
+    mine: Generator | None = None
+    theirs: torch.Generator | None = None
     if with_generator:
         mine, theirs = pair(seed)
     else:
-        mine = theirs = None
         torch.manual_seed(seed)
         default_generator.manual_seed(seed)
     a = ours.WeightedRandomSampler(weights, num_samples, replacement, generator=mine)
     b = tud.WeightedRandomSampler(weights, num_samples, replacement, generator=theirs)
     assert epochs(a) == epochs(b)
-    if with_generator:
+    if mine is not None and theirs is not None:  # (with_generator)
         assert_same_state(mine, theirs)
     else:
         assert_global_state_matches()
@@ -270,9 +273,12 @@ def test_batch_sampler_validation_matches_torch(kwargs):
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_distributed_sampler(size, num_replicas, drop_last, shuffle):
     # size < num_replicas exercises the padding branch that repeats the indices several times.
+    data: Any = range(size)  # a range: a map-style source (torch's stubs want a Dataset)
     for rank in range(num_replicas):
-        a = ours.DistributedSampler(range(size), num_replicas, rank, shuffle, seed=size, drop_last=drop_last)
-        b = tud.DistributedSampler(range(size), num_replicas, rank, shuffle, seed=size, drop_last=drop_last)
+        a = ours.DistributedSampler(data, num_replicas, rank, shuffle, seed=size, drop_last=drop_last)
+        b: tud.DistributedSampler = tud.DistributedSampler(
+            data, num_replicas, rank, shuffle, seed=size, drop_last=drop_last
+        )
         assert (len(a), a.total_size) == (len(b), b.total_size)
         for epoch in (0, 1, 5):
             a.set_epoch(epoch)
@@ -283,7 +289,7 @@ def test_distributed_sampler(size, num_replicas, drop_last, shuffle):
 def test_distributed_sampler_validation():
     for rank in (-1, 2):
         with pytest.raises(ValueError) as theirs:
-            tud.DistributedSampler(range(4), num_replicas=2, rank=rank)
+            tud.DistributedSampler(range(4), num_replicas=2, rank=rank)  # type: ignore[arg-type]  # map-style
         with pytest.raises(ValueError) as mine:
             ours.DistributedSampler(range(4), num_replicas=2, rank=rank)
         assert str(mine.value) == str(theirs.value)
@@ -333,7 +339,7 @@ class _SeedProbe(tud.Dataset):
 
     def __getitem__(self, index: int) -> list:
         info = tud.get_worker_info()
-        np_key = hashlib.sha256(np.random.get_state()[1].tobytes()).hexdigest()
+        np_key = hashlib.sha256(np.random.get_state()[1].tobytes()).hexdigest()  # type: ignore[index]  # legacy tuple
         py_state = hashlib.sha256(repr(random.getstate()).encode()).hexdigest()
         return [info.id, info.seed, torch.initial_seed(), np_key, py_state]
 
@@ -351,7 +357,7 @@ def test_worker_seeds_are_what_real_dataloader_workers_get():
     base_seed = Generator().manual_seed(77).random_()
     for w in (0, 1):
         seeds = worker_seeds(base_seed, w)
-        np_key = np.random.RandomState(seeds.numpy).get_state()[1]
+        np_key = np.random.RandomState(seeds.numpy).get_state()[1]  # type: ignore[index]  # the legacy tuple
         py_state = random.Random(seeds.python).getstate()
         assert rows[w][1:3] == [seeds.python, seeds.torch] == [base_seed + w] * 2
         assert rows[w][3] == hashlib.sha256(np_key.tobytes()).hexdigest(), f"worker {w}: numpy seed"

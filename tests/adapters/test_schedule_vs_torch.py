@@ -10,6 +10,7 @@ InfiniteDataLoader).
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,16 +42,17 @@ def recorded_puts():
         if self._send_idx > before:
             puts.append((taken[0], self._task_info[self._send_idx - 1][0], last_index[-1], active))
 
-    cls._try_put_index, cls._next_index = spy_put, spy_next_index
+    # (spies on torch's own iterator class, put back below)
+    cls._try_put_index, cls._next_index = spy_put, spy_next_index  # type: ignore[method-assign]
     try:
         yield puts, taken
     finally:
-        cls._try_put_index, cls._next_index = put, next_index
+        cls._try_put_index, cls._next_index = put, next_index  # type: ignore[method-assign]
 
 
 def _walk(loader, epochs, taken, puts=None):
     """Iterate; returns, per epoch, how many tasks torch had dispatched when each batch was handed out."""
-    marks = []
+    marks: list[list] = []
     for _ in range(epochs):
         marks.append([])
         for _batch in loader:
@@ -91,7 +93,7 @@ class _OneIterator(DataLoader):
 @pytest.mark.parametrize("num_workers", [1, 2, 3, 4])
 @pytest.mark.parametrize("mode", ["epochs", "repeat"])
 def test_map_style_dispatch_matches_torch(mode, num_workers, prefetch):
-    data = [np.float32(i) for i in range(22)]
+    data: Any = [np.float32(i) for i in range(22)]  # a list: a map-style source (torch's stubs want a Dataset)
     kwargs = dict(batch_size=3, shuffle=True, num_workers=num_workers, prefetch_factor=prefetch,
                   generator=torch.Generator().manual_seed(0), persistent_workers=mode == "repeat")
     epochs = 3

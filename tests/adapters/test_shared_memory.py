@@ -61,7 +61,7 @@ def _same(row, batch, where):
 def test_rows_held_across_epochs_stay_intact(num_workers, persistent, output_numpy):
     expected = _torch_epochs(num_workers, persistent, 3)
     ds = _port(num_workers, persistent)
-    held = []
+    held: list[tuple] = []
     it = ds.create_tuple_iterator(num_epochs=3, output_numpy=output_numpy)
     for e in range(3):
         for row in it:
@@ -107,7 +107,7 @@ def test_an_epoch_left_early_then_continued_keeps_held_rows_and_torch_order(num_
     np.random.seed(0)
     expected = _torch_epochs_left_early(_loader(num_workers, persistent), plan)
     ds = _port(num_workers, persistent)
-    held = []
+    held: list[list] = []
     for e, take in enumerate(plan):
         held.append([])
         for k, row in enumerate(ds.create_tuple_iterator(num_epochs=1, output_numpy=True)):

@@ -143,7 +143,8 @@ def test_three_pipelines_interleaved_in_one_thread_are_each_torchs():
     start = StreamState.capture()
     expected = [_expected(n, s) for n, s in configs]
     start.restore()
-    datasets, got = [], []
+    datasets: list = []
+    got: list = []
     for n, s in configs:  # each snapshot taken after the previous one's would-be torch run drew its streams
         datasets.append(adapters.to_mindspore(_loader(n, s)))
         _expected(n, s)

@@ -102,7 +102,8 @@ def _classes_from_wheel(name: str, member: str, classes: list[str], namespace: d
         source = z.read(member).decode()
     body = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name in classes]
     assert sorted(n.name for n in body) == sorted(classes), f"{member} of {name} no longer defines {classes}"
-    exec(compile(ast.Module(body=body, type_ignores=[]), f"{name}:{member}", "exec"), namespace)
+    module = ast.Module(body=list(body), type_ignores=[])  # (a list of stmt, as ast types it)
+    exec(compile(module, f"{name}:{member}", "exec"), namespace)
     return namespace
 
 
@@ -165,8 +166,8 @@ def test_a_batch_of_a_namedtuple_made_inside_a_function_as_torch_yields_it_at_nu
     from typing import NamedTuple
 
     class Sample(NamedTuple):
-        data: np.ndarray
-        label: int
+        data: np.ndarray | np.float32  # a sample's float32, the batch's array
+        label: int | list[int]  # a sample's int, the batch's list
 
     class Pair:
         def __init__(self, left, right):

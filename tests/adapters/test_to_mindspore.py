@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,7 +73,7 @@ class PairBatchSampler(Sampler):
 
 
 N = 23
-SAMPLERS = {
+SAMPLERS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {  # DataLoader keyword arguments for (dataset, generator)
     "sequential": lambda ds, g: dict(sampler=SequentialSampler(ds)),
     "shuffle": lambda ds, g: dict(shuffle=True),
     "random_replacement": lambda ds, g: dict(sampler=RandomSampler(ds, replacement=True, num_samples=30, generator=g)),
@@ -197,8 +199,10 @@ def test_pack_lists_of_carries_one_entry_per_group_of_samples(num_workers, persi
         return torch.stack(samples), [f"g{int(samples[i])}" for i in range(0, len(samples), 2)]
 
     def make():
-        return DataLoader([torch.tensor(float(i)) for i in range(10)], batch_size=4, collate_fn=pairs,
-                          num_workers=num_workers, persistent_workers=persistent)
+        samples: Any = [torch.tensor(float(i)) for i in range(10)]  # a list: a map-style source
+        return DataLoader(
+            samples, batch_size=4, collate_fn=pairs, num_workers=num_workers, persistent_workers=persistent
+        )
 
     expected = [b for epoch in torch_epochs(make(), 2) for b in epoch]
     ds = adapters.to_mindspore(make(), pack_lists_of=2)

@@ -48,7 +48,12 @@ def test_a_tensor_in_torch_shared_memory_crosses_by_descriptor_not_copied(pipe, 
     t.share_memory_()
     copied = []
     real_write = _transport._write_all
-    monkeypatch.setattr(_transport, "_write_all", lambda fd, v: (copied.append(v.nbytes), real_write(fd, v)))
+
+    def counted_write(fd, v):
+        copied.append(v.nbytes)
+        real_write(fd, v)
+
+    monkeypatch.setattr(_transport, "_write_all", counted_write)
     got = _roundtrip(pipe, (t.numpy(), np.arange(3)))
     assert copied == []  # no byte of the 4 MiB went through the memfd copy
     assert got[0].dtype == np.float32 and got[0].shape == (256, 4096)
