@@ -467,7 +467,10 @@ class Engine:
         except _Abandoned:
             return
         except Exception as exc:
-            if self.interrupted is not None:
+            if self.interrupted is not None or self._closed:
+                # Nobody may read this epoch any more; close() from the loop's thread also closes the pipes
+                # under a receive in progress here (multiprocessing then raises TypeError or OSError). The
+                # filler completes the epoch: an error raised now would stay unread in MindSpore.
                 return
             # Raised here, in MindSpore's thread: kept, so the iterator re-raises it with its own type.
             if not isinstance(exc, SourceError) and not isinstance(exc, WorkerError):
