@@ -358,7 +358,8 @@ def test_unflatten_checks_count_names_and_shapes():
     )):
         unflatten([np.zeros(2), np.array([1, 2]), np.array(["a"])], s)
     with pytest.raises(ValueError, match=re.escape(
-        "unflatten: column 'paths' holds a list of str, so it must be a 1-d string array; got shape (1,) dtype float64"
+        "unflatten: column 'paths' holds a list of str, so it must be a 1-d string array; "
+        "got shape (1,) dtype float64"
     )):
         unflatten([np.zeros(2), np.array(1), np.zeros(1)], s)
     with pytest.raises(ValueError, match=re.escape(
