@@ -48,10 +48,15 @@ from torch2ms_base import __version__ as __version__  # noqa: E402  (one version
 # The emulated torch generator stands in for torch's own when torch is not installed: it is one
 # more global stream (seeded by seed_everything, captured by StreamState, seeded in every emulated
 # torch worker as torch's default generator is).
-register_stream(RandomStream(
-    "adapters.default_generator", default_generator.manual_seed, get_state=default_generator.get_state,
-    set_state=default_generator.set_state, worker_seed="torch",
-))
+register_stream(
+    RandomStream(
+        "adapters.default_generator",
+        default_generator.manual_seed,
+        get_state=default_generator.get_state,
+        set_state=default_generator.set_state,
+        worker_seed="torch",
+    )
+)
 
 __all__ = [
     "BatchSampler",

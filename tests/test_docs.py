@@ -157,8 +157,9 @@ def test_readme_torch2ms_command_runs_as_written(command, tmp_path):
 
 
 def test_training_example_runs_and_checks_the_labels_the_network_saw():
-    proc = subprocess.run([sys.executable, "examples/train_mindspore.py"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "examples/train_mindspore.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "value_and_grad loop: 8 batches, images and labels bit-identical to torch's" in proc.stdout
     assert "Model.train: 8 batches, images and labels bit-identical to torch's" in proc.stdout

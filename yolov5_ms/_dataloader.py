@@ -90,7 +90,8 @@ def distributed_context(num_shards: int | None = None, shard_id: int | None = No
             raise ValueError(
                 "create_dataloader: rank != -1 needs the world size and this process's global rank: pass "
                 "num_shards= and shard_id=, launch with msrun and call mindspore.communication.init(), or set "
-                "WORLD_SIZE and RANK (as torchrun does)")
+                "WORLD_SIZE and RANK (as torchrun does)"
+            )
     if not (isinstance(num_shards, int) and isinstance(shard_id, int) and 0 <= shard_id < num_shards):
         raise ValueError(f"create_dataloader: need 0 <= shard_id < num_shards, got {num_shards=}, {shard_id=}")
     return num_shards, shard_id
@@ -214,12 +215,23 @@ def create_dataloader(
         world, global_rank = distributed_context(num_shards, shard_id)
         if "RANK" not in os.environ:  # msrun sets no RANK: upstream's generator seed uses the global rank
             environ = {"RANK": str(global_rank)}
-    recipe = loader_recipe(len(dataset), batch_size, rank=rank, workers=workers, image_weights=image_weights,
-                           quad=quad, shuffle=shuffle, seed=seed, devices=devices, environ=environ)
+    recipe = loader_recipe(
+        len(dataset),
+        batch_size,
+        rank=rank,
+        workers=workers,
+        image_weights=image_weights,
+        quad=quad,
+        shuffle=shuffle,
+        seed=seed,
+        devices=devices,
+        environ=environ,
+    )
     sampler = None
     if recipe.distributed:
-        sampler = adapters.DistributedSampler(dataset, num_replicas=world, rank=global_rank,
-                                              shuffle=recipe.sampler_shuffle)
+        sampler = adapters.DistributedSampler(
+            dataset, num_replicas=world, rank=global_rank, shuffle=recipe.sampler_shuffle
+        )
     loader_kwargs: dict[str, Any] = dict(  # DataLoader keyword arguments of several types
         batch_size=recipe.batch_size,
         shuffle=recipe.shuffle,
@@ -236,11 +248,13 @@ def create_dataloader(
     # collate_fn4's paths / shapes hold one entry per group of 4 samples: carried as packed columns too.
     quad_groups = recipe.batch_size // 4 if recipe.quad else 0
     if batch_map:
-        samples = adapters.sample_dataset(dataset, infinite=recipe.infinite, column_names=list(SAMPLE_COLUMNS),
-                                          set_epoch=True, **loader_kwargs)
+        samples = adapters.sample_dataset(
+            dataset, infinite=recipe.infinite, column_names=list(SAMPLE_COLUMNS), set_epoch=True, **loader_kwargs
+        )
         try:
-            pipeline = adapters.batch(samples, dataset, column_names=list(COLUMNS), pack_lists_of=quad_groups or None,
-                                      **loader_kwargs)
+            pipeline = adapters.batch(
+                samples, dataset, column_names=list(COLUMNS), pack_lists_of=quad_groups or None, **loader_kwargs
+            )
         except BaseException:
             samples.close()
             raise
@@ -249,9 +263,14 @@ def create_dataloader(
     # its workers): img uint8 (N, 3, H, W), labels float32 (n, 6), paths (one str per image), shapes (one entry per
     # image, None under mosaic: packed). collate_fn4 gives one entry per group of 4.
     entries = quad_groups or recipe.batch_size
-    prototype = (np.zeros((entries, 3, 1, 1), np.uint8), np.zeros((0, 6), np.float32), ("",) * entries,
-                 (None,) * entries)
+    prototype = (
+        np.zeros((entries, 3, 1, 1), np.uint8),
+        np.zeros((0, 6), np.float32),
+        ("",) * entries,
+        (None,) * entries,
+    )
     structure = adapters.Structure.infer(prototype, list(COLUMNS), pack_lists_of=entries)
-    pipeline = adapters.to_mindspore(dataset, infinite=recipe.infinite, set_epoch=True, structure=structure,
-                                     **loader_kwargs)
+    pipeline = adapters.to_mindspore(
+        dataset, infinite=recipe.infinite, set_epoch=True, structure=structure, **loader_kwargs
+    )
     return pipeline, dataset

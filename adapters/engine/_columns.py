@@ -349,8 +349,9 @@ def _infer(obj: Any, path: tuple, out: list, pack: int | None = None, nested: bo
             tuple(_infer(v, path + (("field", f),), out, pack, nested) for f, v in zip(obj._fields, obj, strict=True)),
         )
     if type(obj) in (list, tuple):
-        return _Sequence(type(obj), tuple(_infer(v, path + (("index", i),), out, pack, nested)
-                                          for i, v in enumerate(obj)))
+        return _Sequence(
+            type(obj), tuple(_infer(v, path + (("index", i),), out, pack, nested) for i, v in enumerate(obj))
+        )
     # Anything else a collate_fn returns (a set, a complex number, an object of the user's): carried packed.
     out.append((path, _leaf_array(obj, _PACKED_ANY, path)))
     return _PACKED_ANY

@@ -82,8 +82,10 @@ NO_BATCH = object()  # first_batch(): epoch 0 yields no batch (a batch may itsel
 def _expect(msg, cls):
     """``msg`` if it is a ``cls``; a message of another type is a fault of the pipeline, said so."""
     if not isinstance(msg, cls):
-        raise WorkerError(f"to_mindspore: the pipeline's loader process answered {type(msg).__name__}, expected "
-                          f"{cls.__name__} (a fault of the pipeline, not of your code)")
+        raise WorkerError(
+            f"to_mindspore: the pipeline's loader process answered {type(msg).__name__}, expected "
+            f"{cls.__name__} (a fault of the pipeline, not of your code)"
+        )
     return msg
 
 
@@ -177,8 +179,9 @@ class Engine:
         steps_per_epoch: batches per epoch for ``mode="steps"``.
     """
 
-    def __init__(self, spec, schedule: Schedule, set_epoch, *, steps_per_epoch: int | None = None,
-                 python_state=None) -> None:
+    def __init__(
+        self, spec, schedule: Schedule, set_epoch, *, steps_per_epoch: int | None = None, python_state=None
+    ) -> None:
         self.spec = spec
         self.schedule = schedule
         # set once the first batch is known: a Structure (to_mindspore), or a SampleEngine's sample rows
@@ -230,7 +233,9 @@ class Engine:
         runner = EpochRunner(spec, schedule, set_epoch)
         ours, theirs = self._ctx.Pipe(duplex=True)
         self._loader = self._ctx.Process(
-            target=loader_loop, args=(theirs, runner, (ours,), python_state, self._pgid), daemon=True,
+            target=loader_loop,
+            args=(theirs, runner, (ours,), python_state, self._pgid),
+            daemon=True,
             name="torch2ms-loader",
         )
         self._loader.start()
@@ -335,8 +340,10 @@ class Engine:
         if self._holder["spawner"] is not None:
             inherited.append(self._holder["spawner"][1])
         proc = self._ctx.Process(
-            target=spawner_loop, args=(theirs, self.spec, inherited, self._pgid, self._set_epoch), daemon=True,
-            name="torch2ms-spawner"
+            target=spawner_loop,
+            args=(theirs, self.spec, inherited, self._pgid, self._set_epoch),
+            daemon=True,
+            name="torch2ms-spawner",
         )
         proc.start()
         assert proc.pid is not None  # (a started process has one)
@@ -396,8 +403,12 @@ class Engine:
         """
         with self._io:
             send(self._conn, Probe())
-            msg, _ = self._receive(self._conn, None, "the first batch of epoch 0",
-                                   lambda: "the pipeline's loader process exited while making epoch 0's first batch")
+            msg, _ = self._receive(
+                self._conn,
+                None,
+                "the first batch of epoch 0",
+                lambda: "the pipeline's loader process exited while making epoch 0's first batch",
+            )
         if isinstance(msg, End):
             return NO_BATCH
         self._first, self.first_samples, self._has_first = msg.batch, msg.samples, True
@@ -603,8 +614,12 @@ class Engine:
                 "the next epoch cannot be given exactly. Consume whole epochs through such pipelines, or break out "
                 "of iterators of this dataset itself or of map / project / rename on it (their rows are counted)."
             )
-        if self.schedule.mode == "repeat" and self.sets_sampler_epochs and not finished \
-                and (self.length is None or consumed < self.length):
+        if (
+            self.schedule.mode == "repeat"
+            and self.sets_sampler_epochs
+            and not finished
+            and (self.length is None or consumed < self.length)
+        ):
             raise RuntimeError(
                 f"to_mindspore: epoch {prev.number} was left after {consumed} batches. With infinite=True (one torch "
                 "iterator over all epochs) and a sampler whose set_epoch is called each epoch, a partial epoch "

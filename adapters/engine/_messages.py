@@ -20,8 +20,27 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 __all__ = [
-    "Batch", "Begin", "Chunk", "Credit", "End", "Error", "Exit", "Indices", "MoreIndices", "Next", "Plan", "Probe",
-    "Ready", "Seed", "Settle", "Settled", "Spawn", "StartEpoch", "SyncState", "Task", "WorkerStarted",
+    "Batch",
+    "Begin",
+    "Chunk",
+    "Credit",
+    "End",
+    "Error",
+    "Exit",
+    "Indices",
+    "MoreIndices",
+    "Next",
+    "Plan",
+    "Probe",
+    "Ready",
+    "Seed",
+    "Settle",
+    "Settled",
+    "Spawn",
+    "StartEpoch",
+    "SyncState",
+    "Task",
+    "WorkerStarted",
 ]
 
 

@@ -192,8 +192,9 @@ class _Iterator:
                 if self._engine.closed:
                     # MindSpore's complaint about the epoch close() ended (read, so that it is not
                     # reported later by another pipeline): say what happened instead.
-                    raise RuntimeError("to_mindspore: this dataset was closed (close()); build a new one "
-                                       "with to_mindspore(...)") from None
+                    raise RuntimeError(
+                        "to_mindspore: this dataset was closed (close()); build a new one with to_mindspore(...)"
+                    ) from None
                 raise
             raise original from None
         self._row += 1
@@ -230,8 +231,22 @@ def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
 # MindSpore operations whose result is a dataset built on this one: their iterators must give
 # errors from the torch side back with their own type too.
 _CHAINED_OPS = (
-    "map", "batch", "padded_batch", "bucket_batch_by_length", "shuffle", "repeat", "project", "rename", "take",
-    "skip", "filter", "zip", "concat", "split", "sync_wait", "apply",
+    "map",
+    "batch",
+    "padded_batch",
+    "bucket_batch_by_length",
+    "shuffle",
+    "repeat",
+    "project",
+    "rename",
+    "take",
+    "skip",
+    "filter",
+    "zip",
+    "concat",
+    "split",
+    "sync_wait",
+    "apply",
 )
 _CHAINED_CLASSES: dict[type, type] = {}
 
@@ -263,12 +278,24 @@ class _ChainedMixin(_MindSporeDataset):
         return engine
 
     def create_tuple_iterator(self, *args, **kwargs):
-        return _iterator(self, self._engine_now(), super().create_tuple_iterator, args, kwargs,
-                         f"an iterator of a {type(self).__name__} on it")
+        return _iterator(
+            self,
+            self._engine_now(),
+            super().create_tuple_iterator,
+            args,
+            kwargs,
+            f"an iterator of a {type(self).__name__} on it",
+        )
 
     def create_dict_iterator(self, *args, **kwargs):
-        return _iterator(self, self._engine_now(), super().create_dict_iterator, args, kwargs,
-                         f"an iterator of a {type(self).__name__} on it")
+        return _iterator(
+            self,
+            self._engine_now(),
+            super().create_dict_iterator,
+            args,
+            kwargs,
+            f"an iterator of a {type(self).__name__} on it",
+        )
 
     def get_dataset_size(self):
         """A chain keeping one row per batch (map, project, rename) has the size of the dataset below it (the
@@ -440,8 +467,8 @@ class TorchLoaderDataset(msds.GeneratorDataset):
         if id(self) in memodict:
             return memodict[id(self)]
         new = self.__safe_deepcopy__(
-            memodict, exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length",
-                      "_torch_len")
+            memodict,
+            exclude=("source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length", "_torch_len"),
         )
         new.source = self.source.bound(self._engine.binding)
         return new
@@ -453,8 +480,10 @@ def _ts_op(name):
 
     op.__name__ = name
     # Not MindSpore's docstring: its examples are not ours to run (and doctest would collect them).
-    op.__doc__ = (f"MindSpore's ``Dataset.{name}``; errors from the torch loader keep their type through it, "
-                  "and ``output_shapes``/``output_types`` start no epoch.")
+    op.__doc__ = (
+        f"MindSpore's ``Dataset.{name}``; errors from the torch loader keep their type through it, "
+        "and ``output_shapes``/``output_types`` start no epoch."
+    )
     return op
 
 

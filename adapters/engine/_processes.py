@@ -68,7 +68,12 @@ from adapters.torch_data._worker_info import set_worker_info
 from adapters.torch_data._worker_seeding import WorkerInfo, draw_base_seed
 
 __all__ = [
-    "worker_loop", "loader_loop", "EpochRunner", "start_guardian", "join_group", "close_lifeline",
+    "worker_loop",
+    "loader_loop",
+    "EpochRunner",
+    "start_guardian",
+    "join_group",
+    "close_lifeline",
     "STREAM_AHEAD_BYTES",
 ]
 
@@ -290,8 +295,13 @@ def worker_loop(conn, spec, worker_id: int) -> None:
             send(conn, Error(err))
         except Exception as exc:  # a batch that cannot be sent (unpicklable leaf, ...)
             try:
-                send(conn, _error(exc, f"sending a batch from torch worker {worker_id} of {spec.num_workers}, "
-                                       f"epoch {worker.epoch}"))
+                send(
+                    conn,
+                    _error(
+                        exc,
+                        f"sending a batch from torch worker {worker_id} of {spec.num_workers}, epoch {worker.epoch}",
+                    ),
+                )
             except Exception:
                 return
 
@@ -615,8 +625,12 @@ def _take_over(ctl: Control, runner: EpochRunner, action):
     conn = ctl.conn
     reset(conn)  # the loader sent from its own files meanwhile: start afresh (the engine's mappings stay valid)
     if isinstance(action, _Died):
-        send(conn, Error(SourceError(WorkerError(f"the pipeline's loader process died while playing {action.what}"),
-                                     action.what)))
+        send(
+            conn,
+            Error(
+                SourceError(WorkerError(f"the pipeline's loader process died while playing {action.what}"), action.what)
+            ),
+        )
         return None
     if isinstance(action, _Replay):
         try:
@@ -739,13 +753,18 @@ def _make_first_batch(runner: EpochRunner):  # noqa: C901 - engine process code 
         if data and data != b"E":
             return pickle.loads(data)  # from this process's own child
         if not data:
-            return Error(SourceError(WorkerError(f"torch worker {w} (pid {pid}) died making epoch 0's first batch"),
-                                     "the first batch of epoch 0"))
+            return Error(
+                SourceError(
+                    WorkerError(f"torch worker {w} (pid {pid}) died making epoch 0's first batch"),
+                    "the first batch of epoch 0",
+                )
+            )
     return End(0)
 
 
-def _play_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch, checkpoint: _Checkpoint | None = None,
-                started: bool = False) -> None:
+def _play_epoch(
+    ctl: Control, runner: EpochRunner, msg: StartEpoch, checkpoint: _Checkpoint | None = None, started: bool = False
+) -> None:
     """Play epoch ``msg.epoch`` ahead of the consumer here, a checkpoint holding the state before it.
 
     Once the consumer's position is known (the engine's :class:`Settle`), what was played stands if torch's
@@ -910,4 +929,3 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None, set_epoch=None) -> None:
 
 def format_worker_death(pid: int, where: str) -> str:
     return f"DataLoader worker (pid {pid}) exited unexpectedly while producing {where}"
-

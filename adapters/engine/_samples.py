@@ -160,12 +160,11 @@ class SampleCollate:
         if not isinstance(data, (list, tuple)):
             raise TypeError(
                 f"sample_dataset: the dataset's __getitems__ returned a {type(data).__name__}, not a list of samples, "
-                f"so the samples of a batch cannot be told apart; {_USE_TO_MINDSPORE}")
+                f"so the samples of a batch cannot be told apart; {_USE_TO_MINDSPORE}"
+            )
         data = list(data)
         if self.default:
-            first: tuple[Any, list[bool] | None] | None = (
-                (numpy_tree(self.collate_fn(data)), None) if probing else None
-            )
+            first: tuple[Any, list[bool] | None] | None = (numpy_tree(self.collate_fn(data)), None) if probing else None
             return _SampleBatch([numpy_tree(s) for s in data], None, (), first)
         tensors = [_is_tensor(v) for v in _column_leaves(data[0])] if probing and data else None
         # The collate may change the samples in place (YOLOv5's writes each label's image index): what
@@ -177,7 +176,8 @@ class SampleCollate:
         except Exception as exc:
             raise TypeError(
                 f"sample_dataset: a sample cannot travel as a MindSpore row ({type(exc).__name__}: {exc}); a collate "
-                f"that needs such objects whole can run only in torch's worker: {_USE_TO_MINDSPORE}") from None
+                f"that needs such objects whole can run only in torch's worker: {_USE_TO_MINDSPORE}"
+            ) from None
         before = _stream_states()
         out = self.collate_fn(data)
         after = _stream_states()
@@ -235,8 +235,9 @@ class SampleStructure:
                 row = self.sample.to_row(sample, None)
             except StructureMismatchError as exc:
                 where = f"sample {i} of torch batch {'?' if k is None else k}"
-                msg = str(exc).replace("this batch is not nested like the first batch", "it is not nested like the "
-                                       "first sample of epoch 0")
+                msg = str(exc).replace(
+                    "this batch is not nested like the first batch", "it is not nested like the first sample of epoch 0"
+                )
                 raise StructureMismatchError(f"sample_dataset: {where}: {msg}") from None
             if self.state_column:
                 row += (batch.states if i == 0 else _EMPTY,)
@@ -252,8 +253,10 @@ class SampleStructure:
         and a number column a map gave another dtype as a numpy scalar of that dtype)."""
         values = [row[n] for n in self.names] if isinstance(row, collections.abc.Mapping) else list(row)
         if len(values) != len(self.names):
-            raise ValueError(f"sample_dataset: got {len(values)} columns, the sample rows have {len(self.names)}: "
-                             f"{list(self.names)!r}")
+            raise ValueError(
+                f"sample_dataset: got {len(values)} columns, the sample rows have {len(self.names)}: "
+                f"{list(self.names)!r}"
+            )
         # strict=False: values ends with the state column (when there is one), which is not the sample's
         leaves = iter(zip(values, self.sample.names, self.tensors, strict=False))
         return _rebuild(self.sample.root, leaves, for_collate)
@@ -323,12 +326,14 @@ class SampleEngine(Engine):
         if n == 0:
             raise ValueError(
                 f"sample_dataset: batch {k} of epoch {epoch.number} has no samples; MindSpore's batch op cannot "
-                f"make an empty batch: {_USE_TO_MINDSPORE}")
+                f"make an empty batch: {_USE_TO_MINDSPORE}"
+            )
         if self.uniform is not None and epoch.sizes and epoch.sizes[-1] != self.uniform:
             raise RuntimeError(
                 f"sample_dataset: batch {k - 1} of epoch {epoch.number} has {epoch.sizes[-1]} samples and is not the "
                 f"last, but adapters.batch regroups the samples by batch_size={self.uniform} (the loader's "
-                "BatchSampler)")
+                "BatchSampler)"
+            )
         with self._cv:
             epoch.sizes.append(n)
             self._cv.notify_all()  # (MindSpore's batch op waiting for this batch's size)
@@ -456,8 +461,10 @@ class TorchSampleDataset(TorchLoaderDataset):
 
     def iter_batches(self, num_epochs: int = 1, *, output_numpy: bool = False):
         """Not for sample rows: :func:`adapters.batch` regroups them into torch's batches (its ``iter_batches``)."""
-        raise TypeError("iter_batches: this dataset's rows are samples; adapters.batch(samples, loader) regroups "
-                        "them into torch's batches (use its iter_batches), or use iter_samples()")
+        raise TypeError(
+            "iter_batches: this dataset's rows are samples; adapters.batch(samples, loader) regroups "
+            "them into torch's batches (use its iter_batches), or use iter_samples()"
+        )
 
     def iter_samples(self, num_epochs: int = 1, *, output_numpy: bool = False):
         """The samples, epoch after epoch, as the dataset returned them (numpy arrays for torch tensors).
@@ -497,8 +504,19 @@ class TorchSampleDataset(TorchLoaderDataset):
     def __deepcopy__(self, memodict):
         if id(self) in memodict:
             return memodict[id(self)]
-        new = self.__safe_deepcopy__(memodict, exclude=(
-            "source", "__transfer_dataset__", "_engine", "structure", "_first_row", "_length", "_torch_len", "_info"))
+        new = self.__safe_deepcopy__(
+            memodict,
+            exclude=(
+                "source",
+                "__transfer_dataset__",
+                "_engine",
+                "structure",
+                "_first_row",
+                "_length",
+                "_torch_len",
+                "_info",
+            ),
+        )
         new.source = self.source.bound(self._engine.binding)
         return new
 
@@ -549,8 +567,10 @@ class PerBatchMap:
         try:
             return self._collate(columns)
         except Exception as exc:
-            where = (f"collate_fn in MindSpore's batch op (batch {info.get_batch_num()} of epoch "
-                     f"{info.get_epoch_num()} of this iterator)")
+            where = (
+                f"collate_fn in MindSpore's batch op (batch {info.get_batch_num()} of epoch "
+                f"{info.get_epoch_num()} of this iterator)"
+            )
             err = wrap_exception(exc, where)
             engine = self._engine()
             if engine is not None and os.getpid() == self._owner:
@@ -561,15 +581,19 @@ class PerBatchMap:
         n = len(columns[0])
         if self.rows.state_column:
             columns, blob = columns[:-1], columns[-1][0]
-        samples = [self.rows.rebuild([c[i] for c in columns] + ([_EMPTY] if self.rows.state_column else []),
-                                     for_collate=True) for i in range(n)]
+        samples = [
+            self.rows.rebuild([c[i] for c in columns] + ([_EMPTY] if self.rows.state_column else []), for_collate=True)
+            for i in range(n)
+        ]
         states = _unsigned(blob) if self.rows.state_column and np.asarray(blob).size else None
         if states is None:
             out = self.collate_fn(samples)
         else:
             if os.getpid() == self._owner:
-                raise RuntimeError("batch: a collate that draws from the random streams runs only in MindSpore's "
-                                   "processes (python_multiprocessing=True), never in yours")
+                raise RuntimeError(
+                    "batch: a collate that draws from the random streams runs only in MindSpore's "
+                    "processes (python_multiprocessing=True), never in yours"
+                )
             saved = StreamState.capture()
             StreamState(states).restore()
             try:
@@ -642,8 +666,10 @@ class _TorchBatches(_ChainedBatchDataset):
     def __deepcopy__(self, memodict):
         if id(self) in memodict:
             return memodict[id(self)]
-        new = self.__safe_deepcopy__(memodict, exclude=(
-            "per_batch_map", "batch_size_func", "__transfer_dataset__", "structure", "_first_row", "_keep"))
+        new = self.__safe_deepcopy__(
+            memodict,
+            exclude=("per_batch_map", "batch_size_func", "__transfer_dataset__", "structure", "_first_row", "_keep"),
+        )
         if isinstance(self.batch_size_func, BatchSizes):  # each iterator's tree asks for its own epochs' sizes
             new.batch_size_func = self.batch_size_func.bound(self._engine_now().binding)
         return new
@@ -745,8 +771,9 @@ def sample_dataset(
     """
     if column_names is not None and (isinstance(column_names, str) or not hasattr(column_names, "__iter__")):
         raise TypeError(f"sample_dataset: column_names must be a list of str, got {column_names!r}")
-    spec, mode, infinite, length = resolve(loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, None,
-                                           dict(dataloader_kwargs))
+    spec, mode, infinite, length = resolve(
+        loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, None, dict(dataloader_kwargs)
+    )
     if spec.batch_sampler is None:
         raise ValueError(
             "sample_dataset: this loader does not batch samples (batch_size=None): each item the dataset yields is a "
@@ -754,8 +781,15 @@ def sample_dataset(
             f"{_USE_TO_MINDSPORE}"
         )
     sample_spec = dataclasses.replace(spec, collate_fn=SampleCollate(spec.collate_fn, spec.default_collate))
-    engine, first = build_engine(sample_spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch,
-                                 length=length, workers_at_construction=infinite is True, engine_class=SampleEngine)
+    engine, first = build_engine(
+        sample_spec,
+        set_epoch=set_epoch,
+        mode=mode,
+        steps_per_epoch=steps_per_epoch,
+        length=length,
+        workers_at_construction=infinite is True,
+        engine_class=SampleEngine,
+    )
     try:
         collated, tensors = first.first
         try:
@@ -767,8 +801,10 @@ def sample_dataset(
             ) from None
         state_column = not spec.default_collate and bool(first.drew)
         if STATE_COLUMN in structure.names and state_column:
-            raise ValueError(f"sample_dataset: a sample leaf is named {STATE_COLUMN!r}, the column this shape adds; "
-                             "pass column_names to rename it")
+            raise ValueError(
+                f"sample_dataset: a sample leaf is named {STATE_COLUMN!r}, the column this shape adds; "
+                "pass column_names to rename it"
+            )
         rows = SampleStructure(structure, state_column, tensors)
         engine.structure = rows
         group = rows.to_row(first, 0)  # every sample of the first batch: a mismatch is refused now
@@ -874,8 +910,10 @@ def batch(
     engine, rows, info = root._engine, root.structure, root._info
     if _is_torch_loader(loader_or_dataset):
         if dataloader_kwargs or seed is not None:
-            raise TypeError("batch(samples, loader): DataLoader options come from the loader; got extra keyword "
-                            f"arguments {sorted(dataloader_kwargs) + (['seed'] if seed is not None else [])}")
+            raise TypeError(
+                "batch(samples, loader): DataLoader options come from the loader; got extra keyword "
+                f"arguments {sorted(dataloader_kwargs) + (['seed'] if seed is not None else [])}"
+            )
         given = spec_from_loader(loader_or_dataset)
     else:
         given = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
@@ -902,8 +940,9 @@ def batch(
         # (MindSpore allows at most one worker per CPU)
         num_parallel_workers = max(1, min(spec.num_workers, os.cpu_count() or 1)) if multiprocessing else 1
     pack = pack_lists_of if pack_lists_of is not None else None if spec.default_collate else engine.first_samples
-    if pack_lists_of is not None and (isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int)
-                                      or pack_lists_of < 1):
+    if pack_lists_of is not None and (
+        isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int) or pack_lists_of < 1
+    ):
         raise ValueError(f"batch: pack_lists_of must be a positive int or None, got {pack_lists_of!r}")
     structure = Structure.infer(info.collated, column_names, pack_lists_of=pack)
     first_row = structure.to_row(info.collated, 0)
@@ -913,7 +952,13 @@ def batch(
         size = info.plain_batch_size
     else:
         size = BatchSizes(engine)
-    result = samples.batch(size, drop_remainder=bool(spec.drop_last), num_parallel_workers=num_parallel_workers,
-                           per_batch_map=per_batch_map, input_columns=list(rows.names),
-                           output_columns=list(structure.names), python_multiprocessing=multiprocessing)
+    result = samples.batch(
+        size,
+        drop_remainder=bool(spec.drop_last),
+        num_parallel_workers=num_parallel_workers,
+        per_batch_map=per_batch_map,
+        input_columns=list(rows.names),
+        output_columns=list(structure.names),
+        python_multiprocessing=multiprocessing,
+    )
     return _as_torch_batches(result, structure, first_row, root)

@@ -279,9 +279,7 @@ def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:  # noqa: C901 - DataLoad
             )
         batch_size, drop_last = None, False
     elif batch_size is None and drop_last:
-        raise ValueError(
-            "batch_size=None option disables auto-batching and is mutually exclusive with drop_last"
-        )
+        raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with drop_last")
     if sampler is None:
         if iterable:
             sampler = _datasets.InfiniteConstantSampler()
@@ -309,5 +307,3 @@ def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:  # noqa: C901 - DataLoad
         timeout=o["timeout"],
         prefetch_factor=(2 if o["num_workers"] > 0 else None) if o["prefetch_factor"] is None else o["prefetch_factor"],
     )
-
-

@@ -80,8 +80,11 @@ def _tracked(spec: LoaderSpec, mode: str) -> dict:
         owners.update(sampler=spec.sampler, batch_sampler=spec.batch_sampler)
     if spec.num_workers == 0:
         owners["dataset"] = spec.dataset
-        if not spec.default_collate and hasattr(spec.collate_fn, "__dict__") and not isinstance(
-                spec.collate_fn, (types.FunctionType, types.MethodType, functools.partial)):
+        if (
+            not spec.default_collate
+            and hasattr(spec.collate_fn, "__dict__")
+            and not isinstance(spec.collate_fn, (types.FunctionType, types.MethodType, functools.partial))
+        ):
             owners["collate_fn"] = spec.collate_fn
     return owners
 
@@ -115,13 +118,15 @@ def build_engine(
     schedule = Schedule(spec.num_workers, spec.persistent_workers, mode, prefetch if spec.num_workers else 0)
     # The loader process is forked now: python's random reseeds itself in a forked child, so the
     # snapshot of that stream is taken here and put back there.
-    engine = engine_class(spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch,
-                          python_state=random.getstate())
+    engine = engine_class(
+        spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch, python_state=random.getstate()
+    )
     engine.length = length
     engine.workers_at_construction = workers_at_construction
     engine.tracker = AttributeTracker(_tracked(spec, mode))
-    engine.sets_sampler_epochs = set_epoch not in (False, None) and (callable(set_epoch) or any(
-        callable(getattr(s, "set_epoch", None)) for s in reachable_samplers(spec)))
+    engine.sets_sampler_epochs = set_epoch not in (False, None) and (
+        callable(set_epoch) or any(callable(getattr(s, "set_epoch", None)) for s in reachable_samplers(spec))
+    )
     if not probe:
         return engine, NO_BATCH
     try:
@@ -252,25 +257,46 @@ def to_mindspore(
     from adapters.engine._pipeline import TorchLoaderDataset
 
     if structure is not None and (column_names is not None or pack_lists_of is not None or batch_map):
-        raise ValueError("to_mindspore: structure= declares the columns: column_names and pack_lists_of belong to "
-                         "Structure.infer, and batch_map=True infers its batch columns itself")
+        raise ValueError(
+            "to_mindspore: structure= declares the columns: column_names and pack_lists_of belong to "
+            "Structure.infer, and batch_map=True infers its batch columns itself"
+        )
     if batch_map:
         from adapters.engine._samples import batch, sample_dataset
 
-        options = dict(seed=seed, set_epoch=set_epoch, infinite=infinite, steps_per_epoch=steps_per_epoch,
-                       fixed_length=fixed_length)
+        options = dict(
+            seed=seed,
+            set_epoch=set_epoch,
+            infinite=infinite,
+            steps_per_epoch=steps_per_epoch,
+            fixed_length=fixed_length,
+        )
         samples = sample_dataset(loader_or_dataset, **options, **dataloader_kwargs)
         seed_option: dict[str, Any] = {"seed": seed} if seed is not None else {}
         try:
-            return batch(samples, loader_or_dataset, column_names=column_names, pack_lists_of=pack_lists_of,
-                         **seed_option, **dataloader_kwargs)
+            return batch(
+                samples,
+                loader_or_dataset,
+                column_names=column_names,
+                pack_lists_of=pack_lists_of,
+                **seed_option,
+                **dataloader_kwargs,
+            )
         except BaseException:
             samples.close()
             raise
-    spec, mode, infinite, length = resolve(loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length,
-                                           pack_lists_of, dataloader_kwargs)
-    engine, first = build_engine(spec, set_epoch=set_epoch, mode=mode, steps_per_epoch=steps_per_epoch, length=length,
-                                 workers_at_construction=infinite is True, probe=structure is None)
+    spec, mode, infinite, length = resolve(
+        loader_or_dataset, seed, infinite, steps_per_epoch, fixed_length, pack_lists_of, dataloader_kwargs
+    )
+    engine, first = build_engine(
+        spec,
+        set_epoch=set_epoch,
+        mode=mode,
+        steps_per_epoch=steps_per_epoch,
+        length=length,
+        workers_at_construction=infinite is True,
+        probe=structure is None,
+    )
     if structure is not None:
         engine.structure = structure
         return TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch))
@@ -309,15 +335,18 @@ def resolve(  # noqa: C901 - one flat pass over to_mindspore's options, each che
             dataloader_kwargs["generator"] = _seeded_generator(seed)
         spec = spec_from_dataset(loader_or_dataset, **dataloader_kwargs)
     mode = "epochs"
-    if pack_lists_of is not None and (isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int)
-                                      or pack_lists_of < 1):
+    if pack_lists_of is not None and (
+        isinstance(pack_lists_of, bool) or not isinstance(pack_lists_of, int) or pack_lists_of < 1
+    ):
         raise ValueError(f"to_mindspore: pack_lists_of must be a positive int or None, got {pack_lists_of!r}")
     if infinite not in (False, True, "lazy"):
         raise ValueError(f"to_mindspore: infinite must be False, True or 'lazy', got {infinite!r}")
     if spec.repeat is not None:
         if infinite not in (False, spec.repeat):
-            raise ValueError(f"to_mindspore: this {type(loader_or_dataset).__name__} starts its one iterator at "
-                             f"its first iter() (infinite={spec.repeat!r}); got infinite={infinite!r}")
+            raise ValueError(
+                f"to_mindspore: this {type(loader_or_dataset).__name__} starts its one iterator at "
+                f"its first iter() (infinite={spec.repeat!r}); got infinite={infinite!r}"
+            )
         infinite = spec.repeat
     if infinite and steps_per_epoch is not None:
         raise ValueError("to_mindspore: give infinite=True or steps_per_epoch=, not both")
@@ -343,14 +372,24 @@ def resolve(  # noqa: C901 - one flat pass over to_mindspore's options, each che
 def _fixed_count_types() -> tuple:
     from adapters.torch_data import _samplers
 
-    mirrors = (_samplers.SequentialSampler, _samplers.RandomSampler, _samplers.SubsetRandomSampler,
-               _samplers.WeightedRandomSampler, _samplers.DistributedSampler)
+    mirrors = (
+        _samplers.SequentialSampler,
+        _samplers.RandomSampler,
+        _samplers.SubsetRandomSampler,
+        _samplers.WeightedRandomSampler,
+        _samplers.DistributedSampler,
+    )
     torch = torch_or_none()
     if torch is None:
         return mirrors, (_samplers.BatchSampler,)
     d = torch.utils.data
-    own = (d.SequentialSampler, d.RandomSampler, d.SubsetRandomSampler, d.WeightedRandomSampler,
-           d.distributed.DistributedSampler)
+    own = (
+        d.SequentialSampler,
+        d.RandomSampler,
+        d.SubsetRandomSampler,
+        d.WeightedRandomSampler,
+        d.distributed.DistributedSampler,
+    )
     return mirrors + own, (_samplers.BatchSampler, d.BatchSampler)
 
 

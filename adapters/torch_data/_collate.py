@@ -44,8 +44,20 @@ _STR_OBJ_ARRAY = re.compile(r"[SaUO]")
 _SUPPORTED = tuple(
     np.dtype(name)
     for name in (
-        "float64", "float32", "float16", "complex64", "complex128", "int64", "int32", "int16", "int8",
-        "uint64", "uint32", "uint16", "uint8", "bool",
+        "float64",
+        "float32",
+        "float16",
+        "complex64",
+        "complex128",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint64",
+        "uint32",
+        "uint16",
+        "uint8",
+        "bool",
     )
 )
 _SUPPORTED_SET = frozenset(_SUPPORTED)
@@ -110,8 +122,11 @@ def _default_float_dtype() -> tuple[np.dtype, np.dtype | None]:
     """(dtype of an inferred python float, of an inferred python complex), from torch's default dtype."""
     torch = sys.modules.get("torch")
     name = "torch.float32" if torch is None else str(torch.get_default_dtype())
-    pairs = {"torch.float32": ("float32", "complex64"), "torch.float64": ("float64", "complex128"),
-             "torch.float16": ("float16", None)}
+    pairs = {
+        "torch.float32": ("float32", "complex64"),
+        "torch.float64": ("float64", "complex128"),
+        "torch.float16": ("float16", None),
+    }
     if name not in pairs:
         raise TypeError(
             f"torch.get_default_dtype() is {name}, which numpy cannot represent; python floats in a batch "
@@ -417,8 +432,9 @@ def _values_for_key(batch: Any, key: Any, path: tuple) -> list:
             raise
         got = f"keys {list(batch[bad])!r}" if isinstance(batch[bad], collections.abc.Mapping) else type(batch[bad])
         raise _reraise(
-            exc, f"default_collate: batch element {bad} has no key {key!r} at {_render(path) or 'the top level'} "
-            f"(batch element 0 has keys {list(batch[0])!r}; batch element {bad} has {got})"
+            exc,
+            f"default_collate: batch element {bad} has no key {key!r} at {_render(path) or 'the top level'} "
+            f"(batch element 0 has keys {list(batch[0])!r}; batch element {bad} has {got})",
         ) from exc
 
 
@@ -618,4 +634,3 @@ def to_numpy(obj: Any) -> Any:
         {'img': array([0.]), 'ids': (1, 2)}
     """
     return _to_numpy(obj, ())
-

@@ -31,8 +31,9 @@ def assert_bits(actual, expected, path="batch"):
     """Same containers, same python values, arrays of the same dtype, shape and bytes."""
     if isinstance(expected, np.ndarray):
         assert isinstance(actual, np.ndarray), f"{path}: {type(actual)} vs an array"
-        assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape), \
+        assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape), (
             f"{path}: {actual.dtype}{actual.shape} vs {expected.dtype}{expected.shape}"
+        )
         assert actual.tobytes() == expected.tobytes(), f"{path}: bytes differ"
     elif isinstance(expected, dict):
         assert type(actual) is type(expected) and list(actual) == list(expected), f"{path}: {actual!r:.80}"
@@ -47,8 +48,15 @@ def assert_bits(actual, expected, path="batch"):
 
 
 def _make(num_workers, persistent, n=14, batch_size=4, **kwargs):
-    return DataLoader(RandomAugDataset(n), batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                      persistent_workers=persistent, generator=torch.Generator().manual_seed(7), **kwargs)
+    return DataLoader(
+        RandomAugDataset(n),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        persistent_workers=persistent,
+        generator=torch.Generator().manual_seed(7),
+        **kwargs,
+    )
 
 
 def torch_epochs(loader, epochs=EPOCHS, partial=None):
@@ -70,8 +78,9 @@ def _identity(x):
 MAPS = {
     "no-map": lambda ds: ds,
     "identity-map": lambda ds: ds.map(operations=_identity, input_columns=["np"]),
-    "two-maps": lambda ds: ds.map(operations=_identity, input_columns=["torch"]).map(operations=_identity,
-                                                                                       input_columns=["index"]),
+    "two-maps": lambda ds: ds.map(operations=_identity, input_columns=["torch"]).map(
+        operations=_identity, input_columns=["index"]
+    ),
 }
 
 
@@ -160,10 +169,16 @@ class PairsCollate:
     def __call__(self, batch):
         for i, s in enumerate(batch):
             s["np"][0] = i  # in place, as YOLOv5's collate_fn writes each label's image index
-        pairs = [torch.stack([batch[i]["torch"], batch[i + 1]["torch"]]) * (2.0 if random.random() < 0.5 else -1.0)
-                 for i in range(0, len(batch) - 1, 2)]
-        return {"pairs": torch.stack(pairs) if pairs else torch.zeros(0, 2, 2, 2), "np": [s["np"] for s in batch],
-                "index": [s["index"] for s in batch], "py": torch.tensor([s["py"] for s in batch])}
+        pairs = [
+            torch.stack([batch[i]["torch"], batch[i + 1]["torch"]]) * (2.0 if random.random() < 0.5 else -1.0)
+            for i in range(0, len(batch) - 1, 2)
+        ]
+        return {
+            "pairs": torch.stack(pairs) if pairs else torch.zeros(0, 2, 2, 2),
+            "np": [s["np"] for s in batch],
+            "index": [s["index"] for s in batch],
+            "py": torch.tensor([s["py"] for s in batch]),
+        }
 
 
 def _no_draw_collate(batch):
@@ -173,7 +188,8 @@ def _no_draw_collate(batch):
 @pytest.mark.parametrize("num_workers, persistent", WORKERS, ids=WORKER_IDS)
 @pytest.mark.parametrize("shape", ["one-iterator", "tutorial"])
 def test_custom_collate_drawing_random_in_the_worker_is_replayed_in_mindspores_processes(
-        shape, num_workers, persistent):
+    shape, num_workers, persistent
+):
     seed_all(0)
     expected = torch_epochs(_make(num_workers, persistent, collate_fn=PairsCollate()))
     signs = {float(np.sign(b["pairs"].ravel()[0])) for e in expected for b in e}
@@ -212,7 +228,7 @@ class Buckets(Sampler):
         idx = torch.randperm(self.n, generator=self.g).tolist()
         k = 0
         for size in (1, 3, 5, 2, 3):
-            yield idx[k:k + size]
+            yield idx[k : k + size]
             k += size
 
     def __len__(self):
@@ -223,8 +239,9 @@ class Buckets(Sampler):
 @pytest.mark.parametrize("shape", ["one-iterator", "tutorial"])
 def test_a_custom_batch_sampler_gives_mindspore_each_batchs_size(shape, num_workers, persistent):
     def make():
-        return DataLoader(RandomAugDataset(14), batch_sampler=Buckets(), num_workers=num_workers,
-                          persistent_workers=persistent)
+        return DataLoader(
+            RandomAugDataset(14), batch_sampler=Buckets(), num_workers=num_workers, persistent_workers=persistent
+        )
 
     seed_all(0)
     expected = torch_epochs(make())
@@ -256,8 +273,13 @@ def test_infinite_matches_yolov5s_infinite_dataloader(num_workers, collate_fn, p
     collate = collate_fn and collate_fn()
 
     def kwargs():
-        return dict(batch_size=3, shuffle=True, num_workers=num_workers, generator=torch.Generator().manual_seed(5),
-                    collate_fn=collate)
+        return dict(
+            batch_size=3,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(5),
+            collate_fn=collate,
+        )
 
     seed_all(0)
     loader = InfiniteDataLoader(RandomAugDataset(14), **kwargs())  # 5 batches/epoch: dispatch shifts across epochs
@@ -343,7 +365,7 @@ class HWCImages(Dataset):
 
     def __getitem__(self, i):
         y = np.random.randint(0, 4)
-        img = self.data[i, y:y + 8]
+        img = self.data[i, y : y + 8]
         if np.random.rand() < 0.5:
             img = img[:, ::-1]
         img = np.ascontiguousarray(img)
@@ -364,8 +386,13 @@ def _torch_normalise(img):
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_a_real_per_sample_map_normalize_matches_torchs_normalisation(num_workers):
     def make(normalise=None):
-        return DataLoader(HWCImages(normalise=normalise), batch_size=4, shuffle=True, num_workers=num_workers,
-                          generator=torch.Generator().manual_seed(3))
+        return DataLoader(
+            HWCImages(normalise=normalise),
+            batch_size=4,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(3),
+        )
 
     seed_all(0)
     expected = torch_epochs(make(_torch_normalise), epochs=2)
@@ -534,8 +561,10 @@ def test_sample_rows_are_the_samples_before_the_collate_changed_them():
         return before, PairsCollate()(batch)
 
     seed_all(0)
-    expected = [[to_numpy_tree(s) for before, _ in e for s in before]
-                for e in torch_epochs(_make(2, False, collate_fn=recording))]
+    expected = [
+        [to_numpy_tree(s) for before, _ in e for s in before]
+        for e in torch_epochs(_make(2, False, collate_fn=recording))
+    ]
     seed_all(0)
     ds = adapters.sample_dataset(_make(2, False, collate_fn=recording))
     got = [list(ds.iter_samples(output_numpy=True)) for _ in range(EPOCHS)]
@@ -625,7 +654,9 @@ def pairs(batch):  # draws python's random in the worker, per pair of samples
 def test_batch_maps_without_torch_give_torchs_bytes():
     from tests._helpers.subproc import run_json
 
-    code = _NUMPY_SIDE + """
+    code = (
+        _NUMPY_SIDE
+        + """
 import json, sys
 import adapters
 data = Draws()
@@ -635,11 +666,18 @@ ds = adapters.batch(adapters.sample_dataset(data, **kw), data, **kw)
 out = [[[a.tolist() for a in b] for b in ds.iter_batches(output_numpy=True)] for _ in range(2)]
 print(json.dumps({"torch": "torch" in sys.modules, "batches": out}))
 """
+    )
     out = run_json(code, block_torch=True)
     assert out["torch"] is False
     space: dict = {}
     exec(_NUMPY_SIDE, space)
     seed_all(1)
-    loader = DataLoader(space["Draws"](), batch_size=4, shuffle=True, num_workers=2, collate_fn=space["pairs"],
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        space["Draws"](),
+        batch_size=4,
+        shuffle=True,
+        num_workers=2,
+        collate_fn=space["pairs"],
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out["batches"] == [[[a.tolist() for a in b] for b in loader] for _ in range(2)]

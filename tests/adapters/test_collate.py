@@ -28,16 +28,40 @@ Single = collections.namedtuple("Single", "x")
 Triple = collections.namedtuple("Triple", "p q r")
 NAMEDTUPLES: tuple[type[Any], ...] = (Single, Pair, Triple)  # (namedtuple classes: their _fields are read)
 
-NUMPY_DTYPES = [np.dtype(n) for n in (
-    "bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
-)]
+NUMPY_DTYPES = [
+    np.dtype(n)
+    for n in (
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    )
+]
 TORCH_OF_NUMPY = {
-    np.dtype("bool"): torch.bool, np.dtype("uint8"): torch.uint8, np.dtype("int8"): torch.int8,
-    np.dtype("int16"): torch.int16, np.dtype("int32"): torch.int32, np.dtype("int64"): torch.int64,
-    np.dtype("uint16"): torch.uint16, np.dtype("uint32"): torch.uint32, np.dtype("uint64"): torch.uint64,
-    np.dtype("float16"): torch.float16, np.dtype("float32"): torch.float32, np.dtype("float64"): torch.float64,
-    np.dtype("complex64"): torch.complex64, np.dtype("complex128"): torch.complex128,
+    np.dtype("bool"): torch.bool,
+    np.dtype("uint8"): torch.uint8,
+    np.dtype("int8"): torch.int8,
+    np.dtype("int16"): torch.int16,
+    np.dtype("int32"): torch.int32,
+    np.dtype("int64"): torch.int64,
+    np.dtype("uint16"): torch.uint16,
+    np.dtype("uint32"): torch.uint32,
+    np.dtype("uint64"): torch.uint64,
+    np.dtype("float16"): torch.float16,
+    np.dtype("float32"): torch.float32,
+    np.dtype("float64"): torch.float64,
+    np.dtype("complex64"): torch.complex64,
+    np.dtype("complex128"): torch.complex128,
 }
 # numpy.uint64 *scalars* are left out: torch 2.13 cannot store any of them into a uint64 tensor (TypeError "an
 # integer is required"); test_uint64_scalars_are_collated covers them.
@@ -369,9 +393,9 @@ def test_bfloat16_is_refused_with_advice():
     # numpy has no bfloat16: there is no numpy array torch's result could be.
     batch = [torch.ones(2, dtype=torch.bfloat16), torch.ones(2, dtype=torch.bfloat16)]
     assert torch_collate(batch).dtype == torch.bfloat16
-    with pytest.raises(TypeError, match=re.escape(
-        "a torch.bfloat16 tensor (at the top level of the sample) has no numpy equivalent"
-    )) as info:
+    with pytest.raises(
+        TypeError, match=re.escape("a torch.bfloat16 tensor (at the top level of the sample) has no numpy equivalent")
+    ) as info:
         default_collate(batch)
     assert "tensor.float()" in str(info.value)
     with pytest.raises(TypeError, match=re.escape("a torch.bfloat16 tensor (at ['img']) has no numpy equivalent")):
@@ -382,10 +406,13 @@ def test_namedtuple_length_mismatch_is_an_error_not_a_silent_drop():
     batch = [P(1, 2), (1, 2, 3)]
     theirs = torch_collate(batch)
     assert type(theirs) is P and theirs.x.tolist() == [1, 1] and theirs.y.tolist() == [2, 2]  # torch drops the 3
-    with pytest.raises(RuntimeError, match=re.escape(
-        "each element in list of batch should be of equal size; got length 2 at batch element 0 and length 3 "
-        "at batch element 1 (default_collate: batch element 1, at the top level of the sample)"
-    )):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
+            "each element in list of batch should be of equal size; got length 2 at batch element 0 and length 3 "
+            "at batch element 1 (default_collate: batch element 1, at the top level of the sample)"
+        ),
+    ):
         default_collate(batch)
 
 
@@ -419,9 +446,12 @@ def test_float16_nan_widened_stays_nan():
 
 
 def test_arrays_nested_in_a_list_are_refused():
-    with pytest.raises(TypeError, match=re.escape(
-        "default_collate: arrays or tensors nested in a list are not supported (batch element 1, at ['x'])"
-    )):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "default_collate: arrays or tensors nested in a list are not supported (batch element 1, at ['x'])"
+        ),
+    ):
         default_collate([{"x": np.zeros((1, 2))}, {"x": [np.zeros(2)]}])
 
 
@@ -437,77 +467,137 @@ def raises(exc_type, text, batch, fn=default_collate):
 
 
 def test_error_none_names_element_and_path():
-    raises(TypeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<class 'NoneType'> (batch element 0, at ['label'])", [{"label": None}, {"label": 1}])
+    raises(
+        TypeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<class 'NoneType'> (batch element 0, at ['label'])",
+        [{"label": None}, {"label": 1}],
+    )
 
 
 def test_error_none_after_numbers_keeps_torchs_runtime_error():
-    raises(RuntimeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<class 'NoneType'> (batch element 2, at ['label']; torch: 'Could not infer dtype of NoneType')",
-           [{"label": 1}, {"label": 2}, {"label": None}])
+    raises(
+        RuntimeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<class 'NoneType'> (batch element 2, at ['label']; torch: 'Could not infer dtype of NoneType')",
+        [{"label": 1}, {"label": 2}, {"label": None}],
+    )
 
 
 def test_error_object_and_complex():
-    raises(TypeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<class 'object'> (batch element 0, at [1])", [(1, object()), (2, object())])
-    raises(TypeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<class 'complex'> (batch element 0, at the top level of the sample)", [1j, 2j])
+    raises(
+        TypeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<class 'object'> (batch element 0, at [1])",
+        [(1, object()), (2, object())],
+    )
+    raises(
+        TypeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<class 'complex'> (batch element 0, at the top level of the sample)",
+        [1j, 2j],
+    )
 
 
 def test_error_unicode_array():
-    raises(TypeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<U3 (batch element 0, at ['name'])", [{"name": np.array("abc")}])
-    raises(TypeError, "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
-           "<U1 (batch element 1, at ['name'])", [{"name": np.zeros(1)}, {"name": np.array(["b"])}])
+    raises(
+        TypeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<U3 (batch element 0, at ['name'])",
+        [{"name": np.array("abc")}],
+    )
+    raises(
+        TypeError,
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found "
+        "<U1 (batch element 1, at ['name'])",
+        [{"name": np.zeros(1)}, {"name": np.array(["b"])}],
+    )
 
 
 def test_error_shape_mismatch_names_both_shapes_and_the_path():
     batch = [{"boxes": np.zeros((3, 4))}, {"boxes": np.zeros((3, 4))}, {"boxes": np.zeros((3, 5))}]
-    raises(RuntimeError, "stack expects each tensor to be equal size, but got [3, 4] at entry 0 and [3, 5] at entry 2 "
-           "(default_collate: batch element 2, at ['boxes'])", batch)
+    raises(
+        RuntimeError,
+        "stack expects each tensor to be equal size, but got [3, 4] at entry 0 and [3, 5] at entry 2 "
+        "(default_collate: batch element 2, at ['boxes'])",
+        batch,
+    )
 
 
 def test_error_shape_mismatch_of_tensors_adds_the_path():
     batch = [[torch.zeros(3, 4)], [torch.zeros(3, 5)]]
-    raises(RuntimeError, "stack expects each tensor to be equal size, but got [3, 4] at entry 0 and [3, 5] at entry 1 "
-           "(default_collate: at [0])", batch)
+    raises(
+        RuntimeError,
+        "stack expects each tensor to be equal size, but got [3, 4] at entry 0 and [3, 5] at entry 1 "
+        "(default_collate: at [0])",
+        batch,
+    )
 
 
 def test_error_unequal_lengths():
-    raises(RuntimeError, "each element in list of batch should be of equal size; got length 2 at batch element 0 and "
-           "length 1 at batch element 1 (default_collate: batch element 1, at ['targets'])",
-           [{"targets": [1, 2]}, {"targets": [1]}])
-    raises(TypeError, "default_collate: batch element 1 at the top level is int (object has no len()), but batch "
-           "element 0 is a list of length 2", [[1, 2], 5])
+    raises(
+        RuntimeError,
+        "each element in list of batch should be of equal size; got length 2 at batch element 0 and "
+        "length 1 at batch element 1 (default_collate: batch element 1, at ['targets'])",
+        [{"targets": [1, 2]}, {"targets": [1]}],
+    )
+    raises(
+        TypeError,
+        "default_collate: batch element 1 at the top level is int (object has no len()), but batch "
+        "element 0 is a list of length 2",
+        [[1, 2], 5],
+    )
 
 
 def test_error_missing_key():
     with pytest.raises(KeyError) as info:
         default_collate([{"a": {"x": 1}}, {"a": {"y": 1}}])
-    assert info.value.args[0] == ("default_collate: batch element 1 has no key 'x' at ['a'] (batch element 0 has keys "
-                                  "['x']; batch element 1 has keys ['y'])")
+    assert info.value.args[0] == (
+        "default_collate: batch element 1 has no key 'x' at ['a'] (batch element 0 has keys "
+        "['x']; batch element 1 has keys ['y'])"
+    )
 
 
 def test_error_int_overflow_and_strides_and_byte_order():
-    raises(ValueError, f"default_collate: Overflow when unpacking long long: {2**63} does not fit int64 "
-           "(batch element 1, at the top level of the sample)", [1, 2**63])
-    raises(ValueError, "default_collate: the array at batch element 1, at ['img'] has a negative stride (e.g. from "
-           "a[::-1]), which torch rejects ('tensors with negative strides are not currently supported'); use "
-           "np.ascontiguousarray(a)", [{"img": np.zeros(2)}, {"img": np.arange(2.0)[::-1]}])
-    raises(ValueError, "default_collate: the array at batch element 0, at the top level of the sample is >i4 "
-           "(non-native byte order), which torch rejects ('Conversion between byte orders is currently not "
-           "supported'); use a.astype(a.dtype.newbyteorder('='))", [np.zeros(1, ">i4")])
+    raises(
+        ValueError,
+        f"default_collate: Overflow when unpacking long long: {2**63} does not fit int64 "
+        "(batch element 1, at the top level of the sample)",
+        [1, 2**63],
+    )
+    raises(
+        ValueError,
+        "default_collate: the array at batch element 1, at ['img'] has a negative stride (e.g. from "
+        "a[::-1]), which torch rejects ('tensors with negative strides are not currently supported'); use "
+        "np.ascontiguousarray(a)",
+        [{"img": np.zeros(2)}, {"img": np.arange(2.0)[::-1]}],
+    )
+    raises(
+        ValueError,
+        "default_collate: the array at batch element 0, at the top level of the sample is >i4 "
+        "(non-native byte order), which torch rejects ('Conversion between byte orders is currently not "
+        "supported'); use a.astype(a.dtype.newbyteorder('='))",
+        [np.zeros(1, ">i4")],
+    )
 
 
 def test_error_unsupported_numpy_dtype():
-    raises(TypeError, "default_collate: can't convert np.ndarray of type numpy.longdouble (batch element 0, at [0]). "
-           "The only supported types are: float64, float32, float16, complex64, complex128, int64, int32, int16, "
-           "int8, uint64, uint32, uint16, uint8, and bool.", [[np.ones(1, np.longdouble)]])
+    raises(
+        TypeError,
+        "default_collate: can't convert np.ndarray of type numpy.longdouble (batch element 0, at [0]). "
+        "The only supported types are: float64, float32, float16, complex64, complex128, int64, int32, int16, "
+        "int8, uint64, uint32, uint16, uint8, and bool.",
+        [[np.ones(1, np.longdouble)]],
+    )
 
 
 def test_error_promotion_of_uint16():
-    raises(RuntimeError, "default_collate: Promotion for uint16, uint32, uint64 types is not supported, attempted to "
-           "promote uint16 and int8 (at ['m'])", [{"m": np.zeros(1, np.uint16)}, {"m": np.zeros(1, np.int8)}])
+    raises(
+        RuntimeError,
+        "default_collate: Promotion for uint16, uint32, uint64 types is not supported, attempted to "
+        "promote uint16 and int8 (at ['m'])",
+        [{"m": np.zeros(1, np.uint16)}, {"m": np.zeros(1, np.int8)}],
+    )
 
 
 def test_error_empty_batch():
@@ -515,14 +605,22 @@ def test_error_empty_batch():
 
 
 def test_error_tensor_then_array_keeps_torchs_message_and_adds_path():
-    raises(TypeError, "expected Tensor as element 1 in argument 0, but got numpy.ndarray (default_collate: at ['x'])",
-           [{"x": torch.zeros(1)}, {"x": np.zeros(1)}])
+    raises(
+        TypeError,
+        "expected Tensor as element 1 in argument 0, but got numpy.ndarray (default_collate: at ['x'])",
+        [{"x": torch.zeros(1)}, {"x": np.zeros(1)}],
+    )
 
 
 def test_convert_error_names_the_path():
-    raises(TypeError, "default_convert: torch.as_tensor cannot convert a numpy.datetime64 (at ['meta'][1]); supported "
-           "numpy types: float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint64, uint32, "
-           "uint16, uint8, and bool", {"meta": [1, np.datetime64(1, "D")]}, fn=default_convert)
+    raises(
+        TypeError,
+        "default_convert: torch.as_tensor cannot convert a numpy.datetime64 (at ['meta'][1]); supported "
+        "numpy types: float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint64, uint32, "
+        "uint16, uint8, and bool",
+        {"meta": [1, np.datetime64(1, "D")]},
+        fn=default_convert,
+    )
 
 
 # --------------------------------------------------------------------------- to_numpy
@@ -537,11 +635,20 @@ def test_to_numpy_keeps_structure_and_converts_tensors():
 
 
 def test_to_numpy_names_the_path_of_unsupported_values():
-    raises(TypeError, "to_numpy: a collate_fn's output may contain only tensors, numpy arrays and scalars, numbers, "
-           "str, bytes, mappings, lists, tuples and namedtuples; found <class 'NoneType'> at ['meta'][1]",
-           {"meta": [torch.ones(1), None]}, fn=to_numpy)
-    raises(TypeError, "to_numpy: a collate_fn's output may contain only tensors, numpy arrays and scalars, numbers, "
-           "str, bytes, mappings, lists, tuples and namedtuples; found <class 'set'> at [0]", ({1},), fn=to_numpy)
+    raises(
+        TypeError,
+        "to_numpy: a collate_fn's output may contain only tensors, numpy arrays and scalars, numbers, "
+        "str, bytes, mappings, lists, tuples and namedtuples; found <class 'NoneType'> at ['meta'][1]",
+        {"meta": [torch.ones(1), None]},
+        fn=to_numpy,
+    )
+    raises(
+        TypeError,
+        "to_numpy: a collate_fn's output may contain only tensors, numpy arrays and scalars, numbers, "
+        "str, bytes, mappings, lists, tuples and namedtuples; found <class 'set'> at [0]",
+        ({1},),
+        fn=to_numpy,
+    )
 
 
 def test_to_numpy_equals_collating_with_torch_then_converting():
@@ -556,11 +663,15 @@ SLOW = settings(max_examples=3000, deadline=None, suppress_health_check=list(Hea
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("test, strategies", [
-    (test_collate_matches_torch_on_uniform_batches, dict(schema=schemas, size=st.integers(1, 4), data=st.data())),
-    (test_convert_matches_torch, dict(schema=schemas, data=st.data())),
-    (test_collate_matches_torch_on_mixed_numbers, dict(batch=st.lists(number_elements, min_size=1, max_size=5))),
-    (test_collate_matches_torch_on_mixed_arrays, dict(batch=array_batches())),
-], ids=["uniform", "convert", "mixed-numbers", "mixed-arrays"])
+@pytest.mark.parametrize(
+    "test, strategies",
+    [
+        (test_collate_matches_torch_on_uniform_batches, dict(schema=schemas, size=st.integers(1, 4), data=st.data())),
+        (test_convert_matches_torch, dict(schema=schemas, data=st.data())),
+        (test_collate_matches_torch_on_mixed_numbers, dict(batch=st.lists(number_elements, min_size=1, max_size=5))),
+        (test_collate_matches_torch_on_mixed_arrays, dict(batch=array_batches())),
+    ],
+    ids=["uniform", "convert", "mixed-numbers", "mixed-arrays"],
+)
 def test_exhaustive_against_torch(test, strategies):
     SLOW(given(**strategies)(test.hypothesis.inner_test))()

@@ -50,8 +50,22 @@ def assert_identical(rebuilt, original, where="batch"):
 
 # --------------------------------------------------------------------------- round trips (hypothesis)
 
-ARRAY_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
-                "float16", "float32", "float64", "complex64", "complex128"]
+ARRAY_DTYPES = [
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+]
 no_nul_text = st.text(max_size=4).filter(lambda s: not s.endswith("\0"))
 no_nul_bytes = st.binary(max_size=4).filter(lambda s: not s.endswith(b"\0"))
 
@@ -89,8 +103,11 @@ def count_leaves(batch):
         return sum(count_leaves(v) for v in batch.values())
     if not isinstance(batch, (list, tuple)):
         return 1
-    strings = type(batch) in (list, tuple) and batch and (
-        all(isinstance(s, str) for s in batch) or all(isinstance(s, bytes) for s in batch))
+    strings = (
+        type(batch) in (list, tuple)
+        and batch
+        and (all(isinstance(s, str) for s in batch) or all(isinstance(s, bytes) for s in batch))
+    )
     return 1 if strings else sum(count_leaves(v) for v in batch)
 
 
@@ -150,19 +167,25 @@ def test_naming_rules():
 
 
 def test_names_that_would_collide_are_refused():
-    with pytest.raises(ValueError, match=re.escape(
-        "flatten: the leaves at ['a.b'] and ['a']['b'] would both be column 'a.b' (a key contains '.'); rename "
-        "the key or pass column_names=[...]"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "flatten: the leaves at ['a.b'] and ['a']['b'] would both be column 'a.b' (a key contains '.'); rename "
+            "the key or pass column_names=[...]"
+        ),
+    ):
         flatten({"a.b": np.zeros(1), "a": {"b": np.zeros(1)}})
 
 
 def test_non_str_and_empty_keys_are_refused_unless_named_by_the_user():
     batch = {"img": np.zeros(1), "cls": {3: np.ones(1)}}
-    with pytest.raises(TypeError, match=re.escape(
-        "flatten: the dict key 3 (int) at ['cls'][3] cannot name a column: column names are built from str keys; "
-        "pass column_names=[...] to name the columns yourself"
-    )):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "flatten: the dict key 3 (int) at ['cls'][3] cannot name a column: column names are built from str keys; "
+            "pass column_names=[...] to name the columns yourself"
+        ),
+    ):
         flatten(batch)
     columns, structure = flatten(batch, column_names=["image", "class_3"])
     assert structure.names == ("image", "class_3")
@@ -173,10 +196,13 @@ def test_non_str_and_empty_keys_are_refused_unless_named_by_the_user():
 
 def test_column_names_must_match_the_leaves():
     batch = {"img": np.zeros(1), "meta": (np.zeros(1), 1)}
-    with pytest.raises(ValueError, match=re.escape(
-        "column_names has 2 names ['a', 'b'], but the batch has 3 leaves: "
-        "[\"['img']\", \"['meta'][0]\", \"['meta'][1]\"]"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "column_names has 2 names ['a', 'b'], but the batch has 3 leaves: "
+            "[\"['img']\", \"['meta'][0]\", \"['meta'][1]\"]"
+        ),
+    ):
         flatten(batch, column_names=["a", "b"])
     with pytest.raises(ValueError, match=re.escape("column_names must be unique; ['a'] repeat in ['a', 'b', 'a']")):
         flatten(batch, column_names=["a", "b", "a"])
@@ -204,23 +230,36 @@ def test_later_batches_are_checked_against_the_first():
         assert str(info.value) == text
         assert isinstance(info.value, ValueError)
 
-    mismatch({"img": first["img"], "meta": {"size": np.zeros(2), "idx": ["a"]}, "boxes": [np.zeros(2)]},
-             "batch 7 is not nested like the first batch at ['meta'] (columns 'meta'...): expected a dict with keys "
-             "['size', 'id'], got a dict with keys ['size', 'idx'] (new keys ['idx'], missing keys ['id'])")
-    mismatch({"img": first["img"], "meta": first["meta"], "boxes": [np.zeros(2), np.zeros(2)]},
-             "batch 7 is not nested like the first batch at ['boxes'] (columns 'boxes'...): expected a list of 1 "
-             "items, got a list of 2 items")
-    mismatch({"img": first["img"], "meta": first["meta"], "boxes": (np.zeros(2),)},
-             "batch 7 is not nested like the first batch at ['boxes'] (columns 'boxes'...): expected a list of 1 "
-             "items, got a tuple of 1 items")
-    mismatch({"img": {"x": 1}, "meta": first["meta"], "boxes": [np.zeros(2)]},
-             "batch 7 is not nested like the first batch at ['img'] (columns 'img'...): expected an array, got a "
-             "dict with keys ['x']")
-    mismatch({"img": first["img"], "meta": {"size": np.zeros(2), "id": [b"a"]}, "boxes": [np.zeros(2)]},
-             "batch 7 is not nested like the first batch at ['meta']['id'] (columns 'meta.id'...): expected a list "
-             "of str, got a list of bytes")
-    mismatch([first], "batch 7 is not nested like the first batch at <top level> (columns '<all>'...): expected a "
-             "dict with keys ['img', 'meta', 'boxes'], got a list of 1 items")
+    mismatch(
+        {"img": first["img"], "meta": {"size": np.zeros(2), "idx": ["a"]}, "boxes": [np.zeros(2)]},
+        "batch 7 is not nested like the first batch at ['meta'] (columns 'meta'...): expected a dict with keys "
+        "['size', 'id'], got a dict with keys ['size', 'idx'] (new keys ['idx'], missing keys ['id'])",
+    )
+    mismatch(
+        {"img": first["img"], "meta": first["meta"], "boxes": [np.zeros(2), np.zeros(2)]},
+        "batch 7 is not nested like the first batch at ['boxes'] (columns 'boxes'...): expected a list of 1 "
+        "items, got a list of 2 items",
+    )
+    mismatch(
+        {"img": first["img"], "meta": first["meta"], "boxes": (np.zeros(2),)},
+        "batch 7 is not nested like the first batch at ['boxes'] (columns 'boxes'...): expected a list of 1 "
+        "items, got a tuple of 1 items",
+    )
+    mismatch(
+        {"img": {"x": 1}, "meta": first["meta"], "boxes": [np.zeros(2)]},
+        "batch 7 is not nested like the first batch at ['img'] (columns 'img'...): expected an array, got a "
+        "dict with keys ['x']",
+    )
+    mismatch(
+        {"img": first["img"], "meta": {"size": np.zeros(2), "id": [b"a"]}, "boxes": [np.zeros(2)]},
+        "batch 7 is not nested like the first batch at ['meta']['id'] (columns 'meta.id'...): expected a list "
+        "of str, got a list of bytes",
+    )
+    mismatch(
+        [first],
+        "batch 7 is not nested like the first batch at <top level> (columns '<all>'...): expected a "
+        "dict with keys ['img', 'meta', 'boxes'], got a list of 1 items",
+    )
 
 
 def test_namedtuple_class_and_mapping_type_are_part_of_the_structure():
@@ -251,7 +290,11 @@ def test_python_scalars_become_0d_columns_with_default_collates_dtypes():
     sample = default_convert({"label": 3, "score": 0.5, "ok": True, "name": "a", "raw": b"x", "f": np.float32(2)})
     columns = dict(flatten(sample)[0])
     assert {k: (v.shape, v.dtype.str) for k, v in columns.items()} == {
-        "label": ((), "<i8"), "score": ((), "<f8"), "ok": ((), "|b1"), "name": ((), "<U1"), "raw": ((), "|S1"),
+        "label": ((), "<i8"),
+        "score": ((), "<f8"),
+        "ok": ((), "|b1"),
+        "name": ((), "<U1"),
+        "raw": ((), "|S1"),
         "f": ((), "<f4"),  # default_convert made the numpy scalar a 0-d array: it stays one
     }
     for key in ("label", "score", "ok"):
@@ -309,8 +352,11 @@ class _Label:
         return type(other) is _Label and other.name == self.name
 
 
-@pytest.mark.parametrize("value", [_Label("cat"), {1, 2}, 1j, np.array([1, "a"], dtype=object), np.datetime64(1, "D")],
-                         ids=["object", "set", "complex", "object-array", "datetime64"])
+@pytest.mark.parametrize(
+    "value",
+    [_Label("cat"), {1, 2}, 1j, np.array([1, "a"], dtype=object), np.datetime64(1, "D")],
+    ids=["object", "set", "complex", "object-array", "datetime64"],
+)
 def test_values_no_plain_column_holds_are_carried_packed(value):
     # torch yields whatever a custom collate_fn returns: the port carries it exactly, in a packed column
     columns, s = flatten({"meta": [np.zeros(1), value]})
@@ -353,18 +399,27 @@ def test_unflatten_checks_count_names_and_shapes():
         ValueError, match=re.escape("unflatten: got columns ['img'], the structure has ['img', 'n', 'paths']")
     ):
         unflatten({"img": np.zeros(2)}, s)
-    with pytest.raises(ValueError, match=re.escape(
-        "unflatten: column 'n' holds a python number, so it must be a 0-d numeric array; got shape (2,) dtype int64"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "unflatten: column 'n' holds a python number, so it must be a 0-d numeric array; got shape (2,) dtype int64"
+        ),
+    ):
         unflatten([np.zeros(2), np.array([1, 2]), np.array(["a"])], s)
-    with pytest.raises(ValueError, match=re.escape(
-        "unflatten: column 'paths' holds a list of str, so it must be a 1-d string array; "
-        "got shape (1,) dtype float64"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "unflatten: column 'paths' holds a list of str, so it must be a 1-d string array; "
+            "got shape (1,) dtype float64"
+        ),
+    ):
         unflatten([np.zeros(2), np.array(1), np.zeros(1)], s)
-    with pytest.raises(ValueError, match=re.escape(
-        "unflatten: column 'n' holds a python number, so it must be a 0-d numeric array; got shape () dtype <U1"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "unflatten: column 'n' holds a python number, so it must be a 0-d numeric array; got shape () dtype <U1"
+        ),
+    ):
         unflatten([np.zeros(2), np.array("1"), np.array(["a"])], s)
 
 
@@ -381,9 +436,11 @@ def test_structure_infer_and_rebuild_methods():
 
 def test_columns_survive_a_mindspore_generator_dataset():
     ds = pytest.importorskip("mindspore.dataset")
-    samples = [{"img": np.full((2, 2), i, np.uint8), "label": i, "path": f"im{i}.jpg", "box": (np.float32(i), 0.5)}
-               for i in range(5)]
-    batches = [default_collate(samples[i:i + 2]) for i in range(0, 5, 2)]  # last batch has 1 sample
+    samples = [
+        {"img": np.full((2, 2), i, np.uint8), "label": i, "path": f"im{i}.jpg", "box": (np.float32(i), 0.5)}
+        for i in range(5)
+    ]
+    batches = [default_collate(samples[i : i + 2]) for i in range(0, 5, 2)]  # last batch has 1 sample
     _, structure = flatten(batches[0])
 
     def rows():
@@ -430,12 +487,15 @@ def described(columns):
 def test_works_without_torch_and_gives_torchs_batch():
     from tests._helpers.subproc import run_json
 
-    child = textwrap.dedent("""
+    child = (
+        textwrap.dedent("""
         import json, sys
         import numpy as np
         from adapters.torch_data._collate import default_collate, default_convert
         from adapters.engine._columns import flatten, unflatten
-    """) + SAMPLES_SRC + textwrap.dedent("""
+    """)
+        + SAMPLES_SRC
+        + textwrap.dedent("""
         columns, structure = flatten(default_collate(samples))
         back = unflatten([a for _, a in columns], structure)
         print(json.dumps({
@@ -445,6 +505,7 @@ def test_works_without_torch_and_gives_torchs_batch():
             "torch_loaded": [m for m in sys.modules if m == "torch" or m.startswith("torch.")],
         }))
     """)
+    )
     out = run_json(child, block_torch=True)
     assert out["torch_loaded"] == []
     torch = pytest.importorskip("torch")

@@ -32,20 +32,33 @@ def _same(make, epochs=2, seed=0):
     "num_workers, persistent", [(0, False), (1, False), (2, False), (3, False), (1, True), (2, True), (3, True)]
 )
 def test_iterable_dataset_sharded_by_worker(num_workers, persistent):
-    expected = _same(lambda: DataLoader(ShardedIterable(11), batch_size=3, num_workers=num_workers,
-                                        persistent_workers=persistent))
+    expected = _same(
+        lambda: DataLoader(ShardedIterable(11), batch_size=3, num_workers=num_workers, persistent_workers=persistent)
+    )
     if num_workers == 2:  # torch's documented interleaving: each worker emits its own partial batch
         assert [b["i"].tolist() for b in expected[0]] == [[0, 2, 4], [1, 3, 5], [6, 8, 10], [7, 9]]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_chain_concat_subset_tensor_random_split(num_workers):
-    _same(lambda: DataLoader(ChainDataset([ShardedIterable(5), ShardedIterable(4)]), batch_size=2,
-                             num_workers=num_workers))
-    _same(lambda: DataLoader(ConcatDataset([RandomAugDataset(5), RandomAugDataset(7)]), batch_size=3,
-                             shuffle=True, num_workers=num_workers))
-    _same(lambda: DataLoader(Subset(RandomAugDataset(20), [3, 1, 4, 15, 9, 2, 6]), batch_size=2, shuffle=True,
-                             num_workers=num_workers))
+    _same(
+        lambda: DataLoader(
+            ChainDataset([ShardedIterable(5), ShardedIterable(4)]), batch_size=2, num_workers=num_workers
+        )
+    )
+    _same(
+        lambda: DataLoader(
+            ConcatDataset([RandomAugDataset(5), RandomAugDataset(7)]),
+            batch_size=3,
+            shuffle=True,
+            num_workers=num_workers,
+        )
+    )
+    _same(
+        lambda: DataLoader(
+            Subset(RandomAugDataset(20), [3, 1, 4, 15, 9, 2, 6]), batch_size=2, shuffle=True, num_workers=num_workers
+        )
+    )
     x = torch.arange(40, dtype=torch.float32).reshape(20, 2)
     y = torch.arange(20)
     _same(lambda: DataLoader(TensorDataset(x, y), batch_size=6, shuffle=True, num_workers=num_workers))
@@ -73,8 +86,9 @@ def test_worker_init_fn_is_called_and_sees_worker_info():
 
 def test_separate_iterators_continue_epoch_after_epoch():
     def make():
-        return DataLoader(RandomAugDataset(10), batch_size=3, shuffle=True, num_workers=2,
-                          generator=torch.Generator().manual_seed(9))
+        return DataLoader(
+            RandomAugDataset(10), batch_size=3, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(9)
+        )
 
     seed_all(0)
     expected = torch_epochs(make(), 3)
@@ -117,8 +131,14 @@ def test_model_train_consumption_sees_torchs_batches(num_workers, persistent):
             return np.random.rand(3).astype(np.float32), np.float32(i)
 
     def make():
-        return DataLoader(Pairs(), batch_size=4, shuffle=True, num_workers=num_workers,
-                          persistent_workers=persistent, generator=torch.Generator().manual_seed(4))
+        return DataLoader(
+            Pairs(),
+            batch_size=4,
+            shuffle=True,
+            num_workers=num_workers,
+            persistent_workers=persistent,
+            generator=torch.Generator().manual_seed(4),
+        )
 
     seed_all(0)  # num_workers=0: the samples draw from the global numpy stream, from the same state
     expected = [b for epoch in torch_epochs(make(), 3) for b in epoch]
@@ -126,7 +146,8 @@ def test_model_train_consumption_sees_torchs_batches(num_workers, persistent):
     ds = adapters.to_mindspore(make())
     net = Net()
     recorder = Recorder()
-    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.01)).train(3, ds, callbacks=[recorder],
-                                                                       dataset_sink_mode=False)
+    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.01)).train(
+        3, ds, callbacks=[recorder], dataset_sink_mode=False
+    )
     assert len(recorder.seen) == len(expected) == 9
     assert_equivalent(recorder.seen, expected, rtol=0, atol=0)

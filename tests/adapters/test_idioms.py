@@ -26,8 +26,14 @@ EPOCHS = 3
 
 
 def _make(num_workers, persistent, n=14):
-    return DataLoader(RandomAugDataset(n), batch_size=4, shuffle=True, num_workers=num_workers,
-                      persistent_workers=persistent, generator=torch.Generator().manual_seed(7))
+    return DataLoader(
+        RandomAugDataset(n),
+        batch_size=4,
+        shuffle=True,
+        num_workers=num_workers,
+        persistent_workers=persistent,
+        generator=torch.Generator().manual_seed(7),
+    )
 
 
 def _torch_rows(loader, columns, epochs=EPOCHS, partial=None):
@@ -50,8 +56,9 @@ def _cast(x):
 
 CHAINS = {
     "map": lambda ds: ds.map(operations=_cast, input_columns=["index"]),
-    "two_maps": lambda ds: ds.map(operations=_cast, input_columns=["index"]).map(operations=lambda x: x * 1,
-                                                                                  input_columns=["np"]),
+    "two_maps": lambda ds: ds.map(operations=_cast, input_columns=["index"]).map(
+        operations=lambda x: x * 1, input_columns=["np"]
+    ),
     "typecast": lambda ds: ds.map(operations=mtransforms.TypeCast(ms.int32), input_columns=["index"]),
     "project": lambda ds: ds.project(["index", "np", "torch"]),
     "rename": lambda ds: ds.rename(["np"], ["numpy_draw"]),
@@ -64,8 +71,9 @@ WORKER_IDS = [f"workers{n}{'-persistent' if p else ''}" for n, p in WORKERS]
 
 def _as_torch(rows, chain):
     """The port's rows in torch's dtypes (the cast a map applied is undone, nothing else)."""
-    return [[tuple(c.astype(np.int64) if i == 0 and CASTS[chain] else c for i, c in enumerate(r)) for r in e]
-            for e in rows]
+    return [
+        [tuple(c.astype(np.int64) if i == 0 and CASTS[chain] else c for i, c in enumerate(r)) for r in e] for e in rows
+    ]
 
 
 @pytest.mark.parametrize("num_workers, persistent", WORKERS, ids=WORKER_IDS)
@@ -267,5 +275,6 @@ def test_model_train_over_a_chained_map_matches_torch():
 def test_plain_generator_dataset_is_untouched():
     # The wrappers apply to datasets built on to_mindspore only.
     plain = msds.GeneratorDataset([(np.array([i]),) for i in range(3)], ["x"], shuffle=False)
-    assert [r[0].tolist() for r in plain.map(operations=_cast, input_columns=["x"]).create_tuple_iterator(
-        output_numpy=True)] == [[0], [1], [2]]
+    assert [
+        r[0].tolist() for r in plain.map(operations=_cast, input_columns=["x"]).create_tuple_iterator(output_numpy=True)
+    ] == [[0], [1], [2]]

@@ -58,7 +58,11 @@ class Scenario:
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, SCENARIO, self.token, self.marker, case, str(num_workers), action],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=ROOT,
             )
 
     def wait_hung(self, timeout: float = 120) -> None:
@@ -112,8 +116,13 @@ def scenario(tmp_path):
 @pytest.mark.parametrize(
     "case, num_workers",
     [("getitem", 0), ("getitem", 2), ("epoch1", 2), ("map", 2), ("probe", 2)],
-    ids=["getitem-0-workers", "getitem-2-workers", "first-batch-of-epoch-1-persistent", "through-map",
-         "in-to_mindspore"],
+    ids=[
+        "getitem-0-workers",
+        "getitem-2-workers",
+        "first-batch-of-epoch-1-persistent",
+        "through-map",
+        "in-to_mindspore",
+    ],
 )
 def test_ctrl_c_on_a_hung_pipeline_interrupts_promptly_and_leaves_nothing(scenario, case, num_workers):
     s = scenario(case, num_workers, "sigint")

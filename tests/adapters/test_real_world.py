@@ -132,7 +132,9 @@ def test_detr_batch_sampler_over_distributed_sampler_reshuffles_each_epoch(rank,
         ds = rw.CocoLikeDetection(24)
         inner: DistributedSampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=17)
         return DataLoader(
-            ds, batch_sampler=BatchSampler(inner, 2, drop_last=True), collate_fn=rw.detr_collate,
+            ds,
+            batch_sampler=BatchSampler(inner, 2, drop_last=True),
+            collate_fn=rw.detr_collate,
             num_workers=num_workers,
         )
 
@@ -153,7 +155,9 @@ def test_mmdet_aspect_ratio_grouped_batch_sampler(forwarding, num_workers):
         ds = rw.CocoLikeDetection(24)
         inner: DistributedSampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=3)
         return DataLoader(
-            ds, batch_sampler=cls(inner, ds.flag, 3, drop_last=False), collate_fn=rw.detr_collate,
+            ds,
+            batch_sampler=cls(inner, ds.flag, 3, drop_last=False),
+            collate_fn=rw.detr_collate,
             num_workers=num_workers,
         )
 
@@ -178,7 +182,9 @@ def test_detr_distributed_batch_sampler_sweep(replicas_rank, batch_size, drop_la
             ds, num_replicas=replicas, rank=rank, shuffle=True, seed=9, drop_last=False
         )
         return DataLoader(
-            ds, batch_sampler=BatchSampler(inner, batch_size, drop_last=drop_last), collate_fn=rw.detr_collate,
+            ds,
+            batch_sampler=BatchSampler(inner, batch_size, drop_last=drop_last),
+            collate_fn=rw.detr_collate,
             num_workers=num_workers,
         )
 
@@ -195,7 +201,11 @@ def test_worker_init_fn_sets_state_on_the_workers_dataset_copy(num_workers):
 
     def make():
         return DataLoader(
-            rw.OffsetDataset(24), batch_size=3, shuffle=True, generator=gen(4), num_workers=num_workers,
+            rw.OffsetDataset(24),
+            batch_size=3,
+            shuffle=True,
+            generator=gen(4),
+            num_workers=num_workers,
             worker_init_fn=rw.offset_worker_init_fn,
         )
 
@@ -309,7 +319,10 @@ def test_worker_init_fn_is_never_called_in_the_caller_process(num_workers):
 
     def make():
         return DataLoader(
-            rw.MosaicLikeDataset(20), batch_size=4, shuffle=True, num_workers=num_workers,
+            rw.MosaicLikeDataset(20),
+            batch_size=4,
+            shuffle=True,
+            num_workers=num_workers,
             worker_init_fn=rw.reseed_numpy_worker_init_fn,
         )
 
@@ -365,7 +378,11 @@ def test_persistent_workers_with_a_new_iterator_per_epoch(num_workers):
 
     def make():
         return DataLoader(
-            rw.CountingAugDataset(20), batch_size=3, shuffle=True, generator=gen(12), num_workers=num_workers,
+            rw.CountingAugDataset(20),
+            batch_size=3,
+            shuffle=True,
+            generator=gen(12),
+            num_workers=num_workers,
             persistent_workers=persistent,
         )
 
@@ -588,8 +605,10 @@ def test_bucketing_batch_sampler_with_a_varying_number_of_batches(sized, num_wor
 
     def make():
         return DataLoader(
-            rw.TokenDataset(), batch_sampler=cls(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
-            collate_fn=rw.pad_tensor_collate, num_workers=num_workers,
+            rw.TokenDataset(),
+            batch_sampler=cls(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
+            collate_fn=rw.pad_tensor_collate,
+            num_workers=num_workers,
         )
 
     # MindSpore datasets have one size: a sampler whose batch count changes is declared so.
@@ -601,8 +620,10 @@ def test_bucketing_batch_sampler_with_a_varying_number_of_batches(sized, num_wor
 
 def _bucketing(num_workers):
     return DataLoader(
-        rw.TokenDataset(), batch_sampler=rw.SizedTokenBudgetBatchSampler(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
-        collate_fn=rw.pad_tensor_collate, num_workers=num_workers,
+        rw.TokenDataset(),
+        batch_sampler=rw.SizedTokenBudgetBatchSampler(rw.SEQUENCE_LENGTHS, max_tokens=16, seed=5),
+        collate_fn=rw.pad_tensor_collate,
+        num_workers=num_workers,
     )
 
 
@@ -715,7 +736,11 @@ OPTIONS += [("multiprocessing_context", "spawn", nw) for nw in MULTI_WORKERS]
 def test_loader_option_is_honoured_or_warned_about(option, value, num_workers):
     def make():
         return DataLoader(
-            rw.MosaicLikeDataset(12), batch_size=3, shuffle=True, generator=gen(2), num_workers=num_workers,
+            rw.MosaicLikeDataset(12),
+            batch_size=3,
+            shuffle=True,
+            generator=gen(2),
+            num_workers=num_workers,
             **{option: value},
         )
 
@@ -775,8 +800,6 @@ class _Curriculum(torch.utils.data.Dataset):
         return {"x": np.float32(i * self.scale + self.noise["p"]), "np": np.random.randint(0, 1000)}
 
 
-
-
 def _epochs_with_changes(ds, change, shape, epochs=3):
     """Walk ``ds`` in a loop shape, calling ``change(e)`` before each epoch (epoch 0 included)."""
     out: list = []
@@ -803,7 +826,8 @@ def _epochs_with_changes(ds, change, shape, epochs=3):
 
         net = Net()
         Model(net, optimizer=ms.nn.SGD(net.trainable_params(), 0.0)).train(
-            epochs, ds, callbacks=[Record()], dataset_sink_mode=False)
+            epochs, ds, callbacks=[Record()], dataset_sink_mode=False
+        )
         return out
     it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True) if shape == "one_iterator" else None
     train_ds = ds.map(operations=lambda x: x, input_columns=[ds.get_col_names()[0]]) if shape == "tutorial_map" else ds
@@ -817,14 +841,21 @@ def _epochs_with_changes(ds, change, shape, epochs=3):
     return out
 
 
-@pytest.mark.parametrize("num_workers, persistent", [(n, p) for n in NUM_WORKERS for p in (False, True) if n or not p],
-                         ids=lambda v: str(v))  # (torch refuses persistent_workers without workers)
+@pytest.mark.parametrize(
+    "num_workers, persistent", [(n, p) for n in NUM_WORKERS for p in (False, True) if n or not p], ids=lambda v: str(v)
+)  # (torch refuses persistent_workers without workers)
 @pytest.mark.parametrize("shape", CHANGE_LOOP_SHAPES)
 def test_dataset_changed_between_epochs_is_seen_as_torch_sees_it(shape, persistent, num_workers):
 
     def make():
-        return DataLoader(_Curriculum(), batch_size=4, shuffle=True, generator=gen(3), num_workers=num_workers,
-                          persistent_workers=persistent)
+        return DataLoader(
+            _Curriculum(),
+            batch_size=4,
+            shuffle=True,
+            generator=gen(3),
+            num_workers=num_workers,
+            persistent_workers=persistent,
+        )
 
     seed_all(0)
     loader, ms_loader = make(), make()
@@ -949,8 +980,12 @@ def test_pseudo_collate_with_short_batches_before_the_last(shape, num_workers):
     def make():
         data = rw.RecordDataset(22)  # inputs (3, H, W): as many channels as the batch has samples
         sampler = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(2))
-        return DataLoader(data, batch_sampler=_AspectRatioBatchSampler(sampler, 3, lambda i: i % 3 == 0),
-                          collate_fn=rw.pseudo_collate, num_workers=num_workers)
+        return DataLoader(
+            data,
+            batch_sampler=_AspectRatioBatchSampler(sampler, 3, lambda i: i % 3 == 0),
+            collate_fn=rw.pseudo_collate,
+            num_workers=num_workers,
+        )
 
     seed_all(0)
     loader, ds = make(), adapters.to_mindspore(make())  # (the port's snapshot: the global streams as torch's)

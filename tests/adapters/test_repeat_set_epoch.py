@@ -32,8 +32,7 @@ def _sampler(rank):
 
 def _torch(batch_size, num_workers, prefetch_factor):
     extra = {"prefetch_factor": prefetch_factor} if num_workers else {}
-    loader = InfiniteDataLoader(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers,
-                                **extra)
+    loader = InfiniteDataLoader(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers, **extra)
     expected = []
     for epoch in range(EPOCHS):
         loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]  # what train.py does (a DistributedSampler)
@@ -42,15 +41,18 @@ def _torch(batch_size, num_workers, prefetch_factor):
 
 
 def _port(batch_size, num_workers, extra, loop, per_epoch):
-    ds = adapters.to_mindspore(Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers,
-                               infinite=True, **extra)
+    ds = adapters.to_mindspore(
+        Indexed(), batch_size=batch_size, sampler=_sampler(1), num_workers=num_workers, infinite=True, **extra
+    )
     if loop == "one iterator":
         got: list[list] = [[] for _ in range(EPOCHS)]
         for n, batch in enumerate(ds.iter_batches(EPOCHS, output_numpy=True)):
             got[n // per_epoch].append(batch.tolist())
         return got
-    return [[ds.structure.rebuild(r).tolist() for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)]
-            for _ in range(EPOCHS)]
+    return [
+        [ds.structure.rebuild(r).tolist() for r in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+        for _ in range(EPOCHS)
+    ]
 
 
 @pytest.mark.parametrize("loop", ["one iterator", "iterator per epoch"])
@@ -89,8 +91,9 @@ def test_model_train_feeds_the_batches_torch_gives():
     expected, _, extra = _torch(4, 2, 2)
     ds = adapters.to_mindspore(Indexed(), batch_size=4, sampler=_sampler(1), num_workers=2, infinite=True, **extra)
     seen, net = Seen(), Net()
-    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.0)).train(EPOCHS, ds, callbacks=[seen],
-                                                                     dataset_sink_mode=False)
+    Model(net, optimizer=nn.SGD(net.trainable_params(), 0.0)).train(
+        EPOCHS, ds, callbacks=[seen], dataset_sink_mode=False
+    )
     assert seen.batches == [b for epoch in expected for b in epoch]
 
 
@@ -111,8 +114,9 @@ def test_a_partial_epoch_without_set_epoch_still_continues_exactly():
     loader = InfiniteDataLoader(Indexed(), batch_size=1, sampler=_sampler(1), num_workers=2)
     # strict=False: the first 2 or 6 batches of an endless iterator (truncation is the point)
     expected = [[b.tolist() for k, b in zip(range(2 if e == 1 else 6), loader, strict=False)] for e in range(3)]
-    ds = adapters.to_mindspore(Indexed(), batch_size=1, sampler=_sampler(1), num_workers=2, infinite=True,
-                               set_epoch=False)
+    ds = adapters.to_mindspore(
+        Indexed(), batch_size=1, sampler=_sampler(1), num_workers=2, infinite=True, set_epoch=False
+    )
     got = [
         [r.tolist() for k, r in zip(range(2 if e == 1 else 6), ds.iter_batches(1, output_numpy=True), strict=False)]
         for e in range(3)

@@ -79,9 +79,7 @@ def test_random_sampler_with_generator(seed, n, num_samples, replacement):
     num_samples=st.one_of(st.none(), st.integers(1, 500)),
     replacement=st.booleans(),
 )
-def test_random_sampler_without_generator_draws_its_seed_from_the_global_generator(
-    seed, n, num_samples, replacement
-):
+def test_random_sampler_without_generator_draws_its_seed_from_the_global_generator(seed, n, num_samples, replacement):
     torch.manual_seed(seed)
     default_generator.manual_seed(seed)
     a = ours.RandomSampler(range(n), replacement, num_samples)

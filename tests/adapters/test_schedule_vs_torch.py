@@ -94,8 +94,14 @@ class _OneIterator(DataLoader):
 @pytest.mark.parametrize("mode", ["epochs", "repeat"])
 def test_map_style_dispatch_matches_torch(mode, num_workers, prefetch):
     data: Any = [np.float32(i) for i in range(22)]  # a list: a map-style source (torch's stubs want a Dataset)
-    kwargs = dict(batch_size=3, shuffle=True, num_workers=num_workers, prefetch_factor=prefetch,
-                  generator=torch.Generator().manual_seed(0), persistent_workers=mode == "repeat")
+    kwargs = dict(
+        batch_size=3,
+        shuffle=True,
+        num_workers=num_workers,
+        prefetch_factor=prefetch,
+        generator=torch.Generator().manual_seed(0),
+        persistent_workers=mode == "repeat",
+    )
     epochs = 3
     with recorded_puts() as (puts, taken):
         loader = _OneIterator(data, **kwargs) if mode == "repeat" else DataLoader(data, **kwargs)
@@ -110,7 +116,7 @@ def test_map_style_dispatch_matches_torch(mode, num_workers, prefetch):
     else:  # one iterator per epoch: the cycle restarts at worker 0; dispatched() says how far ahead it runs
         assert len(puts) == epochs * per_epoch
         for e in range(epochs):
-            epoch = puts[e * per_epoch:(e + 1) * per_epoch]
+            epoch = puts[e * per_epoch : (e + 1) * per_epoch]
             assert [w for _, w, _, _ in epoch] == [sched.worker_of(start=0, k=k) for k in range(per_epoch)]
             for consumed, made in enumerate(marks[e], start=1):  # tasks dispatched when batch `consumed` came
                 drawn = sched.dispatched(consumed=consumed, total=per_epoch, finished=False)

@@ -49,8 +49,9 @@ def _port(num_workers, persistent):
 
 def _same(row, batch, where):
     img, label = row
-    img, label = np.asarray(img if isinstance(img, np.ndarray) else img.asnumpy()), np.asarray(
-        label if isinstance(label, np.ndarray) else label.asnumpy()
+    img, label = (
+        np.asarray(img if isinstance(img, np.ndarray) else img.asnumpy()),
+        np.asarray(label if isinstance(label, np.ndarray) else label.asnumpy()),
     )
     assert img.dtype == batch[0].dtype and np.array_equal(img, batch[0]), where
     assert np.array_equal(label, batch[1]), where

@@ -48,8 +48,12 @@ def _alive_children() -> int:
 def _state():
     me = psutil.Process()
     gc.collect()
-    return {"fds": me.num_fds(), "memfds": _memfds(me.pid), "children": _alive_children(),
-            "shm": len(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else 0}
+    return {
+        "fds": me.num_fds(),
+        "memfds": _memfds(me.pid),
+        "children": _alive_children(),
+        "shm": len(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else 0,
+    }
 
 
 def _warm_up():
@@ -72,8 +76,13 @@ def _settled(before, within=8.0):
 
 
 def _loader(num_workers, seed):
-    return DataLoader(RandomAugDataset(24), batch_size=4, shuffle=True, num_workers=num_workers,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        RandomAugDataset(24),
+        batch_size=4,
+        shuffle=True,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def _epochs_of_one_pipeline(epochs, num_workers):

@@ -54,8 +54,14 @@ def _mlm_collator():
     vocab = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[CLS]": 3, "[SEP]": 4, **{f"w{i}": 5 + i for i in range(40)}}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", mask_token="[MASK]",
-                                                unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
     return transformers.DataCollatorForLanguageModeling(fast, mlm_probability=0.3, seed=7)
 
 
@@ -71,8 +77,13 @@ class _Sentences(torch.utils.data.Dataset):
 @pytest.mark.parametrize("shape", ["one_iterator", "iterator_per_epoch", "tutorial_map"])
 def test_hugging_face_seeded_mlm_collator(shape, num_workers, persistent):
     def make():
-        return DataLoader(_Sentences(), batch_size=4, collate_fn=_mlm_collator(), num_workers=num_workers,
-                          persistent_workers=persistent)
+        return DataLoader(
+            _Sentences(),
+            batch_size=4,
+            collate_fn=_mlm_collator(),
+            num_workers=num_workers,
+            persistent_workers=persistent,
+        )
 
     loader = make()
     expected = [[to_numpy_tree(dict(b)) for b in loader] for _ in range(EPOCHS)]
@@ -108,8 +119,12 @@ def _classes_from_wheel(name: str, member: str, classes: list[str], namespace: d
 
 
 def _timm_loader_class():
-    ns = _classes_from_wheel("timm", "timm/data/loader.py", ["MultiEpochsDataLoader", "_RepeatSampler"],
-                             {"torch": torch, "__name__": "timm.data.loader"})
+    ns = _classes_from_wheel(
+        "timm",
+        "timm/data/loader.py",
+        ["MultiEpochsDataLoader", "_RepeatSampler"],
+        {"torch": torch, "__name__": "timm.data.loader"},
+    )
     return ns["MultiEpochsDataLoader"]
 
 
@@ -119,9 +134,19 @@ def _ultralytics_loader_class():
 
     from torch.utils.data import dataloader
 
-    ns = _classes_from_wheel("ultralytics", "ultralytics/data/build.py", ["InfiniteDataLoader", "_RepeatSampler"],
-                             {"torch": torch, "dataloader": dataloader, "TORCH_2_0": True, "Any": Any,
-                              "Iterator": Iterator, "__name__": "ultralytics.data.build"})
+    ns = _classes_from_wheel(
+        "ultralytics",
+        "ultralytics/data/build.py",
+        ["InfiniteDataLoader", "_RepeatSampler"],
+        {
+            "torch": torch,
+            "dataloader": dataloader,
+            "TORCH_2_0": True,
+            "Any": Any,
+            "Iterator": Iterator,
+            "__name__": "ultralytics.data.build",
+        },
+    )
     return ns["InfiniteDataLoader"]
 
 
@@ -135,8 +160,13 @@ def test_lazily_started_multi_epoch_loaders_are_accepted_as_they_ship(package, s
     cls = LAZY[package]()
 
     def make():
-        return cls(RandomAugDataset(14), batch_size=4, shuffle=True, num_workers=num_workers,
-                   generator=torch.Generator().manual_seed(5))
+        return cls(
+            RandomAugDataset(14),
+            batch_size=4,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(5),
+        )
 
     seed_all(0)
     loader, ms_loader = make(), make()
@@ -184,8 +214,10 @@ def test_a_batch_of_a_namedtuple_made_inside_a_function_as_torch_yields_it_at_nu
             return Sample(np.float32(i), i)
 
     def collate(batch):
-        return {"batch": Sample(np.stack([b.data for b in batch]), [b.label for b in batch]),
-                "pair": Pair(len(batch), batch[0].label)}
+        return {
+            "batch": Sample(np.stack([b.data for b in batch]), [b.label for b in batch]),
+            "pair": Pair(len(batch), batch[0].label),
+        }
 
     loader = DataLoader(Data(), batch_size=4, collate_fn=collate)
     expected = [to_numpy_tree(b) for b in loader]

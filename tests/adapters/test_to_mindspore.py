@@ -114,7 +114,11 @@ def test_samplers_match_torch(sampler, with_generator, num_workers):
 def test_worker_counts_and_persistence_match_torch(num_workers, persistent):
     def make():
         return DataLoader(
-            RandomAugDataset(N), batch_size=3, shuffle=True, num_workers=num_workers, persistent_workers=persistent,
+            RandomAugDataset(N),
+            batch_size=3,
+            shuffle=True,
+            num_workers=num_workers,
+            persistent_workers=persistent,
             generator=torch.Generator().manual_seed(7),
         )
 
@@ -145,6 +149,7 @@ class IndexOnly(torch.utils.data.Dataset):
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_counts_reconcile_no_sample_dropped_or_duplicated(sampler, num_workers):
     """Every index the sampler yields comes out exactly once per epoch, in torch's order."""
+
     def make():
         g = torch.Generator().manual_seed(11)
         kwargs = SAMPLERS[sampler](IndexOnly(), g)
@@ -235,8 +240,12 @@ def test_declared_columns_make_no_batch_at_construction(num_workers):
     loader = DataLoader(Counted(), batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(3))
     expected = [to_numpy_tree(b) for b in loader]
     calls.value = 0
-    ds = adapters.to_mindspore(DataLoader(Counted(), batch_size=2, shuffle=True, num_workers=num_workers,
-                                          generator=torch.Generator().manual_seed(3)), structure=structure)
+    ds = adapters.to_mindspore(
+        DataLoader(
+            Counted(), batch_size=2, shuffle=True, num_workers=num_workers, generator=torch.Generator().manual_seed(3)
+        ),
+        structure=structure,
+    )
     time.sleep(0.3)
     assert calls.value == 0  # nothing made until the loop begins epoch 0
     with pytest.raises(TypeError, match="known once its first batch was made"):

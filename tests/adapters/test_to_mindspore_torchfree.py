@@ -25,7 +25,10 @@ class Plain:  # only __getitem__ / __len__: no torch anywhere
         return {"i": i, "py": random.random(), "np": np.random.rand(2), "worker": worker}
 """
 
-CHILD = "from adapters import get_worker_info\n" + PLAIN + """
+CHILD = (
+    "from adapters import get_worker_info\n"
+    + PLAIN
+    + """
 import json, sys
 import adapters, porting
 porting.seed_everything(SEED)  # seeds adapters.default_generator in place of torch's
@@ -37,6 +40,7 @@ for _ in range(2):
 assert "torch" not in sys.modules
 print(json.dumps(epochs))
 """
+)
 
 
 def _torch_expected(seed, num_workers, persistent, generator_seed):
@@ -46,8 +50,14 @@ def _torch_expected(seed, num_workers, persistent, generator_seed):
     np.random.seed(seed)
     torch.manual_seed(seed)
     g = None if generator_seed is None else torch.Generator().manual_seed(generator_seed)
-    loader = DataLoader(namespace["Plain"](), batch_size=4, shuffle=True, num_workers=num_workers,
-                        persistent_workers=persistent, generator=g)
+    loader = DataLoader(
+        namespace["Plain"](),
+        batch_size=4,
+        shuffle=True,
+        num_workers=num_workers,
+        persistent_workers=persistent,
+        generator=g,
+    )
     return [[{k: v.tolist() for k, v in b.items()} for b in loader] for _ in range(2)]
 
 
@@ -55,8 +65,12 @@ def _torch_expected(seed, num_workers, persistent, generator_seed):
 @pytest.mark.parametrize("generator_seed", [None, 77], ids=["global", "seeded"])
 def test_plain_dataset_without_torch_matches_torch(num_workers, persistent, generator_seed):
     gen = "" if generator_seed is None else f"seed={generator_seed}"
-    code = (CHILD.replace("SEED", "3").replace("NW", str(num_workers)).replace("PERSIST", str(persistent))
-            .replace(", GEN", f", {gen}" if gen else ""))
+    code = (
+        CHILD.replace("SEED", "3")
+        .replace("NW", str(num_workers))
+        .replace("PERSIST", str(persistent))
+        .replace(", GEN", f", {gen}" if gen else "")
+    )
     actual = run_json(code, block_torch=True)
     expected = json.loads(json.dumps(_torch_expected(3, num_workers, persistent, generator_seed)))
     assert actual == expected

@@ -83,9 +83,7 @@ def test_torch_free_sampling_reproduces_torchs_dataloader():
     assert child["torch_modules"] == []
     assert child["to_torch_error"] in ("ImportError", "ModuleNotFoundError")
 
-    seeded = tud.DataLoader(
-        MapDataset(), batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(SEED)
-    )
+    seeded = tud.DataLoader(MapDataset(), batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(SEED))
     assert child["seeded"] == torch_epochs(seeded)
 
     saved = torch.default_generator.get_state()
