@@ -191,6 +191,18 @@ def _pipeline_pids(ds) -> list[int]:
     return out
 
 
+def _alive(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` still running (neither gone nor a zombie): one may exit while it is looked at."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
 @pytest.mark.timeout(120)
 def test_close_kills_a_worker_stuck_in_getitem():
     # Two rows taken, then the loop leaves; a worker prefetching ahead is stuck on sample 8 by then.
@@ -206,7 +218,7 @@ def test_close_kills_a_worker_stuck_in_getitem():
         for _ in range(20):
             next(it)
     deadline = time.monotonic() + GONE_WITHIN
-    while [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
+    while _alive(pids):
         assert time.monotonic() < deadline, f"still alive after close(): {pids}"
         time.sleep(0.1)
     assert os.getpgrp() != ds._engine._pgid  # the pipeline's group, never the caller's
