@@ -221,11 +221,56 @@ def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
     """A consumer-bound MindSpore iterator of ``dataset`` (the TorchLoaderDataset or a dataset chained on it)."""
     engine.check_usable()
     unit = _row_unit(dataset)
+    _check_init_step(dataset, unit)
     consumer = engine.new_consumer(counts_rows=unit is not None, what=what)
     consumer.unit = unit
     with engine.bind(consumer):
         inner = make(*args, **kwargs)
     return _Iterator(inner, consumer, engine)
+
+
+def _check_init_step(dataset, unit: str | None) -> None:
+    """Refuse a ``set_init_step(k)`` this pipeline cannot honour exactly (MindSpore's resume, issue 20).
+
+    MindSpore skips ``k // size`` whole epochs by not running them and then the first ``k % size`` rows of
+    the next, which it pulls from the source. Rows pulled are torch's rows, so a skip inside the epoch the
+    iterator begins is exact; whole epochs skipped are not: the engine would begin the next torch epoch, not
+    the epoch ``k // size`` later that an uninterrupted run would be in — a silent restart.
+
+    Raises:
+        ValueError: ``k`` reaches past the first epoch, or the rows are not torch batches.
+    """
+    init = dataset.get_init_step()
+    if not init:
+        return
+    if unit != "batch" or _regrouped(dataset):
+        raise ValueError(
+            f"to_mindspore: set_init_step({init}) on a {type(dataset).__name__} whose source rows are not its rows "
+            "(samples regrouped by a batch op, or a batch/filter/take chain): where MindSpore's skip lands in "
+            "torch's stream is not defined. Call it on a to_mindspore(...) dataset or a map/project/rename chain "
+            "on one, or skip batches in your loop."
+        )
+    size = dataset.get_dataset_size()
+    if init >= size:
+        raise ValueError(
+            f"to_mindspore: set_init_step({init}) skips {init // size} whole epoch(s) of {size} batches: MindSpore "
+            "would not run them, and this pipeline would begin the next torch epoch instead of the one an "
+            "uninterrupted run is in (a silent restart). Exact resume across epochs is not supported yet; "
+            f"set_init_step(k) with k < {size} skips batches inside the epoch the iterator begins, exactly."
+        )
+
+
+def _regrouped(dataset) -> bool:
+    """Whether a batch op regroups sample rows between ``dataset`` and its source (``adapters.batch``)."""
+    node = dataset
+    while not isinstance(node, TorchLoaderDataset):
+        if getattr(node, "regroups_torch_batches", False):
+            return True
+        children = getattr(node, "children", None) or []
+        if len(children) != 1:
+            return True
+        node = children[0]
+    return getattr(node, "row_unit", "batch") != "batch"
 
 
 # MindSpore operations whose result is a dataset built on this one: their iterators must give

@@ -278,3 +278,40 @@ def test_plain_generator_dataset_is_untouched():
     assert [
         r[0].tolist() for r in plain.map(operations=_cast, input_columns=["x"]).create_tuple_iterator(output_numpy=True)
     ] == [[0], [1], [2]]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("chain", ["none", "map"])
+def test_set_init_step_inside_the_first_epoch_skips_torchs_batches(chain, num_workers):
+    # MindSpore's resume skip: k rows of the epoch the iterator begins (every new iterator, as MindSpore does
+    # for any dataset); the rows skipped are pulled from the source, so the rest are torch's rows k, k+1, ...
+    seed_all(0)
+    loader = _make(num_workers, False)
+    expected = _torch_rows(loader, ["index"])  # 3 epochs of 4 batches
+    ds = adapters.to_mindspore(_make(num_workers, False))
+    ds = CHAINS["map"](ds) if chain == "map" else ds
+    ds.set_init_step(3)
+    it = ds.create_tuple_iterator(output_numpy=True, num_epochs=2)  # one iterator: the first epoch is cut
+    one = [[(r[ds.get_col_names().index("index")].astype(np.int64),) for r in it] for _ in range(2)]
+    assert [len(e) for e in one] == [1, 4]
+    assert_equivalent(one, [expected[0][3:], expected[1]], rtol=0, atol=0)
+    cols = ds.get_col_names()
+    it = ds.create_tuple_iterator(output_numpy=True, num_epochs=1)  # (MindSpore needs num_epochs with a skip)
+    per = [[(r[cols.index("index")].astype(np.int64),) for r in it]]
+    assert_equivalent(per, [expected[2][3:]], rtol=0, atol=0)  # the next iterator: torch's next epoch, cut too
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_set_init_step_across_whole_epochs_is_refused_not_restarted(num_workers):
+    ds = adapters.to_mindspore(_make(num_workers, False))
+    ds.set_init_step(5)  # 1 whole epoch of 4 batches, then 1: MindSpore would not run epoch 0 at all
+    with pytest.raises(ValueError, match=r"set_init_step\(5\) skips 1 whole epoch\(s\) of 4 batches.*silent restart"):
+        ds.create_tuple_iterator(output_numpy=True, num_epochs=3)  # (MindSpore accepts it: epochs 1-2, cut)
+    mapped = CHAINS["map"](adapters.to_mindspore(_make(num_workers, False)))
+    mapped.set_init_step(4)
+    with pytest.raises(ValueError, match=r"set_init_step\(4\) skips 1 whole epoch"):
+        mapped.create_dict_iterator(output_numpy=True)
+    batched = adapters.to_mindspore(_make(num_workers, False)).batch(2)
+    batched.set_init_step(1)
+    with pytest.raises(ValueError, match=r"set_init_step\(1\) on a BatchDataset"):
+        batched.create_tuple_iterator(output_numpy=True)
