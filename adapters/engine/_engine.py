@@ -25,6 +25,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import threading
 import time
 import weakref
@@ -48,6 +49,7 @@ from adapters.engine._messages import (
     Seed,
     Settle,
     Spawn,
+    SpawnerUp,
     StartEpoch,
     SyncState,
     Task,
@@ -71,6 +73,8 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "Consumer", "NO_BATCH"]
 
 _POLL = 0.05  # seconds between liveness / abandonment checks while waiting
+_SPAWNER_START = 10.0  # seconds a newly forked spawner has to say it runs
+_SPAWNER_TRIES = 3
 _FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
 _CHUNK = 4096
 _KEPT_ERRORS = 16  # errors raised into MindSpore, kept until an iterator asks for them
@@ -333,22 +337,44 @@ class Engine:
             self._cv.notify_all()
 
     def _refresh_spawner(self) -> None:
+        """Fork this epoch's spawner from the loop's thread, and wait until it runs.
+
+        A fork of a multithreaded process can deadlock in the child before any of its code runs: CPython
+        3.11's after-fork clean-up takes the runtime's thread-state lock, which another thread (one of
+        MindSpore's, entering Python) may have held at that instant (seen once in about ten full test runs:
+        the child asleep in ``_PyThreadState_DeleteExcept`` for good). The spawner says it runs
+        (:class:`SpawnerUp`); one that does not within ``_SPAWNER_START`` seconds is killed and forked again.
+        The loop is still waiting for the epoch's first row meanwhile, so the state it sees is the same.
+        """
         from adapters.engine._processes import spawner_loop
 
-        ours, theirs = self._ctx.Pipe(duplex=True)
-        inherited = [self._conn, ours] + [c for _, c in self._workers.values()]
-        if self._holder["spawner"] is not None:
-            inherited.append(self._holder["spawner"][1])
-        proc = self._ctx.Process(
-            target=spawner_loop,
-            args=(theirs, self.spec, inherited, self._pgid, self._set_epoch),
-            daemon=True,
-            name="torch2ms-spawner",
-        )
-        proc.start()
-        assert proc.pid is not None  # (a started process has one)
-        join_group(self._pgid, proc.pid)
-        theirs.close()
+        for _ in range(_SPAWNER_TRIES):
+            ours, theirs = self._ctx.Pipe(duplex=True)
+            inherited = [self._conn, ours] + [c for _, c in self._workers.values()]
+            if self._holder["spawner"] is not None:
+                inherited.append(self._holder["spawner"][1])
+            proc = self._ctx.Process(
+                target=spawner_loop,
+                args=(theirs, self.spec, inherited, self._pgid, self._set_epoch),
+                daemon=True,
+                name="torch2ms-spawner",
+            )
+            proc.start()
+            assert proc.pid is not None  # (a started process has one)
+            join_group(self._pgid, proc.pid)
+            theirs.close()
+            if _spawner_up(ours):
+                break
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGKILL)
+            ours.close()
+            threading.Thread(target=_join, args=(proc,), daemon=True, name="torch2ms-reap").start()
+        else:
+            raise RuntimeError(
+                f"to_mindspore: the pipeline's spawner process, forked from this process to start the epoch's torch "
+                f"workers, did not start in {_SPAWNER_TRIES} tries of {_SPAWNER_START:g} s (a fork of this "
+                "multithreaded process deadlocked, or the machine is overloaded)"
+            )
         with self._cv:
             old, self._holder["spawner"] = self._holder["spawner"], (proc, ours)
         if old is not None:
@@ -1039,6 +1065,14 @@ def _stop(workers: dict) -> None:
         with contextlib.suppress(Exception):
             send(conn, Exit())
         conn.close()
+
+
+def _spawner_up(conn) -> bool:
+    """Whether a newly forked spawner said it runs within ``_SPAWNER_START`` seconds."""
+    try:
+        return conn.poll(_SPAWNER_START) and isinstance(recv(conn), SpawnerUp)
+    except (EOFError, OSError):
+        return False  # it died at once: fork another
 
 
 def _retire(spawner) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "Settle",
     "Settled",
     "Spawn",
+    "SpawnerUp",
     "StartEpoch",
     "SyncState",
     "Task",
@@ -145,6 +146,12 @@ class Settled(NamedTuple):
     """The loader is where torch's would be after the epoch (``committed``: the played epoch was kept as is)."""
 
     committed: bool
+
+
+class SpawnerUp(NamedTuple):
+    """The spawner runs its loop: the fork that made it, from the training loop's process, completed."""
+
+    pid: int
 
 
 class WorkerStarted(NamedTuple):

@@ -57,6 +57,7 @@ from adapters.engine._messages import (
     Settle,
     Settled,
     Spawn,
+    SpawnerUp,
     StartEpoch,
     SyncState,
     Task,
@@ -911,6 +912,7 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None, set_epoch=None) -> None:
     for c in close_fds:
         c.close()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    send(conn, SpawnerUp(os.getpid()))  # past the fork: see Engine._refresh_spawner
     while True:
         try:
             msg = recv(conn)

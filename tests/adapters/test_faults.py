@@ -316,3 +316,39 @@ def test_a_dataset_closed_mid_epoch_leaves_no_error_for_the_next_pipeline(num_wo
     mapped = adapters.to_mindspore(loader).map(operations=lambda x: x, input_columns=["0"])
     with pytest.raises(KeyError, match="annotation for sample 5 is missing"):
         list(mapped.create_tuple_iterator(num_epochs=1, output_numpy=True))
+
+
+def test_a_spawner_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_path):
+    # A fork of this multithreaded process can deadlock in CPython's after-fork code (seen in a full run: the
+    # spawner asleep in _PyThreadState_DeleteExcept, the epoch waiting for it for good). Simulated: the first
+    # spawner never runs its loop.
+    from adapters.engine import _engine, _processes
+
+    real = _processes.spawner_loop
+    flag = tmp_path / "first-spawner"
+
+    def stuck_once(*args, **kwargs):
+        if not flag.exists():
+            flag.touch()
+            time.sleep(600)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(_processes, "spawner_loop", stuck_once)
+    monkeypatch.setattr(_engine, "_SPAWNER_START", 1.0)
+    ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
+    rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+    assert rows == [b.tolist() for b in DataLoader(list(range(8)), batch_size=2, num_workers=2)]
+    assert flag.exists()
+    ds.close()
+
+
+def test_a_spawner_that_never_starts_is_an_error_not_a_hang(monkeypatch):
+    from adapters.engine import _engine, _processes
+
+    monkeypatch.setattr(_processes, "spawner_loop", lambda *args, **kwargs: time.sleep(600))
+    monkeypatch.setattr(_engine, "_SPAWNER_START", 0.5)
+    monkeypatch.setattr(_engine, "_SPAWNER_TRIES", 2)
+    ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
+    with pytest.raises(RuntimeError, match=r"spawner process.*did not start in 2 tries of 0.5 s"):
+        next(ds.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    ds.close()
