@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,7 +338,8 @@ def test_a_spawner_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_p
     monkeypatch.setattr(_engine, "_SPAWNER_START", 1.0)
     ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
     rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
-    assert rows == [b.tolist() for b in DataLoader(list(range(8)), batch_size=2, num_workers=2)]
+    data: Any = list(range(8))  # a list: a map-style source (torch's stubs want a Dataset)
+    assert rows == [b.tolist() for b in DataLoader(data, batch_size=2, num_workers=2)]
     assert flag.exists()
     ds.close()
 
