@@ -217,6 +217,20 @@ class _Iterator:
         return getattr(self._inner, name)
 
 
+def rebuilt_batches(dataset, num_epochs: int, output_numpy: bool):
+    """``iter_batches`` of a dataset with a ``structure``: one iterator over ``num_epochs``, each row rebuilt."""
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"iter_batches: num_epochs must be an int >= 1, got {num_epochs!r}")
+    return _rebuilt(dataset, num_epochs, output_numpy)
+
+
+def _rebuilt(dataset, num_epochs: int, output_numpy: bool):
+    it = dataset.create_tuple_iterator(num_epochs=num_epochs, output_numpy=output_numpy)
+    for _ in range(num_epochs):
+        for row in it:
+            yield dataset.structure.rebuild(row)
+
+
 def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
     """A consumer-bound MindSpore iterator of ``dataset`` (the TorchLoaderDataset or a dataset chained on it)."""
     engine.check_usable()
@@ -459,15 +473,7 @@ class TorchLoaderDataset(msds.GeneratorDataset):
             >>> [b["x"].tolist() for b in ds.iter_batches(2, output_numpy=True)]
             [[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [2.0, 3.0]]
         """
-        if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-            raise ValueError(f"iter_batches: num_epochs must be an int >= 1, got {num_epochs!r}")
-        return self._batches(num_epochs, output_numpy)
-
-    def _batches(self, num_epochs: int, output_numpy: bool):
-        it = self.create_tuple_iterator(num_epochs=num_epochs, output_numpy=output_numpy)
-        for _ in range(num_epochs):
-            for row in it:
-                yield self.structure.rebuild(row)
+        return rebuilt_batches(self, num_epochs, output_numpy)
 
     # Answered from the first batch: MindSpore would otherwise run the pipeline (an epoch) to find out.
     def _first(self):

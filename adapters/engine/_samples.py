@@ -47,7 +47,7 @@ from adapters.engine._columns import (
 )
 from adapters.engine._engine import _POLL, Engine, _Abandoned
 from adapters.engine._errors import wrap_exception
-from adapters.engine._pipeline import TorchLoaderDataset
+from adapters.engine._pipeline import TorchLoaderDataset, rebuilt_batches
 from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader
 from adapters.engine._to_mindspore import _epoch_length, _is_torch_loader, build_engine, resolve
 from adapters.engine._transport import numpy_tree
@@ -629,15 +629,7 @@ class _TorchBatches(_ChainedBatchDataset):
             >>> [b["x"].tolist() for b in ds.iter_batches(2, output_numpy=True)]
             [[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [2.0, 3.0]]
         """
-        if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-            raise ValueError(f"iter_batches: num_epochs must be an int >= 1, got {num_epochs!r}")
-        return self._batches(num_epochs, output_numpy)
-
-    def _batches(self, num_epochs: int, output_numpy: bool):
-        it = self.create_tuple_iterator(num_epochs=num_epochs, output_numpy=output_numpy)
-        for _ in range(num_epochs):
-            for row in it:
-                yield self.structure.rebuild(row)
+        return rebuilt_batches(self, num_epochs, output_numpy)
 
     def output_shapes(self, estimate=False):
         return [list(a.shape) for a in self._first_row]
