@@ -144,6 +144,7 @@ def create_dataloader(
     devices: int = 0,
     indices=None,
     batch_map: bool = False,
+    state: dict | None = None,
 ):
     """Build the dataset and its MindSpore pipeline exactly as upstream v7.0 ``create_dataloader``.
 
@@ -177,6 +178,9 @@ def create_dataloader(
             for ``quad``, run in MindSpore's processes with each batch's worker streams). The same batches; put
             per-sample ``.map()`` operations of your own between :func:`adapters.sample_dataset` and
             :func:`adapters.batch` by building the pipeline yourself (see ``docs/batch-maps.md``).
+        state: resume from a position saved by ``dataset.state_dict()`` (in this process or another): the
+            pipeline continues the stream exactly as the uninterrupted run would (``adapters.to_mindspore``'s
+            ``state``; not with ``batch_map``). Build it with the same arguments as the saved run.
 
     Returns:
         ``(dataset, LoadImagesAndLabels)``: an ``adapters.TorchLoaderDataset`` (a
@@ -190,6 +194,8 @@ def create_dataloader(
         ...                              shuffle=True, workers=2)  # doctest: +SKIP
         >>> for img, labels, paths, shapes in ds.create_tuple_iterator(output_numpy=True): ...  # doctest: +SKIP
     """
+    if state is not None and batch_map:
+        raise ValueError("create_dataloader: state= with batch_map=True is not supported (see adapters.to_mindspore)")
     shuffle = rect_shuffle(rect, shuffle)
     with _one_rank_at_a_time(path, rank, prefix):
         dataset = LoadImagesAndLabels(
@@ -271,6 +277,6 @@ def create_dataloader(
     )
     structure = adapters.Structure.infer(prototype, list(COLUMNS), pack_lists_of=entries)
     pipeline = adapters.to_mindspore(
-        dataset, infinite=recipe.infinite, set_epoch=True, structure=structure, **loader_kwargs
+        dataset, infinite=recipe.infinite, set_epoch=True, structure=structure, state=state, **loader_kwargs
     )
     return pipeline, dataset

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import copy
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -29,7 +30,7 @@ import signal
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from adapters.engine._errors import SourceError, WorkerError, original_exception, wrap_exception
 from adapters.engine._interrupt import sigint_received
@@ -46,12 +47,17 @@ from adapters.engine._messages import (
     Next,
     Plan,
     Probe,
+    Ready,
+    Restore,
     Seed,
     Settle,
+    Settled,
+    Snapshot,
     Spawn,
     SpawnerUp,
     StartEpoch,
     SyncState,
+    TakeSnapshot,
     Task,
     WorkerStarted,
 )
@@ -65,6 +71,7 @@ from adapters.engine._processes import (
     start_guardian,
 )
 from adapters.engine._schedule import Schedule
+from adapters.engine._state import FORMAT, VERSION, check_config, validate
 from adapters.engine._transport import recv, recv_sized, register_roots, send
 
 if TYPE_CHECKING:
@@ -78,6 +85,7 @@ _SPAWNER_TRIES = 3
 _FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
 _CHUNK = 4096
 _KEPT_ERRORS = 16  # errors raised into MindSpore, kept until an iterator asks for them
+_KEPT_STATES = 4096  # worker stream states kept per worker (those past the loop's position: MindSpore's prefetch)
 
 
 NO_BATCH = object()  # first_batch(): epoch 0 yields no batch (a batch may itself be None: a collate_fn's answer)
@@ -91,6 +99,16 @@ def _expect(msg, cls):
             f"{cls.__name__} (a fault of the pipeline, not of your code)"
         )
     return msg
+
+
+class _Resume(NamedTuple):
+    """A loaded state not yet begun: epoch ``epoch`` starts at its batch ``batch`` (global ``position``)."""
+
+    epoch: int
+    batch: int
+    position: int
+    anchor_start: int  # continuous modes: global number of the first batch of the saved anchor's pass
+    workers: list | None
 
 
 class _Abandoned(Exception):
@@ -116,6 +134,7 @@ class Consumer:
         self.closed = False
         self.superseded_by: str | None = None  # why a newer iterator took over
         self.source_returned = 0  # times its source generator returned (or raised) before beginning the next epoch
+        self.skipped = 0  # rows MindSpore pulls and drops before its first epoch's first row (set_init_step)
 
     def arrives(self) -> None:
         """The loop asks for the first row of its next epoch (called in the loop's own thread)."""
@@ -231,6 +250,17 @@ class Engine:
         self._pgid, lifeline = start_guardian()
         self._holder["guardian"] = (self._pgid, lifeline)
         self._set_epoch = set_epoch
+        # Resumable positions (state_dict): the loader's state at the start of the epoch being produced (epochs
+        # mode) or of the sampler's last passes (continuous modes), and each worker's streams at its start
+        # (Ready) and after its recent tasks.
+        self.config: dict | None = None  # what a saved state must have been taken with (set by build_engine)
+        self._anchor: tuple[int, dict] | None = None
+        self._pass_anchors: list = []  # (pass, global start, snapshot), from the last one begun before the loop
+        self._ready: dict[int, dict | None] = {}
+        self._after: dict[int, collections.deque] = {}
+        self._capture = spec.num_workers > 0 and (spec.kind == "map" or schedule.keeps_workers)
+        self._resume: _Resume | None = None
+        self._loaded: dict | None = None  # the state loaded (load_state), until an epoch begins
         # A batch may hold instances of classes made inside a function (torch yields them at num_workers=0):
         # found again here from the pipeline's own objects (see _transport._class_by_identity).
         register_roots(spec.dataset, spec.collate_fn, spec.sampler, spec.batch_sampler, spec.worker_init_fn)
@@ -591,6 +621,12 @@ class Engine:
             self._next_epoch += 1
             start = self._global_consumed if self.schedule.continuous else 0
             epoch = _Epoch(number, consumer, start)
+            resume = self._resume
+            if resume is not None and number == resume.epoch:
+                # A loaded state: the batches before its position count as taken (how far torch's iterator got)
+                epoch.produced = epoch.consumed = epoch.rows = resume.batch
+            elif not consumer.epochs:
+                epoch.consumed = consumer.skipped  # set_init_step: rows MindSpore pulled were taken from torch
             consumer.epochs.append(number)
             consumer.source_returned = 0
             changes, self._sync = self._sync, []
@@ -678,11 +714,13 @@ class Engine:
         if sched.continuous:
             yield from self._produce_continuous(epoch)
             return
+        skip = self._skip(epoch)
         if spec.num_workers == 0:
             epoch.what = "stream"
             self._uncredited = 0  # (what an earlier stream left uncredited is no credit for this one)
-            send(self._conn, StartEpoch(epoch.number, "stream", None))
-            k = 0
+            send(self._conn, StartEpoch(epoch.number, "stream", None, skip))  # the loader makes and drops `skip`
+            self._take_anchor(epoch)
+            k = skip
             if self._probe_kept:  # epoch 0: the probe's copy made batch 0 and goes on from batch 1
                 self._probe_kept = False
                 yield from self._emit(epoch, Batch(0, self._first, self.first_samples), 0)
@@ -701,16 +739,18 @@ class Engine:
         elif spec.kind == "iterable":
             epoch.what = "seed"
             send(self._conn, StartEpoch(epoch.number, "seed", None))
+            self._take_anchor(epoch)
             seed = _expect(self._recv_loader(epoch, f"the start of epoch {epoch.number}"), Seed)
             self._begin_workers(epoch, seed.base_seed)
-            yield from self._iterable_rows(epoch)
+            yield from self._iterable_rows(epoch, drop=skip)  # an iterator cannot be saved: made again, dropped
         else:
             first = max(_FIRST_CHUNK, 2 * sched.max_outstanding)
             send(self._conn, StartEpoch(epoch.number, "lazyplan", first))
+            self._take_anchor(epoch)
             plan = _expect(self._recv_loader(epoch, f"the start of epoch {epoch.number}"), Plan)
             self._plan_grew(epoch, plan.batches, plan.done)
             self._begin_workers(epoch, plan.base_seed)
-            yield from self._map_rows(epoch, plan.batches, plan.done)
+            yield from self._map_rows(epoch, plan.batches, plan.done, start=skip)  # no batch before it is made
         epoch.exhausted = True
 
     def _check_length(self, epoch: _Epoch, count: int, *, at_least: bool = False) -> None:
@@ -769,12 +809,11 @@ class Engine:
             self._dispatch(self.schedule.worker_of(start=0, k=k), k, epoch.batches[k], self._where(epoch, k))
             epoch.sent += 1
 
-    def _map_rows(self, epoch: _Epoch, batches, done: bool):
+    def _map_rows(self, epoch: _Epoch, batches, done: bool, start: int = 0):
         sched = self.schedule
         wheres: dict[int, str] = {}
-        sent = 0
-        k = 0
-        epoch.batches, epoch.sent, epoch.plan_done = batches, 0, done
+        sent = k = start  # a resumed epoch dispatches from its saved position (the workers' streams put back)
+        epoch.batches, epoch.sent, epoch.plan_done = batches, start, done
         while k < len(batches) or not done:
             if not done and sent + sched.max_outstanding >= len(batches):
                 done = self._more_indices(epoch)
@@ -794,9 +833,10 @@ class Engine:
             yield from self._emit(epoch, msg, k)
             k += 1
 
-    def _iterable_rows(self, epoch: _Epoch):
+    def _iterable_rows(self, epoch: _Epoch, drop: int = 0):
         # torch: tasks go round-robin to the workers still active; a worker whose shard ended
-        # drops out, so the others' batches follow on (in-order, one batch per task).
+        # drops out, so the others' batches follow on (in-order, one batch per task). ``drop``: a resumed
+        # epoch's batches before the saved position, made again (from the workers' saved streams) and dropped.
         n = self.spec.num_workers
         cycle = self.schedule.worker_cycle()
         k = 0
@@ -807,7 +847,8 @@ class Engine:
             if isinstance(msg, End):
                 cycle.stop(w)
                 continue
-            yield from self._emit(epoch, msg, k)
+            if k >= drop:
+                yield from self._emit(epoch, msg, k)
             k += 1
         epoch.total = k
 
@@ -861,7 +902,13 @@ class Engine:
                     count = self._steps if self.schedule.mode == "steps" else None
                     op = StartEpoch if (self.schedule.mode == "repeat" or self._passes == 0) else MoreIndices
                     self._uncredited = 0
-                    send(self._conn, op(self._passes, "stream", count))
+                    resume = self._resume
+                    skip = 0 if resume is None else resume.position - resume.anchor_start
+                    if op is StartEpoch:
+                        send(self._conn, StartEpoch(self._passes, "stream", count, skip))
+                        self._take_pass_anchor(epoch, g - skip)
+                    else:
+                        send(self._conn, MoreIndices(self._passes, "stream", count))
                     self._passes += 1
                     self._stream_open = True
                     if self._probe_kept:  # the probe's copy made batch 0 and is the loader now
@@ -890,17 +937,23 @@ class Engine:
         return msg
 
     def _request_indices(self, epoch: _Epoch) -> None:
-        if self.schedule.mode == "repeat":
-            send(self._conn, StartEpoch(self._passes, "plan", None))
+        if self.schedule.mode == "repeat" or self._passes == 0:
+            send(self._conn, StartEpoch(self._passes, "plan", None if self.schedule.mode == "repeat" else self._steps))
+            self._take_pass_anchor(epoch, self._queued)
         else:
-            send(self._conn, (StartEpoch if self._passes == 0 else MoreIndices)(self._passes, "plan", self._steps))
+            send(self._conn, MoreIndices(self._passes, "plan", self._steps))
         plan = _expect(self._recv_loader(epoch, "the loader's next index batches"), Plan)
         batches = plan.batches
         if not batches:
             raise RuntimeError("to_mindspore: the sampler yields no batch")
         self._passes += 1
         self._base_seed = plan.base_seed
-        self._index_queue.extend((self._queued + i, b) for i, b in enumerate(batches))
+        resume = self._resume  # a loaded state: its position is the first task (the ones before it were done)
+        self._index_queue.extend(
+            (self._queued + i, b)
+            for i, b in enumerate(batches)
+            if resume is None or self._queued + i >= resume.position
+        )
         self._queued += len(batches)
 
     # ------------------------------------------------------------------ processes
@@ -968,7 +1021,26 @@ class Engine:
     def _recv_worker(self, w: int, epoch: _Epoch | None, where: str):
         pid, conn = self._worker(w)
         died = lambda: format_worker_death(pid, where)  # noqa: E731
-        return self._receive(conn, epoch, where, died, timeout=self.spec.timeout or None)[0]
+        msg = self._receive(conn, epoch, where, died, timeout=self.spec.timeout or None)[0]
+        streams = getattr(msg, "streams", None)
+        if streams is not None:
+            self._record(w, msg, streams)
+        return msg
+
+    def _record(self, w: int, msg, streams: dict) -> None:
+        """Keep worker ``w``'s streams at its start and after its recent tasks (for :meth:`state_dict`)."""
+        with self._cv:
+            if isinstance(msg, Ready):
+                self._ready[w] = streams
+                self._after[w] = collections.deque()
+                return
+            kept = self._after.setdefault(w, collections.deque())
+            kept.append((msg.k if isinstance(msg, Batch) else msg.n_batches, streams))
+            cur = self._current
+            low = 0 if cur is None else (cur.start + cur.consumed if self.schedule.continuous else cur.consumed)
+            # a position to save is never before `low`: only the last state before it is needed
+            while len(kept) > 1 and kept[1][0] < low or len(kept) > _KEPT_STATES:
+                kept.popleft()
 
     def _dispatch(self, w: int, k: int, index, where: str) -> None:
         pid, conn = self._worker(w)
@@ -1026,14 +1098,238 @@ class Engine:
         if fresh:
             self._stop_workers()
             self._start_workers(epoch)
+        self._drain_outstanding()
+        resume = self._resume
         for w in range(self.spec.num_workers):
-            while self._outstanding[w]:  # persistent workers after an epoch left early: drop its results
+            # a loaded state: the worker's streams where the saved run's worker had them
+            streams = resume.workers[w] if resume is not None and resume.workers is not None else None
+            send(self._worker(w)[1], Begin(epoch.number, base_seed, fresh, streams, self._capture))
+        for w in range(self.spec.num_workers):
+            self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
+        self._resume = None
+
+    def _drain_outstanding(self) -> None:
+        """Persistent workers after an epoch left early: receive (and drop) the results torch's prefetch made."""
+        for w in range(self.spec.num_workers):
+            while self._outstanding.get(w):
                 self._outstanding[w].popleft()
                 with contextlib.suppress(Exception):
                     self._recv_worker(w, None, "a result of an epoch left early")
-            send(self._worker(w)[1], Begin(epoch.number, base_seed, fresh))
-        for w in range(self.spec.num_workers):
-            self._recv_worker(w, None, f"the start of torch worker {w} (worker_init_fn) in epoch {epoch.number}")
+
+    # ------------------------------------------------------------------ resumable positions
+    def _skip(self, epoch: _Epoch) -> int:
+        """Batches of ``epoch`` before a loaded state's position (0 unless it is the resumed epoch)."""
+        resume = self._resume
+        return resume.batch if resume is not None and resume.epoch == epoch.number else 0
+
+    def _take_anchor(self, epoch: _Epoch) -> None:
+        """Receive the loader's state before ``iter(loader)`` of ``epoch`` (sent first for every StartEpoch)."""
+        snap = _expect(self._recv_loader(epoch, f"the start of epoch {epoch.number}"), Snapshot)
+        with self._cv:
+            self._anchor = (epoch.number, snap.state)
+            self._loaded = None
+            if self.spec.num_workers == 0:
+                self._resume = None  # (with workers: once they have their streams, in _begin_workers)
+
+    def _take_pass_anchor(self, epoch: _Epoch, start: int) -> None:
+        """Continuous modes: the loader's state before the sampler pass whose first batch is global ``start``."""
+        snap = _expect(self._recv_loader(epoch, f"the start of the sampler's pass {self._passes}"), Snapshot)
+        with self._cv:
+            self._pass_anchors.append((self._passes, start, snap.state))
+            # passes are begun ahead of the loop (prefetch): keep from the last one begun before where it is
+            while len(self._pass_anchors) > 1 and self._pass_anchors[1][1] <= self._global_consumed:
+                self._pass_anchors.pop(0)
+            self._loaded = None
+            if self.spec.num_workers == 0:
+                self._resume = None
+
+    def state_dict(self) -> dict:
+        """Where the stream is now, as a state :meth:`load_state` resumes from (see ``adapters.engine._state``).
+
+        Raises:
+            ValueError: the pipeline cannot save its position (``steps_per_epoch``; a value that cannot be
+                written as data), saying why.
+            RuntimeError: the dataset was closed or interrupted.
+        """
+        self.check_usable()
+        if self._closed:
+            raise RuntimeError("to_mindspore: this dataset was closed (close()); it has no position to save")
+        if self.schedule.mode == "steps":
+            raise ValueError(
+                "to_mindspore: state_dict() with steps_per_epoch (an infinite sampler) is not supported: the "
+                "sampler's iterator cannot be saved, and resuming would mean drawing every index batch since the "
+                "first epoch again. Save and restore your sampler's own state, or use whole passes (infinite=True)."
+            )
+        with self._cv:
+            cur, loaded = self._current, self._loaded
+        if loaded is not None:
+            return copy.deepcopy(loaded)  # loaded and not yet begun: the same position
+        if self.schedule.continuous:
+            return self._continuous_state(cur)
+        taken_all = cur is not None and cur.exhausted and cur.consumed >= cur.produced
+        if cur is None or cur.closed or cur.consumer.closed or cur.saw_end or taken_all:
+            return self._boundary_state(cur)
+        return self._mid_epoch_state(cur)
+
+    def _state(self, epoch: int, batch: int, replay: int, loader: dict, workers, anchor) -> dict:
+        if "unsaved" in loader:
+            raise ValueError(f"to_mindspore: the loader's state at epoch {epoch} cannot be saved ({loader['unsaved']})")
+        return copy.deepcopy(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "config": self.config,
+                "epoch": epoch,
+                "batch": batch,
+                "replay": replay,
+                "loader": loader,
+                "workers": workers,
+                "anchor": anchor,
+            }
+        )
+
+    def _snapshot_now(self) -> dict:
+        """The loader's state now (between epochs; called with ``_io`` held)."""
+        self._probe_kept = False  # (num_workers=0: the probe's copy hands this over and exits)
+        send(self._conn, TakeSnapshot())
+        return _expect(self._recv_loader(None, "the loader's state"), Snapshot).state
+
+    def _boundary_state(self, cur: _Epoch | None) -> dict:
+        """Between two epochs: the loop took all of ``cur`` (or left it): the next epoch begins at batch 0."""
+        with self._io:
+            if cur is not None and not cur.closed:
+                if cur.exhausted and cur.consumed >= cur.produced:
+                    cur.finished = True  # every batch was taken: torch's loop sees the end next
+                self._close(cur)  # settled now, as the next epoch's start would: the loader's state after it
+                self._drain_outstanding()
+            snapshot = self._snapshot_now()
+        workers = None
+        if self.schedule.keeps_workers and self._workers:  # persistent: their streams after their last tasks
+            workers = [self._last_streams(w) for w in range(self.spec.num_workers)]
+        return self._state(self._next_epoch, 0, 0, snapshot, workers, None)
+
+    def _mid_epoch_state(self, cur: _Epoch) -> dict:
+        b = cur.consumed
+        with self._cv:
+            anchor = self._anchor
+        if anchor is None or anchor[0] != cur.number:
+            raise RuntimeError(f"to_mindspore: the state at the start of epoch {cur.number} was not kept (a fault)")
+        if self.spec.num_workers == 0:
+            return self._state(cur.number, b, b, anchor[1], None, None)  # the loader makes b batches again
+        if self.spec.kind == "iterable":  # its iterators cannot be saved: made again from the epoch's start
+            return self._state(cur.number, b, b, anchor[1], [self._ready.get(w) for w in self._worker_ids()], None)
+        return self._state(cur.number, b, 0, anchor[1], [self._streams_before(w, b) for w in self._worker_ids()], None)
+
+    def _continuous_state(self, cur: _Epoch | None) -> dict:
+        """One torch iterator over all epochs: the global position, the last pass begun before it, the workers."""
+        length = len(self.spec.index_sampler)
+        with self._cv:
+            if cur is None:
+                g, epoch, b = self._global_consumed, self._next_epoch, 0
+            else:
+                g = cur.start + cur.consumed
+                complete = cur.consumed >= length or cur.closed or cur.consumer.closed
+                epoch, b = (cur.number + 1, 0) if complete else (cur.number, cur.consumed)
+            anchors = [a for a in self._pass_anchors if a[1] <= g]
+        if anchors:
+            q, start, snapshot = max(anchors, key=lambda a: a[1])
+        elif g == 0 and self._passes == 0:
+            with self._io:
+                q, start, snapshot = 0, 0, self._snapshot_now()
+        else:
+            raise RuntimeError(f"to_mindspore: the state of the sampler's pass before batch {g} was not kept (a fault)")
+        workers = [self._streams_before(w, g) for w in self._worker_ids()] if self._workers else None
+        replay = g - start if self.spec.num_workers == 0 else 0
+        return self._state(epoch, b, replay, snapshot, workers, {"pass": q, "start": start, "position": g})
+
+    def _worker_ids(self) -> range:
+        return range(self.spec.num_workers)
+
+    def _streams_before(self, w: int, k: int) -> dict:
+        """Worker ``w``'s streams before batch ``k`` (of the epoch; global in continuous modes)."""
+        with self._cv:
+            kept = list(self._after.get(w, ()))
+            ready = self._ready.get(w)
+        before = [st for j, st in kept if j < k]
+        if before:
+            return before[-1]
+        had_task = k > w  # torch worker w made batches w, w + n, ... (the cycle starts at worker 0)
+        if had_task or ready is None:
+            raise RuntimeError(f"to_mindspore: torch worker {w}'s streams before batch {k} were not kept (a fault)")
+        return ready
+
+    def _last_streams(self, w: int) -> dict:
+        with self._cv:
+            kept = self._after.get(w)
+            last = kept[-1][1] if kept else self._ready.get(w)
+        if last is None:
+            raise RuntimeError(f"to_mindspore: torch worker {w}'s streams were not kept (a fault)")
+        return last
+
+    def load_state(self, state: dict) -> None:
+        """Resume from ``state`` (:meth:`state_dict`): the next epoch begins at its position.
+
+        Raises:
+            TypeError / ValueError: ``state`` is not a loader state, or is from another loader configuration
+                (naming what differs), or this pipeline cannot resume (``steps_per_epoch``).
+            RuntimeError: an epoch has begun, or a state was loaded already.
+        """
+        self.check_usable()
+        state = validate(state)
+        if self.schedule.mode == "steps":
+            raise ValueError("to_mindspore: resuming with steps_per_epoch is not supported (see state_dict())")
+        assert self.config is not None  # (set by build_engine)
+        check_config(state["config"], self.config)
+        e, b, workers, anchor = state["epoch"], state["batch"], state["workers"], state["anchor"]
+        n = self.spec.num_workers
+        if workers is not None and (not isinstance(workers, list) or len(workers) != n):
+            raise ValueError(
+                f"to_mindspore: the state's 'workers' must be a list of {n} stream states, got {type(workers).__name__}"
+            )
+        position, anchor_start = b, 0
+        if self.schedule.continuous:
+            keys = ("pass", "start", "position")
+            if not isinstance(anchor, dict) or not all(isinstance(anchor.get(k), int) for k in keys):
+                raise ValueError("to_mindspore: the state's 'anchor' must hold the ints pass, start and position")
+            position, anchor_start = anchor["position"], anchor["start"]
+            if not 0 <= anchor_start <= position or position < b:
+                raise ValueError(f"to_mindspore: the state's anchor {anchor!r} does not fit its batch {b}")
+        with self._cv:
+            if (
+                self._loaded is not None
+                or self._current is not None
+                or self._next_epoch > 0
+                or any(c.arrived for c in self._consumers)
+            ):
+                raise RuntimeError(
+                    "to_mindspore: load_state_dict() must come before the dataset's first epoch (and only once): "
+                    "build a new dataset with to_mindspore(loader, state=state)"
+                )
+        loader = dict(state["loader"])
+        check = loader.pop("check")
+        with self._io:
+            self._probe_kept = False  # (num_workers=0: the probe's copy hands the state over and exits)
+            send(self._conn, Restore(loader, check))
+            _expect(self._recv_loader(None, "loading the saved state into the loader process"), Settled)
+        with self._cv:
+            self._next_epoch = e
+            if self.schedule.continuous:
+                self._global_consumed = position - b
+                self._passes = anchor["pass"]
+                self._queued = anchor_start
+            self._resume = _Resume(e, b, position, anchor_start, workers)
+            self._loaded = copy.deepcopy(state)
+
+    @property
+    def next_epoch(self) -> int:
+        """The number of the next epoch to begin (torch's epochs since the start, a resumed run's included)."""
+        return self._next_epoch
+
+    @property
+    def resumes_mid_epoch(self) -> bool:
+        """A loaded state's first epoch begins after its batch 0 (MindSpore must not expect a full epoch)."""
+        resume = self._resume
+        return resume is not None and resume.batch > 0
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()  # engines of this process, closed at interpreter exit

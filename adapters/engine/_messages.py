@@ -33,13 +33,16 @@ __all__ = [
     "Plan",
     "Probe",
     "Ready",
+    "Restore",
     "Seed",
     "Settle",
     "Settled",
+    "Snapshot",
     "Spawn",
     "SpawnerUp",
     "StartEpoch",
     "SyncState",
+    "TakeSnapshot",
     "Task",
     "WorkerStarted",
 ]
@@ -59,6 +62,7 @@ class StartEpoch(NamedTuple):
     epoch: int
     what: str
     n_batches: int | None  # (not `count`: a field shadowing tuple.count)
+    skip: int = 0  # "stream": make this many batches first without sending them (a resumed epoch)
 
 
 class MoreIndices(NamedTuple):
@@ -112,6 +116,20 @@ class SyncState(NamedTuple):
     changes: list
 
 
+class TakeSnapshot(NamedTuple):
+    """Answer :class:`Snapshot` with the loader's state now (between two epochs: a resumable position)."""
+
+
+class Restore(NamedTuple):
+    """Put the loader where a saved state's anchor was (``adapters.engine._state``); answered by :class:`Settled`.
+
+    ``check``: the samplers' plain attributes to compare when the next epoch begins (``None``: no check).
+    """
+
+    loader: dict
+    check: dict | None
+
+
 class Exit(NamedTuple):
     """Stop (every process of the pipeline understands it)."""
 
@@ -133,6 +151,13 @@ class Plan(NamedTuple):
     base_seed: int
     batches: list
     done: bool | None = None
+
+
+class Snapshot(NamedTuple):
+    """The loader's state before ``iter(loader)`` of an epoch or pass (sent first for every :class:`StartEpoch`),
+    or now (:class:`TakeSnapshot`); ``state["check"]``: the samplers' plain attributes after ``set_epoch``."""
+
+    state: dict
 
 
 class Indices(NamedTuple):
@@ -170,6 +195,8 @@ class Begin(NamedTuple):
     epoch: int
     base_seed: int
     restart: bool
+    streams: dict | None = None  # a resumed worker: its streams, put back after seeding and worker_init_fn
+    capture: bool = False  # send the streams with every result (a resumable position needs them)
 
 
 class Task(NamedTuple):
@@ -194,9 +221,10 @@ class Next(NamedTuple):
 
 
 class Ready(NamedTuple):
-    """The worker began its epoch (streams seeded, ``worker_init_fn`` done)."""
+    """The worker began its epoch (streams seeded, ``worker_init_fn`` done); ``streams``: them then, if asked."""
 
     worker_id: int
+    streams: dict | None = None
 
 
 class Batch(NamedTuple):
@@ -205,12 +233,14 @@ class Batch(NamedTuple):
     k: int
     batch: Any
     samples: int | None
+    streams: dict | None = None  # a worker's random streams after making it (Begin.capture)
 
 
 class End(NamedTuple):
     """The stream ended after ``n_batches`` batches (an IterableDataset shard, or the loader's stream)."""
 
     n_batches: int
+    streams: dict | None = None  # a worker's random streams at its shard's end (Begin.capture)
 
 
 class Error(NamedTuple):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import mindspore.dataset as msds
@@ -236,11 +238,33 @@ def _iterator(dataset, engine, make, args, kwargs, what: str) -> _Iterator:
     engine.check_usable()
     unit = _row_unit(dataset)
     _check_init_step(dataset, unit)
+    _check_initial_epoch(engine)
     consumer = engine.new_consumer(counts_rows=unit is not None, what=what)
     consumer.unit = unit
+    consumer.skipped = dataset.get_init_step() or 0  # (checked above: inside the first epoch, batch rows)
+    root = _root(dataset) if engine.resumes_mid_epoch else None
     with engine.bind(consumer):
-        inner = make(*args, **kwargs)
+        if root is None:
+            inner = make(*args, **kwargs)
+        else:
+            # A state loaded inside an epoch: its first epoch has only the batches after the saved position, so
+            # this iterator's tree declares no size to MindSpore (the engine still checks every epoch's count).
+            sized, root.source_len = root.source_len, -1
+            try:
+                inner = make(*args, **kwargs)
+            finally:
+                root.source_len = sized
     return _Iterator(inner, consumer, engine)
+
+
+def _root(dataset) -> TorchLoaderDataset | None:
+    node = dataset
+    while not isinstance(node, TorchLoaderDataset):
+        children = getattr(node, "children", None) or []
+        if len(children) != 1:
+            return None
+        node = children[0]
+    return node
 
 
 def _check_init_step(dataset, unit: str | None) -> None:
@@ -257,6 +281,12 @@ def _check_init_step(dataset, unit: str | None) -> None:
     init = dataset.get_init_step()
     if not init:
         return
+    root = _root(dataset)
+    if root is not None and root._engine.resumes_mid_epoch:
+        raise ValueError(
+            f"to_mindspore: set_init_step({init}) on a dataset resumed from a state saved inside an epoch: the "
+            "state already skips to its position. Use one or the other."
+        )
     if unit != "batch" or _regrouped(dataset):
         raise ValueError(
             f"to_mindspore: set_init_step({init}) on a {type(dataset).__name__} whose source rows are not its rows "
@@ -272,6 +302,37 @@ def _check_init_step(dataset, unit: str | None) -> None:
             "uninterrupted run is in (a silent restart). Exact resume across epochs is not supported yet; "
             f"set_init_step(k) with k < {size} skips batches inside the epoch the iterator begins, exactly."
         )
+
+
+def _check_initial_epoch(engine) -> None:
+    """Refuse ``Model.train(..., initial_epoch=i)`` on a dataset whose next epoch is not torch's epoch ``i``.
+
+    MindSpore skips no data for ``initial_epoch`` (outside sink mode): it only numbers the epochs from ``i``. On a
+    dataset that begins at torch's epoch 0 that is a silent restart of the stream (epoch 0's shuffle and seeds
+    trained as epoch ``i``); a dataset resumed from a state saved at epoch ``i`` is what it means.
+
+    Raises:
+        ValueError: the numbers differ, with what to do.
+    """
+    initial = _model_train_initial_epoch()
+    if initial and initial != engine.next_epoch:
+        raise ValueError(
+            f"to_mindspore: Model.train(..., initial_epoch={initial}) on a dataset whose next epoch is torch's epoch "
+            f"{engine.next_epoch}: MindSpore skips no data for initial_epoch, so the run would silently restart the "
+            f"stream there. Resume the dataset itself: to_mindspore(loader, state=state) with the state_dict() saved "
+            f"when epoch {initial} began (docs/adapters.md, 'Resuming')."
+        )
+
+
+def _model_train_initial_epoch() -> int | None:
+    """``initial_epoch`` of the ``Model.train`` building this iterator, if one is (MindSpore passes it nowhere else)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_train_process" and frame.f_globals.get("__name__") == "mindspore.train.model":
+            value = frame.f_locals.get("initial_epoch")
+            return value if isinstance(value, int) else None
+        frame = frame.f_back
+    return None
 
 
 def _regrouped(dataset) -> bool:
@@ -511,6 +572,48 @@ class TorchLoaderDataset(msds.GeneratorDataset):
     def close(self) -> None:
         """Stop the pipeline's processes now (they also stop when the dataset is garbage-collected)."""
         self._engine.close()
+
+    def state_dict(self) -> dict:
+        """Where the stream is, as a small JSON-ready dict: resume from it with :meth:`load_state_dict`.
+
+        Take it between two batches your loop has received (inside an epoch: the resumed stream continues that
+        epoch after the last batch taken) or between two epochs (it begins the next epoch). It holds what torch's
+        loader would have at hand there: the loader's random streams and generators at the start of that epoch,
+        each worker's streams, the samplers' ``state_dict()`` if they have one; see ``docs/adapters.md``
+        ("Resuming") for what is saved, what is guaranteed and what is refused.
+
+        Returns:
+            A dict of plain data (``json.dumps`` writes it; ``pickle`` and ``torch.save`` too).
+
+        Raises:
+            ValueError: this pipeline cannot save its position (``steps_per_epoch``), saying why.
+            RuntimeError: the dataset was closed or interrupted.
+
+        Example:
+            >>> import numpy as np, adapters
+            >>> data = [np.float32(i) for i in range(6)]
+            >>> ds = adapters.to_mindspore(data, batch_size=2, shuffle=True, seed=0)
+            >>> it = ds.create_tuple_iterator(output_numpy=True, num_epochs=1)
+            >>> first = next(it)[0].tolist(); state = ds.state_dict()
+            >>> rest = [r[0].tolist() for r in it]
+            >>> again = adapters.to_mindspore(data, batch_size=2, shuffle=True, seed=0, state=state)
+            >>> [r[0].tolist() for r in again.create_tuple_iterator(output_numpy=True, num_epochs=1)] == rest
+            True
+        """
+        return self._engine.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the stream from ``state`` (:meth:`state_dict`), before this dataset's first epoch.
+
+        Args:
+            state: a state from a dataset built the same way (the same loader configuration).
+
+        Raises:
+            TypeError / ValueError: not a loader state, or one from another configuration (naming what
+                differs), or this pipeline cannot resume (``steps_per_epoch``).
+            RuntimeError: an epoch has already begun.
+        """
+        self._engine.load_state(state)
 
     def __deepcopy__(self, memodict):
         # MindSpore copies the tree when it builds a pipeline; the engine (its processes and epoch

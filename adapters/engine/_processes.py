@@ -53,15 +53,26 @@ from adapters.engine._messages import (
     Plan,
     Probe,
     Ready,
+    Restore,
     Seed,
     Settle,
     Settled,
+    Snapshot,
     Spawn,
     SpawnerUp,
     StartEpoch,
     SyncState,
+    TakeSnapshot,
     Task,
     WorkerStarted,
+)
+from adapters.engine._state import (
+    capture_loader,
+    capture_streams,
+    check_attributes,
+    plain_attributes,
+    restore_loader,
+    restore_streams,
 )
 from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
 from adapters.torch_data._rng_streams import seed_streams_like_torch_worker
@@ -245,12 +256,18 @@ class _Worker:
         self.conn, self.spec, self.worker_id = conn, spec, worker_id
         self.ds_iter = None
         self.epoch: int | None = None
+        self.capture = False  # send the streams with every result
 
     def begin(self, msg: Begin) -> None:
         self.epoch = msg.epoch
         spec, w = self.spec, self.worker_id
         if msg.restart:
             begin_worker(spec, w, msg.base_seed, msg.epoch)
+        if msg.streams is not None:  # a resumed worker: where the saved run's worker was (after its own start)
+            restore_streams(msg.streams, spec.dataset)
+        self.capture = msg.capture
+        # (before iter(dataset): a resumed IterableDataset epoch makes its iterator again from these streams)
+        ready = Ready(w, capture_streams(spec.dataset) if self.capture else None)
         if spec.kind == "iterable":
             try:
                 self.ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
@@ -258,17 +275,20 @@ class _Worker:
                 raise wrap_exception(
                     exc, f"iter(dataset) in torch worker {w} of {spec.num_workers}, epoch {msg.epoch}"
                 ) from None
-        send(self.conn, Ready(w))
+        send(self.conn, ready)
+
+    def _streams(self) -> dict | None:
+        return capture_streams(self.spec.dataset) if self.capture else None
 
     def task(self, msg: Task) -> None:
         batch = _fetch_and_collate(self.spec, msg.indices, msg.where)
-        send(self.conn, Batch(msg.k, batch, _count(self.spec, msg.indices)))
+        send(self.conn, Batch(msg.k, batch, _count(self.spec, msg.indices), self._streams()))
 
     def next(self, msg: Next) -> None:
         try:
-            out = _next_iterable_batch(self.spec, self.ds_iter, msg.k, msg.where)
+            out = _next_iterable_batch(self.spec, self.ds_iter, msg.k, msg.where)._replace(streams=self._streams())
         except StopIteration:
-            out = End(msg.k)
+            out = End(msg.k, self._streams())
         send(self.conn, out)
 
 
@@ -326,14 +346,27 @@ class EpochRunner:
         self.exhausted = False
         self._it: Iterator[Any] | None = None  # the index iterator of the running epoch / pass
         self._ds_iter = None  # num_workers=0, IterableDataset
+        self.snapshot: dict | None = None  # the state before the last start() (a resumable anchor)
+        self.expected: dict | None = None  # a resumed run: plain attributes the next start() must find
 
     def start(self, epoch: int) -> int:
-        """Begin ``epoch`` as ``iter(loader)`` would; return the base seed in force."""
+        """Begin ``epoch`` as ``iter(loader)`` would; return the base seed in force.
 
+        The state before it is kept (:attr:`snapshot`, the anchor a saved position resumes from), with the
+        samplers' plain attributes after the loop's ``set_epoch``; a resumed run checks those first.
+        """
+        try:
+            self.snapshot = capture_loader(self.spec, self.base_seed)
+        except Exception as exc:  # (only a state_dict() asked for at this epoch fails, saying why)
+            self.snapshot = {"unsaved": f"{type(exc).__name__}: {exc}"}
         before, after = self.schedule.iter_calls(epoch)
         self.drawn, self.exhausted = 0, False
         if before or after:
             self.set_epoch(self._sampler_epoch(epoch))
+        self.snapshot["check"] = plain_attributes(self.spec)
+        if self.expected is not None:
+            expected, self.expected = self.expected, None
+            check_attributes(expected, self.snapshot["check"], epoch)
         if before:
             self._it = iter(self.spec.index_sampler)
         if self.schedule.draws_base_seed(epoch):
@@ -468,10 +501,14 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch | MoreIndice
     epoch, what, count = msg.epoch, msg.what, msg.n_batches
     try:
         if started:
+            send(conn, Snapshot(runner.snapshot or {}))  # (taken by the probe's start)
             _stream(ctl, runner, epoch, count, start=1)
             return
-        base_seed = runner.start(epoch) if isinstance(msg, StartEpoch) else runner.base_seed
+        starts = isinstance(msg, StartEpoch)
+        base_seed = runner.start(epoch) if starts else runner.base_seed
         assert base_seed is not None  # (MoreIndices goes on with an epoch StartEpoch began)
+        if starts:
+            send(conn, Snapshot(runner.snapshot or {}))
         if what == "seed":  # workers fetch (IterableDataset / map-style): only the seed and indices
             send(conn, Seed(epoch, base_seed))
         elif what == "lazyplan":  # the first index batches now, more on request (Chunk)
@@ -480,7 +517,13 @@ def _serve_epoch(ctl: Control, runner: EpochRunner, msg: StartEpoch | MoreIndice
         elif what == "plan":
             send(conn, Plan(epoch, base_seed, _plan(runner, epoch, count)))
         else:  # "stream", num_workers == 0: the whole single-process loop
-            _stream(ctl, runner, epoch, count)
+            skip = msg.skip if isinstance(msg, StartEpoch) else 0
+            for k in range(skip):  # a resumed epoch: the batches before the saved position, made and dropped
+                try:
+                    runner.next_batch(k, epoch)
+                except StopIteration:
+                    break
+            _stream(ctl, runner, epoch, count, start=skip)
     except (BrokenPipeError, EOFError):
         raise
     except Exception as exc:
@@ -855,18 +898,38 @@ def _handle(ctl: Control, runner: EpochRunner, msg):
         spawn_workers(ctl.conn, runner.spec, msg.n_workers)
     elif isinstance(msg, Probe):
         return _probe(ctl, runner)
-    elif isinstance(msg, SyncState):
-        try:
-            apply_changes(runner.spec, msg.changes)
-        except Exception as exc:
-            send(ctl.conn, _error(exc, "applying the training loop's changes to the dataset / samplers"))
-        else:
-            send(ctl.conn, Settled(committed=True))
+    elif isinstance(msg, (TakeSnapshot, Restore, SyncState)):
+        _between_epochs(ctl, runner, msg)
     elif isinstance(msg, MoreIndices) or (isinstance(msg, StartEpoch) and runner.schedule.mode != "epochs"):
         _serve_epoch(ctl, runner, msg)  # one torch iterator over all epochs: nothing to rewind, play in place
     elif isinstance(msg, StartEpoch):
         _play_epoch(ctl, runner, msg)
     return None
+
+
+def _between_epochs(ctl: Control, runner: EpochRunner, msg) -> None:
+    """:class:`SyncState`: apply the loop's changes; :class:`TakeSnapshot`: send the loader's state now;
+    :class:`Restore`: put a saved anchor back."""
+    what = {
+        SyncState: "applying the training loop's changes to the dataset / samplers",
+        TakeSnapshot: "saving the loader's state",
+        Restore: "loading a saved state",
+    }[type(msg)]
+    try:
+        if isinstance(msg, SyncState):
+            apply_changes(runner.spec, msg.changes)
+            out: Any = Settled(committed=True)
+        elif isinstance(msg, TakeSnapshot):
+            snapshot = capture_loader(runner.spec, runner.base_seed)
+            snapshot["check"] = None  # (the loop's set_epoch for the next epoch is not known yet)
+            out = Snapshot(snapshot)
+        else:
+            runner.base_seed = restore_loader(runner.spec, msg.loader)
+            runner.expected = msg.check
+            out = Settled(committed=True)
+    except Exception as exc:
+        out = _error(exc, what)
+    send(ctl.conn, out)
 
 
 def spawn_workers(conn, spec, count: int, close_fds=()) -> None:

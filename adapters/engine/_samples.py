@@ -311,6 +311,16 @@ class SampleEngine(Engine):
         self.uniform: int | None = None  # every batch but an epoch's last has this many samples (int batch size)
         self._recent: dict = {}  # epoch number -> _Epoch, the last few
 
+    def state_dict(self) -> dict:
+        raise ValueError(
+            "state_dict() of a sample dataset (adapters.sample_dataset, batch maps) is not supported: its rows are "
+            "samples regrouped by MindSpore, whose position inside a batch cannot be saved yet. Resume a batch-level "
+            "dataset (adapters.to_mindspore) instead."
+        )
+
+    def load_state(self, state: dict) -> None:
+        self.state_dict()  # (the same refusal)
+
     def _open_epoch(self, consumer):
         epoch = super()._open_epoch(consumer)
         with self._cv:

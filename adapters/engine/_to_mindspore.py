@@ -12,6 +12,7 @@ from adapters.engine._engine import NO_BATCH, Engine
 from adapters.engine._errors import SourceError
 from adapters.engine._schedule import Schedule
 from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
+from adapters.engine._state import loader_config
 from adapters.engine._sync import AttributeTracker
 
 __all__ = ["to_mindspore", "build_engine", "reachable_samplers"]
@@ -122,6 +123,7 @@ def build_engine(
         spec, schedule, _epoch_hook(spec, set_epoch), steps_per_epoch=steps_per_epoch, python_state=random.getstate()
     )
     engine.length = length
+    engine.config = loader_config(spec, schedule, length=length, steps_per_epoch=steps_per_epoch)
     engine.workers_at_construction = workers_at_construction
     engine.tracker = AttributeTracker(_tracked(spec, mode))
     engine.sets_sampler_epochs = set_epoch not in (False, None) and (
@@ -158,6 +160,7 @@ def to_mindspore(
     pack_lists_of: int | None = None,
     structure: Structure | None = None,
     batch_map: bool = False,
+    state: dict | None = None,
     **dataloader_kwargs,
 ):
     """Turn a torch DataLoader (or a dataset plus DataLoader kwargs) into a MindSpore dataset.
@@ -232,6 +235,10 @@ def to_mindspore(
             a sample dataset regrouped by MindSpore's batch op, whose ``per_batch_map`` runs the collate (the
             same batches; see ``docs/batch-maps.md``). ``column_names`` and ``pack_lists_of`` then name and pack
             the batch's columns.
+        state: a position saved by :meth:`TorchLoaderDataset.state_dict` (in this process or another): the
+            dataset continues the stream from there, batch for batch as the uninterrupted run would have
+            (``load_state_dict``; see ``docs/adapters.md``, "Resuming"). The loader must be built as the saved
+            one was; a state from another configuration is refused, naming what differs.
         **dataloader_kwargs: ``torch.utils.data.DataLoader``'s keyword arguments (``batch_size``,
             ``shuffle``, ``sampler``, ``batch_sampler``, ``num_workers``, ``collate_fn``, ``drop_last``,
             ``worker_init_fn``, ``generator``, ``persistent_workers``, ``timeout``, ``prefetch_factor``,
@@ -264,6 +271,12 @@ def to_mindspore(
     if batch_map:
         from adapters.engine._samples import batch, sample_dataset
 
+        if state is not None:
+            raise ValueError(
+                "to_mindspore: state= with batch_map=True is not supported: a batch map's rows are samples regrouped "
+                "by MindSpore, whose position inside a batch cannot be saved yet. Resume the batch-level dataset "
+                "(batch_map=False) instead."
+            )
         options = dict(
             seed=seed,
             set_epoch=set_epoch,
@@ -299,7 +312,9 @@ def to_mindspore(
     )
     if structure is not None:
         engine.structure = structure
-        return TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch))
+        return _loaded(
+            TorchLoaderDataset(engine, structure, None, length, _epoch_length(spec, mode, steps_per_epoch)), state
+        )
     try:
         # A custom collate's python lists with one item per sample are carried as packed columns, so
         # that a short last batch or a bucketing sampler (a different count) is carried exactly.
@@ -307,10 +322,22 @@ def to_mindspore(
         structure = Structure.infer(first, column_names, pack_lists_of=pack)
         engine.structure = structure
         first_row = structure.to_row(first, 0)
-        return TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
+        dataset = TorchLoaderDataset(engine, structure, first_row, length, _epoch_length(spec, mode, steps_per_epoch))
     except BaseException:
         engine.close()
         raise
+    return _loaded(dataset, state)
+
+
+def _loaded(dataset, state: dict | None):
+    """``dataset`` resumed from ``state`` (closed if the state is refused)."""
+    if state is not None:
+        try:
+            dataset.load_state_dict(state)
+        except BaseException:
+            dataset.close()
+            raise
+    return dataset
 
 
 def resolve(  # noqa: C901 - one flat pass over to_mindspore's options, each check raising in turn

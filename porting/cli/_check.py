@@ -694,6 +694,7 @@ def run_check(
     factory: Callable | None = None,
     max_batches_per_epoch: int | None = None,
     speed: bool = False,
+    resume_at: tuple[int, int] | None = None,
 ) -> CheckResult:
     """Run the check (see the module docstring); never raises for the user's errors.
 
@@ -715,6 +716,8 @@ def run_check(
         speed: afterwards, time each side alone on the same epochs from a fresh build (building the
             loader and starting its workers included) and report batches/s; off by default, as the
             comparison walks both sides in lock step, which says nothing about speed.
+        resume_at: ``(epoch, batch)``: stop the MindSpore side after that batch, save its ``state_dict()``, and
+            compare the rest of the stream from a port resumed from it in a new process (exact resume).
 
     Returns:
         A :class:`CheckResult`; ``status`` is the exit status.
@@ -724,6 +727,7 @@ def run_check(
     result = CheckResult(target=target, status=ExitCode.USAGE, outcome="error", epochs=epochs, seed=seed,
                          loop=loop, steps=steps, tolerance=tolerance, versions=_versions())  # fmt: skip
     ds = torch_walk = None
+    report: Any  # a PipelineReport, or two parts joined (--resume-at)
     try:
         options = parse_tolerance(tolerance)
         if loop not in ("one-iterator", "per-epoch"):
@@ -748,10 +752,22 @@ def run_check(
         ms_walk = _MindSporeWalk(ds, epochs, loop, per_epoch)
         torch_walk = _TorchWalk(loader, epochs, steps, set_epoch, _epoch_bound(loader, steps, max_batches_per_epoch,
                                                                                target), target)  # fmt: skip
-        report = compare_pipelines(_side("MindSpore", ms_walk, ms_walk.position),
-                                   _side("torch", repro.watch(torch_walk), torch_walk.position),
-                                   progress=progress, total=total, equal_nan=equal_nan, batches_per_epoch=per_epoch,
-                                   **options)  # fmt: skip
+        if resume_at is not None:
+            from porting.cli._check_resume import compare_resumed
+
+            if steps is not None:
+                raise CheckError("--resume-at with --steps: an infinite sampler's position cannot be saved")
+            report = compare_resumed(ds, (ms_walk, torch_walk, _side), at=resume_at, per_epoch=per_epoch,
+                                     digests=digests, repro=repro,
+                                     options=dict(target=target, seed=seed, epochs=epochs, loop=loop,
+                                                  set_epoch=set_epoch, tolerance=tolerance, equal_nan=equal_nan,
+                                                  compare=dict(equal_nan=equal_nan, **options),
+                                                  progress=progress))  # fmt: skip
+        else:
+            report = compare_pipelines(_side("MindSpore", ms_walk, ms_walk.position),
+                                       _side("torch", repro.watch(torch_walk), torch_walk.position),
+                                       progress=progress, total=total, equal_nan=equal_nan,
+                                       batches_per_epoch=per_epoch, **options)  # fmt: skip
         ds.close()
         ds = None
         if speed and repro.first is None and report.ok:

@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_check(args.target, epochs=args.epochs, seed=args.seed, loop=args.loop, steps=args.steps,
                        tolerance=args.tolerance, equal_nan=args.equal_nan, set_epoch=not args.no_set_epoch,
                        progress=not args.no_progress, max_batches_per_epoch=args.max_batches_per_epoch,
-                       speed=args.speed)  # fmt: skip
+                       speed=args.speed, resume_at=args.resume_at)  # fmt: skip
     if result.status == ExitCode.USAGE:  # nothing was checked: one line, no report
         print(f"torch2ms check: error: {result.error}", file=sys.stderr)
         return result.status
@@ -40,6 +40,15 @@ def _run(args: argparse.Namespace) -> int:
     js, md = result.write(args.out)
     print(f"  report: {md} and {js}")
     return result.status
+
+
+def _resume_at(text: str) -> tuple[int, int]:
+    from porting.cli._check_resume import parse_resume_at
+
+    try:
+        return parse_resume_at(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--resume-at: ")) from None
 
 
 def register(sub) -> None:
@@ -83,6 +92,14 @@ def register(sub) -> None:
         action="store_true",
         help="afterwards, time each side alone on the same epochs (building the loader and starting its "
         "workers included) and print batches/s",
+    )
+    p.add_argument(
+        "--resume-at",
+        type=_resume_at,
+        default=None,
+        metavar="EPOCH:BATCH",
+        help="stop the MindSpore side after that batch, save its state_dict(), and compare the rest of the stream "
+        "from a port resumed from it in a new process (exact resume; BATCH 0: before the epoch)",
     )
     p.add_argument(
         "--tolerance",

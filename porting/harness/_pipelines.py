@@ -355,6 +355,7 @@ def compare_pipelines(
     max_mismatches: int | None = None,
     allow_empty: bool = False,
     batches_per_epoch: int | None = None,
+    first_batch: int = 0,
 ) -> PipelineReport:
     """Walk two pipelines in lock step and compare each pair of batches with :func:`~porting.compare`.
 
@@ -390,6 +391,8 @@ def compare_pipelines(
         allow_empty: accept two pipelines that both yield no batch (otherwise an error: an empty
             comparison proves nothing).
         batches_per_epoch: epochs' length, when fixed: locations then read ``epoch 1 / batch 3 / ...``.
+        first_batch: the number of the first batch compared, for locations (a walk that starts part-way,
+            e.g. a resumed run's).
 
     Returns:
         A :class:`PipelineReport`; ``report.verdict`` in words, ``report.assert_ok()`` raises with
@@ -439,7 +442,7 @@ def compare_pipelines(
                 result = compare(batch_a, batch_b, **options)
             except TypeError as exc:
                 raise TypeError(f"batch {n}: {exc}") from exc
-            tally.add(n, result, label)
+            tally.add(first_batch + n, result, label)
             n += 1
             bar.update(1)
             if result.mismatches:

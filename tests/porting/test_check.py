@@ -139,3 +139,37 @@ def test_command_line_exit_status_and_reports(tmp_path):
     data = json.loads((tmp_path / "check.json").read_text())
     assert data["status"] == 1 and data["first_mismatch"] == "epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]"
     assert "| verdict | **MISMATCH** |" in (tmp_path / "check.md").read_text()
+
+
+@pytest.mark.parametrize("at", ["1:2", "0:3", "0:0"], ids=["mid-epoch", "epoch-end", "start"])
+@pytest.mark.parametrize("name, loop", [("equal", "one-iterator"), ("equal_pair", "per-epoch")])
+def test_resume_at_compares_a_port_resumed_in_a_new_process(name, loop, at):
+    from porting.cli._check_resume import parse_resume_at
+
+    r = check(name, epochs=3, loop=loop, resume_at=parse_resume_at(at))
+    assert (r.status, r.verdict, r.batches) == (ExitCode.OK, "bit-identical", 9), r.lines()
+    assert r.tensors == 18
+
+
+@pytest.mark.parametrize("at", [(1, 0), (2, 0)], ids=["difference-after-resume", "difference-before"])
+def test_resume_at_locates_a_difference_in_either_part(at):
+    r = check("one_pixel", epochs=3, resume_at=at)
+    assert (r.status, r.verdict, r.batches, r.mismatches) == (ExitCode.MISMATCH, "MISMATCH", 9, 1), r.lines()
+    assert r.first_mismatch == "epoch 1 / batch 1 / column 'img' / [2, 2, 3, 1]"
+    assert "Mismatched elements: 1 / 360" in r.first_mismatch_text
+
+
+def test_resume_at_outside_the_run_or_with_steps_is_a_usage_error(capsys):
+    r = check("equal", epochs=2, resume_at=(2, 0))
+    assert r.status == ExitCode.USAGE and "--resume-at 2:0: the run has 2 epoch(s) of 3 batches" in r.error
+    r = check("endless", epochs=2, steps=4, resume_at=(1, 0))
+    assert r.status == ExitCode.USAGE and "--resume-at with --steps" in r.error
+    from porting.cli import main
+
+    for bad in ("1", "x:1", "1:-2"):
+        with pytest.raises(SystemExit) as info:
+            main(["check", f"{M}:equal", "--resume-at", bad])
+        assert info.value.code == 2
+        assert f"argument --resume-at: expected EPOCH:BATCH (two non-negative integers), got {bad!r}" in (
+            capsys.readouterr().err
+        )

@@ -260,6 +260,34 @@ def test_indices_argument_is_epoch_0s_indices(data):
     assert {p for b in epoch0 for p in b[2]} == {ds.im_files[15]}
 
 
+# ------------------------------------------------------------------------------------------------- resume
+@pytest.mark.parametrize("stop", [(1, 2), (0, 4)], ids=["mid-epoch", "epoch-boundary"])
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_resumed_pipeline_continues_upstreams_uninterrupted_stream(data, many_cpus, workers, stop):
+    # train.py --resume: the run stops (state_dict() saved with the checkpoint), a new pipeline resumes from it
+    import json
+
+    seed_all(0)
+    loader, ds_pt = yolov5_pt.create_dataloader(data, workers=workers, **BASE)
+    pt = torch_epochs(loader, ds_pt, 3)
+    seed_all(0)
+    pipeline, _ = yolov5_ms.create_dataloader(data, workers=workers, **BASE)
+    it = pipeline.create_tuple_iterator(num_epochs=3, output_numpy=True)
+    first: list = []
+    for _ in range(stop[0] + 1):
+        for row in it:
+            first.append(pipeline.structure.rebuild(row))
+            if len(first) == 4 * stop[0] + stop[1]:
+                break
+    state = json.loads(json.dumps(pipeline.state_dict()))
+    pipeline.close()
+    seed_all(1)  # another process's streams: the state carries what matters
+    resumed, _ = yolov5_ms.create_dataloader(data, workers=workers, state=state, **BASE)
+    rest = ms_epochs(resumed, None, 3 - state["epoch"], one_iterator=True)
+    resumed.close()
+    assert_same(first + rest, pt, 12)
+
+
 # ------------------------------------------------------------------------------------------------- batch maps
 @pytest.mark.parametrize("one_iterator", [True, False], ids=["one-iterator", "iterator-per-epoch"])
 @pytest.mark.parametrize("workers", [0, 1, 2, 3, 4])
