@@ -71,7 +71,7 @@ from adapters.engine._processes import (
     start_guardian,
 )
 from adapters.engine._schedule import Schedule
-from adapters.engine._state import FORMAT, VERSION, check_config, validate
+from adapters.engine._state import FORMAT, VERSION, check_config, check_position, encode_streams, validate
 from adapters.engine._transport import recv, recv_sized, register_roots, send
 
 if TYPE_CHECKING:
@@ -1183,7 +1183,7 @@ class Engine:
                 "batch": batch,
                 "replay": replay,
                 "loader": loader,
-                "workers": workers,
+                "workers": None if workers is None else [w if w is None else encode_streams(w) for w in workers],
                 "anchor": anchor,
             }
         )
@@ -1281,19 +1281,7 @@ class Engine:
         assert self.config is not None  # (set by build_engine)
         check_config(state["config"], self.config)
         e, b, workers, anchor = state["epoch"], state["batch"], state["workers"], state["anchor"]
-        n = self.spec.num_workers
-        if workers is not None and (not isinstance(workers, list) or len(workers) != n):
-            raise ValueError(
-                f"to_mindspore: the state's 'workers' must be a list of {n} stream states, got {type(workers).__name__}"
-            )
-        position, anchor_start = b, 0
-        if self.schedule.continuous:
-            keys = ("pass", "start", "position")
-            if not isinstance(anchor, dict) or not all(isinstance(anchor.get(k), int) for k in keys):
-                raise ValueError("to_mindspore: the state's 'anchor' must hold the ints pass, start and position")
-            position, anchor_start = anchor["position"], anchor["start"]
-            if not 0 <= anchor_start <= position or position < b:
-                raise ValueError(f"to_mindspore: the state's anchor {anchor!r} does not fit its batch {b}")
+        position, anchor_start = check_position(state, self.spec.num_workers, self.schedule.continuous)
         with self._cv:
             if (
                 self._loaded is not None

@@ -267,7 +267,7 @@ class _Worker:
             restore_streams(msg.streams, spec.dataset)
         self.capture = msg.capture
         # (before iter(dataset): a resumed IterableDataset epoch makes its iterator again from these streams)
-        ready = Ready(w, capture_streams(spec.dataset) if self.capture else None)
+        ready = Ready(w, capture_streams(spec.dataset, raw=True) if self.capture else None)
         if spec.kind == "iterable":
             try:
                 self.ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
@@ -278,7 +278,7 @@ class _Worker:
         send(self.conn, ready)
 
     def _streams(self) -> dict | None:
-        return capture_streams(self.spec.dataset) if self.capture else None
+        return capture_streams(self.spec.dataset, raw=True) if self.capture else None
 
     def task(self, msg: Task) -> None:
         batch = _fetch_and_collate(self.spec, msg.indices, msg.where)

@@ -665,6 +665,14 @@ class _TorchBatches(_ChainedBatchDataset):
         """Stop the pipeline's processes now (they also stop when the sample dataset is garbage-collected)."""
         self._engine_now().close()
 
+    def state_dict(self) -> dict:
+        """Not supported for batch maps yet (raises ``ValueError`` with the reason; see ``SampleEngine``)."""
+        return self._engine_now().state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Not supported for batch maps yet (raises ``ValueError`` with the reason)."""
+        self._engine_now().load_state(state)
+
     def __deepcopy__(self, memodict):
         if id(self) in memodict:
             return memodict[id(self)]

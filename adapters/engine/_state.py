@@ -34,9 +34,11 @@ __all__ = [
     "capture_loader",
     "capture_streams",
     "check_config",
+    "check_position",
     "check_attributes",
     "decode",
     "encode",
+    "encode_streams",
     "loader_config",
     "plain_attributes",
     "restore_loader",
@@ -201,15 +203,28 @@ def _stateful(owners: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 # ------------------------------------------------------------------ streams
 
 
-def capture_streams(dataset=None) -> dict:
-    """This process's global random streams (and the generator attributes of ``dataset``), encoded."""
-    out = {s.name: encode(s.get_state(), s.name) for s in streams() if s.get_state is not None and s.live()}
+def capture_streams(dataset=None, *, raw: bool = False) -> dict:
+    """This process's global random streams (and the generator attributes of ``dataset``), encoded.
+
+    ``raw``: as the streams give them (tensors as numpy arrays), for a message between the pipeline's own
+    processes; :func:`encode_streams` writes them as data later (a torch worker sends its streams with every
+    batch: encoding there would cost more than reading them).
+    """
+    out = {s.name: s.get_state() for s in streams() if s.get_state is not None and s.live()}
     if dataset is not None:
         for name, value in _attributes(dataset).items():
             kind = _rng_kind(value)
             if kind is not None:
-                out[f"dataset.{name}"] = encode(_get_rng(value, kind), f"dataset.{name}")
-    return out
+                out[f"dataset.{name}"] = _get_rng(value, kind)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out = {k: v.numpy().copy() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+    return out if raw else encode_streams(out)
+
+
+def encode_streams(states: dict) -> dict:
+    """Raw states (:func:`capture_streams` with ``raw=True``) as data."""
+    return {name: encode(value, name) for name, value in states.items()}
 
 
 def restore_streams(saved: dict, dataset=None) -> None:
@@ -236,6 +251,8 @@ def restore_streams(saved: dict, dataset=None) -> None:
             if stream.module is None:
                 raise ValueError(f"to_mindspore: the random stream {name!r} is not live here")
             __import__(stream.module)  # the state was taken where it was live (torch imported by the dataset)
+        if stream.name == "torch" and isinstance(value, np.ndarray):
+            value = sys.modules["torch"].from_numpy(value.copy())  # (captured raw: a numpy copy of the tensor)
         stream.set_state(value)
 
 
@@ -386,6 +403,33 @@ def validate(state: Any) -> dict:
             raise ValueError(f"to_mindspore: loader state {key!r} must be an int >= 0, got {v!r}")
     _validate_loader(state["loader"])
     return state
+
+
+def check_position(state: dict, num_workers: int, continuous: bool) -> tuple[int, int]:
+    """The saved position as ``(global batch, global first batch of its anchor's pass)``, its parts checked.
+
+    Raises:
+        ValueError: a malformed ``workers`` or ``anchor`` entry, named.
+    """
+    b, workers, anchor = state["batch"], state["workers"], state["anchor"]
+    if workers is not None and (not isinstance(workers, list) or len(workers) != num_workers):
+        raise ValueError(
+            f"to_mindspore: the state's 'workers' must be a list of {num_workers} stream states, "
+            f"got {type(workers).__name__}"
+        )
+    for w, saved in enumerate(workers or ()):
+        if saved is not None and not isinstance(saved, dict):
+            raise ValueError(f"to_mindspore: the state's workers[{w}] must be a dict, got {type(saved).__name__}")
+        for name, data in (saved or {}).items():
+            decode(data, f"workers[{w}][{name!r}]")  # (a malformed entry is named here, not in a worker)
+    if not continuous:
+        return b, 0
+    keys = ("pass", "start", "position")
+    if not isinstance(anchor, dict) or not all(isinstance(anchor.get(k), int) for k in keys):
+        raise ValueError("to_mindspore: the state's 'anchor' must hold the ints pass, start and position")
+    if not 0 <= anchor["start"] <= anchor["position"] or anchor["position"] < b:
+        raise ValueError(f"to_mindspore: the state's anchor {anchor!r} does not fit its batch {b}")
+    return anchor["position"], anchor["start"]
 
 
 def _validate_loader(loader: Any) -> None:

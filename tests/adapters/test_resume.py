@@ -389,6 +389,11 @@ def test_pipelines_that_cannot_save_their_position_say_so():
     samples = adapters.sample_dataset(RandomAugDataset(4), batch_size=2)
     with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
         samples.state_dict()
+    batches = adapters.batch(samples, RandomAugDataset(4), batch_size=2)
+    with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
+        batches.state_dict()
+    with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
+        batches.load_state_dict({})
     samples.close()
     with pytest.raises(ValueError, match=r"state= with batch_map=True is not supported"):
         adapters.to_mindspore(RandomAugDataset(4), batch_size=2, batch_map=True, state={})
@@ -530,3 +535,19 @@ def test_a_state_after_an_epoch_left_early_begins_the_next_epoch_as_torch(num_wo
     got += [ds2.structure.rebuild(r) for _ in range(2) for r in ds2.create_tuple_iterator(output_numpy=True)]
     ds2.close()
     assert_equivalent(got, expected, rtol=0, atol=0)
+
+
+SWEEP_WORKERS = [(0, False), (1, False), (1, True), (2, False), (2, True), (3, False), (3, True), (4, False), (4, True)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [(e, b) for e in range(EPOCHS - 1) for b in range(L + 1)])
+@pytest.mark.parametrize("num_workers, persistent", SWEEP_WORKERS)
+def test_sweep_every_position(num_workers, persistent, stop):
+    seed_all(0)
+    expected = _flat(_torch_stream(_loader(num_workers, persistent)))
+
+    def make(state):
+        return adapters.to_mindspore(_loader(num_workers, persistent), state=state)
+
+    assert_equivalent(_resumed(make, "one_iterator", stop), expected, rtol=0, atol=0)
