@@ -47,6 +47,7 @@ from adapters.engine._messages import (
     Next,
     Plan,
     Probe,
+    ProcessUp,
     Ready,
     Restore,
     Seed,
@@ -54,7 +55,6 @@ from adapters.engine._messages import (
     Settled,
     Snapshot,
     Spawn,
-    SpawnerUp,
     StartEpoch,
     SyncState,
     TakeSnapshot,
@@ -80,8 +80,8 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "Consumer", "NO_BATCH"]
 
 _POLL = 0.05  # seconds between liveness / abandonment checks while waiting
-_SPAWNER_START = 10.0  # seconds a newly forked spawner has to say it runs
-_SPAWNER_TRIES = 3
+_START_TIMEOUT = 10.0  # seconds a process newly forked from the caller (loader, spawner) has to say it runs
+_START_TRIES = 3
 _FIRST_CHUNK = 64  # index batches the loader sends when an epoch starts; then _CHUNK at a time
 _CHUNK = 4096
 _KEPT_ERRORS = 16  # errors raised into MindSpore, kept until an iterator asks for them
@@ -264,20 +264,24 @@ class Engine:
         # A batch may hold instances of classes made inside a function (torch yields them at num_workers=0):
         # found again here from the pipeline's own objects (see _transport._class_by_identity).
         register_roots(spec.dataset, spec.collate_fn, spec.sampler, spec.batch_sampler, spec.worker_init_fn)
-        runner = EpochRunner(spec, schedule, set_epoch)
-        ours, theirs = self._ctx.Pipe(duplex=True)
-        self._loader = self._ctx.Process(
-            target=loader_loop,
-            args=(theirs, runner, (ours,), python_state, self._pgid),
-            daemon=True,
-            name="torch2ms-loader",
-        )
-        self._loader.start()
+        try:
+            self._loader, self._conn = _fork_until_up(
+                self._ctx,
+                loader_loop,
+                lambda theirs, ours: (
+                    theirs,
+                    EpochRunner(spec, schedule, set_epoch),
+                    (ours,),
+                    python_state,
+                    self._pgid,
+                ),
+                self._pgid,
+                "torch2ms-loader",
+            )
+        except RuntimeError as exc:
+            close_lifeline(lifeline)
+            raise RuntimeError(f"to_mindspore: the pipeline's loader process, {exc}") from None
         self._holder["loader"] = self._loader
-        assert self._loader.pid is not None  # (a started process has one)
-        join_group(self._pgid, self._loader.pid)
-        theirs.close()
-        self._conn = ours
         self._finalizer = weakref.finalize(self, _shutdown, os.getpid(), self._conn, self._workers, self._holder)
         _register(self)
 
@@ -367,44 +371,24 @@ class Engine:
             self._cv.notify_all()
 
     def _refresh_spawner(self) -> None:
-        """Fork this epoch's spawner from the loop's thread, and wait until it runs.
+        """Fork this epoch's spawner from the loop's thread, and wait until it runs (:func:`_fork_until_up`).
 
-        A fork of a multithreaded process can deadlock in the child before any of its code runs: CPython
-        3.11's after-fork clean-up takes the runtime's thread-state lock, which another thread (one of
-        MindSpore's, entering Python) may have held at that instant (seen once in about ten full test runs:
-        the child asleep in ``_PyThreadState_DeleteExcept`` for good). The spawner says it runs
-        (:class:`SpawnerUp`); one that does not within ``_SPAWNER_START`` seconds is killed and forked again.
-        The loop is still waiting for the epoch's first row meanwhile, so the state it sees is the same.
+        The loop is still waiting for the epoch's first row meanwhile, so a spawner forked again sees the same state.
         """
         from adapters.engine._processes import spawner_loop
 
-        for _ in range(_SPAWNER_TRIES):
-            ours, theirs = self._ctx.Pipe(duplex=True)
+        def args(theirs, ours):
             inherited = [self._conn, ours] + [c for _, c in self._workers.values()]
             if self._holder["spawner"] is not None:
                 inherited.append(self._holder["spawner"][1])
-            proc = self._ctx.Process(
-                target=spawner_loop,
-                args=(theirs, self.spec, inherited, self._pgid, self._set_epoch),
-                daemon=True,
-                name="torch2ms-spawner",
-            )
-            proc.start()
-            assert proc.pid is not None  # (a started process has one)
-            join_group(self._pgid, proc.pid)
-            theirs.close()
-            if _spawner_up(ours):
-                break
-            with contextlib.suppress(OSError):
-                os.kill(proc.pid, signal.SIGKILL)
-            ours.close()
-            threading.Thread(target=_join, args=(proc,), daemon=True, name="torch2ms-reap").start()
-        else:
+            return (theirs, self.spec, inherited, self._pgid, self._set_epoch)
+
+        try:
+            proc, ours = _fork_until_up(self._ctx, spawner_loop, args, self._pgid, "torch2ms-spawner")
+        except RuntimeError as exc:
             raise RuntimeError(
-                f"to_mindspore: the pipeline's spawner process, forked from this process to start the epoch's torch "
-                f"workers, did not start in {_SPAWNER_TRIES} tries of {_SPAWNER_START:g} s (a fork of this "
-                "multithreaded process deadlocked, or the machine is overloaded)"
-            )
+                f"to_mindspore: the pipeline's spawner process (it starts the epoch's torch workers), {exc}"
+            ) from None
         with self._cv:
             old, self._holder["spawner"] = self._holder["spawner"], (proc, ours)
         if old is not None:
@@ -1164,6 +1148,12 @@ class Engine:
             cur, loaded = self._current, self._loaded
         if loaded is not None:
             return copy.deepcopy(loaded)  # loaded and not yet begun: the same position
+        if cur is not None and not cur.consumer.counts_rows and not (cur.closed or cur.saw_end or cur.consumer.closed):
+            raise ValueError(
+                f"to_mindspore: state_dict() inside epoch {cur.number}, read through a pipeline that does not keep one "
+                "row per batch (batch, filter, take, ... on this dataset): how many torch batches the loop has taken "
+                "is unknown. Take the state between epochs, or read through map / project / rename."
+            )
         if self.schedule.continuous:
             return self._continuous_state(cur)
         taken_all = cur is not None and cur.exhausted and cur.consumed >= cur.produced
@@ -1351,10 +1341,41 @@ def _stop(workers: dict) -> None:
         conn.close()
 
 
-def _spawner_up(conn) -> bool:
-    """Whether a newly forked spawner said it runs within ``_SPAWNER_START`` seconds."""
+def _fork_until_up(ctx, target, make_args, pgid: int, name: str):
+    """Fork a process of the pipeline from this process and wait until it runs; returns ``(process, our pipe)``.
+
+    A fork of a multithreaded process can deadlock in the child before any of its code runs: CPython 3.11's
+    after-fork clean-up takes the runtime's thread-state lock, which another thread (one of MindSpore's,
+    entering Python) may have held at that instant (seen once in about ten full test runs: the child asleep
+    in ``_PyThreadState_DeleteExcept`` for good). The child says it runs (:class:`ProcessUp`); one that does
+    not within ``_START_TIMEOUT`` seconds is killed and forked again, ``_START_TRIES`` times in all.
+
+    Raises:
+        RuntimeError: ``"forked from this process, did not start in ..."`` (the caller names the process).
+    """
+    for _ in range(_START_TRIES):
+        ours, theirs = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=target, args=make_args(theirs, ours), daemon=True, name=name)
+        proc.start()
+        assert proc.pid is not None  # (a started process has one)
+        join_group(pgid, proc.pid)
+        theirs.close()
+        if _process_up(ours):
+            return proc, ours
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGKILL)
+        ours.close()
+        threading.Thread(target=_join, args=(proc,), daemon=True, name="torch2ms-reap").start()
+    raise RuntimeError(
+        f"forked from this process, did not start in {_START_TRIES} tries of {_START_TIMEOUT:g} s (a fork of this "
+        "multithreaded process deadlocked, or the machine is overloaded)"
+    )
+
+
+def _process_up(conn) -> bool:
+    """Whether a newly forked process said it runs within ``_START_TIMEOUT`` seconds."""
     try:
-        return conn.poll(_SPAWNER_START) and isinstance(recv(conn), SpawnerUp)
+        return conn.poll(_START_TIMEOUT) and isinstance(recv(conn), ProcessUp)
     except (EOFError, OSError):
         return False  # it died at once: fork another
 

@@ -4,13 +4,13 @@ Three conversations, each over its own pipe (:mod:`adapters.engine._transport` c
 
 * engine (the caller's MindSpore source thread) <-> loader process (torch's main-process side):
   :class:`StartEpoch`, :class:`MoreIndices`, :class:`Chunk`, :class:`Credit`, :class:`Spawn`,
-  :class:`Settle`, :class:`Probe`, :class:`SyncState`, :class:`Exit` in; :class:`Seed`,
-  :class:`Plan`, :class:`Indices`, :class:`Batch`, :class:`End`, :class:`Settled`,
-  :class:`WorkerStarted`, :class:`Error` out;
+  :class:`Settle`, :class:`Probe`, :class:`SyncState`, :class:`TakeSnapshot`, :class:`Restore`,
+  :class:`Exit` in; :class:`ProcessUp` (first), :class:`Snapshot`, :class:`Seed`, :class:`Plan`,
+  :class:`Indices`, :class:`Batch`, :class:`End`, :class:`Settled`, :class:`WorkerStarted`, :class:`Error` out;
 * engine <-> each torch worker: :class:`Begin`, :class:`Task`, :class:`Next`, :class:`Exit` in;
   :class:`Ready`, :class:`Batch`, :class:`End`, :class:`Error` out;
 * engine <-> a spawner (forks fresh workers from the training loop's state): :class:`Spawn`,
-  :class:`Exit` in; :class:`WorkerStarted` out.
+  :class:`Exit` in; :class:`ProcessUp` (first), :class:`WorkerStarted` out.
 
 A message is matched with ``isinstance``, never by a name string or a position.
 """
@@ -32,6 +32,7 @@ __all__ = [
     "Next",
     "Plan",
     "Probe",
+    "ProcessUp",
     "Ready",
     "Restore",
     "Seed",
@@ -39,7 +40,6 @@ __all__ = [
     "Settled",
     "Snapshot",
     "Spawn",
-    "SpawnerUp",
     "StartEpoch",
     "SyncState",
     "TakeSnapshot",
@@ -173,8 +173,8 @@ class Settled(NamedTuple):
     committed: bool
 
 
-class SpawnerUp(NamedTuple):
-    """The spawner runs its loop: the fork that made it, from the training loop's process, completed."""
+class ProcessUp(NamedTuple):
+    """A process forked from the training loop's process (the loader, a spawner) runs its loop: the fork completed."""
 
     pid: int
 

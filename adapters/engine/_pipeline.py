@@ -417,6 +417,14 @@ class _ChainedMixin(_MindSporeDataset):
             f"an iterator of a {type(self).__name__} on it",
         )
 
+    def state_dict(self) -> dict:
+        """The stream's position (:meth:`TorchLoaderDataset.state_dict`; the same, taken through this chain)."""
+        return self._engine_now().state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume the stream below this chain from ``state`` (:meth:`TorchLoaderDataset.load_state_dict`)."""
+        self._engine_now().load_state(state)
+
     def get_dataset_size(self):
         """A chain keeping one row per batch (map, project, rename) has the size of the dataset below it (the
         TorchLoaderDataset's, or that of ``adapters.batch``'s batch op); for others MindSpore computes it from the

@@ -52,6 +52,7 @@ from adapters.engine._messages import (
     Next,
     Plan,
     Probe,
+    ProcessUp,
     Ready,
     Restore,
     Seed,
@@ -59,7 +60,6 @@ from adapters.engine._messages import (
     Settled,
     Snapshot,
     Spawn,
-    SpawnerUp,
     StartEpoch,
     SyncState,
     TakeSnapshot,
@@ -870,6 +870,7 @@ def loader_loop(conn, runner: EpochRunner, close_fds=(), python_state=None, pgid
     _look_like("MainProcess", ())  # it plays torch's main-process side (the whole loop with num_workers=0)
     for c in close_fds:
         c.close()
+    send(conn, ProcessUp(os.getpid()))  # past the fork: see _engine._fork_until_up
     if python_state is not None:
         random.setstate(python_state)  # python's random reseeds itself in a forked child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers forked here are reaped automatically
@@ -975,7 +976,7 @@ def spawner_loop(conn, spec, close_fds=(), pgid=None, set_epoch=None) -> None:
     for c in close_fds:
         c.close()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    send(conn, SpawnerUp(os.getpid()))  # past the fork: see Engine._refresh_spawner
+    send(conn, ProcessUp(os.getpid()))  # past the fork: see Engine._refresh_spawner
     while True:
         try:
             msg = recv(conn)

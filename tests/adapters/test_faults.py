@@ -335,7 +335,7 @@ def test_a_spawner_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_p
         real(*args, **kwargs)
 
     monkeypatch.setattr(_processes, "spawner_loop", stuck_once)
-    monkeypatch.setattr(_engine, "_SPAWNER_START", 1.0)
+    monkeypatch.setattr(_engine, "_START_TIMEOUT", 1.0)
     ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
     rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
     data: Any = list(range(8))  # a list: a map-style source (torch's stubs want a Dataset)
@@ -348,9 +348,43 @@ def test_a_spawner_that_never_starts_is_an_error_not_a_hang(monkeypatch):
     from adapters.engine import _engine, _processes
 
     monkeypatch.setattr(_processes, "spawner_loop", lambda *args, **kwargs: time.sleep(600))
-    monkeypatch.setattr(_engine, "_SPAWNER_START", 0.5)
-    monkeypatch.setattr(_engine, "_SPAWNER_TRIES", 2)
+    monkeypatch.setattr(_engine, "_START_TIMEOUT", 0.5)
+    monkeypatch.setattr(_engine, "_START_TRIES", 2)
     ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
     with pytest.raises(RuntimeError, match=r"spawner process.*did not start in 2 tries of 0.5 s"):
         next(ds.create_tuple_iterator(output_numpy=True, num_epochs=1))
     ds.close()
+
+
+def test_a_loader_process_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_path):
+    # The same after-fork deadlock at to_mindspore(): the loader process is forked from the caller too.
+    from adapters.engine import _engine
+
+    real = _engine.loader_loop
+    flag = tmp_path / "first-loader"
+
+    def stuck_once(*args, **kwargs):
+        if not flag.exists():
+            flag.touch()
+            time.sleep(600)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "loader_loop", stuck_once)
+    monkeypatch.setattr(_engine, "_START_TIMEOUT", 1.0)
+    ds = adapters.to_mindspore(list(range(8)), batch_size=2, shuffle=True, seed=3)
+    rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+    data: Any = list(range(8))
+    assert rows == [b.tolist() for b in DataLoader(data, batch_size=2, shuffle=True,
+                                                     generator=torch.Generator().manual_seed(3))]  # fmt: skip
+    assert flag.exists()
+    ds.close()
+
+
+def test_a_loader_process_that_never_starts_is_an_error_not_a_hang(monkeypatch):
+    from adapters.engine import _engine
+
+    monkeypatch.setattr(_engine, "loader_loop", lambda *args, **kwargs: time.sleep(600))
+    monkeypatch.setattr(_engine, "_START_TIMEOUT", 0.5)
+    monkeypatch.setattr(_engine, "_START_TRIES", 2)
+    with pytest.raises(RuntimeError, match=r"loader process, forked from this process, did not start in 2 tries"):
+        adapters.to_mindspore(list(range(8)), batch_size=2)

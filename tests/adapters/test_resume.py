@@ -209,7 +209,8 @@ def test_resume_yolov5s_infinite_dataloader(num_workers, stop):
     assert_equivalent(_resumed(make, "one_iterator", stop), expected, rtol=0, atol=0)
 
 
-def test_resume_with_model_train_initial_epoch():
+@pytest.mark.parametrize("stop", [(1, 0), (1, 3)], ids=["epoch-boundary", "mid-epoch"])
+def test_resume_with_model_train_initial_epoch(stop):
     import mindspore as ms
     from mindspore.train import Callback, Model
 
@@ -218,11 +219,15 @@ def test_resume_with_model_train_initial_epoch():
     seed_all(0)
     ds = adapters.to_mindspore(_loader(2, False))
     seen: list = []
+    saved: list = []
 
     class Record(Callback):
         def on_train_step_end(self, run_context):
             row = run_context.original_args().train_dataset_element
             seen.append(ds.structure.rebuild([c.asnumpy() for c in row]))
+            if not saved and stop[1] and len(seen) == stop[0] * L + stop[1]:
+                saved.append(ds.state_dict())  # a checkpoint callback saving mid-epoch; then the job is stopped
+                run_context.request_stop()
 
     class Net(ms.nn.Cell):
         def __init__(self):
@@ -234,10 +239,14 @@ def test_resume_with_model_train_initial_epoch():
 
     net = Net()
     model = Model(net, optimizer=ms.nn.SGD(net.trainable_params(), 0.0))
-    model.train(1, ds, callbacks=[Record()], dataset_sink_mode=False)  # epoch 0, then the run stops
-    state = json.loads(json.dumps(ds.state_dict()))
+    if stop[1]:
+        model.train(EPOCHS, ds, callbacks=[Record()], dataset_sink_mode=False)
+        state = json.loads(json.dumps(saved[0]))
+    else:
+        model.train(1, ds, callbacks=[Record()], dataset_sink_mode=False)  # epoch 0, then the run stops
+        state = json.loads(json.dumps(ds.state_dict()))
     ds.close()
-    assert (state["epoch"], state["batch"]) == (1, 0)
+    assert (state["epoch"], state["batch"]) == stop
     seed_all(7)
     ds = adapters.to_mindspore(_loader(2, False), state=state)
     model.train(EPOCHS, ds, callbacks=[Record()], dataset_sink_mode=False, initial_epoch=1)
@@ -551,3 +560,38 @@ def test_sweep_every_position(num_workers, persistent, stop):
         return adapters.to_mindspore(_loader(num_workers, persistent), state=state)
 
     assert_equivalent(_resumed(make, "one_iterator", stop), expected, rtol=0, atol=0)
+
+
+def test_the_tutorial_loop_saves_and_resumes_through_its_map_chain():
+    # train_ds = to_mindspore(loader).map(...): the loop holds the chain, and saves / loads through it
+    def chain(state=None):
+        base = adapters.to_mindspore(_loader(2, False))
+        train_ds = base.map(operations=lambda x: x * 1, input_columns=["np"])
+        if state is not None:
+            train_ds.load_state_dict(state)
+        return base, train_ds
+
+    seed_all(0)
+    expected = _flat(_torch_stream(_loader(2, False)))
+    seed_all(0)
+    base, train_ds = chain()
+    got = [base.structure.rebuild(r) for r in train_ds.create_tuple_iterator(output_numpy=True)]
+    it = train_ds.create_tuple_iterator(output_numpy=True)
+    got += [base.structure.rebuild(next(it)) for _ in range(3)]
+    state = json.loads(json.dumps(train_ds.state_dict()))
+    base.close()
+    assert (state["epoch"], state["batch"]) == (1, 3)
+    base, train_ds = chain(state)
+    got += [base.structure.rebuild(r) for _ in range(2) for r in train_ds.create_tuple_iterator(output_numpy=True)]
+    base.close()
+    assert_equivalent(got, expected, rtol=0, atol=0)
+
+
+def test_a_state_inside_an_epoch_read_through_a_batch_op_is_refused():
+    ds = adapters.to_mindspore(RandomAugDataset(16), batch_size=4)  # 4 whole batches: MindSpore's batch op pairs them
+    batched = ds.project(["index"]).batch(2)
+    it = batched.create_tuple_iterator(output_numpy=True)
+    next(it)
+    with pytest.raises(ValueError, match=r"inside epoch 0, read through a pipeline that does not keep one row per"):
+        batched.state_dict()
+    ds.close()
