@@ -65,6 +65,7 @@ class CheckResult(Report):
     loop: str
     steps: int | None
     tolerance: str
+    resumed_at: str | None = None  # --resume-at: where the MindSpore side stopped and was resumed in a new process
     columns: list = dataclasses.field(default_factory=list)
     batches: int = 0
     tensors: int = 0
@@ -117,6 +118,7 @@ class CheckResult(Report):
             f"  settings: {self.epochs} epoch(s), seed {self.seed}, loop {self.loop}"
             + (f", {self.steps} steps per epoch" if self.steps else "")
             + f", tolerance {self.tolerance}"
+            + (f", MindSpore side resumed at {self.resumed_at} in a new process" if self.resumed_at else "")
         )
         if self.columns:
             out.append("  columns: " + ", ".join(f"{c['name']} {c['dtype']} {c['shape']}" for c in self.columns))
@@ -146,6 +148,7 @@ class CheckResult(Report):
         rows = [("verdict", f"**{self.verdict}**"), ("exit status", str(self.status)),
                 ("epochs", str(self.epochs)), ("seed", str(self.seed)), ("loop", self.loop),
                 ("steps per epoch", str(self.steps or "-")), ("tolerance", self.tolerance),
+                ("MindSpore side resumed at (new process)", self.resumed_at or "-"),
                 ("batches compared", str(self.batches)), ("tensors compared", str(self.tensors)),
                 ("bytes compared", str(self.bytes)), ("mismatches", str(self.mismatches)),
                 ("first mismatch", self.first_mismatch or "-"),
@@ -725,7 +728,8 @@ def run_check(
     from porting.harness._pipelines import compare_pipelines
 
     result = CheckResult(target=target, status=ExitCode.USAGE, outcome="error", epochs=epochs, seed=seed,
-                         loop=loop, steps=steps, tolerance=tolerance, versions=_versions())  # fmt: skip
+                         loop=loop, steps=steps, tolerance=tolerance, versions=_versions(),
+                         resumed_at=None if resume_at is None else f"{resume_at[0]}:{resume_at[1]}")  # fmt: skip
     ds = torch_walk = None
     report: Any  # a PipelineReport, or two parts joined (--resume-at)
     try:

@@ -135,7 +135,7 @@ def test_resume_in_every_loop_shape(num_workers, persistent, stop, loop):
     assert_equivalent(_resumed(make, loop, stop), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("stop", [(1, 1), (1, L)], ids=["mid-epoch", "epoch-boundary"])
+@pytest.mark.parametrize("stop", [(1, 1), (1, 5), (1, "end")], ids=["early", "later", "epoch-boundary"])
 @pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (3, True)], ids=["w0", "w2", "w3-pers"])
 def test_resume_an_iterable_dataset(num_workers, persistent, stop):
     def loader():
@@ -143,7 +143,8 @@ def test_resume_an_iterable_dataset(num_workers, persistent, stop):
 
     seed_all(0)
     torch_epochs = _torch_stream(loader())
-    lengths = [len(e) for e in torch_epochs]
+    taken = len(torch_epochs[1]) if stop[1] == "end" else stop[1]
+    assert 0 < taken <= len(torch_epochs[1])
     seed_all(0)
     state = None
     ds = adapters.to_mindspore(loader())
@@ -153,14 +154,15 @@ def test_resume_an_iterable_dataset(num_workers, persistent, stop):
         rows = []
         for row in it:
             rows.append(ds.structure.rebuild(row))
-            if e == stop[0] and len(rows) == stop[1]:
+            if e == stop[0] and len(rows) == taken:
                 break
         first.append(rows)
         if e == stop[0]:
-            if stop[1] == lengths[e]:
+            if stop[1] == "end":
                 for _ in it:  # the epoch's end is seen
                     pass
             state = json.loads(json.dumps(ds.state_dict()))
+            assert (state["epoch"], state["batch"]) == ((2, 0) if stop[1] == "end" else (1, taken))
     ds.close()
     assert state is not None
     seed_all(999)
@@ -595,3 +597,61 @@ def test_a_state_inside_an_epoch_read_through_a_batch_op_is_refused():
     with pytest.raises(ValueError, match=r"inside epoch 0, read through a pipeline that does not keep one row per"):
         batched.state_dict()
     ds.close()
+
+
+@pytest.mark.parametrize("loop", ["one_iterator", "per_epoch"])
+@pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (2, True)], ids=["w0", "w2", "w2-pers"])
+def test_taking_states_leaves_the_running_stream_unchanged(num_workers, persistent, loop):
+    # a checkpoint callback saving after every step and every epoch: the run itself goes on as torch's
+    seed_all(0)
+    expected = _torch_stream(_loader(num_workers, persistent))
+    seed_all(0)
+    ds = adapters.to_mindspore(_loader(num_workers, persistent))
+    got: list = []
+    states = [ds.state_dict()]
+    it = ds.create_tuple_iterator(num_epochs=EPOCHS, output_numpy=True) if loop == "one_iterator" else None
+    for _ in range(EPOCHS):
+        rows = []
+        for row in it if it is not None else ds.create_tuple_iterator(output_numpy=True):
+            rows.append(ds.structure.rebuild(row))
+            states.append(ds.state_dict())
+        got.append(rows)
+        states.append(ds.state_dict())
+    ds.close()
+    assert_equivalent(got, expected, rtol=0, atol=0)
+    positions = [(s["epoch"], s["batch"]) for s in states]
+    assert positions[:6] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 0)]  # the last batch taken: the next epoch
+
+
+@pytest.mark.parametrize("infinite", [False, True], ids=["epochs", "infinite"])
+@pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (3, True)], ids=["w0", "w2", "w3-pers"])
+def test_a_resumed_run_stopped_and_resumed_again(num_workers, persistent, infinite):
+    def kwargs():
+        return _kwargs(num_workers, persistent and not infinite)
+
+    seed_all(0)
+    make_torch = InfiniteDataLoader if infinite else DataLoader
+    expected = _flat(_torch_stream(make_torch(RandomAugDataset(N), **kwargs())))
+
+    def make(state):
+        return adapters.to_mindspore(RandomAugDataset(N), infinite=infinite, state=state, **kwargs())
+
+    got: list = []
+    state = None
+    seed_all(0)  # (the first run's global streams; a resumed run's come from the state)
+    for stop_after in (2, 5, None):  # batches this run takes before it is stopped (None: to the end)
+        ds = make(state)
+        start = 0 if state is None else state["epoch"]
+        it = ds.create_tuple_iterator(num_epochs=EPOCHS - start, output_numpy=True)
+        taken = 0
+        for _ in range(EPOCHS - start):
+            for row in it:
+                got.append(ds.structure.rebuild(row))
+                taken += 1
+                if taken == stop_after:
+                    break
+            if taken == stop_after:
+                break
+        state = json.loads(json.dumps(ds.state_dict()))
+        ds.close()
+    assert_equivalent(got, expected, rtol=0, atol=0)

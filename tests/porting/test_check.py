@@ -149,6 +149,7 @@ def test_resume_at_compares_a_port_resumed_in_a_new_process(name, loop, at):
     r = check(name, epochs=3, loop=loop, resume_at=parse_resume_at(at))
     assert (r.status, r.verdict, r.batches) == (ExitCode.OK, "bit-identical", 9), r.lines()
     assert r.tensors == 18
+    assert r.lines()[1].endswith(f", MindSpore side resumed at {at} in a new process")
 
 
 @pytest.mark.parametrize("at", [(1, 0), (2, 0)], ids=["difference-after-resume", "difference-before"])
