@@ -397,10 +397,11 @@ def test_pipelines_that_cannot_save_their_position_say_so():
     with pytest.raises(ValueError, match=r"state_dict\(\) with steps_per_epoch .* is not supported"):
         ds.state_dict()
     ds.close()
-    samples = adapters.sample_dataset(RandomAugDataset(4), batch_size=2)
+    data = RandomAugDataset(4)
+    samples = adapters.sample_dataset(data, batch_size=2)
     with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
         samples.state_dict()
-    batches = adapters.batch(samples, RandomAugDataset(4), batch_size=2)
+    batches = adapters.batch(samples, data, batch_size=2)
     with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
         batches.state_dict()
     with pytest.raises(ValueError, match=r"sample dataset .* is not supported"):
