@@ -256,7 +256,7 @@ class Engine:
         self.config: dict | None = None  # what a saved state must have been taken with (set by build_engine)
         self._anchor: tuple[int, dict] | None = None
         self._pass_anchors: list = []  # (pass, global start, snapshot), from the last one begun before the loop
-        self._ready: dict[int, dict | None] = {}
+        self._ready: dict[int, bytes | None] = {}
         self._after: dict[int, collections.deque] = {}
         self._capture = spec.num_workers > 0 and (spec.kind == "map" or schedule.keeps_workers)
         self._resume: _Resume | None = None
@@ -1011,7 +1011,7 @@ class Engine:
             self._record(w, msg, streams)
         return msg
 
-    def _record(self, w: int, msg, streams: dict) -> None:
+    def _record(self, w: int, msg, streams: bytes) -> None:
         """Keep worker ``w``'s streams at its start and after its recent tasks (for :meth:`state_dict`)."""
         with self._cv:
             if isinstance(msg, Ready):
@@ -1173,7 +1173,10 @@ class Engine:
                 "batch": batch,
                 "replay": replay,
                 "loader": loader,
-                "workers": None if workers is None else [w if w is None else encode_streams(w) for w in workers],
+                # (kept as the workers pickled them: read only now, from the pipeline's own processes)
+                "workers": None
+                if workers is None
+                else [w if w is None else encode_streams(pickle.loads(w)) for w in workers],
                 "anchor": anchor,
             }
         )
@@ -1235,7 +1238,7 @@ class Engine:
     def _worker_ids(self) -> range:
         return range(self.spec.num_workers)
 
-    def _streams_before(self, w: int, k: int) -> dict:
+    def _streams_before(self, w: int, k: int) -> bytes:
         """Worker ``w``'s streams before batch ``k`` (of the epoch; global in continuous modes)."""
         with self._cv:
             kept = list(self._after.get(w, ()))
@@ -1248,7 +1251,7 @@ class Engine:
             raise RuntimeError(f"to_mindspore: torch worker {w}'s streams before batch {k} were not kept (a fault)")
         return ready
 
-    def _last_streams(self, w: int) -> dict:
+    def _last_streams(self, w: int) -> bytes:
         with self._cv:
             kept = self._after.get(w)
             last = kept[-1][1] if kept else self._ready.get(w)

@@ -224,7 +224,7 @@ class Ready(NamedTuple):
     """The worker began its epoch (streams seeded, ``worker_init_fn`` done); ``streams``: them then, if asked."""
 
     worker_id: int
-    streams: dict | None = None
+    streams: bytes | None = None  # pickled (Begin.capture)
 
 
 class Batch(NamedTuple):
@@ -233,14 +233,14 @@ class Batch(NamedTuple):
     k: int
     batch: Any
     samples: int | None
-    streams: dict | None = None  # a worker's random streams after making it (Begin.capture)
+    streams: bytes | None = None  # a worker's random streams after making it, pickled (Begin.capture)
 
 
 class End(NamedTuple):
     """The stream ended after ``n_batches`` batches (an IterableDataset shard, or the loader's stream)."""
 
     n_batches: int
-    streams: dict | None = None  # a worker's random streams at its shard's end (Begin.capture)
+    streams: bytes | None = None  # a worker's random streams at its shard's end, pickled (Begin.capture)
 
 
 class Error(NamedTuple):

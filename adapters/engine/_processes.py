@@ -267,7 +267,7 @@ class _Worker:
             restore_streams(msg.streams, spec.dataset)
         self.capture = msg.capture
         # (before iter(dataset): a resumed IterableDataset epoch makes its iterator again from these streams)
-        ready = Ready(w, capture_streams(spec.dataset, raw=True) if self.capture else None)
+        ready = Ready(w, self._streams())
         if spec.kind == "iterable":
             try:
                 self.ds_iter = iter(spec.dataset)  # a new fetcher every epoch, as torch's workers
@@ -277,8 +277,11 @@ class _Worker:
                 ) from None
         send(self.conn, ready)
 
-    def _streams(self) -> dict | None:
-        return capture_streams(self.spec.dataset, raw=True) if self.capture else None
+    def _streams(self) -> bytes | None:
+        """The worker's streams now, pickled here: the engine keeps them as bytes (unpickled only by a state_dict())."""
+        if not self.capture:
+            return None
+        return pickle.dumps(capture_streams(self.spec.dataset, raw=True), protocol=pickle.HIGHEST_PROTOCOL)
 
     def task(self, msg: Task) -> None:
         batch = _fetch_and_collate(self.spec, msg.indices, msg.where)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -656,3 +657,47 @@ def test_a_resumed_run_stopped_and_resumed_again(num_workers, persistent, infini
         state = json.loads(json.dumps(ds.state_dict()))
         ds.close()
     assert_equivalent(got, expected, rtol=0, atol=0)
+
+
+class GaussDataset(RandomAugDataset):
+    """numpy's legacy gaussian keeps a second value cached (has_gauss): an odd count of draws leaves one."""
+
+    def __getitem__(self, i):
+        out = super().__getitem__(i)
+        out["gauss"] = np.random.randn(3 + i % 2)[:3]  # 3 or 4 draws: batches end with and without a cached value
+        return out
+
+
+@pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (2, True)], ids=["w0", "w2", "w2-pers"])
+def test_resume_with_numpys_cached_gaussian(num_workers, persistent):
+    def loader():
+        return DataLoader(GaussDataset(N), **_kwargs(num_workers, persistent))
+
+    seed_all(0)
+    expected = _flat(_torch_stream(loader()))
+
+    def make(state):
+        return adapters.to_mindspore(loader(), state=state)
+
+    assert_equivalent(_resumed(make, "one_iterator", (1, 1)), expected, rtol=0, atol=0)
+
+
+def test_the_fast_stream_readers_read_what_get_state_says_and_change_nothing():
+    import random as pyrandom
+
+    from adapters.engine import _state
+
+    np.random.seed(3)
+    for draws in range(6):  # the cached gaussian set and unset, the position moving
+        np.random.randn(draws)
+        fast: Any = _state._as_stream_state("numpy.random", _state._numpy_state())
+        slow: Any = np.random.get_state()
+        assert fast[0] == slow[0] and np.array_equal(fast[1], slow[1]) and fast[2:] == slow[2:]
+        assert fast[1].dtype == slow[1].dtype
+    before: Any = np.random.get_state()
+    _state._LEGACY.clear()
+    assert _state._legacy_reader(np.random.mtrand._rand) is not None  # (found on this numpy)
+    after: Any = np.random.get_state()
+    assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+    version, internal, gauss = _state._python_state()
+    assert (version, tuple(internal), gauss) == pyrandom.getstate()
