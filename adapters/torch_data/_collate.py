@@ -347,9 +347,26 @@ def _as_array(x: Any, i: int, path: tuple) -> np.ndarray:
     return _numbers_to_array([x], dtype, path, first=i).reshape(())  # 0-d, as torch.as_tensor(number)
 
 
+def _half_nans_like_torch(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` (float16) cast to float32 / float64 with NaNs as torch's CPU cast makes them.
+
+    numpy keeps a NaN's sign and payload, shifted; torch makes every float16 NaN ``0x7fffffff`` in float32,
+    and sets the quiet bit of its float64 (found by hypothesis: ``[np.float16 NaN, 0.0]`` collated).
+    """
+    out = a.astype(dtype)
+    nan = np.isnan(a)
+    if dtype == np.float32:
+        out.view(np.uint32)[nan] = 0x7FFFFFFF
+    else:
+        out.view(np.uint64)[nan] |= np.uint64(1 << 51)
+    return out
+
+
 def _stack(arrays: list[np.ndarray], path: tuple) -> np.ndarray:
     """``torch.stack(arrays)``: one ``np.stack`` into the dtype torch's promotion picks."""
     dtype = _result_dtype([a.dtype for a in arrays], _where(None, path))
+    if dtype in (np.float32, np.float64):
+        arrays = [_half_nans_like_torch(a, dtype) if a.dtype == np.float16 else a for a in arrays]
     try:
         # Into a C-ordered array, as torch.stack's result always is (np.stack would keep the inputs'
         # memory order, e.g. that of transposed HWC→CHW images).

@@ -675,3 +675,12 @@ SLOW = settings(max_examples=3000, deadline=None, suppress_health_check=list(Hea
 )
 def test_exhaustive_against_torch(test, strategies):
     SLOW(given(**strategies)(test.hypothesis.inner_test))()
+
+
+@pytest.mark.parametrize("bits", [0x7E00, 0x7C01, 0x7FFF, 0xFE00, 0xFC01, 0xFFFF, 0x7D55])
+@pytest.mark.parametrize("other", [0.0, np.array(1.0), np.array(np.float32(2))], ids=["float", "float64", "float32"])
+def test_float16_nans_promoted_keep_torchs_bits(bits, other):
+    # found by hypothesis in the slow sweep: [np.float16 NaN, 0.0]; torch's cast makes every float16 NaN
+    # 0x7fffffff in float32 and sets its quiet bit in float64, numpy keeps sign and payload
+    nan = np.array(np.frombuffer(np.array([bits], np.uint16).tobytes(), np.float16)[0])
+    assert_matches_torch(default_collate, torch_collate, lambda: [nan, other])
