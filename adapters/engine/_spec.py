@@ -10,7 +10,14 @@ from typing import Any
 from adapters.torch_data import _collate, _datasets, _samplers
 from adapters.torch_data._torch_generator import Generator
 
-__all__ = ["LoaderSpec", "DATALOADER_DEFAULTS", "spec_from_loader", "spec_from_dataset", "torch_or_none"]
+__all__ = [
+    "LoaderSpec",
+    "DATALOADER_DEFAULTS",
+    "named_samplers",
+    "spec_from_loader",
+    "spec_from_dataset",
+    "torch_or_none",
+]
 
 # torch.utils.data.DataLoader's keyword arguments and defaults (torch 2.13).
 DATALOADER_DEFAULTS: dict[str, Any] = {
@@ -307,3 +314,23 @@ def _numpy_spec(dataset, o: dict, torch) -> LoaderSpec:  # noqa: C901 - DataLoad
         timeout=o["timeout"],
         prefetch_factor=(2 if o["num_workers"] > 0 else None) if o["prefetch_factor"] is None else o["prefetch_factor"],
     )
+
+
+def named_samplers(spec: LoaderSpec) -> list[tuple[str, Any]]:
+    """Every distinct sampler reachable from the loader, outermost first, with its attribute path.
+
+    ``batch_sampler``, ``sampler`` and, recursively, their ``batch_sampler`` / ``sampler`` attributes
+    (``batch_sampler.sampler``, ...): what a training loop could call ``set_epoch`` on
+    (``reachable_samplers``) and what a saved state names (``adapters.engine._state``).
+    """
+    found: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("batch_sampler", spec.batch_sampler), ("sampler", spec.sampler)]
+    while stack:
+        path, obj = stack.pop(0)
+        if obj is None or id(obj) in seen or obj is spec.dataset:
+            continue
+        seen.add(id(obj))
+        found.append((path, obj))
+        stack.extend((f"{path}.{name}", getattr(obj, name, None)) for name in ("batch_sampler", "sampler"))
+    return found

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.engine._spec import named_samplers
 from adapters.torch_data._torch_generator import mt19937_key_pos
 from torch2ms_base._streams import streams
 
@@ -160,21 +161,6 @@ def _set_rng(obj, kind: str, state) -> None:
         obj.set_state(state)
     else:
         obj.setstate(state)
-
-
-def _named_samplers(spec) -> list[tuple[str, Any]]:
-    """The samplers a loop could reach, by attribute path (``batch_sampler``, ``batch_sampler.sampler``, ...)."""
-    found: list[tuple[str, Any]] = []
-    seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [("batch_sampler", spec.batch_sampler), ("sampler", spec.sampler)]
-    while stack:
-        path, obj = stack.pop(0)
-        if obj is None or id(obj) in seen or obj is spec.dataset:
-            continue
-        seen.add(id(obj))
-        found.append((path, obj))
-        stack.extend((f"{path}.{name}", getattr(obj, name, None)) for name in ("batch_sampler", "sampler"))
-    return found
 
 
 def _attributes(obj) -> dict:
@@ -334,7 +320,7 @@ def restore_streams(saved: dict, dataset=None) -> None:
 
 def capture_loader(spec, base_seed: int | None) -> dict:
     """The loader process's state before ``iter(loader)`` of an epoch (or pass): see the module docstring."""
-    owners = _named_samplers(spec)
+    owners = named_samplers(spec)
     nw0 = spec.num_workers == 0
     return {
         "streams": capture_streams(spec.dataset if nw0 else None),
@@ -350,7 +336,7 @@ def restore_loader(spec, saved: dict) -> int | None:
     Raises:
         ValueError: a generator or stateful sampler of the state is not there, naming it.
     """
-    owners = _named_samplers(spec)
+    owners = named_samplers(spec)
     restore_streams(saved["streams"], spec.dataset if spec.num_workers == 0 else None)
     here = {p: (g, k) for p, g, k in rng_objects(spec, owners)}
     for path, data in saved["generators"].items():
@@ -373,7 +359,7 @@ def plain_attributes(spec) -> dict:
     (a sampler's ``epoch``, ``rank``, a dataset's ``mosaic`` flag). Generators and samplers with a
     ``state_dict()`` are left out (they are restored).
     """
-    owners = _named_samplers(spec)
+    owners = named_samplers(spec)
     stateful = {p for p, _ in _stateful(owners)}
     if spec.num_workers == 0:
         owners.append(("dataset", spec.dataset))

@@ -11,7 +11,7 @@ from adapters.engine._columns import Structure
 from adapters.engine._engine import NO_BATCH, Engine
 from adapters.engine._errors import SourceError
 from adapters.engine._schedule import Schedule
-from adapters.engine._spec import LoaderSpec, spec_from_dataset, spec_from_loader, torch_or_none
+from adapters.engine._spec import LoaderSpec, named_samplers, spec_from_dataset, spec_from_loader, torch_or_none
 from adapters.engine._state import loader_config
 from adapters.engine._sync import AttributeTracker
 
@@ -38,17 +38,7 @@ def reachable_samplers(spec: LoaderSpec) -> list:
         >>> [type(s).__name__ for s in reachable_samplers(spec)]  # torch also makes a SequentialSampler here
         ['BatchSampler', 'SequentialSampler', 'DistributedSampler']
     """
-    found: list = []
-    seen: set[int] = set()
-    stack = [spec.batch_sampler, spec.sampler]
-    while stack:
-        s = stack.pop(0)
-        if s is None or id(s) in seen or s is spec.dataset:
-            continue
-        seen.add(id(s))
-        found.append(s)
-        stack.extend(getattr(s, name, None) for name in ("batch_sampler", "sampler"))
-    return found
+    return [sampler for _, sampler in named_samplers(spec)]
 
 
 def _epoch_hook(spec: LoaderSpec, set_epoch):
