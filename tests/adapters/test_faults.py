@@ -319,14 +319,22 @@ def test_a_dataset_closed_mid_epoch_leaves_no_error_for_the_next_pipeline(num_wo
         list(mapped.create_tuple_iterator(num_epochs=1, output_numpy=True))
 
 
-def test_a_spawner_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    "process, owner, options",
+    [
+        ("spawner", "_processes.spawner_loop", dict(num_workers=2)),  # forked at each epoch's start
+        ("loader", "_engine.loader_loop", dict(shuffle=True)),  # forked by to_mindspore() itself
+    ],
+)
+def test_a_process_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_path, process, owner, options):
     # A fork of this multithreaded process can deadlock in CPython's after-fork code (seen in a full run: the
     # spawner asleep in _PyThreadState_DeleteExcept, the epoch waiting for it for good). Simulated: the first
-    # spawner never runs its loop.
+    # such process never runs its loop.
     from adapters.engine import _engine, _processes
 
-    real = _processes.spawner_loop
-    flag = tmp_path / "first-spawner"
+    module, name = {"_processes": _processes, "_engine": _engine}[owner.split(".")[0]], owner.split(".")[1]
+    real = getattr(module, name)
+    flag = tmp_path / f"first-{process}"
 
     def stuck_once(*args, **kwargs):
         if not flag.exists():
@@ -334,12 +342,13 @@ def test_a_spawner_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_p
             time.sleep(600)
         real(*args, **kwargs)
 
-    monkeypatch.setattr(_processes, "spawner_loop", stuck_once)
+    monkeypatch.setattr(module, name, stuck_once)
     monkeypatch.setattr(_engine, "_START_TIMEOUT", 1.0)
-    ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
+    ds = adapters.to_mindspore(list(range(8)), batch_size=2, generator=torch.Generator().manual_seed(3), **options)
     rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
     data: Any = list(range(8))  # a list: a map-style source (torch's stubs want a Dataset)
-    assert rows == [b.tolist() for b in DataLoader(data, batch_size=2, num_workers=2)]
+    torch_loader = DataLoader(data, batch_size=2, generator=torch.Generator().manual_seed(3), **options)
+    assert rows == [b.tolist() for b in torch_loader]
     assert flag.exists()
     ds.close()
 
@@ -353,30 +362,6 @@ def test_a_spawner_that_never_starts_is_an_error_not_a_hang(monkeypatch):
     ds = adapters.to_mindspore(list(range(8)), batch_size=2, num_workers=2)
     with pytest.raises(RuntimeError, match=r"spawner process.*did not start in 2 tries of 0.5 s"):
         next(ds.create_tuple_iterator(output_numpy=True, num_epochs=1))
-    ds.close()
-
-
-def test_a_loader_process_whose_fork_never_completes_is_forked_again(monkeypatch, tmp_path):
-    # The same after-fork deadlock at to_mindspore(): the loader process is forked from the caller too.
-    from adapters.engine import _engine
-
-    real = _engine.loader_loop
-    flag = tmp_path / "first-loader"
-
-    def stuck_once(*args, **kwargs):
-        if not flag.exists():
-            flag.touch()
-            time.sleep(600)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(_engine, "loader_loop", stuck_once)
-    monkeypatch.setattr(_engine, "_START_TIMEOUT", 1.0)
-    ds = adapters.to_mindspore(list(range(8)), batch_size=2, shuffle=True, seed=3)
-    rows = [r[0].tolist() for r in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
-    data: Any = list(range(8))
-    assert rows == [b.tolist() for b in DataLoader(data, batch_size=2, shuffle=True,
-                                                     generator=torch.Generator().manual_seed(3))]  # fmt: skip
-    assert flag.exists()
     ds.close()
 
 

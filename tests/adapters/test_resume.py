@@ -55,14 +55,12 @@ def _torch_stream(loader, epochs=EPOCHS, set_epoch=False):
     return out
 
 
-def _walk(ds, loop: str, epochs: int, stop=None, set_epoch=None):
+def _walk(ds, loop: str, epochs: int, stop=None):
     """``epochs`` epochs of ``ds`` in the loop shape ``loop``; with ``stop=(e, b)``: stop after batch ``b`` of epoch
     ``e`` has been taken (``b == L``: after the epoch's end), returning the batches so far and ``state_dict()``."""
     out: list[list] = []
     it = ds.create_tuple_iterator(num_epochs=epochs, output_numpy=True) if loop == "one_iterator" else None
     for e in range(epochs):
-        if set_epoch is not None:
-            set_epoch(e)
         rows: list = []
         out.append(rows)
         if stop == (e, 0):
@@ -82,11 +80,11 @@ def _walk(ds, loop: str, epochs: int, stop=None, set_epoch=None):
     return out, None
 
 
-def _resumed(make, loop, stop, set_epoch_of=None, epochs=EPOCHS):
+def _resumed(make, loop, stop, epochs=EPOCHS):
     """Run 1 stopped at ``stop``, run 2 resumed from its state in a new dataset: both runs' batches, joined."""
     seed_all(0)
     ds = make(None)
-    first, state = _walk(ds, loop, epochs, stop, set_epoch_of(ds) if set_epoch_of else None)
+    first, state = _walk(ds, loop, epochs, stop)
     ds.close()
     assert state is not None
     state = json.loads(json.dumps(state))  # plain data: it goes through JSON unchanged
@@ -95,7 +93,7 @@ def _resumed(make, loop, stop, set_epoch_of=None, epochs=EPOCHS):
     seed_all(12345)  # the resumed process's own streams do not matter: the state carries them
     ds2 = make(state)
     rest_epochs = epochs - state["epoch"]
-    second, _ = _walk(ds2, loop, rest_epochs, set_epoch=set_epoch_of(ds2) if set_epoch_of else None)
+    second, _ = _walk(ds2, loop, rest_epochs)
     ds2.close()
     assert [len(x) for x in second] == [L - state["batch"]] + [L] * (rest_epochs - 1)
     return [x for epoch in first for x in epoch] + [x for epoch in second for x in epoch]
@@ -103,6 +101,18 @@ def _resumed(make, loop, stop, set_epoch_of=None, epochs=EPOCHS):
 
 def _flat(epochs):
     return [x for epoch in epochs for x in epoch]
+
+
+def _assert_resumes_like_torch(make_loader, loop, stop, *, set_epoch=False):
+    """torch's uninterrupted stream of ``make_loader()`` == the port of another build stopped at ``stop`` and
+    resumed from its state (``to_mindspore(make_loader(), state=...)``), in the loop shape ``loop``."""
+    seed_all(0)
+    expected = _flat(_torch_stream(make_loader(), set_epoch=set_epoch))
+
+    def make(state):
+        return adapters.to_mindspore(make_loader(), state=state)
+
+    assert_equivalent(_resumed(make, loop, stop), expected, rtol=0, atol=0)
 
 
 WORKERS = [(0, False), (1, False), (2, False), (2, True), (3, False), (4, True)]
@@ -114,26 +124,14 @@ STOP_IDS = ["mid-epoch", "epoch-boundary", "before-last-batch", "before-anything
 @pytest.mark.parametrize("stop", STOPS, ids=STOP_IDS)
 @pytest.mark.parametrize("num_workers, persistent", WORKERS, ids=WORKER_IDS)
 def test_resume_continues_torchs_stream_one_iterator(num_workers, persistent, stop):
-    seed_all(0)
-    expected = _flat(_torch_stream(_loader(num_workers, persistent)))
-
-    def make(state):
-        return adapters.to_mindspore(_loader(num_workers, persistent), state=state)
-
-    assert_equivalent(_resumed(make, "one_iterator", stop), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(lambda: _loader(num_workers, persistent), "one_iterator", stop)
 
 
 @pytest.mark.parametrize("loop", ["per_epoch", "iter_batches"])
 @pytest.mark.parametrize("stop", [(1, 2), (0, L)], ids=["mid-epoch", "epoch-boundary"])
 @pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (3, True)], ids=["w0", "w2", "w3-pers"])
 def test_resume_in_every_loop_shape(num_workers, persistent, stop, loop):
-    seed_all(0)
-    expected = _flat(_torch_stream(_loader(num_workers, persistent)))
-
-    def make(state):
-        return adapters.to_mindspore(_loader(num_workers, persistent), state=state)
-
-    assert_equivalent(_resumed(make, loop, stop), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(lambda: _loader(num_workers, persistent), loop, stop)
 
 
 @pytest.mark.parametrize("stop", [(1, 1), (1, 5), (1, "end")], ids=["early", "later", "epoch-boundary"])
@@ -184,16 +182,7 @@ def test_resume_a_distributed_sampler_whose_epoch_the_loop_sets(num_workers, sto
         sampler: DistributedSampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=3)
         return DataLoader(data, batch_size=BATCH, sampler=sampler, num_workers=num_workers)
 
-    seed_all(0)
-    expected = _flat(_torch_stream(loader(), set_epoch=True))
-
-    def make(state):
-        return adapters.to_mindspore(loader(), state=state)
-
-    def set_epoch_of(ds):
-        return None  # (set_epoch=True: the pipeline calls set_epoch(epoch) as the loop would)
-
-    assert_equivalent(_resumed(make, "per_epoch", stop, set_epoch_of), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(loader, "per_epoch", stop, set_epoch=True)
 
 
 @pytest.mark.parametrize("stop", [(1, 2), (0, L), (2, 3)], ids=["mid-epoch", "epoch-boundary", "late"])
@@ -336,13 +325,7 @@ def test_a_samplers_own_state_dict_is_saved_and_restored(num_workers):
             RandomAugDataset(8), batch_size=2, sampler=StatefulCountingSampler(8), num_workers=num_workers
         )
 
-    seed_all(0)
-    expected = _flat(_torch_stream(loader()))
-
-    def make(state):
-        return adapters.to_mindspore(loader(), state=state)
-
-    assert_equivalent(_resumed(make, "per_epoch", (1, 2)), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(loader, "per_epoch", (1, 2))
 
 
 def test_a_sampler_whose_state_is_not_saved_is_refused_by_name_not_followed():
@@ -517,13 +500,7 @@ def test_resume_a_dataset_drawing_from_its_own_generator(num_workers, persistent
     def loader():
         return DataLoader(OwnGeneratorDataset(N), **_kwargs(num_workers, persistent))
 
-    seed_all(0)
-    expected = _flat(_torch_stream(loader()))
-
-    def make(state):
-        return adapters.to_mindspore(loader(), state=state)
-
-    assert_equivalent(_resumed(make, "one_iterator", (1, 2)), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(loader, "one_iterator", (1, 2))
 
 
 @pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, True), (3, False)])
@@ -557,13 +534,7 @@ SWEEP_WORKERS = [(0, False), (1, False), (1, True), (2, False), (2, True), (3, F
 @pytest.mark.parametrize("stop", [(e, b) for e in range(EPOCHS - 1) for b in range(L + 1)])
 @pytest.mark.parametrize("num_workers, persistent", SWEEP_WORKERS)
 def test_sweep_every_position(num_workers, persistent, stop):
-    seed_all(0)
-    expected = _flat(_torch_stream(_loader(num_workers, persistent)))
-
-    def make(state):
-        return adapters.to_mindspore(_loader(num_workers, persistent), state=state)
-
-    assert_equivalent(_resumed(make, "one_iterator", stop), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(lambda: _loader(num_workers, persistent), "one_iterator", stop)
 
 
 def test_the_tutorial_loop_saves_and_resumes_through_its_map_chain():
@@ -673,13 +644,7 @@ def test_resume_with_numpys_cached_gaussian(num_workers, persistent):
     def loader():
         return DataLoader(GaussDataset(N), **_kwargs(num_workers, persistent))
 
-    seed_all(0)
-    expected = _flat(_torch_stream(loader()))
-
-    def make(state):
-        return adapters.to_mindspore(loader(), state=state)
-
-    assert_equivalent(_resumed(make, "one_iterator", (1, 1)), expected, rtol=0, atol=0)
+    _assert_resumes_like_torch(loader, "one_iterator", (1, 1))
 
 
 def test_the_fast_stream_readers_read_what_get_state_says_and_change_nothing():
