@@ -1146,6 +1146,17 @@ class Engine:
             )
         with self._cv:
             cur, loaded = self._current, self._loaded
+            # Every row handed out was taken: whether the epoch has more is not known until its producer has gone on
+            # (MindSpore pulls it at once: its queues are empty). Then the position is the next epoch's start, or this
+            # epoch's next batch.
+            while (
+                cur is not None
+                and not self.schedule.continuous
+                and cur.produced <= cur.consumed
+                and not (cur.closed or cur.consumer.closed or cur.saw_end or cur.exhausted or cur.ended)
+                and not (self._closed or self.interrupted is not None)
+            ):
+                self._cv.wait(_POLL)
         if loaded is not None:
             return copy.deepcopy(loaded)  # loaded and not yet begun: the same position
         if cur is not None and not cur.consumer.counts_rows and not (cur.closed or cur.saw_end or cur.consumer.closed):
@@ -1291,7 +1302,10 @@ class Engine:
         with self._io:
             self._probe_kept = False  # (num_workers=0: the probe's copy hands the state over and exits)
             send(self._conn, Restore(loader, check))
-            _expect(self._recv_loader(None, "loading the saved state into the loader process"), Settled)
+            try:
+                _expect(self._recv_loader(None, "loading the saved state into the loader process"), Settled)
+            except SourceError as err:
+                raise err.exception() from None  # (its original type: a refusal is the user's to read)
         with self._cv:
             self._next_epoch = e
             if self.schedule.continuous:

@@ -70,9 +70,11 @@ from adapters.engine._state import (
     capture_loader,
     capture_streams,
     check_attributes,
+    check_owners,
     plain_attributes,
     restore_loader,
     restore_streams,
+    rng_owners,
 )
 from adapters.engine._transport import adopt, numpy_tree, recv, reset, send
 from adapters.torch_data._rng_streams import seed_streams_like_torch_worker
@@ -257,6 +259,7 @@ class _Worker:
         self.ds_iter = None
         self.epoch: int | None = None
         self.capture = False  # send the streams with every result
+        self._owners: dict = {}  # the objects whose generators travel with the streams (rng_owners)
 
     def begin(self, msg: Begin) -> None:
         self.epoch = msg.epoch
@@ -264,8 +267,14 @@ class _Worker:
         if msg.restart:
             begin_worker(spec, w, msg.base_seed, msg.epoch)
         if msg.streams is not None:  # a resumed worker: where the saved run's worker was (after its own start)
-            restore_streams(msg.streams, spec.dataset)
+            where = f"epoch {msg.epoch} in torch worker {w} of {spec.num_workers}"
+            try:
+                restore_streams(msg.streams, rng_owners(spec))
+                check_owners(msg.streams, rng_owners(spec), where)
+            except ValueError as exc:
+                raise wrap_exception(exc, f"resuming {where}") from None
         self.capture = msg.capture
+        self._owners = rng_owners(spec)
         # (before iter(dataset): a resumed IterableDataset epoch makes its iterator again from these streams)
         ready = Ready(w, self._streams())
         if spec.kind == "iterable":
@@ -281,7 +290,7 @@ class _Worker:
         """The worker's streams now, pickled here: the engine keeps them as bytes (unpickled only by a state_dict())."""
         if not self.capture:
             return None
-        return pickle.dumps(capture_streams(self.spec.dataset, raw=True), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(capture_streams(self._owners, raw=True), protocol=pickle.HIGHEST_PROTOCOL)
 
     def task(self, msg: Task) -> None:
         batch = _fetch_and_collate(self.spec, msg.indices, msg.where)
@@ -369,7 +378,7 @@ class EpochRunner:
         self.snapshot["check"] = plain_attributes(self.spec)
         if self.expected is not None:
             expected, self.expected = self.expected, None
-            check_attributes(expected, self.snapshot["check"], epoch)
+            check_attributes(expected, self.snapshot["check"], f"epoch {epoch}")
         if before:
             self._it = iter(self.spec.index_sampler)
         if self.schedule.draws_base_seed(epoch):

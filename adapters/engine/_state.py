@@ -22,9 +22,11 @@ from __future__ import annotations
 import array
 import base64
 import ctypes
+import functools
 import random
 import struct
 import sys
+import types
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ __all__ = [
     "capture_loader",
     "capture_streams",
     "check_config",
+    "check_owners",
     "check_position",
     "check_attributes",
     "decode",
@@ -48,6 +51,7 @@ __all__ = [
     "plain_attributes",
     "restore_loader",
     "restore_streams",
+    "rng_owners",
     "validate",
 ]
 
@@ -149,6 +153,26 @@ def _get_rng(obj, kind: str):
     return obj.getstate()
 
 
+def _put_rng(obj, attr: str, kind: str, state, where: str) -> None:
+    """Give ``obj.attr`` the saved generator state.
+
+    Raises:
+        ValueError: this copy has no such generator: the saved run's was made on first use (Hugging Face's
+            seeded collators make theirs then, keyed on the process id, and would make it again here), so it
+            cannot be put back exactly.
+    """
+    current = getattr(obj, attr, None)
+    if _rng_kind(current) != kind:
+        raise ValueError(
+            f"to_mindspore: the saved state has a random generator at {where} ({kind}), made after this object was "
+            f"built (here it is {type(current).__name__}): one made on first use, perhaps keyed on the process id (as "
+            "Hugging Face's seeded collators do), cannot be put back exactly. Resume at an epoch's start with "
+            "non-persistent workers (their collators start afresh each epoch, as torch's), or give the object "
+            "state_dict() / load_state_dict()."
+        )
+    _set_rng(current, kind, state)
+
+
 def _set_rng(obj, kind: str, state) -> None:
     if kind == "torch":
         torch = sys.modules["torch"]
@@ -195,8 +219,18 @@ def _stateful(owners: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 # ------------------------------------------------------------------ streams
 
 
-def capture_streams(dataset=None, *, raw: bool = False) -> dict:
-    """This process's global random streams (and the generator attributes of ``dataset``), encoded.
+def rng_owners(spec) -> dict:
+    """The user objects whose random generators a torch worker (or, without workers, the loader) carries along:
+    the dataset and a ``collate_fn`` object (Hugging Face's seeded collators make ``self.generator`` on first use)."""
+    owners = {"dataset": spec.dataset}
+    fn = spec.collate_fn
+    if hasattr(fn, "__dict__") and not isinstance(fn, (types.FunctionType, types.MethodType, functools.partial)):
+        owners["collate_fn"] = fn
+    return owners
+
+
+def capture_streams(owners: dict | None = None, *, raw: bool = False) -> dict:
+    """This process's global random streams (and the generator attributes of ``owners``, see :func:`rng_owners`).
 
     ``raw``: as the streams give them (tensors as numpy arrays), for a message between the pipeline's own
     processes; :func:`encode_streams` writes them as data later (a torch worker sends its streams with every
@@ -206,11 +240,13 @@ def capture_streams(dataset=None, *, raw: bool = False) -> dict:
     for name, value in out.items():
         if isinstance(value, np.ndarray) and value.dtype == np.uint8:
             out[name] = value.tobytes()  # (a generator's byte state: bytes pickle in one copy)
-    if dataset is not None:
-        for name, value in _attributes(dataset).items():
+    for owner, obj in (owners or {}).items():
+        for name, value in _attributes(obj).items():
             kind = _rng_kind(value)
             if kind is not None:
-                out[f"dataset.{name}"] = _get_rng(value, kind)
+                out[f"{owner}.{name}"] = {"kind": kind, "state": _get_rng(value, kind)}
+    if owners:
+        out[_PLAIN] = {owner: _plain(obj) for owner, obj in owners.items()}  # (checked by a resumed worker)
     torch = sys.modules.get("torch")
     if torch is not None:
         out = {k: v.numpy().copy() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
@@ -288,22 +324,20 @@ def encode_streams(states: dict) -> dict:
     return {name: encode(value, name) for name, value in states.items()}
 
 
-def restore_streams(saved: dict, dataset=None) -> None:
-    """Make ``saved`` (from :func:`capture_streams`) this process's streams.
+def restore_streams(saved: dict, owners: dict | None = None) -> None:
+    """Make ``saved`` (from :func:`capture_streams`) this process's streams, and the owners' generators.
 
     Raises:
-        ValueError: a stream or dataset generator of ``saved`` is not there in this process.
+        ValueError: a stream of ``saved`` is unknown here, or its owner is not there.
     """
     by_name = {s.name: s for s in streams()}
-    attrs = _attributes(dataset) if dataset is not None else {}
     for name, data in saved.items():
+        if name == _PLAIN:
+            continue
         value = decode(data, name)
-        if name.startswith("dataset."):
-            obj = attrs.get(name[len("dataset.") :])
-            kind = _rng_kind(obj)
-            if kind is None:
-                raise ValueError(f"to_mindspore: the saved state has {name}, a random generator this dataset lacks")
-            _set_rng(obj, kind, value)
+        owner, _, attr = name.partition(".")
+        if owner in (owners or {}) and isinstance(value, dict):
+            _put_rng((owners or {})[owner], attr, value["kind"], value["state"], name)
             continue
         stream = by_name.get(name)
         if stream is None or stream.set_state is None:
@@ -323,7 +357,7 @@ def capture_loader(spec, base_seed: int | None) -> dict:
     owners = named_samplers(spec)
     nw0 = spec.num_workers == 0
     return {
-        "streams": capture_streams(spec.dataset if nw0 else None),
+        "streams": capture_streams(rng_owners(spec) if nw0 else None),
         "generators": {p: encode(_get_rng(g, k), p) for p, g, k in rng_objects(spec, owners)},
         "state_dicts": {p: encode(obj.state_dict(), f"{p}.state_dict()") for p, obj in _stateful(owners)},
         "base_seed": base_seed,
@@ -337,7 +371,7 @@ def restore_loader(spec, saved: dict) -> int | None:
         ValueError: a generator or stateful sampler of the state is not there, naming it.
     """
     owners = named_samplers(spec)
-    restore_streams(saved["streams"], spec.dataset if spec.num_workers == 0 else None)
+    restore_streams(saved["streams"], rng_owners(spec) if spec.num_workers == 0 else None)
     here = {p: (g, k) for p, g, k in rng_objects(spec, owners)}
     for path, data in saved["generators"].items():
         if path not in here:
@@ -362,22 +396,36 @@ def plain_attributes(spec) -> dict:
     owners = named_samplers(spec)
     stateful = {p for p, _ in _stateful(owners)}
     if spec.num_workers == 0:
-        owners.append(("dataset", spec.dataset))
-    out: dict[str, dict] = {}
-    for path, obj in owners:
-        if path in stateful:
-            continue
-        plain = {
-            name: value
-            for name, value in _attributes(obj).items()
-            if isinstance(value, _SCALARS) and not (isinstance(value, str) and len(value) > 256)
-        }
-        if plain:
-            out[path] = plain
-    return out
+        owners.extend(rng_owners(spec).items())
+    return {path: plain for path, obj in owners if path not in stateful and (plain := _plain(obj))}
 
 
-def check_attributes(saved: dict, now: dict, epoch: int) -> None:
+def _plain(obj) -> dict:
+    return {
+        name: value
+        for name, value in _attributes(obj).items()
+        if isinstance(value, _SCALARS) and not (isinstance(value, str) and len(value) > 256)
+    }
+
+
+_PLAIN = "plain attributes"  # capture_streams' entry for its owners' plain attributes
+
+
+def check_owners(saved: dict, owners: dict, where: str) -> None:
+    """A resumed torch worker: its dataset / collate_fn copy must hold what the saved run's worker held.
+
+    Its generators were put back; what else its copy holds (a counter ``__getitem__`` moves, a generator keyed on
+    the worker's pid as Hugging Face's collators key theirs, a dataset your loop changed after persistent workers
+    were forked) is not, and would make other batches: refused here, naming the attribute, never followed.
+
+    Raises:
+        ValueError: the first attribute that differs.
+    """
+    expected = decode(saved.get(_PLAIN, {"dict": {}}), _PLAIN)
+    check_attributes(expected, {owner: _plain(obj) for owner, obj in owners.items()}, where)
+
+
+def check_attributes(saved: dict, now: dict, where: str) -> None:
     """Raise if a plain attribute differs from the saved run at the resumed epoch's start.
 
     Raises:
@@ -388,7 +436,7 @@ def check_attributes(saved: dict, now: dict, epoch: int) -> None:
             here = now.get(path, {}).get(name, "<missing>")
             if here != value and not (isinstance(value, float) and isinstance(here, float) and value != value):
                 raise ValueError(
-                    f"to_mindspore: resuming epoch {epoch}: {path}.{name} is {here!r} here but was {value!r} in the "
+                    f"to_mindspore: resuming {where}: {path}.{name} is {here!r} here but was {value!r} in the "
                     "run the state was saved from; its batches would differ. Set it as that run had it before "
                     "iterating (or give that object state_dict() / load_state_dict(), which a state then carries)."
                 )

@@ -666,3 +666,39 @@ def test_the_fast_stream_readers_read_what_get_state_says_and_change_nothing():
     assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
     version, internal, gauss = _state._python_state()
     assert (version, tuple(internal), gauss) == pyrandom.getstate()
+
+
+@pytest.mark.parametrize("stop", [(1, 1), (0, 3)], ids=["mid-epoch", "epoch-boundary"])
+@pytest.mark.parametrize("num_workers, persistent", [(0, False), (2, False), (2, True)], ids=["w0", "w2", "w2-pers"])
+def test_resume_a_hugging_face_seeded_collator(num_workers, persistent, stop):
+    # DataCollatorForLanguageModeling(seed=...) makes its generator on first use, keyed on os.getpid(), and would
+    # make it again in a new process: where the state would need it, resuming is refused (loudly, never a silent
+    # restart of the masks); where torch itself starts it afresh (an epoch's new workers), the resume is exact.
+    from tests.adapters.test_third_party import _mlm_collator, _Sentences
+
+    def loader():
+        return DataLoader(_Sentences(), batch_size=4, collate_fn=_mlm_collator(), num_workers=num_workers,
+                          persistent_workers=persistent)  # fmt: skip
+
+    torch_loader = loader()
+    expected = [to_numpy_tree(dict(b)) for _ in range(EPOCHS) for b in torch_loader]
+    ds = adapters.to_mindspore(loader())
+    first, state = _walk(ds, "one_iterator", EPOCHS, stop)
+    ds.close()
+    assert state is not None
+    state = json.loads(json.dumps(state))
+    refusal = r"random generator at collate_fn\.generator .* made after this object was built"
+    if num_workers == 0:  # the collator runs in the loader process: refused when the state is loaded
+        with pytest.raises(ValueError, match=refusal):
+            adapters.to_mindspore(loader(), state=state)
+        return
+    ds2 = adapters.to_mindspore(loader(), state=state)
+    if persistent or stop != (0, 3):  # (0, 3): epoch 0's last batch taken; mid-epoch, the workers' collators
+        # would have to go on: refused at the first batch
+        with pytest.raises(ValueError, match=refusal):
+            _walk(ds2, "one_iterator", EPOCHS - state["epoch"])
+        ds2.close()
+        return
+    second, _ = _walk(ds2, "one_iterator", EPOCHS - state["epoch"])
+    ds2.close()
+    assert_equivalent(_flat(first) + _flat(second), expected, rtol=0, atol=0)
